@@ -1,0 +1,157 @@
+"""The frame Great Expectations validates: referral codes and dates, and flags in place of personal values."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from datetime import date
+
+import pandas as pd
+
+from rules.codes import Behaviour, Marker
+
+PHONE = re.compile(r"^(?:\+44|0)\d{9,10}$")
+EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+POSTCODE = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$", re.IGNORECASE)
+PNC = re.compile(r"^\d{2}/\d{1,7}[A-Z]$", re.IGNORECASE)
+_PHONE_SEPARATORS = re.compile(r"[\s\-().]")
+
+OLDEST_PLAUSIBLE_AGE_YEARS = 110
+_BEHAVIOURS = frozenset(Behaviour)
+_MARKERS = frozenset(Marker)
+
+# Referral columns Great Expectations may see as they are: codes, references, non-personal.
+PASSTHROUGH = (
+    "line_no",
+    "parse_ok",
+    "source_ref",
+    "force",
+    "referring_agency",
+    "crime_ref",
+    "relationship",
+    "duration_months",
+    "srp",
+)
+
+
+def phone_ok(value: str | None) -> bool:
+    """A UK phone number in any usual spelling ("+44 (0)161 496 0000", "07700 900123")."""
+    if value is None:
+        return True
+    digits = _PHONE_SEPARATORS.sub("", value).replace("+440", "+44")
+    return PHONE.match(digits) is not None
+
+
+def _ok(pattern: re.Pattern[str], value: str | None) -> bool:
+    return value is None or pattern.match(value) is not None
+
+
+def _days(later: date | None, earlier: date | None) -> float | None:
+    if later is None or earlier is None:
+        return None
+    return float((later - earlier).days)
+
+
+def _dob_plausible(dob: date | None, received: date | None, run_date: date) -> bool:
+    if dob is None:
+        return True  # presence and realness are separate expectations
+    reference = received or run_date
+    return dob <= reference and (reference.year - dob.year) <= OLDEST_PLAUSIBLE_AGE_YEARS
+
+
+def _codes_known(codes: Iterable[str] | None, known: frozenset[str]) -> bool:
+    return all(code in known for code in (codes or ()))
+
+
+def validation_frame(canonical: pd.DataFrame, run_date: date) -> pd.DataFrame:
+    """Map the canonical frame (personal fields included) onto a frame with no personal value in it."""
+    c = canonical
+    received = list(c["received_date"])
+    incident = list(c["incident_date"])
+    rows = zip(
+        received,
+        incident,
+        c["received_date_given"],
+        c["incident_date_given"],
+        c["duration_given"],
+        c["duration_months"],
+        c["behaviours"],
+        c["markers"],
+        strict=True,
+    )
+    derived: dict[str, list[object]] = {
+        name: []
+        for name in (
+            "received_date_real",
+            "received_days_before_run",
+            "incident_date_real",
+            "incident_days_before_received",
+            "incident_days_before_run",
+            "duration_real",
+            "behaviour_count",
+            "behaviour_codes_known",
+            "marker_codes_known",
+        )
+    }
+    for rec, inc, rec_given, inc_given, dur_given, dur, behaviours, markers in rows:
+        derived["received_date_real"].append(not rec_given or rec is not None)
+        derived["received_days_before_run"].append(_days(run_date, rec))
+        derived["incident_date_real"].append(not inc_given or inc is not None)
+        derived["incident_days_before_received"].append(_days(rec, inc))
+        derived["incident_days_before_run"].append(_days(run_date, inc))
+        derived["duration_real"].append(not dur_given or dur is not None)
+        derived["behaviour_count"].append(len(behaviours or ()))
+        derived["behaviour_codes_known"].append(_codes_known(behaviours, _BEHAVIOURS))
+        derived["marker_codes_known"].append(_codes_known(markers, _MARKERS))
+
+    frame = pd.DataFrame({name: c[name] for name in PASSTHROUGH}).astype(object)
+    for name, column in derived.items():
+        frame[name] = column
+    frame["received_date_given"] = c["received_date_given"].astype(bool)
+    for col in c.columns:
+        if col.startswith("sdash_"):
+            frame[col] = c[col]
+    for name, column in _personal_flags(c, run_date).items():
+        frame[name] = column
+    for numeric in (
+        "received_days_before_run",
+        "incident_days_before_received",
+        "incident_days_before_run",
+    ):
+        frame[numeric] = pd.to_numeric(frame[numeric], errors="coerce").astype("float64")
+    frame["duration_months"] = pd.to_numeric(frame["duration_months"], errors="coerce").astype("float64")
+    frame["line_no"] = frame["line_no"].astype("int64")
+    return frame
+
+
+def _present(*columns: Iterable[object]) -> list[bool]:
+    return [any(v not in (None, "") for v in values) for values in zip(*columns, strict=True)]
+
+
+def _personal_flags(c: pd.DataFrame, run_date: date) -> dict[str, list[bool]]:
+    """Booleans about personal fields: present, well-formed, plausible. The values themselves stay out."""
+    received = list(c["received_date"])
+    flags: dict[str, list[bool]] = {
+        "victim_name_present": _present(c["victim_surname"]),
+        "victim_dob_present": [bool(g) for g in c["victim_dob_given"]],
+        "victim_dob_real": [
+            not g or d is not None for g, d in zip(c["victim_dob_given"], c["victim_dob"], strict=True)
+        ],
+        "victim_dob_plausible": [
+            _dob_plausible(d, r, run_date) for d, r in zip(c["victim_dob"], received, strict=True)
+        ],
+        "victim_contactable": _present(c["victim_phone"], c["victim_email"], c["victim_address"]),
+        "perp_dob_real": [not g or d is not None for g, d in zip(c["perp_dob_given"], c["perp_dob"], strict=True)],
+        "perp_dob_plausible": [_dob_plausible(d, r, run_date) for d, r in zip(c["perp_dob"], received, strict=True)],
+        "phones_well_formed": [
+            phone_ok(v) and phone_ok(p) for v, p in zip(c["victim_phone"], c["perp_phone"], strict=True)
+        ],
+        "emails_well_formed": [
+            _ok(EMAIL, v) and _ok(EMAIL, p) for v, p in zip(c["victim_email"], c["perp_email"], strict=True)
+        ],
+        "postcodes_well_formed": [
+            _ok(POSTCODE, v) and _ok(POSTCODE, p) for v, p in zip(c["victim_postcode"], c["perp_postcode"], strict=True)
+        ],
+        "pnc_id_well_formed": [_ok(PNC, v) for v in c["perp_pnc_id"]],
+    }
+    return flags

@@ -1,0 +1,145 @@
+"""Run a stored suite over a validation frame and turn its results into per-row verdicts.
+
+Great Expectations is imported here only, lazily: it costs seconds, and the
+commands that only read must not pay for it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from collections import defaultdict
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import pandas as pd
+
+if TYPE_CHECKING:
+    from great_expectations.data_context import AbstractDataContext
+
+SUITE_DIR = Path(__file__).resolve().parent
+READABLE = "record_readable"
+
+
+class ValidationError(RuntimeError):
+    """An expectation could not be evaluated at all (a suite or frame bug, not a data defect)."""
+
+
+@dataclass(frozen=True)
+class Verdicts:
+    """Which rows failed which named expectations; rows not listed passed everything."""
+
+    failed: dict[int, list[str]]  # line_no -> expectation names, in suite order
+    evaluated: int  # expectations run
+
+    def reasons(self, line_no: int) -> list[str]:
+        """The named expectations a row failed (empty when it passed)."""
+        return self.failed.get(line_no, [])
+
+
+def load_suite_json(name: str) -> dict[str, Any]:
+    """A suite as reviewed in the repository (expectations/<name>_suite.json)."""
+    data: dict[str, Any] = json.loads((SUITE_DIR / f"{name}_suite.json").read_text(encoding="utf-8"))
+    return data
+
+
+class NightValidator:
+    """One Great Expectations context for one night: its files' results and Data Docs, nothing older."""
+
+    def __init__(self, docs_dir: Path, suite_name: str = "referral") -> None:
+        self.docs_dir = docs_dir.resolve()  # Great Expectations wants an absolute site path
+        self.suite_name = suite_name
+        self._context: AbstractDataContext | None = None
+
+    def _ctx(self) -> AbstractDataContext:
+        if self._context is None:
+            self._context = _ephemeral_context(self.docs_dir)
+        return self._context
+
+    def validate(self, frame: pd.DataFrame, asset_name: str, parameters: dict[str, Any]) -> Verdicts:
+        """Validate every row of the frame; the Data Docs page for it is written under docs_dir."""
+        import great_expectations as gx
+        from great_expectations.checkpoint import UpdateDataDocsAction
+
+        ctx = self._ctx()
+        suite_json = load_suite_json(self.suite_name)
+        suite_name = f"{self.suite_name}:{asset_name}"
+        suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name, expectations=suite_json["expectations"]))
+        batch = ctx.data_sources.add_pandas(f"ds:{asset_name}").add_dataframe_asset(asset_name)
+        definition = ctx.validation_definitions.add(
+            gx.ValidationDefinition(
+                name=asset_name,
+                data=batch.add_batch_definition_whole_dataframe("whole"),
+                suite=suite,
+            )
+        )
+        checkpoint = ctx.checkpoints.add(
+            gx.Checkpoint(
+                name=f"cp:{asset_name}",
+                validation_definitions=[definition],
+                actions=[UpdateDataDocsAction(name="docs", site_names=["night"])],
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": ["line_no"],
+                },
+            )
+        )
+        result = checkpoint.run(batch_parameters={"dataframe": frame}, expectation_parameters=parameters)
+        failed: dict[int, list[str]] = defaultdict(list)
+        evaluated = 0
+        for run in result.run_results.values():
+            for er in run.results:
+                evaluated += 1
+                name = str(er.expectation_config.meta["name"])
+                if er.exception_info and er.exception_info.get("raised_exception"):
+                    raise ValidationError(f"expectation {name} could not be evaluated")
+                for exc in (er.exception_info or {}).values():
+                    if isinstance(exc, dict) and exc.get("raised_exception"):
+                        raise ValidationError(f"expectation {name} could not be evaluated")
+                if er.success:
+                    continue
+                for entry in er.result.get("unexpected_index_list") or []:
+                    failed[int(entry["line_no"])].append(name)
+        # An unreadable record fails every check; its one real reason is that it was unreadable.
+        for line_no, names in failed.items():
+            if READABLE in names:
+                failed[line_no] = [READABLE]
+        return Verdicts(failed=dict(failed), evaluated=evaluated)
+
+    def docs_index(self) -> Path | None:
+        """The night's Data Docs index page, once a file has been validated."""
+        index = self.docs_dir / "index.html"
+        return index if index.exists() else None
+
+
+def _ephemeral_context(docs_dir: Path) -> AbstractDataContext:
+    # No analytics (no network here, and none wanted), no progress bars on stderr.
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import (
+        DataContextConfig,
+        InMemoryStoreBackendDefaults,
+        ProgressBarsConfig,
+    )
+
+    # Data Docs hold this night only: rebuilding a growing store every night would cost more each night.
+    shutil.rmtree(docs_dir, ignore_errors=True)
+    docs_dir.mkdir(parents=True, exist_ok=True)
+    config = DataContextConfig(
+        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        analytics_enabled=False,
+        progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
+        data_docs_sites={
+            "night": {
+                "class_name": "SiteBuilder",
+                "store_backend": {
+                    "class_name": "TupleFilesystemStoreBackend",
+                    "base_directory": str(docs_dir),
+                },
+                "site_index_builder": {"class_name": "DefaultSiteIndexBuilder"},
+            }
+        },
+    )
+    return gx.get_context(mode="ephemeral", project_config=config)

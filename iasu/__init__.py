@@ -1,0 +1,1 @@
+"""Referral platform for integrated anti-stalking units."""

@@ -1,0 +1,241 @@
+"""The `iasu` command line. Commands that only read import neither Prefect nor Great Expectations."""
+
+from __future__ import annotations
+
+import base64
+import json
+import secrets
+import sys
+from collections.abc import Callable
+from datetime import date
+from functools import wraps
+from pathlib import Path
+from typing import Annotated, Any, ParamSpec, TypeVar
+
+import typer
+
+from iasu.errors import OperatorError
+
+app = typer.Typer(help="Referral platform for integrated anti-stalking units.", no_args_is_help=True)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+quarantine_app = typer.Typer(help="Rows held back by validation.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(quarantine_app, name="quarantine")
+
+P = ParamSpec("P")
+R = TypeVar("R")
+JsonOption = Annotated[bool, typer.Option("--json", help="Print one JSON object on stdout.")]
+
+
+def _fail(message: str) -> None:
+    typer.echo(f"iasu: {message}", err=True)
+    raise typer.Exit(code=2)
+
+
+def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
+    """Turn the errors an operator can fix into one clear line on stderr and exit code 2."""
+
+    @wraps(fn)
+    def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
+        from pydantic import ValidationError
+        from sqlalchemy.exc import OperationalError
+
+        try:
+            return fn(*args, **kwargs)
+        except OperatorError as exc:
+            _fail(str(exc))
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"IASU_{'_'.join(str(p) for p in err['loc']).upper()}: {_settings_message(err)}" for err in exc.errors()
+            )
+            _fail(f"bad settings: {problems}")
+        except OperationalError as exc:
+            from iasu.db import first_line
+
+            # Never the statement or its parameters: they may carry personal data.
+            _fail(f"database unreachable or refused the operation ({first_line(exc.orig)})")
+        raise AssertionError("unreachable")
+
+    return wrapper
+
+
+def _settings_message(err: Any) -> str:
+    if err["type"] == "missing":
+        return "missing (generate one with `iasu keygen`)" if "key" in str(err["loc"]) else "missing"
+    return str(err["msg"]).removeprefix("Value error, ")
+
+
+@app.command()
+def keygen() -> None:
+    """Print a new random 32-byte key (URL-safe base64) for IASU_ENCRYPTION_KEY or IASU_BLIND_INDEX_KEY."""
+    typer.echo(base64.urlsafe_b64encode(secrets.token_bytes(32)).decode("ascii"))
+
+
+@app.command()
+def generate(
+    start: Annotated[str, typer.Option(help="First day, YYYY-MM-DD.")],
+    days: Annotated[int, typer.Option(min=1, help="Number of days.")] = 1,
+    per_day: Annotated[int, typer.Option("--per-day", min=0, help="Referrals per day, over all sources.")] = 30,
+    seed: Annotated[int, typer.Option(help="Random seed: the same seed writes the same files.")] = 1,
+    dirty: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of records given a defect.")] = 0.0,
+    out: Annotated[Path, typer.Option(help="Inbox folder to write <date>/ folders into.")] = Path("inbox"),
+) -> None:
+    """Write synthetic daily exports of the three sources (no real person in them)."""
+    from iasu.synthetic import generate as write_feeds
+
+    summary = write_feeds(start=_parse_date(start), days=days, per_day=per_day, seed=seed, dirty=dirty, out=out)
+    typer.echo(json.dumps(summary.as_dict() if hasattr(summary, "as_dict") else str(summary), indent=2))
+
+
+def _parse_date(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError:
+        _fail(f"not a date (YYYY-MM-DD): {value!r}")
+        raise
+
+
+@db_app.command("upgrade")
+@operator_errors
+def db_upgrade() -> None:
+    """Create or migrate the database schema to the latest revision."""
+    from iasu.db import upgrade
+    from iasu.settings import get_settings
+
+    revision = upgrade(get_settings().database_url)
+    typer.echo(f"database at revision {revision}")
+
+
+@app.command()
+@operator_errors
+def nightly(
+    run_date: Annotated[str, typer.Option("--date", help="Run date D, YYYY-MM-DD: reads INBOX/D/.")],
+    inbox: Annotated[Path | None, typer.Option(help="Inbox folder (default IASU_INBOX).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Run the nightly flow for one date and print its summary."""
+    summary = _run_night(_parse_date(run_date), inbox)
+    _print_summary(summary, as_json)
+
+
+def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
+    from iasu.settings import get_settings
+
+    settings = get_settings()  # fail on bad settings before Prefect starts
+    inbox_dir = inbox or settings.inbox
+    if not inbox_dir.is_dir():
+        raise OperatorError(f"inbox folder {inbox_dir} does not exist")
+    from iasu.prefect_env import quiet_prefect
+
+    quiet_prefect()
+    from flows.nightly import nightly as nightly_flow
+
+    result: dict[str, Any] = nightly_flow(run_date=run_date, inbox=inbox_dir)
+    return result
+
+
+SUMMARY_KEYS = ("run_date", "received", "loaded", "duplicates", "quarantined", "held_files", "held_rows")
+
+
+def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    if as_json:
+        typer.echo(json.dumps({k: v for k, v in summary.items() if k != "file_counts"}, sort_keys=False))
+        return
+    typer.echo(
+        f"{summary['run_date']}: received {summary['received']}, loaded {summary['loaded']}, "
+        f"duplicates {summary['duplicates']}, quarantined {summary['quarantined']}, "
+        f"held {summary['held_rows']} in {summary['held_files']} file(s)"
+    )
+    for f in summary.get("file_counts", []):
+        typer.echo(
+            f"  {f['file']}: {f['status']}, received {f['received']}, loaded {f['loaded']}, "
+            f"duplicates {f['duplicates']}, quarantined {f['quarantined']}, held {f['held_rows']}"
+            + (f" ({f['held_reason']})" if f["held_reason"] else "")
+        )
+    if summary.get("data_docs"):
+        typer.echo(f"  validation results: {summary['data_docs']}")
+
+
+@app.command()
+@operator_errors
+def status(as_json: JsonOption = False) -> None:
+    """Counts of the main tables and of open quarantine entries."""
+    from iasu import wiring
+    from iasu.db import ensure_current
+    from tasks.queries import table_counts
+
+    engine = wiring.engine()
+    ensure_current(engine)
+    counts = table_counts(engine)
+    if as_json:
+        typer.echo(json.dumps(counts))
+    else:
+        for key, value in counts.items():
+            typer.echo(f"{key:16} {value}")
+
+
+@quarantine_app.command("list")
+@operator_errors
+def quarantine_list(
+    show_all: Annotated[bool, typer.Option("--all", help="Include resolved entries.")] = False,
+    as_json: JsonOption = False,
+) -> None:
+    """Quarantined rows: file, line and the expectations they failed (never their content)."""
+    from iasu import wiring
+    from iasu.db import ensure_current
+    from tasks.queries import quarantine_entries
+
+    engine = wiring.engine()
+    ensure_current(engine)
+    entries = quarantine_entries(engine, include_resolved=show_all)
+    if as_json:
+        typer.echo(json.dumps(entries))
+        return
+    if not entries:
+        typer.echo("no quarantine entries" if show_all else "no open quarantine entries")
+    for e in entries:
+        typer.echo(f"{e['file']}:{e['line']}  {e['status']:8}  {', '.join(e['failed_expectations'])}")
+
+
+@app.command()
+@operator_errors
+def demo(
+    days: Annotated[int, typer.Option(min=1, help="Nights to simulate.")] = 3,
+    per_day: Annotated[int, typer.Option("--per-day", min=1)] = 40,
+    seed: Annotated[int, typer.Option()] = 2026,
+    dirty: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.05,
+    start: Annotated[str | None, typer.Option(help="First night (default: DAYS nights ending yesterday).")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Generate a few days of referrals and run each night on the configured database (SQLite under var/ by default)."""
+    from datetime import timedelta
+
+    from iasu.demo_keys import ensure_demo_keys
+
+    warning = ensure_demo_keys(Path("var"))
+    if warning:
+        typer.echo(f"iasu: warning: {warning}", err=True)
+    from iasu.db import upgrade
+    from iasu.settings import get_settings
+    from iasu.synthetic import generate as write_feeds
+
+    settings = get_settings()
+    upgrade(settings.database_url)
+    first = _parse_date(start) if start else date.today() - timedelta(days=days)
+    inbox = settings.var_dir / "demo" / "inbox"
+    write_feeds(start=first, days=days, per_day=per_day, seed=seed, dirty=dirty, out=inbox)
+    summary: dict[str, Any] = {}
+    for offset in range(days):
+        summary = _run_night(first + timedelta(days=offset), inbox)
+        if not as_json:
+            typer.echo(f"night {summary['run_date']} done", err=True)
+    _print_summary(summary, as_json)
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="iasu")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,73 @@
+"""Schema management through Alembic, and the check that a database is at the current revision."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from sqlalchemy import Engine, text
+from sqlalchemy.exc import OperationalError, ProgrammingError
+
+from iasu.errors import OperatorError
+from models import SCHEMA_REVISION
+
+if TYPE_CHECKING:
+    from alembic.config import Config
+
+
+def alembic_config(url: str) -> Config:
+    """Alembic configured for this package's migrations and the given database."""
+    from alembic.config import Config
+
+    import migrations
+
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(migrations.__file__).parent))
+    cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return cfg
+
+
+def upgrade(url: str) -> str:
+    """Bring the database to the latest schema; returns the revision it is at."""
+    from alembic import command
+
+    cfg = alembic_config(url)
+    command.upgrade(cfg, "head")
+    return head_revision(url)
+
+
+def head_revision(url: str) -> str:
+    """The newest revision in migrations/ (models.SCHEMA_REVISION must name it)."""
+    from alembic.script import ScriptDirectory
+
+    head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
+    assert head is not None
+    return head
+
+
+def ensure_current(engine: Engine) -> None:
+    """Refuse to run against a database whose schema is missing or behind the code.
+
+    Reads alembic_version directly: importing Alembic would cost read-only commands a third of a second.
+    """
+    try:
+        with engine.connect() as conn:
+            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+    except (OperationalError, ProgrammingError) as exc:
+        if "alembic_version" in str(exc.orig):
+            current = None  # no schema yet
+        else:
+            raise OperatorError(f"database unreachable: {describe(engine)} ({first_line(exc.orig)})") from None
+    if current != SCHEMA_REVISION:
+        state = "empty" if current is None else f"at revision {current}"
+        raise OperatorError(f"database schema is {state}, code expects {SCHEMA_REVISION}: run `iasu db upgrade`")
+
+
+def describe(engine: Engine) -> str:
+    """The database's URL with any password hidden."""
+    return engine.url.render_as_string(hide_password=True)
+
+
+def first_line(exc: BaseException | None) -> str:
+    """The first line of a driver error: enough to act on, no SQL or parameters."""
+    return str(exc).strip().splitlines()[0] if exc is not None and str(exc).strip() else type(exc).__name__

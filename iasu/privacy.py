@@ -1,0 +1,48 @@
+"""Application-level encryption of personal fields and keyed blind indexes for linkage."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import os
+
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
+
+_VERSION = b"\x01"  # lets a later key rotation tell old ciphertexts from new
+_NONCE_BYTES = 12
+
+
+class FieldCipher:
+    """AES-256-GCM over one field at a time, bound to its table and column."""
+
+    def __init__(self, key: bytes) -> None:
+        self._aead = AESGCM(key)
+
+    def encrypt(self, table: str, column: str, value: str | None) -> bytes | None:
+        """Encrypt a value; the table/column pair is the associated data, so a ciphertext cannot be moved."""
+        if value is None:
+            return None
+        nonce = os.urandom(_NONCE_BYTES)
+        return _VERSION + nonce + self._aead.encrypt(nonce, value.encode("utf-8"), f"{table}.{column}".encode())
+
+    def decrypt(self, table: str, column: str, blob: bytes | None) -> str | None:
+        """Decrypt a value written by encrypt for the same table and column."""
+        if blob is None:
+            return None
+        if blob[:1] != _VERSION:
+            raise ValueError("unknown ciphertext version")
+        nonce, body = blob[1 : 1 + _NONCE_BYTES], blob[1 + _NONCE_BYTES :]
+        return self._aead.decrypt(nonce, body, f"{table}.{column}".encode()).decode("utf-8")
+
+
+class BlindIndex:
+    """Keyed HMAC-SHA256 of a normalised value: equal inputs link, the clear value is never stored."""
+
+    def __init__(self, key: bytes) -> None:
+        self._key = key
+
+    def __call__(self, purpose: str, normalised: str | None) -> str | None:
+        """Hex digest for one purpose ("name_dob", "pnc"), so indexes of different kinds never collide."""
+        if normalised is None:
+            return None
+        return hmac.new(self._key, f"{purpose}\x00{normalised}".encode(), hashlib.sha256).hexdigest()

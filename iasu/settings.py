@@ -1,0 +1,74 @@
+"""One typed settings object, validated at start: the only reader of the environment."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+KEY_BYTES = 32
+
+
+def decode_key(value: str) -> bytes:
+    """Decode a URL-safe base64 key of exactly 32 bytes, or raise ValueError."""
+    try:
+        raw = base64.urlsafe_b64decode(value.strip().encode("ascii") + b"=" * (-len(value.strip()) % 4))
+    except (binascii.Error, UnicodeEncodeError, ValueError) as exc:
+        raise ValueError("is not URL-safe base64 (generate one with `iasu keygen`)") from exc
+    if len(raw) != KEY_BYTES:
+        raise ValueError(f"must decode to {KEY_BYTES} bytes, got {len(raw)} (generate one with `iasu keygen`)")
+    return raw
+
+
+class Settings(BaseSettings):
+    """Runtime configuration, from IASU_* environment variables."""
+
+    model_config = SettingsConfigDict(env_prefix="IASU_", extra="ignore")
+
+    database_url: str = "sqlite:///var/iasu.db"
+    encryption_key: SecretStr
+    blind_index_key: SecretStr
+    slack_token: SecretStr | None = None
+    slack_base_url: str = "https://slack.com/api/"
+    timezone: str = "Europe/London"
+    policy_file: Path | None = None
+    inbox: Path = Path("inbox")
+    var_dir: Path = Field(
+        default=Path("var"),
+        description="Local state: SQLite file, Data Docs, dry-run outbox",
+    )
+
+    @field_validator("encryption_key", "blind_index_key")
+    @classmethod
+    def _key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
+        decode_key(value.get_secret_value())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _supported_database(cls, value: str) -> str:
+        if value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("write PostgreSQL URLs as postgresql+psycopg://… (psycopg 3)")
+        if not (value.startswith(("sqlite:///", "postgresql+psycopg://"))):
+            raise ValueError("must be sqlite:///PATH or postgresql+psycopg://…")
+        return value
+
+    @property
+    def encryption_key_bytes(self) -> bytes:
+        """The AES-256-GCM key for personal fields."""
+        return decode_key(self.encryption_key.get_secret_value())
+
+    @property
+    def blind_index_key_bytes(self) -> bytes:
+        """The HMAC key for blind indexes (kept apart from the encryption key)."""
+        return decode_key(self.blind_index_key.get_secret_value())
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process's settings, read once."""
+    return Settings()  # type: ignore[call-arg]  # required fields come from the environment

@@ -1,0 +1,34 @@
+"""The alert outbox: written with the decision that caused it, sent once by a dispatcher."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Column
+from sqlmodel import Field, SQLModel
+
+from models.types import JSONType, UTCDateTime, utcnow
+from rules.codes import AlertStatus
+
+
+class Alert(SQLModel, table=True):
+    """One message to a Slack channel; the dedupe key makes every cause alert at most once."""
+
+    __tablename__ = "alerts"
+
+    id: int | None = Field(default=None, primary_key=True)
+    dedupe_key: str = Field(max_length=200, unique=True)
+    kind: str = Field(max_length=32)  # missed_contact | new_high_risk | digest | ops
+    level: int | None = None
+    channel: str = Field(max_length=64)
+    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
+    contact_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
+    # Case references, codes and counts only: never a personal value.
+    payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+    status: str = Field(default=AlertStatus.pending, max_length=16, index=True)
+    attempts: int = 0
+    last_error: str | None = Field(default=None, max_length=500)
+    slack_ts: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

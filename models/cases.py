@@ -1,0 +1,87 @@
+"""Cases (one per referral or group of duplicate referrals), the staff who work them and their contacts."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import Column, Index, text
+from sqlmodel import Field, SQLModel
+
+from models.types import Encrypted, JSONType, UTCDateTime, utcnow
+from rules.codes import CaseStatus, ContactStatus
+
+
+class Staff(SQLModel, table=True):
+    """A worker, supervisor or unit lead in one queue of one force."""
+
+    __tablename__ = "staff"
+
+    id: int | None = Field(default=None, primary_key=True)
+    staff_code: str = Field(max_length=32, unique=True)  # shown in alerts and lists instead of a name
+    name_enc: bytes | None = Field(default=None, sa_type=Encrypted)
+    role: str = Field(default="worker", max_length=16)  # worker | supervisor | lead
+    queue: str = Field(max_length=32)
+    force: str = Field(max_length=16)
+    capacity: int = 20
+    active: bool = True
+    slack_user_id: str | None = Field(default=None, max_length=32)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class Case(SQLModel, table=True):
+    """The unit of work: a triage decision (tier, queue, reasons) and where it stands."""
+
+    __tablename__ = "cases"
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_ref: str = Field(max_length=20, unique=True)  # e.g. CH-2026-000123: reveals nothing
+    force: str = Field(max_length=16, index=True)
+    status: str = Field(default=CaseStatus.open, max_length=16, index=True)
+    tier: str = Field(max_length=16)
+    queue: str = Field(max_length=32, index=True)
+    reasons: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    interventions: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    turned_away_for_capacity: bool = False
+    decided_by: str = Field(default="policy", max_length=128)
+    policy_version: str | None = Field(default=None, max_length=32)
+    assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    opened_on: date
+    opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    outcome: str | None = Field(default=None, max_length=64)
+
+
+class Contact(SQLModel, table=True):
+    """A scheduled victim contact or perpetrator check-in; only the next one of each kind is pending."""
+
+    __tablename__ = "contacts"
+    __table_args__ = (
+        # The monitor's one query looks only at pending contacts by due time.
+        Index(
+            "ix_contacts_pending_due",
+            "due_at",
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+        # At most one pending contact of each kind per case: the rolling schedule's invariant.
+        Index(
+            "uq_contacts_one_pending_per_kind",
+            "case_id",
+            "kind",
+            unique=True,
+            postgresql_where=text("status = 'pending'"),
+            sqlite_where=text("status = 'pending'"),
+        ),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    kind: str = Field(max_length=32)  # rules.codes.ContactKind
+    due_at: datetime = Field(sa_type=UTCDateTime)
+    status: str = Field(default=ContactStatus.pending, max_length=16)
+    assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    attempts: int = 0
+    outcome: str | None = Field(default=None, max_length=32)
+    completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

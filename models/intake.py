@@ -1,0 +1,92 @@
+"""Intake bookkeeping: night runs, ingested files, quarantined rows and the catch-up watermark."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+from typing import Any
+
+from sqlalchemy import Column, UniqueConstraint
+from sqlmodel import Field, SQLModel
+
+from models.types import Encrypted, JSONType, UTCDateTime, utcnow
+
+
+class BatchStatus(StrEnum):
+    """What became of an input file."""
+
+    loaded = "loaded"  # rows read, each loaded, duplicate or quarantined
+    held = "held"  # the batch gate stopped the whole file; no row loaded
+
+
+class QuarantineStatus(StrEnum):
+    """Whether a quarantined row still awaits a corrected resend."""
+
+    open = "open"
+    resolved = "resolved"
+
+
+class NightRun(SQLModel, table=True):
+    """One execution of the nightly flow for a run date, with its reconciled counts."""
+
+    __tablename__ = "night_runs"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_date: date = Field(index=True)
+    status: str = Field(default="running", max_length=16)  # running | completed | failed
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Counts only (received, loaded, duplicates, ...): the same object `iasu nightly --json` prints.
+    summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
+
+
+class IngestBatch(SQLModel, table=True):
+    """One input file as first ingested; a file seen again (same sha256) is a duplicate of this batch."""
+
+    __tablename__ = "ingest_batches"
+
+    id: int | None = Field(default=None, primary_key=True)
+    night_run_id: int | None = Field(default=None, foreign_key="night_runs.id", index=True)
+    run_date: date = Field(index=True)
+    file_name: str = Field(max_length=255)
+    source: str | None = Field(default=None, max_length=32)
+    sha256: str = Field(max_length=64, unique=True)
+    status: str = Field(max_length=16)  # BatchStatus
+    held_reason: str | None = Field(default=None, max_length=500)
+    received: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    held_rows: int = 0
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class QuarantineEntry(SQLModel, table=True):
+    """An input row that failed validation: where it came from, why, and its content encrypted."""
+
+    __tablename__ = "quarantine_entries"
+    __table_args__ = (UniqueConstraint("batch_id", "line_no"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    batch_id: int = Field(foreign_key="ingest_batches.id", index=True)
+    line_no: int
+    source: str = Field(max_length=32)
+    # Lets a corrected resend of the same referral resolve this entry; not personal.
+    source_ref: str | None = Field(default=None, max_length=64, index=True)
+    failed_expectations: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
+    raw_enc: bytes = Field(sa_type=Encrypted)
+    status: str = Field(default=QuarantineStatus.open, max_length=16, index=True)
+    created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+    resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    resolved_by_referral_id: int | None = Field(default=None, foreign_key="referrals.id")
+
+
+class RunWatermark(SQLModel, table=True):
+    """The last run date a flow completed, so a night that did not run is caught up, not lost."""
+
+    __tablename__ = "run_watermarks"
+
+    name: str = Field(primary_key=True, max_length=64)
+    last_completed_date: date
+    updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

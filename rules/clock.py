@@ -1,0 +1,12 @@
+"""The night's clock: a run date D decides as if it were the end of D in the unit's time zone."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, time, timedelta
+from zoneinfo import ZoneInfo
+
+
+def end_of_day(day: date, timezone: str) -> datetime:
+    """The last instant of `day` in `timezone`, as aware UTC (DST-safe: local midnight of the next day)."""
+    next_midnight = datetime.combine(day + timedelta(days=1), time(0, 0), tzinfo=ZoneInfo(timezone))
+    return (next_midnight - timedelta(microseconds=1)).astimezone(UTC)

@@ -1,0 +1,30 @@
+"""Batch gate: is a whole file's size so far outside its source's history that it must be held?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from statistics import median
+
+
+@dataclass(frozen=True)
+class RowCountGate:
+    """Hold a file whose row count is more than `ratio` times off the recent median, beyond `slack` rows."""
+
+    ratio: float = 5.0
+    slack: int = 20  # small feeds swing a lot in relative terms; only absolute swings this big count
+    min_history: int = 5  # files of the same source needed before the gate has an opinion
+
+
+def row_count_hold_reason(rows: int, history: Sequence[int], gate: RowCountGate = RowCountGate()) -> str | None:
+    """The reason to hold a file of `rows` records given earlier files' counts, or None to let it through."""
+    if len(history) < gate.min_history:
+        return None
+    typical = median(history)
+    high = typical * gate.ratio + gate.slack
+    low = typical / gate.ratio - gate.slack
+    if rows > high:
+        return f"row count {rows} is far above this source's recent median of {typical:g} (limit {high:g})"
+    if rows < low:
+        return f"row count {rows} is far below this source's recent median of {typical:g} (limit {low:g})"
+    return None

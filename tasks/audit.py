@@ -1,0 +1,52 @@
+"""Append-only audit events (DPA 2018 s62), written in the same transaction as what they record."""
+
+from __future__ import annotations
+
+import getpass
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import Connection
+
+from iasu.privacy import FieldCipher
+from models import AuditEvent
+from models.types import utcnow
+
+AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+
+
+def os_user() -> str | None:
+    """The operating-system account running this process, recorded beside the named actor."""
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):
+        return None
+
+
+def record(
+    conn: Connection,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str | int | None,
+    details: dict[str, Any],
+    reason: str | None = None,
+    cipher: FieldCipher | None = None,
+    at: datetime | None = None,
+) -> None:
+    """Append one audit event; details hold codes and counts only, a free-text reason is encrypted."""
+    if reason is not None and cipher is None:
+        raise ValueError("a reason is free text and must be encrypted: pass the cipher")
+    conn.execute(
+        AUDIT.insert().values(
+            at=at or utcnow(),
+            actor=actor,
+            os_user=os_user(),
+            action=action,
+            entity=entity,
+            entity_id=None if entity_id is None else str(entity_id),
+            details=details,
+            reason_enc=cipher.encrypt("audit_events", "reason_enc", reason) if cipher and reason else None,
+        )
+    )

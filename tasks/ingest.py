@@ -1,0 +1,237 @@
+"""Intake of one file: adapt, gate, validate, quarantine, load. One Prefect task per file, never per row."""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Connection, Engine, select, update
+
+from expectations.derive import validation_frame
+from expectations.runner import NightValidator
+from iasu import wiring
+from iasu.privacy import BlindIndex, FieldCipher
+from models import BatchStatus, IngestBatch
+from models.types import utcnow
+from rules.gate import row_count_hold_reason
+from tasks import audit
+from tasks.adapters import adapt
+from tasks.adapters.canonical import FileHeld
+from tasks.load import QuarantinedRow, load_accepted, quarantine, stage_rows
+
+BATCHES = IngestBatch.__table__  # type: ignore[attr-defined]
+GATE_HISTORY = 10  # recent files of the same source the row-count gate compares against
+
+
+@dataclass
+class FileCounts:
+    """The reconciled outcome of one file: received = loaded + duplicates + quarantined + held_rows."""
+
+    file: str
+    source: str | None
+    status: str  # loaded | held | repeat (the same bytes were ingested before)
+    received: int = 0
+    loaded: int = 0
+    duplicates: int = 0
+    quarantined: int = 0
+    held_rows: int = 0
+    held_reason: str | None = None
+    quarantine_resolved: int = 0
+    batch_id: int | None = None
+    failed_expectations: dict[str, int] = field(default_factory=dict)  # expectation name -> rows
+
+    def check(self) -> None:
+        """Every input row is accounted for, or this is a bug worth stopping for."""
+        total = self.loaded + self.duplicates + self.quarantined + self.held_rows
+        if total != self.received:
+            raise AssertionError(f"{self.file}: received {self.received} but accounted for {total}")
+
+    def as_dict(self) -> dict[str, Any]:
+        """Plain, JSON-ready counts (no personal value anywhere)."""
+        return asdict(self)
+
+
+def _count_lines(path: Path) -> int:
+    with path.open("rb") as fh:
+        return sum(1 for line in fh if line.strip())
+
+
+def _previous(conn: Connection, sha256: str) -> Any:
+    return conn.execute(select(BATCHES).where(BATCHES.c.sha256 == sha256)).mappings().first()
+
+
+def _history(conn: Connection, source: str) -> list[int]:
+    rows = conn.execute(
+        select(BATCHES.c.received)
+        .where(BATCHES.c.source == source, BATCHES.c.status == BatchStatus.loaded)
+        .order_by(BATCHES.c.run_date.desc(), BATCHES.c.id.desc())
+        .limit(GATE_HISTORY)
+    )
+    return [int(r) for r in rows.scalars()]
+
+
+def _insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_run_id: int, sha256: str) -> int:
+    values = {k: v for k, v in counts.as_dict().items() if k in BATCHES.c and k not in ("status",)}
+    values.update(
+        night_run_id=night_run_id,
+        run_date=run_date,
+        file_name=counts.file,
+        sha256=sha256,
+        status=BatchStatus.held if counts.status == "held" else BatchStatus.loaded,
+        created_at=utcnow(),
+    )
+    values.pop("batch_id", None)
+    return int(conn.execute(BATCHES.insert().values(**values).returning(BATCHES.c.id)).scalar_one())
+
+
+def ingest_path(
+    path: Path,
+    *,
+    run_date: date,
+    night_run_id: int,
+    actor: str,
+    engine: Engine,
+    cipher: FieldCipher,
+    index: BlindIndex,
+    validator: NightValidator,
+) -> FileCounts:
+    """Take in one file completely, in one transaction: either all of its rows are accounted for or none."""
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    with engine.begin() as conn:
+        previous = _previous(conn, sha256)
+    if previous is not None:
+        # Same bytes as a file already taken in: nothing new can come of it.
+        held = previous["held_rows"]
+        counts = FileCounts(
+            file=path.name,
+            source=previous["source"],
+            status="repeat",
+            received=previous["received"],
+            quarantined=previous["quarantined"],
+            held_rows=held,
+            held_reason=previous["held_reason"],
+            duplicates=previous["received"] - previous["quarantined"] - held,
+            batch_id=previous["id"],
+        )
+        counts.check()
+        return counts
+
+    try:
+        adapted = adapt(path)
+    except FileHeld as held_file:
+        rows = held_file.rows or _count_lines(path)
+        counts = FileCounts(
+            file=path.name, source=None, status="held", received=rows, held_rows=rows, held_reason=held_file.reason
+        )
+        return _record_held(
+            counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha=sha256, actor=actor
+        )
+
+    frame = adapted.frame
+    counts = FileCounts(file=path.name, source=adapted.source.value, status="loaded", received=len(frame))
+    with engine.begin() as conn:
+        reason = row_count_hold_reason(len(frame), _history(conn, adapted.source.value))
+    if reason is not None:
+        counts.status, counts.held_rows, counts.held_reason = "held", len(frame), reason
+        return _record_held(
+            counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha=sha256, actor=actor
+        )
+
+    repeats = frame["raw"].duplicated(keep="first")
+    counts.duplicates = int(repeats.sum())
+    unique = frame[~repeats]
+    verdicts = validator.validate(
+        validation_frame(unique, run_date),
+        asset_name=path.name,
+        parameters={"source_ref_pattern": adapted.source_ref_pattern},
+    )
+    failed_mask = unique["line_no"].map(lambda n: bool(verdicts.reasons(int(n))))
+    failed, accepted = unique[failed_mask], unique[~failed_mask]
+    rejects = [
+        QuarantinedRow(line_no=int(n), source_ref=ref, reasons=verdicts.reasons(int(n)), raw=raw)
+        for n, ref, raw in zip(failed["line_no"], failed["source_ref"], failed["raw"], strict=True)
+    ]
+    counts.failed_expectations = dict(Counter(name for r in rejects for name in r.reasons))
+    now = utcnow()
+    with engine.begin() as conn:
+        batch_id = _insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
+        counts.quarantined = quarantine(
+            conn, rejects, batch_id=batch_id, source=adapted.source.value, cipher=cipher, now=now
+        )
+        staged = stage_rows(accepted, batch_id=batch_id, cipher=cipher, index=index)
+        result = load_accepted(conn, staged, batch_id=batch_id, now=now)
+        counts.loaded = result.loaded
+        counts.duplicates += result.duplicates
+        counts.quarantine_resolved = result.quarantine_resolved
+        counts.batch_id = batch_id
+        counts.check()
+        conn.execute(
+            update(BATCHES)
+            .where(BATCHES.c.id == batch_id)
+            .values(loaded=counts.loaded, duplicates=counts.duplicates, quarantined=counts.quarantined)
+        )
+        audit.record(
+            conn,
+            actor=actor,
+            action="collect",
+            entity="ingest_batches",
+            entity_id=batch_id,
+            details={k: v for k, v in counts.as_dict().items() if k != "failed_expectations"},
+        )
+    return counts
+
+
+def _record_held(
+    counts: FileCounts, *, engine: Engine, run_date: date, night_run_id: int, sha256: str, actor: str
+) -> FileCounts:
+    counts.check()
+    with engine.begin() as conn:
+        counts.batch_id = _insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
+        audit.record(
+            conn,
+            actor=actor,
+            action="hold",
+            entity="ingest_batches",
+            entity_id=counts.batch_id,
+            details={"file": counts.file, "rows": counts.held_rows, "reason": counts.held_reason},
+        )
+    return counts
+
+
+@lru_cache(maxsize=4)
+def validator_for(docs_dir: Path) -> NightValidator:
+    """One Great Expectations context per night, shared by that night's file tasks."""
+    return NightValidator(docs_dir)
+
+
+@task(name="ingest-file", task_run_name="ingest {path.name}", cache_policy=NO_CACHE)
+def ingest_file(path: Path, run_date: date, night_run_id: int, docs_dir: Path, actor: str) -> dict[str, Any]:
+    """Adapt, validate, quarantine and load one input file; returns its reconciled counts."""
+    counts = ingest_path(
+        path,
+        run_date=run_date,
+        night_run_id=night_run_id,
+        actor=actor,
+        engine=wiring.engine(),
+        cipher=wiring.cipher(),
+        index=wiring.blind_index(),
+        validator=validator_for(docs_dir),
+    )
+    get_run_logger().info(
+        "%s: %s, received %d, loaded %d, duplicates %d, quarantined %d, held %d",
+        counts.file,
+        counts.status,
+        counts.received,
+        counts.loaded,
+        counts.duplicates,
+        counts.quarantined,
+        counts.held_rows,
+    )
+    return counts.as_dict()

@@ -1,0 +1,73 @@
+"""Read-only queries behind `iasu status` and the lists: no Prefect, no Great Expectations."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Engine, func, select
+
+from models import (
+    Alert,
+    AuditEvent,
+    Case,
+    Contact,
+    IngestBatch,
+    Person,
+    QuarantineEntry,
+    QuarantineStatus,
+    Referral,
+)
+
+STATUS_TABLES = {
+    "referrals": Referral,
+    "people": Person,
+    "cases": Case,
+    "contacts": Contact,
+    "alerts": Alert,
+    "audit_events": AuditEvent,
+    "batches": IngestBatch,
+}
+
+
+def table_counts(engine: Engine) -> dict[str, int]:
+    """Row counts of the main tables and open quarantine entries, in one round trip."""
+    columns = [
+        select(func.count()).select_from(model.__table__).scalar_subquery().label(key)  # type: ignore[attr-defined]
+        for key, model in STATUS_TABLES.items()
+    ]
+    q = QuarantineEntry.__table__  # type: ignore[attr-defined]
+    columns.append(
+        select(func.count())
+        .select_from(q)
+        .where(q.c.status == QuarantineStatus.open)
+        .scalar_subquery()
+        .label("quarantine_open")
+    )
+    with engine.connect() as conn:
+        row = conn.execute(select(*columns)).mappings().one()
+    return {key: int(row[key]) for key in [*STATUS_TABLES, "quarantine_open"]}
+
+
+def quarantine_entries(engine: Engine, *, include_resolved: bool = False) -> list[dict[str, Any]]:
+    """Quarantine entries with file, line and failed expectations; the encrypted content is not read."""
+    q = QuarantineEntry.__table__  # type: ignore[attr-defined]
+    b = IngestBatch.__table__  # type: ignore[attr-defined]
+    stmt = (
+        select(q.c.id, b.c.file_name, q.c.line_no, q.c.status, q.c.failed_expectations, b.c.run_date)
+        .join(b, b.c.id == q.c.batch_id)
+        .order_by(b.c.run_date, b.c.file_name, q.c.line_no)
+    )
+    if not include_resolved:
+        stmt = stmt.where(q.c.status == QuarantineStatus.open)
+    with engine.connect() as conn:
+        return [
+            {
+                "id": r.id,
+                "run_date": r.run_date.isoformat(),
+                "file": r.file_name,
+                "line": r.line_no,
+                "status": r.status,
+                "failed_expectations": list(r.failed_expectations),
+            }
+            for r in conn.execute(stmt)
+        ]

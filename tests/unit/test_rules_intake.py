@@ -1,0 +1,81 @@
+"""Pure intake rules as tables: linkage normalisation, the row-count gate, the night's clock."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+
+from rules.clock import end_of_day
+from rules.gate import RowCountGate, row_count_hold_reason
+from rules.linkage import name_dob_key, normalise_name, pnc_key
+
+
+@pytest.mark.parametrize(
+    ("forename", "surname", "expected"),
+    [
+        ("Zoë", "O'Brien-Hall", "zoe obrienhall"),
+        ("  ZOE ", "obrien hall", "zoe obrien hall"),
+        ("Siobhán", "Ó Súilleabháin", "siobhan o suilleabhain"),
+        ("Łukasz", "Nowak", "lukasz nowak"),  # Ł has no decomposition: folded by table
+        ("Nguyễn", "Văn", "nguyen van"),
+        ("Mary", "O’Neill", "mary oneill"),
+        ("Søren", "Strauß", "soren strauss"),
+        (None, "Smith", "smith"),
+        (None, None, ""),
+    ],
+)
+def test_names_normalise_across_spellings(forename: str | None, surname: str | None, expected: str) -> None:
+    assert normalise_name(forename, surname) == expected
+
+
+def test_name_dob_key_needs_both_name_and_date_of_birth() -> None:
+    assert name_dob_key("Ann", "Lee", date(1990, 1, 2)) == "ann lee|1990-01-02"
+    assert name_dob_key("Ann", "Lee", None) is None
+    assert name_dob_key(None, None, date(1990, 1, 2)) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [("26/123456A", "26123456A"), (" 26/123456a ", "26123456A"), ("", None), (None, None), ("//", None)],
+)
+def test_pnc_ids_normalise(raw: str | None, expected: str | None) -> None:
+    assert pnc_key(raw) == expected
+
+
+@pytest.mark.parametrize(
+    ("rows", "history", "held"),
+    [
+        (100, [], False),  # no history: no opinion
+        (100, [100, 100, 100, 100], False),  # fewer than min_history files
+        (100, [100] * 5, False),
+        (520, [100] * 5, False),  # exactly at the upper limit 100*5+20
+        (521, [100] * 5, True),
+        (0, [100] * 5, False),  # lower limit 100/5-20 = 0: an empty day is allowed
+        (0, [1000] * 5, True),
+        (180, [1000] * 5, False),
+        (179, [1000] * 5, True),
+        (60, [10] * 10, False),  # small feeds swing a lot
+        (71, [10] * 10, True),
+    ],
+)
+def test_row_count_gate_holds_only_far_outliers(rows: int, history: list[int], held: bool) -> None:
+    assert (row_count_hold_reason(rows, history, RowCountGate()) is not None) is held
+
+
+def test_hold_reason_names_the_count_and_the_median() -> None:
+    reason = row_count_hold_reason(5000, [100] * 5)
+    assert reason is not None and "5000" in reason and "100" in reason
+
+
+@pytest.mark.parametrize(
+    ("day", "expected_utc"),
+    [
+        (date(2026, 1, 15), datetime(2026, 1, 15, 23, 59, 59, 999999, tzinfo=UTC)),  # GMT
+        (date(2026, 7, 15), datetime(2026, 7, 15, 22, 59, 59, 999999, tzinfo=UTC)),  # BST
+        (date(2026, 3, 29), datetime(2026, 3, 29, 22, 59, 59, 999999, tzinfo=UTC)),  # clocks went forward that day
+        (date(2026, 10, 25), datetime(2026, 10, 25, 23, 59, 59, 999999, tzinfo=UTC)),  # clocks went back that day
+    ],
+)
+def test_end_of_day_is_local_midnight_across_clock_changes(day: date, expected_utc: datetime) -> None:
+    assert end_of_day(day, "Europe/London") == expected_utc

@@ -1,0 +1,42 @@
+"""Settings are validated at start with messages an operator can act on."""
+
+from __future__ import annotations
+
+import base64
+
+import pytest
+from pydantic import ValidationError
+
+from iasu.settings import Settings
+
+GOOD = base64.urlsafe_b64encode(b"g" * 32).decode()
+
+
+def make(**env: str) -> Settings:
+    return Settings(**{k: v for k, v in env.items()})  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("encryption_key", "not base64!!", "URL-safe base64"),
+        ("encryption_key", base64.urlsafe_b64encode(b"short").decode(), "32 bytes"),
+        ("blind_index_key", "", "32 bytes"),
+        ("database_url", "postgresql://x@y/z", "postgresql+psycopg"),
+        ("database_url", "mysql://x@y/z", "sqlite:///"),
+    ],
+)
+def test_bad_values_name_the_setting_and_the_fix(field: str, value: str, message: str) -> None:
+    values = {"encryption_key": GOOD, "blind_index_key": GOOD, field: value}
+    with pytest.raises(ValidationError) as info:
+        make(**values)
+    assert message in str(info.value)
+    assert info.value.errors()[0]["loc"] == (field,)
+
+
+def test_defaults_are_the_embedded_demo_setup() -> None:
+    s = make(encryption_key=GOOD, blind_index_key=GOOD)
+    assert s.database_url == "sqlite:///var/iasu.db"
+    assert s.timezone == "Europe/London"
+    assert str(s.inbox) == "inbox"
+    assert s.encryption_key_bytes == b"g" * 32
