@@ -106,13 +106,13 @@ def validation_frame(canonical: pd.DataFrame, run_date: date) -> pd.DataFrame:
 
     frame = pd.DataFrame({name: c[name] for name in PASSTHROUGH}).astype(object)
     for name, column in derived.items():
-        frame[name] = column
+        frame[name] = pd.Series(column, index=frame.index)
     frame["received_date_given"] = c["received_date_given"].astype(bool)
     for col in c.columns:
         if col.startswith("sdash_"):
             frame[col] = c[col]
-    for name, column in _personal_flags(c, run_date).items():
-        frame[name] = column
+    for flag, values in _personal_flags(c, run_date).items():
+        frame[flag] = values
     for numeric in (
         "received_days_before_run",
         "incident_days_before_received",

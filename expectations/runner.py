@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 import pandas as pd
 
 if TYPE_CHECKING:
-    from great_expectations.data_context import AbstractDataContext
+    from great_expectations.data_context.data_context.abstract_data_context import AbstractDataContext
 
 SUITE_DIR = Path(__file__).resolve().parent
 READABLE = "record_readable"
@@ -61,7 +61,7 @@ class NightValidator:
     def validate(self, frame: pd.DataFrame, asset_name: str, parameters: dict[str, Any]) -> Verdicts:
         """Validate every row of the frame; the Data Docs page for it is written under docs_dir."""
         import great_expectations as gx
-        from great_expectations.checkpoint import UpdateDataDocsAction
+        from great_expectations.checkpoint.actions import UpdateDataDocsAction
 
         ctx = self._ctx()
         suite_json = load_suite_json(self.suite_name)
@@ -92,6 +92,7 @@ class NightValidator:
         for run in result.run_results.values():
             for er in run.results:
                 evaluated += 1
+                assert er.expectation_config is not None
                 name = str(er.expectation_config.meta["name"])
                 if er.exception_info and er.exception_info.get("raised_exception"):
                     raise ValidationError(f"expectation {name} could not be evaluated")

@@ -5,7 +5,6 @@ from __future__ import annotations
 import base64
 import json
 import secrets
-import sys
 from collections.abc import Callable
 from datetime import date
 from functools import wraps
@@ -238,4 +237,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    main()

@@ -131,7 +131,7 @@ def ingest_path(
             file=path.name, source=None, status="held", received=rows, held_rows=rows, held_reason=held_file.reason
         )
         return _record_held(
-            counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha=sha256, actor=actor
+            counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=sha256, actor=actor
         )
 
     frame = adapted.frame
@@ -141,7 +141,7 @@ def ingest_path(
     if reason is not None:
         counts.status, counts.held_rows, counts.held_reason = "held", len(frame), reason
         return _record_held(
-            counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha=sha256, actor=actor
+            counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=sha256, actor=actor
         )
 
     repeats = frame["raw"].duplicated(keep="first")

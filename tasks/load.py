@@ -10,12 +10,13 @@ indexed before they reach the database.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable, Sequence
+from collections.abc import Hashable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 import pandas as pd
+import psycopg
 from sqlalchemy import (
     Boolean,
     Column,
@@ -102,7 +103,7 @@ class LoadResult:
     quarantine_resolved: int
 
 
-def _person_values(row: dict[str, Any], role: PersonRole, cipher: FieldCipher, index: BlindIndex) -> dict[str, Any]:
+def _person_values(row: Mapping[Hashable, Any], role: PersonRole, cipher: FieldCipher, index: BlindIndex) -> dict[str, Any]:
     prefix = PREFIX[role]
     out: dict[str, Any] = {}
     present = False
@@ -157,11 +158,8 @@ def _fill_stage(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         names = [c.name for c in STAGE.columns]
         json_cols = {"behaviours", "markers"}
         raw = conn.connection.dbapi_connection
-        assert raw is not None
-        with (
-            raw.cursor() as cur,
-            cur.copy(f"COPY stage_referrals ({', '.join(names)}) FROM STDIN") as copy,
-        ):  # type: ignore[attr-defined]
+        assert isinstance(raw, psycopg.Connection)
+        with raw.cursor() as cur, cur.copy(f"COPY stage_referrals ({', '.join(names)}) FROM STDIN") as copy:
             for row in rows:
                 copy.write_row([json.dumps(row[n]) if n in json_cols else row[n] for n in names])
     else:
@@ -188,8 +186,10 @@ def load_accepted(conn: Connection, rows: Sequence[dict[str, Any]], *, batch_id:
         _dialect_insert(conn, REFERRALS)
         .from_select([*REFERRAL_COLUMNS, "created_at"], moved)
         .on_conflict_do_nothing(index_elements=["source", "source_ref"])
+        .returning(REFERRALS.c.id)
     )
-    loaded = conn.execute(ins).rowcount or 0
+    # Count what RETURNING gives back: rowcount of INSERT ... SELECT is not reliable across drivers.
+    loaded = len(conn.execute(ins).all())
     r = REFERRALS.c
     for role, prefix in PREFIX.items():
         people = (

@@ -1,0 +1,50 @@
+"""Serve the scheduled deployments: `python -m deployments.serve` against a Prefect server.
+
+The nightly catch-up runs at 02:00 Europe/London for every night up to
+yesterday that has not completed; one run at a time (a new one is cancelled
+while another is still running), so two nights never load concurrently.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime, timedelta
+from zoneinfo import ZoneInfo
+
+from prefect import flow, serve
+from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
+from prefect.deployments.runner import RunnerDeployment
+from prefect.schedules import Cron
+
+from flows.catchup import catch_up
+from iasu.prefect_env import quiet_prefect
+from iasu.settings import get_settings
+
+NIGHTLY_CRON = "0 2 * * *"
+
+
+def yesterday(timezone: str) -> date:
+    """The run date a 02:00 start processes: the day that has just ended in the unit's time zone."""
+    return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
+
+
+@flow(name="scheduled-nightly")
+def scheduled_nightly() -> None:
+    """Catch up every night up to yesterday (the only place the nightly path reads the wall clock)."""
+    catch_up(through=yesterday(get_settings().timezone))
+
+
+def main() -> None:
+    """Register and serve the deployments until interrupted."""
+    quiet_prefect()
+    deployment = scheduled_nightly.to_deployment(
+        name="nightly",
+        schedule=Cron(NIGHTLY_CRON, timezone=get_settings().timezone),
+        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
+        description="Nightly intake at 02:00 Europe/London, catching up any missed night.",
+    )
+    assert isinstance(deployment, RunnerDeployment)  # to_deployment is sync outside an event loop
+    serve(deployment)
+
+
+if __name__ == "__main__":
+    main()

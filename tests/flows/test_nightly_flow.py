@@ -1,0 +1,96 @@
+"""The nightly flow end to end under Prefect's test harness, on real PostgreSQL."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+from typing import Any
+from uuid import UUID
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import (
+    ArtifactFilter,
+    ArtifactFilterFlowRunId,
+    FlowRunFilter,
+    FlowRunFilterId,
+    LogFilter,
+    LogFilterFlowRunId,
+    TaskRunFilter,
+)
+
+from flows.nightly import nightly
+from tests.support import counts, dump_database, leaks, personal_needles, write_days
+
+DAY = date(2026, 11, 17)
+pytestmark = [pytest.mark.flow, pytest.mark.postgres]
+
+
+@pytest.fixture
+def pg_configured(pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    from iasu import wiring
+
+    monkeypatch.setenv("IASU_DATABASE_URL", pg_url)
+    monkeypatch.setenv("IASU_VAR_DIR", str(tmp_path / "var"))
+    wiring.reset()
+    return pg_url
+
+
+def run(inbox: Path) -> tuple[dict[str, Any], UUID]:
+    state = nightly(run_date=DAY, inbox=inbox, return_state=True)
+    assert state.is_completed()
+    flow_run_id = state.state_details.flow_run_id
+    assert flow_run_id is not None
+    return state.result(), flow_run_id
+
+
+def run_texts(flow_run_id: UUID) -> tuple[str, str, list[str]]:
+    """Everything the Prefect UI shows for a run: its logs, artifacts, parameters and task-run names."""
+    with get_client(sync_client=True) as client:
+        logs = client.read_logs(log_filter=LogFilter(flow_run_id=LogFilterFlowRunId(any_=[flow_run_id])))
+        artifacts = client.read_artifacts(
+            artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[flow_run_id]))
+        )
+        flow_run = client.read_flow_run(flow_run_id)
+        task_runs = client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])), task_run_filter=TaskRunFilter()
+        )
+    log_text = "\n".join(log.message for log in logs)
+    ui_text = "\n".join(str(a.data) for a in artifacts) + str(flow_run.parameters)
+    ui_text += "\n".join(f"{t.name} {t.task_inputs}" for t in task_runs)
+    return log_text, ui_text, [t.name for t in task_runs]
+
+
+def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(pg_configured: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=120, dirty=0.12, seed=21)
+    (inbox / DAY.isoformat() / "police_rms_resend.csv").write_bytes(b"\xef\xbb\xbfURN\r\n\x81\x8d\r\n")
+    needles = personal_needles(inbox)
+
+    first, first_id = run(inbox)
+    assert first["received"] == first["loaded"] + first["duplicates"] + first["quarantined"] + first["held_rows"]
+    assert first["loaded"] > 0 and first["quarantined"] > 0
+    assert first["held_files"] == 1 and first["held_rows"] > 0
+    after_first = counts(pg_configured)
+    assert after_first["referrals"] == first["loaded"]
+
+    second, second_id = run(inbox)
+    assert second["loaded"] == 0
+    assert second["duplicates"] == second["received"] - second["quarantined"] - second["held_rows"]
+    assert (second["received"], second["quarantined"], second["held_rows"]) == (
+        first["received"],
+        first["quarantined"],
+        first["held_rows"],
+    )
+    after_second = counts(pg_configured)
+    for table in ("referrals", "people", "cases", "contacts", "alerts", "quarantine_open", "batches"):
+        assert after_second[table] == after_first[table], table
+
+    logs, ui, task_names = run_texts(first_id)
+    assert any(name.startswith("ingest police_rms_") for name in task_names), task_names
+    assert "| police_rms_resend.csv | held |" in ui
+    assert "Data Docs" in ui
+    docs = Path(first["data_docs"]).parent
+    docs_text = "".join(p.read_text(errors="ignore") for p in docs.rglob("*.html"))
+    for text in (logs, ui, docs_text, dump_database(pg_configured), str(first), *run_texts(second_id)[:2]):
+        assert leaks(text, needles) == []

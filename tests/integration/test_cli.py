@@ -1,0 +1,112 @@
+"""The `iasu` command as operators run it: a subprocess, real exit codes, stdout and stderr."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import time
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from tests.support import leaks, personal_needles, write_days
+
+IASU = str(Path(sys.executable).with_name("iasu"))
+DAY = date(2026, 11, 18)
+STATUS_KEYS = ["referrals", "people", "cases", "contacts", "alerts", "audit_events", "batches", "quarantine_open"]
+
+
+def iasu(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
+    return subprocess.run([IASU, *args], env=env, cwd=cwd, capture_output=True, text=True, timeout=300, check=False)
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> dict[str, str]:
+    values = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_", "PYTEST_"))}
+    values.update(
+        IASU_ENCRYPTION_KEY=os.environ["IASU_ENCRYPTION_KEY"],
+        IASU_BLIND_INDEX_KEY=os.environ["IASU_BLIND_INDEX_KEY"],
+        IASU_DATABASE_URL=f"sqlite:///{tmp_path / 'var' / 'iasu.db'}",
+        PREFECT_HOME=str(tmp_path / "prefect"),
+    )
+    return values
+
+
+def assert_clean(stderr: str) -> None:
+    for bad in ("Traceback", "ERROR", "WARNING", "Warning:", "database is locked"):
+        assert bad not in stderr, stderr
+
+
+def test_a_night_from_the_command_line_prints_its_summary_and_nothing_personal(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    write_days(tmp_path / "inbox", DAY, per_day=45, dirty=0.1, seed=33)
+    needles = personal_needles(tmp_path / "inbox")
+
+    night = iasu("nightly", "--date", DAY.isoformat(), "--json", env=env, cwd=tmp_path)
+    assert night.returncode == 0, night.stderr
+    assert_clean(night.stderr)
+    summary = json.loads(night.stdout.strip().splitlines()[-1])
+    for key in ("run_date", "received", "loaded", "duplicates", "quarantined", "held_files", "held_rows"):
+        assert key in summary
+    assert (
+        summary["received"] == summary["loaded"] + summary["duplicates"] + summary["quarantined"] + summary["held_rows"]
+    )
+    assert leaks(night.stdout + night.stderr, needles) == []
+
+    status = iasu("status", "--json", env=env, cwd=tmp_path)
+    assert status.returncode == 0
+    counts = json.loads(status.stdout)
+    assert list(counts) == STATUS_KEYS
+    assert counts["referrals"] == summary["loaded"]
+    assert counts["quarantine_open"] == summary["quarantined"]
+
+    listing = iasu("quarantine", "list", env=env, cwd=tmp_path)
+    assert listing.returncode == 0
+    assert len(listing.stdout.strip().splitlines()) == summary["quarantined"]
+    assert leaks(listing.stdout, needles) == []
+
+
+def test_read_only_commands_import_neither_prefect_nor_great_expectations(env: dict[str, str], tmp_path: Path) -> None:
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    probe = (
+        "import sys\nfrom iasu.cli import app\n"
+        "for args in (['status', '--json'], ['quarantine', 'list'], ['--help']):\n"
+        "    try:\n        app(args, prog_name='iasu')\n    except SystemExit as e:\n        assert not e.code, e.code\n"
+        "loaded = sorted(m for m in sys.modules if m.split('.')[0] in ('prefect', 'great_expectations'))\n"
+        "assert not loaded, loaded[:5]\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+    started = time.monotonic()
+    assert iasu("status", "--json", env=env, cwd=tmp_path).returncode == 0
+    assert time.monotonic() - started < 10  # "about a second"; generous for a loaded CI machine
+
+
+@pytest.mark.parametrize(
+    ("args", "changes", "message"),
+    [
+        (
+            ["nightly", "--date", "2026-11-18", "--inbox", "no-such-folder"],
+            {},
+            "inbox folder no-such-folder does not exist",
+        ),
+        (["status"], {"IASU_ENCRYPTION_KEY": "short"}, "IASU_ENCRYPTION_KEY"),
+        (["status"], {"IASU_BLIND_INDEX_KEY": ""}, "IASU_BLIND_INDEX_KEY"),
+        (["status"], {"IASU_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "database unreachable"),
+        (["status"], {"IASU_DATABASE_URL": "sqlite:///empty.db"}, "iasu db upgrade"),
+        (["nightly", "--date", "18/11/2026"], {}, "not a date"),
+    ],
+)
+def test_a_command_that_cannot_run_says_why_in_one_line(
+    env: dict[str, str], tmp_path: Path, args: list[str], changes: dict[str, str], message: str
+) -> None:
+    result = iasu(*args, env={**env, **changes}, cwd=tmp_path)
+    assert result.returncode == 2
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and message in lines[0], result.stderr
+    assert "Traceback" not in result.stderr

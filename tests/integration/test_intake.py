@@ -1,0 +1,143 @@
+"""Intake of generated files on SQLite and real PostgreSQL: reconciliation, idempotency, quarantine, privacy."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from expectations.runner import NightValidator
+from iasu import wiring
+from models import IngestBatch, QuarantineEntry, Referral
+from tasks.ingest import FileCounts, ingest_path
+from tasks.night import input_files
+from tests.support import counts, dump_database, leaks, personal_needles, write_days
+
+DAY = date(2026, 11, 16)
+
+
+def run_files(paths: list[Path], tmp_path: Path, run_date: date = DAY) -> list[FileCounts]:
+    validator = NightValidator(tmp_path / "docs" / run_date.isoformat())
+    return [
+        ingest_path(
+            p,
+            run_date=run_date,
+            night_run_id=None,  # type: ignore[arg-type]  # batches may exist outside a recorded night
+            actor="test",
+            engine=wiring.engine(),
+            cipher=wiring.cipher(),
+            index=wiring.blind_index(),
+            validator=validator,
+        )
+        for p in paths
+    ]
+
+
+@pytest.fixture
+def inbox(tmp_path: Path) -> Path:
+    folder = tmp_path / "inbox"
+    write_days(folder, DAY, per_day=90, dirty=0.15)
+    return folder
+
+
+def test_every_row_is_accounted_for_and_a_rerun_adds_nothing(configured: str, inbox: Path, tmp_path: Path) -> None:
+    first = run_files(input_files(inbox, DAY), tmp_path)
+    received = sum(f.received for f in first)
+    assert received > 0
+    for f in first:
+        assert f.received == f.loaded + f.duplicates + f.quarantined + f.held_rows
+    assert sum(f.quarantined for f in first) > 0, "a dirty day quarantines something"
+    after_first = counts(configured)
+    assert after_first["referrals"] == sum(f.loaded for f in first)
+    assert after_first["quarantine_open"] == sum(f.quarantined for f in first)
+
+    second = run_files(input_files(inbox, DAY), tmp_path)
+    assert sum(f.loaded for f in second) == 0
+    assert sum(f.duplicates for f in second) == received - sum(f.quarantined + f.held_rows for f in second)
+    assert {f.status for f in second} == {"repeat"}
+    assert counts(configured) == after_first
+
+
+def test_rows_already_stored_are_duplicates_even_in_a_new_file(configured: str, inbox: Path, tmp_path: Path) -> None:
+    paths = input_files(inbox, DAY)
+    first = run_files(paths, tmp_path)
+    resent = tmp_path / "resend" / DAY.isoformat()
+    resent.mkdir(parents=True)
+    for p in paths:  # the same rows with one extra blank line: new bytes, same referrals
+        (resent / p.name).write_bytes(p.read_bytes() + (b"\r\n" if p.suffix == ".csv" else b"\n"))
+    again = run_files(input_files(tmp_path / "resend", DAY), tmp_path)
+    assert sum(f.loaded for f in again) == 0
+    assert all(f.status == "loaded" for f in again)
+    assert [f.received for f in again] == [f.received for f in first]
+    # Each receipt of a bad row is its own entry (file and line), so nothing is silently merged.
+    assert counts(configured)["quarantine_open"] == sum(f.quarantined for f in first + again)
+
+
+def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
+    police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
+    raw = police.read_bytes()
+    lines = raw.split(b"\r\n")
+    header, first = lines[0], lines[1]
+    # Break the first record's force code, keep everything else: the row is quarantined.
+    broken = (
+        first.replace(b"Cheshire Constabulary", b"Narnia Police")
+        .replace(b"Hampshire Constabulary", b"Narnia Police")
+        .replace(b"Metropolitan Police Service", b"Narnia Police")
+    )
+    assert broken != first
+    bad = tmp_path / "bad" / DAY.isoformat()
+    bad.mkdir(parents=True)
+    (bad / police.name).write_bytes(b"\r\n".join([header, broken]) + b"\r\n")
+    [result] = run_files([bad / police.name], tmp_path)
+    assert (result.quarantined, result.failed_expectations) == (1, {"force_known": 1})
+
+    [fixed] = run_files([police], tmp_path)
+    assert fixed.quarantine_resolved == 1
+    with wiring.engine().connect() as conn:
+        entry = conn.execute(select(QuarantineEntry.__table__)).mappings().one()  # type: ignore[attr-defined]
+        referral_id = conn.execute(
+            select(Referral.__table__.c.id).where(Referral.__table__.c.source_ref == entry["source_ref"])  # type: ignore[attr-defined]
+        ).scalar_one()
+    assert entry["status"] == "resolved" and entry["resolved_by_referral_id"] == referral_id
+
+
+def test_an_unreadable_file_is_held_whole_and_the_rest_goes_on(configured: str, inbox: Path, tmp_path: Path) -> None:
+    folder = inbox / DAY.isoformat()
+    (folder / "police_rms_broken.csv").write_bytes(b"\xef\xbb\xbfURN,Force\r\nabc,\x81\x8d\x90\r\n")
+    (folder / "mystery_export.txt").write_text("one\ntwo\nthree\n")
+    results = {f.file: f for f in run_files(input_files(inbox, DAY), tmp_path)}
+    held = [results["police_rms_broken.csv"], results["mystery_export.txt"]]
+    assert all(h.status == "held" and h.loaded == 0 and h.held_rows == h.received for h in held)
+    assert results["mystery_export.txt"].held_rows == 3
+    assert results["mystery_export.txt"].held_reason == "no adapter for this file name"
+    assert sum(f.loaded for f in results.values()) > 0
+    with wiring.engine().connect() as conn:
+        statuses = dict(conn.execute(select(IngestBatch.__table__.c.file_name, IngestBatch.__table__.c.status)).all())  # type: ignore[attr-defined]
+    assert statuses["police_rms_broken.csv"] == "held"
+
+
+def test_a_row_count_far_outside_history_holds_the_file(configured: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    days = [date(2026, 11, d) for d in range(1, 7)]
+    write_days(inbox, days[0], days=5, per_day=30, dirty=0.0, seed=5)
+    for d in days[:5]:
+        run_files(input_files(inbox, d), tmp_path, run_date=d)
+    write_days(inbox, days[5], days=1, per_day=900, dirty=0.0, seed=6)
+    results = run_files(input_files(inbox, days[5]), tmp_path, run_date=days[5])
+    assert all(r.status == "held" and "far above" in (r.held_reason or "") for r in results)
+
+
+def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path, tmp_path: Path) -> None:
+    run_files(input_files(inbox, DAY), tmp_path)
+    needles = personal_needles(inbox)
+    assert len(needles) > 100
+    dump = dump_database(configured)
+    assert "referrals" in dump
+    assert leaks(dump, needles) == []
+    docs = "".join(p.read_text(errors="ignore") for p in (tmp_path / "docs").rglob("*") if p.is_file())
+    assert "index.html" in {p.name for p in (tmp_path / "docs").rglob("*")}
+    assert leaks(docs, needles) == []

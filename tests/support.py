@@ -1,0 +1,70 @@
+"""Test helpers: generated inboxes, the personal values they hold, database dumps and counts."""
+
+from __future__ import annotations
+
+import subprocess
+from datetime import date
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import make_url
+
+from iasu.synthetic import generate
+from tasks.adapters import adapt
+from tasks.adapters.canonical import FileHeld
+from tasks.queries import table_counts
+
+NAME_FIELDS = ("victim_forename", "victim_surname", "perp_forename", "perp_surname")
+CONTACT_FIELDS = ("victim_phone", "victim_email", "victim_address", "perp_phone", "perp_email", "perp_address", "notes")
+MIN_NEEDLE = 6  # shorter strings (e.g. "Lee") occur by chance in unrelated text
+
+
+def write_days(inbox: Path, start: date, days: int = 1, per_day: int = 60, seed: int = 7, dirty: float = 0.1) -> int:
+    """Generate synthetic exports into inbox/<date>/; returns the number of records written."""
+    return generate(start=start, days=days, per_day=per_day, seed=seed, dirty=dirty, out=inbox).records
+
+
+def personal_needles(inbox: Path) -> set[str]:
+    """Every personal value in the inbox's readable files that is long enough to search for."""
+    needles: set[str] = set()
+    for path in sorted(inbox.rglob("*.*")):
+        try:
+            frame = adapt(path).frame
+        except FileHeld:
+            continue
+        for row in frame.to_dict(orient="records"):
+            forename, surname = row["victim_forename"], row["victim_surname"]
+            if forename and surname:
+                needles.add(f"{forename} {surname}")
+            for field in NAME_FIELDS + CONTACT_FIELDS:
+                value = row[field]
+                if isinstance(value, str) and len(value) >= MIN_NEEDLE:
+                    needles.add(value)
+    return needles
+
+
+def leaks(text: str, needles: set[str]) -> list[str]:
+    """The needles found in a text (empty means nothing personal leaked)."""
+    return sorted(n for n in needles if n in text)
+
+
+def dump_database(url: str) -> str:
+    """A full text dump: pg_dump for PostgreSQL, iterdump for SQLite."""
+    u = make_url(url)
+    if u.get_backend_name() == "postgresql":
+        cmd = ["pg_dump", "--no-owner", "-h", u.host or "127.0.0.1", "-p", str(u.port or 5432)]
+        cmd += ["-U", u.username or "postgres", u.database or ""]
+        return subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    import sqlite3
+
+    with sqlite3.connect(u.database or "") as conn:
+        return "\n".join(conn.iterdump())
+
+
+def counts(url: str) -> dict[str, int]:
+    """`iasu status` counts for a database."""
+    engine = create_engine(url)
+    try:
+        return table_counts(engine)
+    finally:
+        engine.dispose()
