@@ -16,9 +16,7 @@ target_metadata = SQLModel.metadata
 
 def _url() -> str:
     # `iasu db upgrade` sets the URL from settings; a bare `alembic` call falls back to the environment.
-    return config.get_main_option("sqlalchemy.url") or os.environ.get(
-        "IASU_DATABASE_URL", "sqlite:///var/iasu.db"
-    )
+    return config.get_main_option("sqlalchemy.url") or os.environ.get("IASU_DATABASE_URL", "sqlite:///var/iasu.db")
 
 
 def run_migrations_offline() -> None:
@@ -35,17 +33,13 @@ def run_migrations_offline() -> None:
 def run_migrations_online() -> None:
     connection = config.attributes.get("connection")
     if connection is not None:
-        context.configure(
-            connection=connection, target_metadata=target_metadata, render_as_batch=True
-        )
+        context.configure(connection=connection, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
         return
     engine = make_engine(_url())
     with engine.connect() as conn:
-        context.configure(
-            connection=conn, target_metadata=target_metadata, render_as_batch=True
-        )
+        context.configure(connection=conn, target_metadata=target_metadata, render_as_batch=True)
         with context.begin_transaction():
             context.run_migrations()
     engine.dispose()
