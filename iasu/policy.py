@@ -1,0 +1,43 @@
+"""Loading the policy file: validated once at start, with the bad key named."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+import yaml
+from pydantic import ValidationError
+
+from iasu.errors import OperatorError
+from rules.policy import Policy
+
+DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policy" / "default.yaml"
+
+
+def load_policy(path: Path | None) -> Policy:
+    """Read and validate a policy file (the shipped default when path is None)."""
+    source = path or DEFAULT_POLICY
+    try:
+        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+    except OSError as exc:
+        raise OperatorError(f"policy file {source} cannot be read ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise OperatorError(f"policy file {source} is not valid YAML{where}") from None
+    try:
+        return Policy.model_validate(data)
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{'.'.join(str(p) for p in err['loc']) or '(top level)'}: {err['msg'].removeprefix('Value error, ')}"
+            for err in exc.errors()
+        )
+        raise OperatorError(f"policy file {source} is invalid: {problems}") from None
+
+
+@lru_cache(maxsize=1)
+def get_policy() -> Policy:
+    """The process's policy, from IASU_POLICY_FILE or the shipped default."""
+    from iasu.settings import get_settings
+
+    return load_policy(get_settings().policy_file)

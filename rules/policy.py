@@ -1,0 +1,128 @@
+"""The operator-tunable policy as typed, validated data (loading the file is iasu.policy's job)."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from rules.codes import Force, Marker, Queue, ReferringAgency, SrpLevel, Tier
+from rules.gate import RowCountGate
+
+LinkSignal = Literal["name_dob", "pnc"]
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors: a misspelt setting must not be silently ignored."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class SdashBands(Strict):
+    """Minimum S-DASH yes answers for each tier above standard."""
+
+    high: int = Field(ge=0, le=11)
+    medium: int = Field(ge=0, le=11)
+
+    @model_validator(mode="after")
+    def _ordered(self) -> SdashBands:
+        if self.medium > self.high:
+            raise ValueError("medium must not be above high")
+        return self
+
+
+class Risk(Strict):
+    """How a referral's own facts set its tier."""
+
+    sdash_bands: SdashBands
+    high_markers: tuple[Marker, ...] = ()
+    raise_markers: tuple[Marker, ...] = ()
+    srp_floor: dict[SrpLevel, Tier] = Field(default_factory=dict)
+
+
+class Linkage(Strict):
+    """How perpetrators are linked across referrals and what a linked history means."""
+
+    signals: tuple[LinkSignal, ...] = ("name_dob", "pnc")
+    serial_tier: Tier = Tier.high
+    repeat_raise_after: int = Field(default=1, ge=1)
+    duplicate_window_days: int = Field(default=14, ge=0)
+
+
+class Unit(Strict):
+    """The unit's intake: which cases it takes and how many it can carry."""
+
+    capacity: dict[Force, int]
+    take_tiers: tuple[Tier, ...] = (Tier.high,)
+    take_markers_at_medium: tuple[Marker, ...] = ()
+    take_serial: bool = True
+    overflow_queue: Queue = Queue.police_investigation
+
+    @model_validator(mode="after")
+    def _sane(self) -> Unit:
+        if self.overflow_queue is Queue.unit:
+            raise ValueError("overflow_queue must be a partner queue, not unit")
+        missing = set(Force) - set(self.capacity)
+        if missing:
+            raise ValueError(f"capacity missing for force(s): {', '.join(sorted(missing))}")
+        if any(v < 0 for v in self.capacity.values()):
+            raise ValueError("capacity must not be negative")
+        return self
+
+
+class PartnerRoute(Strict):
+    """One routing rule for cases the unit does not take; all given conditions must hold."""
+
+    queue: Queue
+    markers_any: tuple[Marker, ...] = ()
+    referring_agency_any: tuple[ReferringAgency, ...] = ()
+    tiers: tuple[Tier, ...] = ()
+
+    @model_validator(mode="after")
+    def _partner(self) -> PartnerRoute:
+        if self.queue is Queue.unit:
+            raise ValueError("partner_routes cannot route to the unit queue")
+        return self
+
+
+class QueueConfig(Strict):
+    """Where a queue's alerts go."""
+
+    channel: str = Field(min_length=1, pattern=r"^[A-Z0-9]+$")
+
+
+class Intake(Strict):
+    """The batch gate's thresholds."""
+
+    row_count_ratio: float = Field(default=5.0, gt=1.0)
+    row_count_slack: int = Field(default=20, ge=0)
+    row_count_min_history: int = Field(default=5, ge=1)
+
+    def gate(self) -> RowCountGate:
+        """The gate these settings describe."""
+        return RowCountGate(
+            ratio=self.row_count_ratio, slack=self.row_count_slack, min_history=self.row_count_min_history
+        )
+
+
+class Policy(Strict):
+    """Everything an operator may tune: one version of it is recorded with every decision."""
+
+    version: str = Field(min_length=1, max_length=32)
+    risk: Risk
+    linkage: Linkage = Linkage()
+    unit: Unit
+    partner_routes: tuple[PartnerRoute, ...]
+    queues: dict[Queue, QueueConfig]
+    outcomes: tuple[str, ...] = Field(min_length=1)
+    intake: Intake = Intake()
+
+    @model_validator(mode="after")
+    def _complete(self) -> Policy:
+        missing = set(Queue) - set(self.queues)
+        if missing:
+            raise ValueError(f"queues missing: {', '.join(sorted(missing))}")
+        last = self.partner_routes[-1] if self.partner_routes else None
+        if last is None or last.markers_any or last.referring_agency_any or last.tiers:
+            raise ValueError("partner_routes must end with a rule without conditions (the default queue)")
+        return self

@@ -1,0 +1,127 @@
+"""Each kind of defect the generator injects is caught by a named expectation (or handled as documented)."""
+
+from __future__ import annotations
+
+import random
+from datetime import date
+from pathlib import Path
+
+import pytest
+from faker import Faker
+
+from expectations.derive import validation_frame
+from expectations.runner import NightValidator
+from iasu.synthetic.defects import DefectKind, inject, truncate
+from iasu.synthetic.feeds import CSV_FEEDS, STYLES, CsvWriter, encode, native, nhs_record
+from iasu.synthetic.referrals import ReferralFactory
+from rules.codes import SDASH_ITEMS, Source
+from tasks.adapters import adapt, inbox_file_name
+
+DAY = date(2026, 11, 19)
+PER_KIND = 12  # records per defect kind and source: enough to hit each injector's random choices
+
+# What a row with each defect must fail: at least one of these names, and nothing else.
+CAUGHT_BY: dict[DefectKind, frozenset[str]] = {
+    DefectKind.missing_required: frozenset(
+        {
+            "source_ref_present",
+            "force_present",
+            "received_date_present",
+            "relationship_present",
+            "victim_name_present",
+            "victim_dob_present",
+        }
+    ),
+    DefectKind.impossible_date: frozenset(
+        {
+            "received_date_real",
+            "incident_date_real",
+            "victim_dob_real",
+            "perp_dob_real",
+            "victim_dob_plausible",
+            "perp_dob_plausible",
+        }
+    ),
+    DefectKind.future_date: frozenset(
+        {"received_date_not_future", "incident_date_not_future", "incident_date_not_after_received"}
+    ),
+    DefectKind.unknown_code: frozenset(
+        {
+            "force_known",
+            "relationship_known",
+            "behaviour_codes_known",
+            "marker_codes_known",
+            "referring_agency_known",
+            "srp_known",
+        }
+    ),
+    DefectKind.sdash_not_yes_no: frozenset(f"sdash_{item}_yes_no" for item in SDASH_ITEMS),
+    DefectKind.dates_out_of_order: frozenset(
+        {"incident_date_not_after_received", "victim_dob_plausible", "perp_dob_plausible"}
+    ),
+    DefectKind.truncated_last_line: frozenset({"record_readable"}),
+}
+NOT_QUARANTINED = {
+    DefectKind.repeated_row: "an exact repeat is a duplicate: the first copy loads, the second is counted as duplicate",
+    DefectKind.whitespace_case: "adapters trim whitespace and fold the case of codes, so the row loads",
+}
+assert set(CAUGHT_BY) | set(NOT_QUARANTINED) == set(DefectKind)
+
+
+def write_source_file(folder: Path, source: Source, seed: int) -> tuple[Path, list[DefectKind | None]]:
+    """One export holding PER_KIND records of every defect kind (and clean ones), each kind's line known."""
+    rng = random.Random(seed)
+    fake = Faker("en_GB")
+    fake.seed_instance(seed)
+    factory = ReferralFactory(rng, fake)
+    referrals = [r for r in factory.day(DAY, 900) if r.source is source]
+    kinds: list[DefectKind | None] = [None] * 5
+    for kind in DefectKind:
+        if kind is not DefectKind.truncated_last_line:
+            kinds += [kind] * PER_KIND
+    assert len(referrals) > len(kinds), "generate more referrals"
+    writer = CsvWriter(CSV_FEEDS[source]) if source in CSV_FEEDS else None
+    texts: list[str] = []
+    row_kinds: list[DefectKind | None] = []
+    for referral, kind in zip(referrals, kinds, strict=False):
+        values = native(referral)
+        if kind is not None:
+            inject(values, kind, referral=referral, day=DAY, style=STYLES[source], rng=rng)
+        text = writer.record(values) if writer is not None else nhs_record(values)
+        copies = 2 if kind is DefectKind.repeated_row else 1
+        texts += [text] * copies
+        row_kinds += [kind] * copies
+    texts.append(truncate(writer.record(native(referrals[-1])) if writer else nhs_record(native(referrals[-1])), rng))
+    row_kinds.append(DefectKind.truncated_last_line)
+    body = (writer.header() if writer else "") + "".join(texts)
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / inbox_file_name(source, DAY)
+    path.write_bytes(encode(source, body))
+    return path, row_kinds
+
+
+@pytest.mark.parametrize("source", list(Source))
+def test_every_injected_defect_is_caught_by_its_named_expectation(source: Source, tmp_path: Path) -> None:
+    path, row_kinds = write_source_file(tmp_path / "inbox" / DAY.isoformat(), source, seed=101)
+    frame = adapt(path).frame
+    assert len(frame) == len(row_kinds)
+    repeats = frame["raw"].duplicated(keep="first")
+    unique = frame[~repeats]
+    adapted = adapt(path)
+    verdicts = NightValidator(tmp_path / "docs").validate(
+        validation_frame(unique, DAY), path.name, {"source_ref_pattern": adapted.source_ref_pattern}
+    )
+    seen: dict[DefectKind, int] = {}
+    for position, (line_no, kind) in enumerate(zip(frame["line_no"], row_kinds, strict=True)):
+        reasons = set(verdicts.reasons(int(line_no)))
+        if bool(repeats.iloc[position]):
+            assert kind is DefectKind.repeated_row
+            continue
+        if kind is None or kind in NOT_QUARANTINED:
+            assert reasons == set(), (kind, line_no, reasons)
+            continue
+        assert reasons, f"{kind} on line {line_no} was not caught"
+        assert reasons <= CAUGHT_BY[kind], (kind, line_no, reasons - CAUGHT_BY[kind])
+        seen[kind] = seen.get(kind, 0) + 1
+    assert set(seen) == set(CAUGHT_BY)
+    assert int(repeats.sum()) == PER_KIND
