@@ -12,11 +12,12 @@ from iasu.settings import get_settings
 from tasks.ingest import ingest_file, validator_for
 from tasks.night import finish_night, input_files, start_night, summarise
 from tasks.report import publish_report
+from tasks.route import route_referrals
 
 
 @flow(name="nightly", log_prints=False)
 def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
-    """Take in one night's referral files: validate, quarantine, load and report, reconciled."""
+    """Take in one night's referral files: validate, quarantine, load, route into cases and report."""
     settings = get_settings()
     inbox_dir = inbox or settings.inbox
     paths = input_files(inbox_dir, run_date)
@@ -27,10 +28,13 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     # One file after another: a night has a handful of files, and concurrent writers
     # would contend on SQLite; each file is still its own task run in the UI.
     files = [ingest_file(p, run_date, night_run_id, docs_dir, actor) for p in paths]
+    routing = route_referrals(run_date, actor)
     summary = summarise(run_date, files)
+    summary["routed"], summary["tiers"] = routing["routed"], routing["tiers"]
+    summary["merged"], summary["turned_away_for_capacity"] = routing["merged"], routing["turned_away_for_capacity"]
     docs_index = validator_for(docs_dir).docs_index()
     summary["data_docs"] = str(docs_index) if docs_index else None
     summary["file_counts"] = files
     finish_night(night_run_id, run_date, summary)
-    publish_report(summary, files, docs_index)
+    publish_report(summary, files, docs_index, routing["case_refs"])
     return summary

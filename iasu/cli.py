@@ -19,7 +19,11 @@ app = typer.Typer(help="Referral platform for integrated anti-stalking units.", 
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Rows held back by validation.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
+case_app = typer.Typer(help="One case: show, override, close.", no_args_is_help=True)
+queue_app = typer.Typer(help="Work queues.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
+app.add_typer(case_app, name="case")
+app.add_typer(queue_app, name="queue")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -151,6 +155,10 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             f"duplicates {f['duplicates']}, quarantined {f['quarantined']}, held {f['held_rows']}"
             + (f" ({f['held_reason']})" if f["held_reason"] else "")
         )
+    if "routed" in summary:
+        routed = ", ".join(f"{q} {n}" for q, n in summary["routed"].items()) or "none"
+        tiers = ", ".join(f"{t} {n}" for t, n in summary["tiers"].items()) or "none"
+        typer.echo(f"  new cases by queue: {routed}; by tier: {tiers}")
     if summary.get("data_docs"):
         typer.echo(f"  validation results: {summary['data_docs']}")
 
@@ -194,6 +202,154 @@ def quarantine_list(
         typer.echo("no quarantine entries" if show_all else "no open quarantine entries")
     for e in entries:
         typer.echo(f"{e['file']}:{e['line']}  {e['status']:8}  {', '.join(e['failed_expectations'])}")
+
+
+def _read_engine() -> Any:
+    from iasu import wiring
+    from iasu.db import ensure_current
+
+    engine = wiring.engine()
+    ensure_current(engine)
+    return engine
+
+
+@case_app.command("show")
+@operator_errors
+def case_show(
+    case_ref: Annotated[str, typer.Argument(help="Case reference, e.g. CH-2026-000123.")],
+    reveal: Annotated[bool, typer.Option("--reveal", help="Also show personal fields (audited).")] = False,
+    by: Annotated[str | None, typer.Option(help="Who is looking (name or staff id); default: the OS user.")] = None,
+    reason: Annotated[str | None, typer.Option(help="Why the personal fields are needed.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Tier, queue, reasons, referrals and history of a case; --reveal adds personal fields and is audited."""
+    from iasu import wiring
+    from tasks.audit import os_user
+    from tasks.cases import reveal_case, show_case
+
+    engine = _read_engine()
+    with engine.begin() as conn:
+        shown = show_case(conn, case_ref)
+        if reveal:
+            shown["revealed"] = reveal_case(
+                conn, case_ref, by=by or os_user() or "unknown", reason=reason, cipher=wiring.cipher()
+            )
+    if as_json:
+        typer.echo(json.dumps(shown, default=str))
+        return
+    typer.echo(
+        f"{shown['case_ref']}  {shown['status']}  {shown['force']}  tier {shown['tier']}  queue {shown['queue']}"
+    )
+    typer.echo(f"  opened {shown['opened_on']}, decided by {shown['decided_by']} (policy {shown['policy_version']})")
+    if shown["outcome"]:
+        typer.echo(f"  closed {shown['closed_at']} with outcome {shown['outcome']}")
+    typer.echo("  reasons:")
+    for reason_ in shown["reasons"]:
+        typer.echo(f"    - [{reason_['rule']}] {reason_['text']}")
+    typer.echo(f"  interventions: {', '.join(shown['interventions']) or 'none'}")
+    typer.echo("  referrals:")
+    for ref in shown["referrals"]:
+        typer.echo(
+            f"    - {ref['source']} {ref['source_ref']} received {ref['received_date']} ({ref['file']}:{ref['line']})"
+        )
+    typer.echo("  history:")
+    for event in shown["history"]:
+        typer.echo(f"    - {event['at']} {event['action']} by {event['actor']}")
+    if reveal:
+        typer.echo("  personal fields (this consultation is recorded in the audit log):")
+        for person in shown["revealed"]["people"]:
+            fields = ", ".join(
+                f"{k}: {v}" for k, v in person.items() if k not in ("source", "source_ref", "role") and v
+            )
+            typer.echo(f"    - {person['role']} ({person['source']} {person['source_ref']}): {fields}")
+        for ref, note in shown["revealed"]["notes"].items():
+            typer.echo(f"    - notes ({ref}): {note}")
+
+
+@case_app.command("override")
+@operator_errors
+def case_override(
+    case_ref: Annotated[str, typer.Argument(help="Case reference.")],
+    queue: Annotated[str, typer.Option(help="New queue code.")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    reason: Annotated[str, typer.Option(help="Why the decision changes.")],
+    tier: Annotated[str | None, typer.Option(help="New tier code.")] = None,
+) -> None:
+    """Change a case's queue (and tier); the original decision, who and why go to the audit log."""
+    from iasu import wiring
+    from rules.codes import Queue, Tier
+    from tasks.cases import override_case
+
+    new_queue = _code(Queue, queue, "queue")
+    new_tier = _code(Tier, tier, "tier") if tier else None
+    engine = _read_engine()
+    with engine.begin() as conn:
+        change = override_case(
+            conn, case_ref, queue=new_queue, tier=new_tier, by=by, reason=reason, cipher=wiring.cipher()
+        )
+    typer.echo(
+        f"{case_ref}: queue {' -> '.join(change['queue'])}, tier {' -> '.join(change['tier'])}"
+    )
+
+
+@case_app.command("close")
+@operator_errors
+def case_close(
+    case_ref: Annotated[str, typer.Argument(help="Case reference.")],
+    outcome: Annotated[str, typer.Option(help="Outcome code from the policy file.")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    reason: Annotated[str | None, typer.Option(help="Optional note on why.")] = None,
+) -> None:
+    """Close a case with an outcome; its pending contacts are cancelled and a unit place frees."""
+    from iasu import wiring
+    from iasu.policy import get_policy
+    from tasks.cases import close_case
+
+    engine = _read_engine()
+    with engine.begin() as conn:
+        cancelled = close_case(
+            conn, case_ref, outcome=outcome, by=by, reason=reason, policy=get_policy(), cipher=wiring.cipher()
+        )
+    typer.echo(f"{case_ref}: closed with outcome {outcome}; {cancelled} pending contact(s) cancelled")
+
+
+@queue_app.command("list")
+@operator_errors
+def queue_list(
+    queue: Annotated[str | None, typer.Option(help="Queue code.")] = None,
+    force: Annotated[str | None, typer.Option(help="Force code.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Open cases in priority order (for the unit, also high-risk cases turned away for capacity)."""
+    from rules.codes import Force, Queue
+    from tasks.cases import queue_list as list_queue
+
+    chosen = _code(Queue, queue, "queue") if queue else None
+    if force:
+        _code(Force, force, "force")
+    with _read_engine().connect() as conn:
+        listed = list_queue(conn, queue=chosen, force=force)
+    if as_json:
+        typer.echo(json.dumps(listed))
+        return
+    for section, rows in listed.items():
+        if section != "cases":
+            typer.echo(
+                f"\n{section.replace('_', ' ')} (high risk, in a partner queue; pull in with `iasu case override`):"
+            )
+        if not rows:
+            typer.echo("  none")
+        for row in rows:
+            typer.echo(
+                f"  {row['case_ref']}  {row['tier']:8}  {row['queue']:20}  {row['force']:9}  opened {row['opened_on']}"
+            )
+
+
+def _code(enum: Any, value: str, what: str) -> Any:
+    try:
+        return enum(value)
+    except ValueError:
+        _fail(f"unknown {what} {value!r}; one of: {', '.join(m.value for m in enum)}")
 
 
 @app.command()

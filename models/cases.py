@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, text
+from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.types import Encrypted, JSONType, UTCDateTime, utcnow
@@ -33,6 +33,7 @@ class Case(SQLModel, table=True):
     """The unit of work: a triage decision (tier, queue, reasons) and where it stands."""
 
     __tablename__ = "cases"
+    __table_args__ = (UniqueConstraint("origin_referral_id", name="uq_cases_origin_referral_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
     case_ref: str = Field(max_length=20, unique=True)  # e.g. CH-2026-000123: reveals nothing
@@ -47,9 +48,21 @@ class Case(SQLModel, table=True):
     policy_version: str | None = Field(default=None, max_length=32)
     assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     opened_on: date
+    # The referral that opened the case; later duplicates from other sources join it (referrals.case_id).
+    origin_referral_id: int | None = Field(default=None, foreign_key="referrals.id")
     opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str | None = Field(default=None, max_length=64)
+
+
+class CaseRefCounter(SQLModel, table=True):
+    """The last sequence number issued for case references of one force prefix and year."""
+
+    __tablename__ = "case_ref_counters"
+
+    prefix: str = Field(primary_key=True, max_length=3)
+    year: int = Field(primary_key=True)
+    last_value: int = 0
 
 
 class Contact(SQLModel, table=True):

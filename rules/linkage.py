@@ -1,9 +1,12 @@
-"""Normalisation behind linkage keys: the same person written differently maps to one string."""
+"""Linkage: normalised keys for blind indexes, and linking referrals by them (never by clear values)."""
 
 from __future__ import annotations
 
 import re
 import unicodedata
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import date
 
 _NOT_LETTER = re.compile(r"[^a-z ]+")
@@ -37,3 +40,76 @@ def pnc_key(pnc_id: str | None) -> str | None:
         return None
     key = _PNC.sub("", pnc_id.upper())
     return key or None
+
+
+@dataclass(frozen=True)
+class LinkRow:
+    """A referral as linkage sees it: blind indexes and bookkeeping, never a clear value."""
+
+    referral_id: int
+    source: str
+    key: str  # "source:source_ref", a stable tie-break
+    received_date: date
+    victim_index: str | None  # blind index of the victim's name + date of birth
+    perp_keys: frozenset[str]  # "name_dob:<index>" / "pnc:<index>", only the policy's signals
+    case_id: int | None = None  # set for referrals already routed
+    case_open: bool = True
+
+
+@dataclass(frozen=True)
+class Linked:
+    """What linkage found for one new referral."""
+
+    duplicate_of: int | None  # an earlier referral from another source that this one repeats
+    earlier_cases: int  # distinct earlier cases with the same perpetrator (this case excluded)
+    other_victims: int  # distinct victims of those cases other than this referral's victim
+
+
+def link(new: Sequence[LinkRow], existing: Sequence[LinkRow], *, duplicate_window_days: int) -> dict[int, Linked]:
+    """Link each new referral's perpetrator to earlier referrals; spot the same referral sent by two sources.
+
+    Existing (already routed) referrals count as earlier than every new one;
+    new ones are taken in order of date received, then key, so the result does
+    not depend on the order rows arrive in.
+    """
+    by_perp: dict[str, list[LinkRow]] = defaultdict(list)
+    case_token: dict[int, str] = {}
+    for row in existing:
+        case_token[row.referral_id] = f"case:{row.case_id}"
+        for perp_key in row.perp_keys:
+            by_perp[perp_key].append(row)
+    out: dict[int, Linked] = {}
+    for row in sorted(new, key=lambda r: (r.received_date, r.key, r.referral_id)):
+        seen: dict[int, LinkRow] = {}
+        for perp_key in row.perp_keys:
+            for other in by_perp[perp_key]:
+                seen[other.referral_id] = other
+        earlier = sorted(seen.values(), key=lambda r: (r.received_date, r.key), reverse=True)  # most recent first
+        duplicate = next(
+            (
+                other
+                for other in earlier
+                if row.victim_index is not None
+                and other.victim_index == row.victim_index
+                and other.source != row.source
+                and other.case_open
+                and abs((row.received_date - other.received_date).days) <= duplicate_window_days
+            ),
+            None,
+        )
+        token = case_token[duplicate.referral_id] if duplicate else f"new:{row.referral_id}"
+        case_token[row.referral_id] = token
+        other_cases = {case_token[o.referral_id] for o in earlier} - {token}
+        victims = {
+            o.victim_index
+            for o in earlier
+            if case_token[o.referral_id] in other_cases and o.victim_index and o.victim_index != row.victim_index
+        }
+        out[row.referral_id] = Linked(
+            duplicate_of=duplicate.referral_id if duplicate else None,
+            earlier_cases=len(other_cases),
+            other_victims=len(victims),
+        )
+        for perp_key in row.perp_keys:
+            by_perp[perp_key].append(row)
+    return out

@@ -15,10 +15,18 @@ def _cell(value: object) -> str:
     return str(value).replace("|", "\\|").replace("\n", " ")
 
 
-def night_markdown(summary: dict[str, Any], files: list[dict[str, Any]], docs_index: Path | None) -> str:
+CASE_REFS_SHOWN = 30  # per queue and tier; the rest are counted, so a national-scale night stays readable
+
+
+def night_markdown(
+    summary: dict[str, Any],
+    files: list[dict[str, Any]],
+    docs_index: Path | None,
+    case_refs: dict[str, dict[str, list[str]]] | None = None,
+) -> str:
     """Markdown for one night: totals, then per file what became of its rows and why."""
     lines = [
-        f"# Nightly intake {summary['run_date']}",
+        f"# Nightly run {summary['run_date']}",
         "",
         f"Received **{summary['received']}**: loaded {summary['loaded']}, duplicates {summary['duplicates']}, "
         f"quarantined {summary['quarantined']}, held {summary['held_rows']} "
@@ -42,15 +50,40 @@ def night_markdown(summary: dict[str, Any], files: list[dict[str, Any]], docs_in
                 f"| {_cell(f['file'])} | {f['status']} | {f['received']} | {f['loaded']} | {f['duplicates']} "
                 f"| {f['quarantined']} | {f['held_rows']} | {_cell(why)} |"
             )
+    lines += ["", "## Cases opened", ""]
+    if not case_refs:
+        lines.append("No new cases.")
+    else:
+        lines += ["| queue | tier | cases | case references |", "|---|---|---:|---|"]
+        for queue in sorted(case_refs):
+            for tier in ("high", "medium", "standard"):
+                refs = case_refs[queue].get(tier, [])
+                if refs:
+                    shown = ", ".join(refs[:CASE_REFS_SHOWN]) + (
+                        f" and {len(refs) - CASE_REFS_SHOWN} more" if len(refs) > CASE_REFS_SHOWN else ""
+                    )
+                    lines.append(f"| {queue} | {tier} | {len(refs)} | {shown} |")
+    merged, turned = summary.get("merged", 0), summary.get("turned_away_for_capacity", 0)
+    if merged or turned:
+        lines += [
+            "",
+            f"{merged} referral(s) joined an existing case (the same referral from another source); "
+            f"{turned} case(s) qualified for the unit but were turned away for capacity.",
+        ]
     if docs_index is not None:
         lines += ["", f"Validation results (Data Docs, this night only): [{docs_index.name}]({docs_index.as_uri()})"]
     return "\n".join(lines) + "\n"
 
 
 @task(name="publish-report")
-def publish_report(summary: dict[str, Any], files: list[dict[str, Any]], docs_index: Path | None) -> str:
+def publish_report(
+    summary: dict[str, Any],
+    files: list[dict[str, Any]],
+    docs_index: Path | None,
+    case_refs: dict[str, dict[str, list[str]]] | None = None,
+) -> str:
     """Publish the night's summary as a keyed markdown artifact (kept as a history across runs)."""
-    markdown = night_markdown(summary, files, docs_index)
+    markdown = night_markdown(summary, files, docs_index, case_refs)
     create_markdown_artifact(
         key=ARTIFACT_KEY, markdown=markdown, description=f"Nightly intake for {summary['run_date']}"
     )

@@ -1,0 +1,305 @@
+"""Routing: every referral not yet in a case gets one, set-based, for the whole night at once.
+
+One query reads the unrouted referrals with their blind indexes, one reads the
+earlier referrals linked to them; rules decide in memory; cases, links and
+audit events are written in bulk in one transaction.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy.orm import aliased
+
+from iasu import wiring
+from iasu.policy import get_policy
+from models import Case, CaseRefCounter, Person, Referral
+from models.types import utcnow
+from rules.codes import FORCE_PREFIX, CaseStatus, Force, Marker, PersonRole, Queue, ReferringAgency, SrpLevel
+from rules.linkage import LinkRow, link
+from rules.policy import Policy
+from rules.triage import Decision, LinkedHistory, ReferralFacts, allocate, assess
+from tasks.audit import AUDIT, os_user
+
+REFERRALS = Referral.__table__  # type: ignore[attr-defined]
+PEOPLE = Person.__table__  # type: ignore[attr-defined]
+CASES = Case.__table__  # type: ignore[attr-defined]
+COUNTERS = CaseRefCounter.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class RouteResult:
+    """What one routing pass did: counts only."""
+
+    routed: dict[str, int]  # new cases per queue code
+    tiers: dict[str, int]  # new cases per tier code
+    merged: int  # referrals that joined an existing case (the same referral from another source)
+    turned_away_for_capacity: int
+    case_refs: dict[str, dict[str, list[str]]]  # queue -> tier -> case references opened
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready counts and references."""
+        return {
+            "routed": self.routed,
+            "tiers": self.tiers,
+            "merged": self.merged,
+            "turned_away_for_capacity": self.turned_away_for_capacity,
+            "case_refs": self.case_refs,
+        }
+
+
+def _link_select(policy: Policy) -> Any:
+    r = REFERRALS.c
+    victim, perp = aliased(PEOPLE), aliased(PEOPLE)
+    return (
+        select(
+            r.id,
+            r.source,
+            r.source_ref,
+            r.force,
+            r.received_date,
+            r.referring_agency,
+            r.crime_ref,
+            r.sdash_yes_count,
+            r.sdash_violence_this_episode,
+            r.sdash_threats_violence,
+            r.srp,
+            r.markers,
+            r.case_id,
+            victim.c.name_dob_index.label("victim_index"),
+            perp.c.name_dob_index.label("perp_name_dob"),
+            perp.c.pnc_index.label("perp_pnc"),
+        )
+        .select_from(REFERRALS)
+        .outerjoin(victim, and_(victim.c.referral_id == r.id, victim.c.role == PersonRole.victim))
+        .outerjoin(perp, and_(perp.c.referral_id == r.id, perp.c.role == PersonRole.perpetrator))
+    ), perp
+
+
+def _perp_keys(row: Any, policy: Policy) -> frozenset[str]:
+    keys = set()
+    if "name_dob" in policy.linkage.signals and row.perp_name_dob:
+        keys.add(f"name_dob:{row.perp_name_dob}")
+    if "pnc" in policy.linkage.signals and row.perp_pnc:
+        keys.add(f"pnc:{row.perp_pnc}")
+    return frozenset(keys)
+
+
+def _link_row(row: Any, policy: Policy, case_open: bool = True) -> LinkRow:
+    return LinkRow(
+        referral_id=row.id,
+        source=row.source,
+        key=f"{row.source}:{row.source_ref}",
+        received_date=row.received_date,
+        victim_index=row.victim_index,
+        perp_keys=_perp_keys(row, policy),
+        case_id=row.case_id,
+        case_open=case_open,
+    )
+
+
+def _facts(row: Any) -> ReferralFacts:
+    return ReferralFacts(
+        key=f"{row.source}:{row.source_ref}",
+        force=Force(row.force),
+        received_date=row.received_date,
+        referring_agency=ReferringAgency(row.referring_agency),
+        sdash_yes_count=row.sdash_yes_count,
+        markers=frozenset(Marker(m) for m in row.markers),
+        srp=SrpLevel(row.srp) if row.srp else None,
+        crime_ref_present=bool(row.crime_ref),
+        violence_this_episode=bool(row.sdash_violence_this_episode),
+        threats_violence=bool(row.sdash_threats_violence),
+    )
+
+
+def _read(conn: Connection, policy: Policy) -> tuple[list[Any], list[LinkRow]]:
+    """The unrouted referrals, and the routed ones sharing a perpetrator index with them (two queries)."""
+    base, perp = _link_select(policy)
+    new_rows = conn.execute(base.where(REFERRALS.c.case_id.is_(None))).all()
+    if not new_rows:
+        return [], []
+    unrouted = select(REFERRALS.c.id).where(REFERRALS.c.case_id.is_(None))
+    new_perp = select(PEOPLE.c.name_dob_index, PEOPLE.c.pnc_index).where(
+        PEOPLE.c.referral_id.in_(unrouted), PEOPLE.c.role == PersonRole.perpetrator
+    )
+    signals = []
+    if "name_dob" in policy.linkage.signals:
+        signals.append(perp.c.name_dob_index.in_(select(new_perp.subquery().c.name_dob_index)))
+    if "pnc" in policy.linkage.signals:
+        signals.append(perp.c.pnc_index.in_(select(new_perp.subquery().c.pnc_index)))
+    existing: list[LinkRow] = []
+    if signals:
+        linked = (
+            base.add_columns(CASES.c.status)
+            .join(CASES, CASES.c.id == REFERRALS.c.case_id)
+            .where(REFERRALS.c.case_id.is_not(None), or_(*signals))
+        )
+        existing = [_link_row(row, policy, row.status == CaseStatus.open) for row in conn.execute(linked)]
+    return list(new_rows), existing
+
+
+def _free_places(conn: Connection, policy: Policy) -> dict[Force, int]:
+    c = CASES.c
+    used: dict[str, int] = dict(
+        conn.execute(
+            select(c.force, func.count()).where(c.queue == Queue.unit, c.status == CaseStatus.open).group_by(c.force)
+        ).all()
+    )
+    return {force: max(policy.unit.capacity[force] - int(used.get(force.value, 0)), 0) for force in Force}
+
+
+def _issue_case_refs(conn: Connection, wanted: Counter[tuple[str, int]]) -> dict[tuple[str, int], int]:
+    """Reserve a block of sequence numbers per (prefix, year); returns the first number of each block."""
+    first: dict[tuple[str, int], int] = {}
+    for (prefix, year), n in sorted(wanted.items()):
+        key = and_(COUNTERS.c.prefix == prefix, COUNTERS.c.year == year)
+        if conn.execute(select(COUNTERS.c.last_value).where(key)).scalar_one_or_none() is None:
+            conn.execute(COUNTERS.insert().values(prefix=prefix, year=year, last_value=0))
+        last = conn.execute(
+            update(COUNTERS).where(key).values(last_value=COUNTERS.c.last_value + n).returning(COUNTERS.c.last_value)
+        ).scalar_one()
+        first[(prefix, year)] = int(last) - n + 1
+    return first
+
+
+def case_ref(force: Force, year: int, number: int) -> str:
+    """Human-friendly and revealing nothing: force code, year, six-digit sequence (CH-2026-000123)."""
+    return f"{FORCE_PREFIX[force]}-{year:04d}-{number:06d}"
+
+
+def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> RouteResult:
+    """Decide and open a case for every unrouted referral; join repeats from another source to their case."""
+    rows, existing = _read(conn, policy)
+    result = RouteResult(routed={}, tiers={}, merged=0, turned_away_for_capacity=0, case_refs={})
+    if not rows:
+        return result
+    by_id = {row.id: row for row in rows}
+    links = link(
+        [_link_row(row, policy) for row in rows],
+        existing,
+        duplicate_window_days=policy.linkage.duplicate_window_days,
+    )
+    duplicates = {rid: found.duplicate_of for rid, found in links.items() if found.duplicate_of is not None}
+    assessed = [
+        (
+            _facts(by_id[rid]),
+            assess(_facts(by_id[rid]), LinkedHistory(found.earlier_cases, found.other_victims), policy),
+            rid,
+        )
+        for rid, found in links.items()
+        if found.duplicate_of is None
+    ]
+    rid_of = {facts.key: rid for facts, _, rid in assessed}
+    allocated: list[tuple[ReferralFacts, Decision]] = allocate(
+        [(f, d) for f, d, _ in assessed], _free_places(conn, policy), policy
+    )
+
+    year = run_date.year
+    blocks = _issue_case_refs(conn, Counter((FORCE_PREFIX[f.force], year) for f, _ in allocated))
+    now = utcnow()
+    cases: list[dict[str, Any]] = []
+    for facts, decision in allocated:  # priority order: the most urgent case gets the lowest number
+        prefix = FORCE_PREFIX[facts.force]
+        number = blocks[(prefix, year)]
+        blocks[(prefix, year)] += 1
+        cases.append(
+            {
+                "case_ref": case_ref(facts.force, year, number),
+                "force": facts.force.value,
+                "status": CaseStatus.open,
+                "tier": decision.tier.value,
+                "queue": decision.queue.value,
+                "reasons": [r.as_dict() for r in decision.reasons],
+                "interventions": list(decision.interventions),
+                "turned_away_for_capacity": decision.turned_away_for_capacity,
+                "decided_by": "policy",
+                "policy_version": policy.version,
+                "opened_on": run_date,
+                "opened_at": now,
+                "origin_referral_id": rid_of[facts.key],
+            }
+        )
+    inserted = conn.execute(CASES.insert().returning(CASES.c.id, CASES.c.origin_referral_id), cases).all()
+    case_id_of = {origin: cid for cid, origin in inserted}
+    # Set-based: each referral that opened a case points at it.
+    conn.execute(
+        update(REFERRALS)
+        .where(REFERRALS.c.case_id.is_(None))
+        .values(case_id=select(CASES.c.id).where(CASES.c.origin_referral_id == REFERRALS.c.id).scalar_subquery())
+    )
+    merged_into: dict[int, int] = {}
+    for rid, target in sorted(duplicates.items(), key=lambda kv: (by_id[kv[0]].received_date, kv[0])):
+        case_id = case_id_of.get(target) or merged_into.get(target)
+        if case_id is None:
+            case_id = conn.execute(select(REFERRALS.c.case_id).where(REFERRALS.c.id == target)).scalar_one()
+        merged_into[rid] = case_id
+    if merged_into:
+        conn.execute(
+            update(REFERRALS).where(REFERRALS.c.id == bindparam("rid")).values(case_id=bindparam("cid")),
+            [{"rid": rid, "cid": cid} for rid, cid in merged_into.items()],
+        )
+
+    events = [
+        {
+            "at": now,
+            "actor": actor,
+            "os_user": os_user(),
+            "action": "decide",
+            "entity": "cases",
+            "entity_id": case["case_ref"],
+            "details": {
+                "referral_id": case["origin_referral_id"],
+                "tier": case["tier"],
+                "queue": case["queue"],
+                "reasons": [r["rule"] for r in case["reasons"]],
+                "turned_away_for_capacity": case["turned_away_for_capacity"],
+                "policy_version": policy.version,
+            },
+            "reason_enc": None,
+        }
+        for case in cases
+    ]
+    events += [
+        {
+            "at": now,
+            "actor": actor,
+            "os_user": os_user(),
+            "action": "merge",
+            "entity": "referrals",
+            "entity_id": str(rid),
+            "details": {"case_id": cid, "duplicate_of_referral_id": duplicates[rid], "source": by_id[rid].source},
+            "reason_enc": None,
+        }
+        for rid, cid in merged_into.items()
+    ]
+    conn.execute(AUDIT.insert(), events)
+
+    result.merged = len(merged_into)
+    result.turned_away_for_capacity = sum(1 for c in cases if c["turned_away_for_capacity"])
+    result.routed = dict(sorted(Counter(c["queue"] for c in cases).items()))
+    result.tiers = dict(sorted(Counter(c["tier"] for c in cases).items()))
+    for c in cases:
+        result.case_refs.setdefault(c["queue"], {}).setdefault(c["tier"], []).append(c["case_ref"])
+    return result
+
+
+@task(name="route-referrals", cache_policy=NO_CACHE)
+def route_referrals(run_date: date, actor: str) -> dict[str, Any]:
+    """Triage every referral not yet in a case: tier, queue, reasons, capacity, linkage; audited."""
+    with wiring.engine().begin() as conn:
+        result = route(conn, policy=get_policy(), run_date=run_date, actor=actor)
+    get_run_logger().info(
+        "routed %d new case(s): %s; %d joined an existing case; %d turned away for capacity",
+        sum(result.routed.values()),
+        ", ".join(f"{q} {n}" for q, n in result.routed.items()) or "none",
+        result.merged,
+        result.turned_away_for_capacity,
+    )
+    return result.as_dict()
