@@ -287,9 +287,7 @@ def case_override(
         change = override_case(
             conn, case_ref, queue=new_queue, tier=new_tier, by=by, reason=reason, cipher=wiring.cipher()
         )
-    typer.echo(
-        f"{case_ref}: queue {' -> '.join(change['queue'])}, tier {' -> '.join(change['tier'])}"
-    )
+    typer.echo(f"{case_ref}: queue {' -> '.join(change['queue'])}, tier {' -> '.join(change['tier'])}")
 
 
 @case_app.command("close")

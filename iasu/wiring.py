@@ -33,5 +33,7 @@ def reset() -> None:
     """Forget cached settings and adapters (tests and the demo switch databases and keys)."""
     if engine.cache_info().currsize:
         engine().dispose()
-    for cached in (engine, cipher, blind_index, get_settings):
+    from iasu.policy import get_policy
+
+    for cached in (engine, cipher, blind_index, get_settings, get_policy):
         cached.cache_clear()

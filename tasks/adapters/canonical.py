@@ -10,6 +10,7 @@ as the normalised raw string (codes), never a guess.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,3 +118,10 @@ def to_frame(rows: list[dict[str, object]]) -> pd.DataFrame:
     inference would turn an int column holding None into floats and None into NaN.
     """
     return pd.DataFrame(rows, columns=list(COLUMNS), dtype=object)
+
+
+def frame_from_columns(columns: Mapping[str, Sequence[object]]) -> pd.DataFrame:
+    """Build the canonical frame from whole columns (exactly COLUMNS), all object dtype like to_frame."""
+    if tuple(columns) != COLUMNS:
+        raise ValueError("columns must be exactly COLUMNS, in order")
+    return pd.DataFrame({name: list(values) for name, values in columns.items()}, columns=list(COLUMNS), dtype=object)

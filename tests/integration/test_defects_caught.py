@@ -76,9 +76,9 @@ def write_source_file(folder: Path, source: Source, seed: int) -> tuple[Path, li
     factory = ReferralFactory(rng, fake)
     referrals = [r for r in factory.day(DAY, 900) if r.source is source]
     kinds: list[DefectKind | None] = [None] * 5
-    for kind in DefectKind:
-        if kind is not DefectKind.truncated_last_line:
-            kinds += [kind] * PER_KIND
+    for each in DefectKind:
+        if each is not DefectKind.truncated_last_line:
+            kinds += [each] * PER_KIND
     assert len(referrals) > len(kinds), "generate more referrals"
     writer = CsvWriter(CSV_FEEDS[source]) if source in CSV_FEEDS else None
     texts: list[str] = []

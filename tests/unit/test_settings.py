@@ -13,7 +13,7 @@ GOOD = base64.urlsafe_b64encode(b"g" * 32).decode()
 
 
 def make(**env: str) -> Settings:
-    return Settings(**{k: v for k, v in env.items()})  # type: ignore[arg-type]
+    return Settings(**env)  # type: ignore[arg-type]
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,177 @@
+"""Reading a delimited export: decoding, records with their physical lines, header checks.
+
+The police and victim-service feeds differ only in the facts a CsvFeed holds
+(encoding, headers, date layout, list separator, labels), so one reader
+serves both, and the synthetic generator writes from the same description.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import NamedTuple
+
+from rules.codes import Source
+from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns
+from tasks.adapters.mapping import canonical_columns, gc_paused
+from tasks.adapters.normalise import DateFormat, Labels, label_key
+
+UTF8_BOM = b"\xef\xbb\xbf"
+
+# Canonical columns a delimited feed may leave out entirely; any other missing
+# header holds the file. A blank cell is a different matter: validation decides.
+OPTIONAL_COLUMNS = frozenset(
+    {
+        "crime_ref",
+        "incident_date",
+        "srp",
+        "markers",
+        "victim_phone",
+        "victim_email",
+        "victim_address",
+        "victim_postcode",
+        "perp_phone",
+        "perp_email",
+        "perp_address",
+        "perp_postcode",
+        "perp_pnc_id",
+        "notes",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CsvFeed:
+    """Everything that distinguishes one delimited source's export."""
+
+    source: Source
+    encoding: str  # Python codec name, decoded strictly
+    bom: bool  # whether the export starts with a UTF-8 byte-order mark
+    line_terminator: str
+    columns: tuple[tuple[str, str], ...]  # (header as exported, canonical column), in file order
+    optional: frozenset[str]  # canonical columns whose header may be absent
+    list_separator: str  # between labels in the behaviours and markers cells
+    yes: str
+    no: str
+    dates: DateFormat
+    labels: Labels
+    source_ref_pattern: str
+
+    @property
+    def headers(self) -> tuple[str, ...]:
+        """The header row as the source writes it."""
+        return tuple(header for header, _ in self.columns)
+
+
+class Record(NamedTuple):
+    """One record as found: where it starts, its text, its fields (None if unreadable)."""
+
+    line_no: int
+    raw: str  # without its final line ending
+    fields: list[str] | None
+    terminated: bool  # False only for a last record cut off before its line ending
+
+
+def physical_lines(text: str) -> list[str]:
+    """Split on LF only, keeping endings: other Unicode line breaks may sit inside a field."""
+    parts = text.split("\n")
+    lines = [part + "\n" for part in parts[:-1]]
+    if parts[-1]:
+        lines.append(parts[-1])
+    return lines
+
+
+def records(text: str) -> Iterator[Record]:
+    """Every non-blank record in the text, header included, with its starting line."""
+    lines = physical_lines(text)
+    reader = csv.reader(lines)
+    while True:
+        start = reader.line_num
+        fields: list[str] | None
+        try:
+            fields = next(reader)
+        except StopIteration:
+            return
+        except csv.Error:
+            fields = None
+        if fields == []:
+            continue
+        raw = lines[start] if reader.line_num == start + 1 else "".join(lines[start : reader.line_num])
+        terminated = raw.endswith("\n")
+        yield Record(start + 1, raw.removesuffix("\n").removesuffix("\r"), fields, terminated)
+
+
+@gc_paused
+def adapt_csv(path: Path, feed: CsvFeed) -> AdaptedFile:
+    """Read one delimited export onto the canonical frame, or hold the whole file."""
+    data = path.read_bytes()
+    body = data.removeprefix(UTF8_BOM)
+    try:
+        text = body.decode(feed.encoding)
+    except UnicodeDecodeError as err:
+        counted = sum(1 for _ in records(body.decode(feed.encoding, "replace")))
+        offset = err.start + len(data) - len(body)
+        raise FileHeld(
+            f"not valid {feed.encoding}: undecodable byte at offset {offset}", rows=max(counted - 1, 0)
+        ) from None
+    found = records(text)
+    header = next(found, None)
+    if header is None or header.fields is None:
+        raise FileHeld("no header row")
+    position = {label_key(name): index for index, name in enumerate(header.fields)}
+    missing = [name for name, column in feed.columns if label_key(name) not in position and column not in feed.optional]
+    if missing:
+        raise FileHeld(f"missing required columns: {', '.join(missing)}", rows=sum(1 for _ in found))
+    column_of = {label_key(name): column for name, column in feed.columns}
+    names = [column_of.get(label_key(name), "") for name in header.fields]  # "" for a column nobody reads
+    notes = _header_notes(feed, header.fields, position)
+    width = len(header.fields)
+    unread: list[str | None] = [None] * width  # the cells of a record that could not be read
+    line_no: list[int] = []
+    raw: list[str] = []
+    parse_ok: list[bool] = []
+    cells: list[Sequence[str | None]] = []
+    for record in found:
+        ok = record.fields is not None and len(record.fields) == width and record.terminated
+        line_no.append(record.line_no)
+        raw.append(record.raw)
+        parse_ok.append(ok)
+        cells.append(record.fields if ok and record.fields is not None else unread)
+    by_position = list(zip(*cells, strict=True)) if cells else [() for _ in names]
+    columns = canonical_columns(
+        {name: values for name, values in zip(names, by_position, strict=True) if name},
+        line_no=line_no,
+        raw=raw,
+        parse_ok=parse_ok,
+        source=feed.source,
+        labels=feed.labels,
+        dates=feed.dates,
+        list_separator=feed.list_separator,
+        plain=True,
+    )
+    return AdaptedFile(
+        path=path,
+        source=feed.source,
+        frame=frame_from_columns(columns),
+        source_ref_pattern=feed.source_ref_pattern,
+        notes=notes,
+    )
+
+
+def _header_notes(feed: CsvFeed, header: list[str], position: dict[str, int]) -> list[str]:
+    """Remarks on optional columns absent (by name) and unexpected columns (counted only).
+
+    An unexpected header cell is counted, not named: a file whose header row is
+    damaged could put a record's values there.
+    """
+    known = {label_key(name) for name in feed.headers}
+    notes = []
+    absent = [name for name in feed.headers if label_key(name) not in position]
+    if absent:
+        notes.append(f"optional columns absent: {', '.join(absent)}")
+    extra = sum(1 for name in header if label_key(name) not in known)
+    if extra:
+        notes.append(f"unexpected columns ignored: {extra}")
+    return notes

@@ -1,0 +1,450 @@
+"""Source adapters as tables: hand-written records in each feed's format -> canonical values."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable
+from datetime import date
+from pathlib import Path
+
+import pytest
+
+from rules.codes import SDASH_COLUMNS, Source
+from tasks.adapters import SOURCES_BY_PREFIX, adapt, inbox_file_name, nhs_trust, police_rms, victim_service
+from tasks.adapters.canonical import COLUMNS, FileHeld
+
+DAY = date(2026, 3, 2)
+
+POLICE_ROW: dict[str, str] = {
+    "URN": "CH-URN-2026-004512",
+    "Force": "Cheshire Constabulary",
+    "DateReceived": "2026-03-02",
+    "ReferringAgency": "Police",
+    "CrimeRef": "CH/0012345/26",
+    "Relationship": "Ex-partner",
+    "Behaviours": "Following;Loitering",
+    "DurationMonths": "12",
+    "LastIncidentDate": "2026-02-27",
+    **{f"SDASH{n:02d}": ("Y" if n <= 4 else "N") for n in range(1, 12)},
+    "SRP": "",
+    "RiskMarkers": "Threats to kill;Suspect MH concern",
+    "VictimForename": "Zoë",
+    "VictimSurname": "O'Brien",
+    "VictimDOB": "1990-05-17",
+    "VictimPhone": "07700 900123",
+    "VictimEmail": "zoe.obrien@example.com",
+    "VictimAddress": "1 Test Street, Chester",
+    "VictimPostcode": "CH1 1AA",
+    "SuspectForename": "José",
+    "SuspectSurname": "Smith-Jones",
+    "SuspectDOB": "1984-11-02",
+    "SuspectPhone": "",
+    "SuspectEmail": "",
+    "SuspectAddress": "",
+    "SuspectPostcode": "",
+    "SuspectPNC": "26/123456A",
+    "OfficerNotes": 'Seen outside work, "twice".',
+}
+
+VICTIM_SERVICE_ROW: dict[str, str] = {
+    "Case No": "VS0012345",
+    "Force Area": "London (Met)",
+    "Date Referred": "02/03/2026",
+    "referred_by": "National Stalking Helpline",
+    "crime_ref": "",
+    "Relationship": "Online",
+    "behaviours": "contacting,monitoring online",
+    "Duration (months)": "3",
+    "Last Incident": "28/02/2026",
+    **{f"SDASH Q{n}": ("Yes" if n == 1 else "No") for n in range(1, 12)},
+    "SRP": "Low",
+    "risk_markers": "",
+    "Victim First Name": "Siobhán",
+    "Victim Last Name": "Ó Súilleabháin",
+    "Victim DOB": "09/01/2001",
+    "Victim Phone": "",
+    "Victim Email": "",
+    "Victim Address": "",
+    "Victim Postcode": "",
+    "Perp First Name": "Łukasz",
+    "Perp Last Name": "Nguyễn",
+    "Perp DOB": "31/12/1979",
+    "Perp Phone": "",
+    "Perp Email": "",
+    "Perp Address": "",
+    "Perp Postcode": "",
+    "Perp PNC": "",
+    "Notes": "",
+}
+
+
+def nhs_record() -> dict[str, object]:
+    """A well-formed NHS trust referral with obviously fake values."""
+    return {
+        "referralId": "NHS-REF-00012345",
+        "forceArea": "Hampshire",
+        "receivedDate": "2026-03-01",
+        "referringAgency": "Probation",
+        "crimeReference": None,
+        "relationship": "Former partner",
+        "behaviours": ["Following", "Online monitoring"],
+        "durationMonths": 18,
+        "lastIncidentDate": "2026-02-20",
+        "sdash": {key: key == "victimVeryFrightened" for key, _ in nhs_trust.SDASH_KEYS},
+        "srp": "moderate",
+        "markers": ["Order breach"],
+        "victim": {
+            "name": {"given": "Ní", "family": "Bhriain"},
+            "dateOfBirth": "1995-07-04",
+            "contact": {"phone": "07700 900456", "email": None},
+            "address": {"lines": ["Flat 2", "3 Test Road", "Winchester"], "postcode": "SO23 9AA"},
+        },
+        "perpetrator": {
+            "name": {"given": "Łukasz", "family": "Nguyễn"},
+            "dateOfBirth": "1988-02-29",
+            "contact": {"phone": None, "email": None},
+            "address": {"lines": [], "postcode": None},
+            "pncId": None,
+        },
+        "notes": 'Line one,\nline "two".',
+    }
+
+
+def csv_text(headers: list[str], rows: list[list[str]], terminator: str) -> str:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator=terminator)
+    writer.writerow(headers)
+    writer.writerows(rows)
+    return buffer.getvalue()
+
+
+def write_police(tmp_path: Path, rows: list[dict[str, str]], *, bom: bool = True, drop: str | None = None) -> Path:
+    headers = [header for header in police_rms.FEED.headers if header != drop]
+    text = csv_text(headers, [[row[header] for header in headers] for row in rows], "\r\n")
+    path = tmp_path / inbox_file_name(Source.police_rms, DAY)
+    path.write_bytes((b"\xef\xbb\xbf" if bom else b"") + text.encode("cp1252"))
+    return path
+
+
+def write_victim_service(tmp_path: Path, rows: list[dict[str, str]], *, drop: str | None = None) -> Path:
+    headers = [header for header in victim_service.FEED.headers if header != drop]
+    text = csv_text(headers, [[row[header] for header in headers] for row in rows], "\n")
+    path = tmp_path / inbox_file_name(Source.victim_service, DAY)
+    path.write_bytes(text.encode("utf-8"))
+    return path
+
+
+def write_nhs(tmp_path: Path, records: list[dict[str, object]]) -> Path:
+    path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
+    path.write_text("".join(json.dumps(record, ensure_ascii=False) + "\n" for record in records), encoding="utf-8")
+    return path
+
+
+def only_row(path: Path) -> dict[str, object]:
+    frame = adapt(path).frame
+    assert len(frame) == 1
+    return {str(column): value for column, value in frame.iloc[0].to_dict().items()}
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, {"source": "police_rms", "source_ref": "CH-URN-2026-004512", "force": "cheshire", "parse_ok": True}),
+        ({}, {"received_date": date(2026, 3, 2), "received_date_given": True, "referring_agency": "police"}),
+        ({}, {"relationship": "ex_intimate_partner", "behaviours": ("following", "loitering"), "duration_months": 12}),
+        ({}, {"markers": ("threats_to_kill", "perpetrator_mental_health"), "srp": None, "crime_ref": "CH/0012345/26"}),
+        ({}, {"sdash_victim_very_frightened": "yes", "sdash_past_violence": "no", "incident_date": date(2026, 2, 27)}),
+        ({}, {"victim_forename": "Zoë", "victim_surname": "O'Brien", "perp_surname": "Smith-Jones"}),
+        ({}, {"victim_dob": date(1990, 5, 17), "perp_pnc_id": "26/123456A", "perp_phone": None}),
+        ({}, {"victim_address": "1 Test Street, Chester", "notes": 'Seen outside work, "twice".'}),
+        ({"URN": " ch-urn-2026-004512 "}, {"source_ref": "CH-URN-2026-004512"}),
+        ({"Force": "  cHESHIRE   Constabulary\t"}, {"force": "cheshire"}),
+        ({"Force": "Hampshire and Isle of Wight Constabulary"}, {"force": "hampshire"}),
+        ({"Force": "Metropolitan Police Service"}, {"force": "met"}),
+        ({"Force": "Durham Constabulary"}, {"force": "durham constabulary"}),
+        ({"Force": ""}, {"force": None}),
+        ({"DateReceived": "2026-02-30"}, {"received_date": None, "received_date_given": True}),
+        ({"DateReceived": "02/03/2026"}, {"received_date": None, "received_date_given": True}),
+        ({"DateReceived": "  "}, {"received_date": None, "received_date_given": False}),
+        ({"VictimDOB": "1850-06-01"}, {"victim_dob": date(1850, 6, 1), "victim_dob_given": True}),
+        ({"SDASH01": " y "}, {"sdash_victim_very_frightened": "yes"}),
+        ({"SDASH01": "No"}, {"sdash_victim_very_frightened": "no"}),
+        ({"SDASH01": "maybe"}, {"sdash_victim_very_frightened": "maybe"}),
+        ({"SDASH01": "Unknown"}, {"sdash_victim_very_frightened": "unknown"}),
+        ({"SDASH01": ""}, {"sdash_victim_very_frightened": None}),
+        ({"Behaviours": " following ; Hacking accounts;"}, {"behaviours": ("following", "hacking accounts")}),
+        ({"RiskMarkers": ""}, {"markers": ()}),
+        ({"Relationship": "COLLEAGUE"}, {"relationship": "work"}),
+        ({"Relationship": "Neighbour"}, {"relationship": "neighbour"}),
+        ({"ReferringAgency": "National Stalking Helpline"}, {"referring_agency": "helpline"}),
+        ({"SRP": " HIGH"}, {"srp": "high"}),
+        ({"DurationMonths": "twelve"}, {"duration_months": None, "duration_given": True}),
+        ({"DurationMonths": ""}, {"duration_months": None, "duration_given": False}),
+        ({"CrimeRef": " ch/0012345/26 "}, {"crime_ref": "CH/0012345/26"}),
+        ({"VictimSurname": "  Ó Súilleabháin "}, {"victim_surname": "Ó Súilleabháin"}),
+    ],
+)
+def test_police_records_map_onto_canonical_values(
+    tmp_path: Path, changes: dict[str, str], expected: dict[str, object]
+) -> None:
+    row = only_row(write_police(tmp_path, [{**POLICE_ROW, **changes}]))
+    assert {column: row[column] for column in expected} == expected
+
+
+@pytest.mark.parametrize(
+    ("changes", "expected"),
+    [
+        ({}, {"source": "victim_service", "source_ref": "VS0012345", "force": "met", "referring_agency": "helpline"}),
+        ({}, {"received_date": date(2026, 3, 2), "incident_date": date(2026, 2, 28), "perp_dob": date(1979, 12, 31)}),
+        ({}, {"relationship": "online_only", "behaviours": ("contacting", "monitoring_online"), "srp": "low"}),
+        ({}, {"sdash_victim_very_frightened": "yes", "sdash_previous_stalking": "no", "markers": ()}),
+        ({}, {"victim_surname": "Ó Súilleabháin", "perp_forename": "Łukasz", "perp_surname": "Nguyễn"}),
+        ({}, {"crime_ref": None, "notes": None, "victim_phone": None, "duration_months": 3}),
+        ({"Date Referred": "2026-03-02"}, {"received_date": None, "received_date_given": True}),
+        ({"Date Referred": "31/04/2026"}, {"received_date": None, "received_date_given": True}),
+        ({"Date Referred": "2/3/2026"}, {"received_date": None, "received_date_given": True}),
+        ({"Victim DOB": ""}, {"victim_dob": None, "victim_dob_given": False}),
+        ({"SDASH Q2": "YES "}, {"sdash_previous_stalking": "yes"}),
+        ({"SDASH Q2": "2"}, {"sdash_previous_stalking": "2"}),
+        ({"Force Area": "cheshire"}, {"force": "cheshire"}),
+        ({"referred_by": "ISAC"}, {"referring_agency": "victim_service"}),
+        ({"referred_by": "School"}, {"referring_agency": "school"}),
+        ({"behaviours": "following, Watching/Spying , "}, {"behaviours": ("following", "watching_spying")}),
+        ({"risk_markers": "breach,on licence"}, {"markers": ("breach_of_order", "perpetrator_on_licence")}),
+        ({"Case No": "vs0012345"}, {"source_ref": "VS0012345"}),
+        ({"Notes": 'a, b\nc "d"'}, {"notes": 'a, b\nc "d"'}),
+    ],
+)
+def test_victim_service_records_map_onto_canonical_values(
+    tmp_path: Path, changes: dict[str, str], expected: dict[str, object]
+) -> None:
+    row = only_row(write_victim_service(tmp_path, [{**VICTIM_SERVICE_ROW, **changes}]))
+    assert {column: row[column] for column in expected} == expected
+
+
+def _set(path: tuple[str, ...], value: object) -> Callable[[dict[str, object]], None]:
+    def change(record: dict[str, object]) -> None:
+        target = record
+        for key in path[:-1]:
+            inner = target[key]
+            assert isinstance(inner, dict)
+            target = inner
+        target[path[-1]] = value
+
+    return change
+
+
+@pytest.mark.parametrize(
+    ("change", "expected"),
+    [
+        (None, {"source": "nhs_trust", "source_ref": "NHS-REF-00012345", "force": "hampshire", "parse_ok": True}),
+        (
+            None,
+            {"received_date": date(2026, 3, 1), "referring_agency": "probation", "relationship": "ex_intimate_partner"},
+        ),
+        (None, {"behaviours": ("following", "monitoring_online"), "markers": ("breach_of_order",), "srp": "moderate"}),
+        (None, {"duration_months": 18, "crime_ref": None, "incident_date": date(2026, 2, 20)}),
+        (None, {"sdash_victim_very_frightened": "yes", "sdash_past_violence": "no"}),
+        (None, {"victim_forename": "Ní", "victim_address": "Flat 2, 3 Test Road, Winchester", "perp_address": None}),
+        (None, {"perp_forename": "Łukasz", "perp_surname": "Nguyễn", "perp_dob": date(1988, 2, 29)}),
+        (None, {"notes": 'Line one,\nline "two".', "perp_pnc_id": None, "victim_email": None}),
+        (_set(("sdash", "pastViolence"), "maybe"), {"sdash_past_violence": "maybe"}),
+        (_set(("sdash", "pastViolence"), 2), {"sdash_past_violence": "2"}),
+        (_set(("sdash", "pastViolence"), None), {"sdash_past_violence": None}),
+        (_set(("sdash", "pastViolence"), " Yes"), {"sdash_past_violence": "yes"}),
+        (_set(("forceArea",), " METROPOLITAN "), {"force": "met"}),
+        (_set(("forceArea",), "Lancashire"), {"force": "lancashire"}),
+        (_set(("referralId",), " nhs-ref-00012345"), {"source_ref": "NHS-REF-00012345"}),
+        (_set(("referralId",), ""), {"source_ref": None}),
+        (_set(("receivedDate",), "2026-02-30"), {"received_date": None, "received_date_given": True}),
+        (_set(("receivedDate",), None), {"received_date": None, "received_date_given": False}),
+        (_set(("durationMonths",), "7"), {"duration_months": 7, "duration_given": True}),
+        (_set(("durationMonths",), 7.5), {"duration_months": None, "duration_given": True}),
+        (_set(("behaviours",), "Loitering"), {"behaviours": ("loitering",)}),
+        (_set(("markers",), None), {"markers": ()}),
+        (_set(("victim", "name", "family"), "  "), {"victim_surname": None}),
+        (_set(("perpetrator", "pncId"), " 26/123456A "), {"perp_pnc_id": "26/123456A"}),
+        (_set(("victim", "address", "lines"), "2 Test Lane"), {"victim_address": "2 Test Lane"}),
+    ],
+)
+def test_nhs_records_map_onto_canonical_values(
+    tmp_path: Path, change: Callable[[dict[str, object]], None] | None, expected: dict[str, object]
+) -> None:
+    record = nhs_record()
+    if change is not None:
+        change(record)
+    row = only_row(write_nhs(tmp_path, [record]))
+    assert {column: row[column] for column in expected} == expected
+
+
+def test_police_export_is_read_as_cp1252_behind_a_utf8_bom(tmp_path: Path) -> None:
+    path = write_police(tmp_path, [POLICE_ROW])
+    assert path.read_bytes().startswith(b"\xef\xbb\xbfURN,")
+    assert b"Zo\xeb" in path.read_bytes()  # ë as the single Windows-1252 byte
+    row = only_row(path)
+    assert (row["source_ref"], row["victim_forename"], row["line_no"]) == ("CH-URN-2026-004512", "Zoë", 2)
+
+
+def test_police_export_without_a_bom_still_reads(tmp_path: Path) -> None:
+    assert only_row(write_police(tmp_path, [POLICE_ROW], bom=False))["source_ref"] == "CH-URN-2026-004512"
+
+
+def test_police_export_saved_as_utf8_with_non_cp1252_bytes_is_held(tmp_path: Path) -> None:
+    path = write_police(tmp_path, [POLICE_ROW])
+    # "Ł" in UTF-8 is C5 81, and 0x81 has no meaning in Windows-1252.
+    path.write_bytes(path.read_bytes().replace(b"Zo\xeb", "Łukasz".encode()))
+    with pytest.raises(FileHeld) as held:
+        adapt(path)
+    assert "cp1252" in held.value.reason
+    assert held.value.rows == 1
+
+
+def test_victim_service_file_in_cp1252_is_held_as_not_utf8(tmp_path: Path) -> None:
+    row = {**VICTIM_SERVICE_ROW, "Perp First Name": "Zoë", "Perp Last Name": "Smith"}
+    path = write_victim_service(tmp_path, [row, row])
+    path.write_bytes(path.read_text(encoding="utf-8").encode("cp1252"))
+    with pytest.raises(FileHeld) as held:
+        adapt(path)
+    assert "utf-8" in held.value.reason
+    assert held.value.rows == 2
+
+
+def test_nhs_file_with_bytes_that_are_not_utf8_is_held(tmp_path: Path) -> None:
+    path = write_nhs(tmp_path, [nhs_record(), nhs_record()])
+    path.write_bytes(path.read_bytes() + b'{"referralId": "\xff"}\n')
+    with pytest.raises(FileHeld) as held:
+        adapt(path)
+    assert held.value.rows == 3
+
+
+@pytest.mark.parametrize(
+    ("writer", "drop"),
+    [
+        (lambda tmp, drop: write_police(tmp, [POLICE_ROW], drop=drop), "VictimDOB"),
+        (lambda tmp, drop: write_police(tmp, [POLICE_ROW], drop=drop), "SDASH07"),
+        (lambda tmp, drop: write_victim_service(tmp, [VICTIM_SERVICE_ROW], drop=drop), "Date Referred"),
+    ],
+)
+def test_a_missing_required_header_holds_the_file_and_names_the_column(
+    tmp_path: Path, writer: Callable[[Path, str], Path], drop: str
+) -> None:
+    with pytest.raises(FileHeld) as held:
+        adapt(writer(tmp_path, drop))
+    assert held.value.reason == f"missing required columns: {drop}"
+    assert held.value.rows == 1
+
+
+def test_a_missing_optional_header_is_noted_not_held(tmp_path: Path) -> None:
+    adapted = adapt(write_police(tmp_path, [POLICE_ROW], drop="CrimeRef"))
+    assert adapted.frame.iloc[0]["crime_ref"] is None
+    assert adapted.notes == ["optional columns absent: CrimeRef"]
+
+
+def test_headers_match_regardless_of_case_and_surrounding_spaces(tmp_path: Path) -> None:
+    path = write_victim_service(tmp_path, [VICTIM_SERVICE_ROW])
+    text = path.read_text(encoding="utf-8").replace("Case No,", " CASE NO ,", 1)
+    path.write_text(text, encoding="utf-8")
+    assert only_row(path)["source_ref"] == "VS0012345"
+
+
+def test_nhs_file_whose_records_lack_a_required_key_is_held(tmp_path: Path) -> None:
+    record = nhs_record()
+    del record["perpetrator"]
+    with pytest.raises(FileHeld) as held:
+        adapt(write_nhs(tmp_path, [record, record]))
+    assert held.value.reason == "missing required keys: perpetrator"
+    assert held.value.rows == 2
+
+
+def test_an_empty_csv_file_is_held_for_want_of_a_header(tmp_path: Path) -> None:
+    path = tmp_path / inbox_file_name(Source.victim_service, DAY)
+    path.write_bytes(b"")
+    with pytest.raises(FileHeld, match="no header row"):
+        adapt(path)
+
+
+def test_a_header_only_file_gives_an_empty_frame_with_every_column(tmp_path: Path) -> None:
+    frame = adapt(write_police(tmp_path, [])).frame
+    assert (len(frame), tuple(frame.columns)) == (0, COLUMNS)
+
+
+def test_a_truncated_last_csv_line_is_not_parse_ok(tmp_path: Path) -> None:
+    path = write_police(tmp_path, [POLICE_ROW, POLICE_ROW])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])  # cut inside the last record, line ending gone
+    frame = adapt(path).frame
+    assert list(frame["parse_ok"]) == [True, False]
+    assert list(frame["line_no"]) == [2, 3]
+    assert frame.iloc[1]["source_ref"] is None
+
+
+def test_a_truncated_last_json_line_is_not_parse_ok(tmp_path: Path) -> None:
+    path = write_nhs(tmp_path, [nhs_record(), nhs_record()])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: len(text) - 30], encoding="utf-8")
+    assert list(adapt(path).frame["parse_ok"]) == [True, False]
+
+
+def test_quoted_newlines_keep_each_record_at_its_starting_line(tmp_path: Path) -> None:
+    rows = [{**POLICE_ROW, "OfficerNotes": 'first\nsecond, "third"\nfourth'}, POLICE_ROW, POLICE_ROW]
+    frame = adapt(write_police(tmp_path, rows)).frame
+    assert list(frame["line_no"]) == [2, 5, 6]
+    assert frame.iloc[0]["notes"] == 'first\nsecond, "third"\nfourth'
+    assert frame.iloc[0]["raw"].count("\n") == 2
+    assert frame.iloc[1]["raw"] == frame.iloc[2]["raw"]
+    assert not frame.iloc[1]["raw"].endswith(("\r", "\n"))
+
+
+def test_a_csv_record_with_the_wrong_number_of_fields_is_not_parse_ok(tmp_path: Path) -> None:
+    path = write_victim_service(tmp_path, [VICTIM_SERVICE_ROW, VICTIM_SERVICE_ROW])
+    lines = path.read_text(encoding="utf-8").split("\n")
+    lines[1] += ",extra"
+    path.write_text("\n".join(lines), encoding="utf-8")
+    frame = adapt(path).frame
+    assert list(frame["parse_ok"]) == [False, True]
+    assert frame.iloc[0]["raw"].endswith(",extra")
+
+
+def test_broken_json_lines_are_not_parse_ok_and_blank_lines_are_skipped(tmp_path: Path) -> None:
+    path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
+    good = json.dumps(nhs_record(), ensure_ascii=False)
+    path.write_text(f"{good}\n\n{{not json\n[1, 2]\n{good}\n", encoding="utf-8")
+    frame = adapt(path).frame
+    assert list(frame["line_no"]) == [1, 3, 4, 5]
+    assert list(frame["parse_ok"]) == [True, False, False, True]
+    assert frame.iloc[1]["raw"] == "{not json"
+
+
+def test_every_canonical_column_is_present_and_integers_stay_integers(tmp_path: Path) -> None:
+    frame = adapt(write_police(tmp_path, [POLICE_ROW, {**POLICE_ROW, "DurationMonths": ""}])).frame
+    assert tuple(frame.columns) == COLUMNS
+    assert [type(value) for value in frame["duration_months"]] == [int, type(None)]
+    assert set(SDASH_COLUMNS) <= set(frame.columns)
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["contacts_2026-03-02.csv", "police_2026-03-02.csv", "README.md", "nhs-trust_2026-03-02.jsonl"],
+)
+def test_files_without_a_known_source_prefix_are_held(tmp_path: Path, name: str) -> None:
+    path = tmp_path / name
+    path.write_text("x\n", encoding="utf-8")
+    with pytest.raises(FileHeld, match="no adapter for this file name"):
+        adapt(path)
+
+
+def test_each_source_prefix_names_one_source() -> None:
+    expected = {
+        "police_rms_": Source.police_rms,
+        "nhs_trust_": Source.nhs_trust,
+        "victim_service_": Source.victim_service,
+    }
+    assert expected == SOURCES_BY_PREFIX
+    assert inbox_file_name(Source.nhs_trust, DAY) == "nhs_trust_2026-03-02.jsonl"
+
+
+def test_each_adapter_reports_its_source_ref_pattern(tmp_path: Path) -> None:
+    adapted = adapt(write_victim_service(tmp_path, [VICTIM_SERVICE_ROW]))
+    assert (adapted.source, adapted.source_ref_pattern) == (Source.victim_service, victim_service.SOURCE_REF_PATTERN)
