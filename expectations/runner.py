@@ -59,9 +59,8 @@ class NightValidator:
         return self._context
 
     def validate(self, frame: pd.DataFrame, asset_name: str, parameters: dict[str, Any]) -> Verdicts:
-        """Validate every row of the frame; the Data Docs page for it is written under docs_dir."""
+        """Validate every row of the frame; the result is kept for the night's Data Docs."""
         import great_expectations as gx
-        from great_expectations.checkpoint.actions import UpdateDataDocsAction
 
         ctx = self._ctx()
         suite_json = load_suite_json(self.suite_name)
@@ -79,7 +78,7 @@ class NightValidator:
             gx.Checkpoint(
                 name=f"cp:{asset_name}",
                 validation_definitions=[definition],
-                actions=[UpdateDataDocsAction(name="docs", site_names=["night"])],
+                actions=[],  # Data Docs are built once per night (build_docs), not after every file
                 result_format={
                     "result_format": "COMPLETE",
                     "unexpected_index_column_names": ["line_no"],
@@ -109,8 +108,10 @@ class NightValidator:
                 failed[line_no] = [READABLE]
         return Verdicts(failed=dict(failed), evaluated=evaluated)
 
-    def docs_index(self) -> Path | None:
-        """The night's Data Docs index page, once a file has been validated."""
+    def build_docs(self) -> Path | None:
+        """Write the night's Data Docs (every file validated so far) and return the index page, if any."""
+        if self._context is not None:
+            self._context.build_data_docs(site_names=["night"])
         index = self.docs_dir / "index.html"
         return index if index.exists() else None
 

@@ -9,7 +9,7 @@ from typing import Any
 from prefect import flow, runtime
 
 from iasu.settings import get_settings
-from tasks.ingest import ingest_file, validator_for
+from tasks.ingest import build_data_docs, ingest_file
 from tasks.night import finish_night, input_files, start_night, summarise
 from tasks.report import publish_report
 from tasks.route import route_referrals
@@ -32,7 +32,7 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     summary = summarise(run_date, files)
     summary["routed"], summary["tiers"] = routing["routed"], routing["tiers"]
     summary["merged"], summary["turned_away_for_capacity"] = routing["merged"], routing["turned_away_for_capacity"]
-    docs_index = validator_for(docs_dir).docs_index()
+    docs_index = build_data_docs(docs_dir)
     summary["data_docs"] = str(docs_index) if docs_index else None
     summary["file_counts"] = files
     finish_night(night_run_id, run_date, summary)

@@ -17,10 +17,11 @@ from sqlalchemy import Connection, Engine, select, update
 from expectations.derive import validation_frame
 from expectations.runner import NightValidator
 from iasu import wiring
+from iasu.policy import get_policy
 from iasu.privacy import BlindIndex, FieldCipher
 from models import BatchStatus, IngestBatch
 from models.types import utcnow
-from rules.gate import row_count_hold_reason
+from rules.gate import RowCountGate, row_count_hold_reason
 from tasks import audit
 from tasks.adapters import adapt
 from tasks.adapters.canonical import FileHeld
@@ -101,8 +102,10 @@ def ingest_path(
     cipher: FieldCipher,
     index: BlindIndex,
     validator: NightValidator,
+    gate: RowCountGate | None = None,
 ) -> FileCounts:
     """Take in one file completely, in one transaction: either all of its rows are accounted for or none."""
+    gate = gate or RowCountGate()
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     with engine.begin() as conn:
         previous = _previous(conn, sha256)
@@ -137,7 +140,7 @@ def ingest_path(
     frame = adapted.frame
     counts = FileCounts(file=path.name, source=adapted.source.value, status="loaded", received=len(frame))
     with engine.begin() as conn:
-        reason = row_count_hold_reason(len(frame), _history(conn, adapted.source.value))
+        reason = row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
     if reason is not None:
         counts.status, counts.held_rows, counts.held_reason = "held", len(frame), reason
         return _record_held(
@@ -211,6 +214,12 @@ def validator_for(docs_dir: Path) -> NightValidator:
     return NightValidator(docs_dir)
 
 
+@task(name="build-data-docs", cache_policy=NO_CACHE)
+def build_data_docs(docs_dir: Path) -> Path | None:
+    """Render the night's validation results as Data Docs (this night only); returns the index page."""
+    return validator_for(docs_dir).build_docs()
+
+
 @task(name="ingest-file", task_run_name="ingest {path.name}", cache_policy=NO_CACHE)
 def ingest_file(path: Path, run_date: date, night_run_id: int, docs_dir: Path, actor: str) -> dict[str, Any]:
     """Adapt, validate, quarantine and load one input file; returns its reconciled counts."""
@@ -223,6 +232,7 @@ def ingest_file(path: Path, run_date: date, night_run_id: int, docs_dir: Path, a
         cipher=wiring.cipher(),
         index=wiring.blind_index(),
         validator=validator_for(docs_dir),
+        gate=get_policy().intake.gate(),
     )
     get_run_logger().info(
         "%s: %s, received %d, loaded %d, duplicates %d, quarantined %d, held %d",

@@ -103,7 +103,9 @@ class LoadResult:
     quarantine_resolved: int
 
 
-def _person_values(row: Mapping[Hashable, Any], role: PersonRole, cipher: FieldCipher, index: BlindIndex) -> dict[str, Any]:
+def _person_values(
+    row: Mapping[Hashable, Any], role: PersonRole, cipher: FieldCipher, index: BlindIndex
+) -> dict[str, Any]:
     prefix = PREFIX[role]
     out: dict[str, Any] = {}
     present = False

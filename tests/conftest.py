@@ -6,6 +6,7 @@ import base64
 import os
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -71,23 +72,37 @@ def pg_template() -> Iterator[str]:
     _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@contextmanager
+def pg_clone(template: str) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database cloned from the template, dropped afterwards."""
+    name = f"iasu_test_{uuid.uuid4().hex[:10]}"
+    _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{template}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def migrated_sqlite(folder: Path) -> str:
+    """A fresh, migrated SQLite file in the folder."""
+    from iasu.db import upgrade
+
+    url = f"sqlite:///{folder / 'iasu.db'}"
+    upgrade(url)
+    return url
+
+
 @pytest.fixture
 def pg_url(pg_template: str) -> Iterator[str]:
     """A fresh, migrated PostgreSQL database for one test (cloned from the session template)."""
-    name = f"iasu_test_{uuid.uuid4().hex[:10]}"
-    _admin_execute(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"')
-    yield _pg_url(name)
-    _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    with pg_clone(pg_template) as url:
+        yield url
 
 
 @pytest.fixture
 def sqlite_url(tmp_path: Path) -> str:
     """A fresh, migrated SQLite file for one test."""
-    from iasu.db import upgrade
-
-    url = f"sqlite:///{tmp_path / 'iasu.db'}"
-    upgrade(url)
-    return url
+    return migrated_sqlite(tmp_path)
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -68,3 +68,46 @@ def counts(url: str) -> dict[str, int]:
         return table_counts(engine)
     finally:
         engine.dispose()
+
+
+def night_without_prefect(inbox: Path, run_date: date, docs: Path) -> dict[str, object]:
+    """Ingest a night's files and route them, calling the task bodies directly (no Prefect engine)."""
+    from expectations.runner import NightValidator
+    from iasu import wiring
+    from iasu.policy import get_policy
+    from tasks.ingest import ingest_path
+    from tasks.night import input_files
+    from tasks.route import route
+
+    validator = NightValidator(docs / run_date.isoformat())
+    files = [
+        ingest_path(
+            p,
+            run_date=run_date,
+            night_run_id=None,  # type: ignore[arg-type]
+            actor="test",
+            engine=wiring.engine(),
+            cipher=wiring.cipher(),
+            index=wiring.blind_index(),
+            validator=validator,
+        )
+        for p in input_files(inbox, run_date)
+    ]
+    validator.build_docs()
+    with wiring.engine().begin() as conn:
+        routing = route(conn, policy=get_policy(), run_date=run_date, actor="test").as_dict()
+    return {"files": files, **routing}
+
+
+def policy_with(tmp_path: Path, **replacements: str) -> Path:
+    """A copy of the shipped policy with text replaced (old=new pairs given as keyword arguments' values)."""
+    from iasu.policy import DEFAULT_POLICY
+
+    text = DEFAULT_POLICY.read_text(encoding="utf-8")
+    for pair in replacements.values():
+        old, new = pair.split("=>")
+        assert old in text, old
+        text = text.replace(old, new)
+    path = tmp_path / "policy.yaml"
+    path.write_text(text, encoding="utf-8")
+    return path

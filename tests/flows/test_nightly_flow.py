@@ -73,9 +73,12 @@ def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(pg_confi
     assert first["held_files"] == 1 and first["held_rows"] > 0
     after_first = counts(pg_configured)
     assert after_first["referrals"] == first["loaded"]
+    assert sum(first["routed"].values()) == sum(first["tiers"].values()) == after_first["cases"]
+    assert after_first["cases"] == first["loaded"] - first["merged"]
 
     second, second_id = run(inbox)
     assert second["loaded"] == 0
+    assert second["routed"] == {} and second["tiers"] == {}
     assert second["duplicates"] == second["received"] - second["quarantined"] - second["held_rows"]
     assert (second["received"], second["quarantined"], second["held_rows"]) == (
         first["received"],
@@ -90,6 +93,7 @@ def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(pg_confi
     assert any(name.startswith("ingest police_rms_") for name in task_names), task_names
     assert "| police_rms_resend.csv | held |" in ui
     assert "Data Docs" in ui
+    assert "## Cases opened" in ui and "| unit | high |" in ui
     docs = Path(first["data_docs"]).parent
     docs_text = "".join(p.read_text(errors="ignore") for p in docs.rglob("*.html"))
     for text in (logs, ui, docs_text, dump_database(pg_configured), str(first), *run_texts(second_id)[:2]):

@@ -51,7 +51,17 @@ def test_a_night_from_the_command_line_prints_its_summary_and_nothing_personal(
     assert night.returncode == 0, night.stderr
     assert_clean(night.stderr)
     summary = json.loads(night.stdout.strip().splitlines()[-1])
-    for key in ("run_date", "received", "loaded", "duplicates", "quarantined", "held_files", "held_rows"):
+    for key in (
+        "run_date",
+        "received",
+        "loaded",
+        "duplicates",
+        "quarantined",
+        "held_files",
+        "held_rows",
+        "routed",
+        "tiers",
+    ):
         assert key in summary
     assert (
         summary["received"] == summary["loaded"] + summary["duplicates"] + summary["quarantined"] + summary["held_rows"]
@@ -64,6 +74,7 @@ def test_a_night_from_the_command_line_prints_its_summary_and_nothing_personal(
     assert list(counts) == STATUS_KEYS
     assert counts["referrals"] == summary["loaded"]
     assert counts["quarantine_open"] == summary["quarantined"]
+    assert counts["cases"] == sum(summary["routed"].values()) == sum(summary["tiers"].values())
 
     listing = iasu("quarantine", "list", env=env, cwd=tmp_path)
     assert listing.returncode == 0

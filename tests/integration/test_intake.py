@@ -20,7 +20,7 @@ DAY = date(2026, 11, 16)
 
 def run_files(paths: list[Path], tmp_path: Path, run_date: date = DAY) -> list[FileCounts]:
     validator = NightValidator(tmp_path / "docs" / run_date.isoformat())
-    return [
+    results = [
         ingest_path(
             p,
             run_date=run_date,
@@ -33,6 +33,8 @@ def run_files(paths: list[Path], tmp_path: Path, run_date: date = DAY) -> list[F
         )
         for p in paths
     ]
+    validator.build_docs()
+    return results
 
 
 @pytest.fixture

@@ -1,0 +1,110 @@
+"""Routing a generated month on SQLite and real PostgreSQL: one decision per referral, capacity, linkage, audit."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import date, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from sqlalchemy.exc import DBAPIError
+
+from iasu import wiring
+from models import Case, Referral
+from rules.triage import TIER_RANK
+from tests.conftest import migrated_sqlite, pg_clone
+from tests.support import counts, night_without_prefect, policy_with, write_days
+
+START = date(2026, 10, 19)
+NIGHTS = 10
+CAPACITY = 6
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def month(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """A fortnight of generated nights routed once per database (the tests below only read it)."""
+    tmp_path = tmp_path_factory.mktemp("fortnight")
+    with ExitStack() as stack:
+        if request.param == "sqlite":
+            url = migrated_sqlite(tmp_path)
+        else:
+            url = stack.enter_context(pg_clone(request.getfixturevalue("pg_template")))
+        env = stack.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("IASU_DATABASE_URL", url)
+        env.setenv("IASU_VAR_DIR", str(tmp_path / "var"))
+        env.setenv(
+            "IASU_POLICY_FILE",
+            str(
+                policy_with(
+                    tmp_path, a="cheshire: 40=>cheshire: 6", b="hampshire: 40=>hampshire: 6", c="met: 60=>met: 6"
+                )
+            ),
+        )
+        wiring.reset()
+        stack.callback(wiring.reset)
+        inbox = tmp_path / "inbox"
+        write_days(inbox, START, days=NIGHTS, per_day=25, dirty=0.05, seed=44)
+        nights = [night_without_prefect(inbox, START + timedelta(days=i), tmp_path / "docs") for i in range(NIGHTS)]
+        yield {"inbox": inbox, "nights": nights, "url": url, "tmp": tmp_path}
+
+
+def cases_and_referrals() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    with wiring.engine().connect() as conn:
+        cases = [dict(r) for r in conn.execute(select(Case.__table__).order_by(Case.__table__.c.id)).mappings()]
+        refs = [dict(r) for r in conn.execute(select(Referral.__table__).order_by(Referral.__table__.c.id)).mappings()]
+    return cases, refs
+
+
+def test_every_loaded_referral_has_exactly_one_case_with_reasons(month: dict[str, Any]) -> None:
+    cases, referrals = cases_and_referrals()
+    assert referrals and all(r["case_id"] is not None for r in referrals)
+    assert all(c["reasons"] and c["reasons"][0]["rule"] == "sdash_band" for c in cases)
+    assert all(re.fullmatch(r"[A-Z]{2,3}-\d{4}-\d{6}", str(c["case_ref"])) for c in cases)
+    nights = month["nights"]
+    assert sum(sum(n["routed"].values()) for n in nights) == len(cases) == counts(str(month["url"]))["cases"]
+    assert sum(sum(n["tiers"].values()) for n in nights) == len(cases)
+    tiers = {c["tier"] for c in cases}
+    assert tiers == {"high", "medium", "standard"}
+
+
+def test_the_unit_is_bounded_by_capacity_and_takes_the_highest_risk_first(month: dict[str, Any]) -> None:
+    cases, _ = cases_and_referrals()
+    for force in ("cheshire", "hampshire", "met"):
+        unit = [c for c in cases if c["force"] == force and c["queue"] == "unit"]
+        assert len(unit) <= CAPACITY
+        turned = [c for c in cases if c["force"] == force and c["turned_away_for_capacity"]]
+        assert turned, "capacity binds over a fortnight"
+        for t in turned:
+            assert t["reasons"][-1]["rule"] == "unit_at_capacity"
+            same_night = [u for u in unit if u["opened_on"] == t["opened_on"]]
+            assert all(TIER_RANK[u["tier"]] >= TIER_RANK[t["tier"]] for u in same_night)
+
+
+def test_serial_perpetrators_and_two_source_duplicates_are_linked_without_clear_data(month: dict[str, Any]) -> None:
+    cases, referrals = cases_and_referrals()
+    rules = {r["rule"] for c in cases for r in c["reasons"]}
+    assert "serial_perpetrator" in rules or "repeat_perpetrator" in rules
+    by_case: dict[object, set[object]] = {}
+    for r in referrals:
+        by_case.setdefault(r["case_id"], set()).add(r["source"])
+    assert any(len(sources) >= 2 for sources in by_case.values()), "the same referral from two sources is one case"
+    nights = month["nights"]
+    assert sum(int(n["merged"]) for n in nights) == len(referrals) - len(cases)
+
+
+def test_rerunning_a_night_changes_no_decision(month: dict[str, Any]) -> None:
+    before = cases_and_referrals()
+    again = night_without_prefect(month["inbox"], START + timedelta(days=NIGHTS - 1), month["tmp"] / "docs")
+    assert again["routed"] == {} and again["merged"] == 0
+    assert cases_and_referrals() == before
+
+
+@pytest.mark.parametrize("statement", ["UPDATE audit_events SET actor = 'someone else'", "DELETE FROM audit_events"])
+def test_the_audit_log_refuses_updates_and_deletes(month: dict[str, Any], statement: str) -> None:
+    with pytest.raises(DBAPIError, match="append-only"), wiring.engine().begin() as conn:
+        conn.execute(text(statement))
+    with wiring.engine().connect() as conn:
+        assert conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'decide'")).scalar_one() > 0
