@@ -51,10 +51,14 @@ def month(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
         yield {"inbox": inbox, "nights": nights, "url": url, "tmp": tmp_path}
 
 
+CASES = Case.__table__  # type: ignore[attr-defined]
+REFERRALS = Referral.__table__  # type: ignore[attr-defined]
+
+
 def cases_and_referrals() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     with wiring.engine().connect() as conn:
-        cases = [dict(r) for r in conn.execute(select(Case.__table__).order_by(Case.__table__.c.id)).mappings()]
-        refs = [dict(r) for r in conn.execute(select(Referral.__table__).order_by(Referral.__table__.c.id)).mappings()]
+        cases = [dict(r) for r in conn.execute(select(CASES).order_by(CASES.c.id)).mappings()]
+        refs = [dict(r) for r in conn.execute(select(REFERRALS).order_by(REFERRALS.c.id)).mappings()]
     return cases, refs
 
 
