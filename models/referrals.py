@@ -49,6 +49,19 @@ class Referral(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
 
 
+# (person column, canonical suffix) for the encrypted fields of a person.
+PERSON_FIELDS = (
+    ("forename_enc", "forename"),
+    ("surname_enc", "surname"),
+    ("dob_enc", "dob"),
+    ("phone_enc", "phone"),
+    ("email_enc", "email"),
+    ("address_enc", "address"),
+    ("postcode_enc", "postcode"),
+    ("pnc_enc", "pnc_id"),
+)
+
+
 class Person(SQLModel, table=True):
     """A victim or perpetrator as one referral describes them; linked across referrals by blind index only."""
 

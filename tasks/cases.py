@@ -13,11 +13,11 @@ from sqlalchemy import Connection, case, select, update
 from iasu.errors import OperatorError
 from iasu.privacy import FieldCipher
 from models import AuditEvent, Case, Contact, IngestBatch, Person, Referral
+from models.referrals import PERSON_FIELDS
 from models.types import utcnow
 from rules.codes import CaseStatus, ContactStatus, Queue, Tier
 from rules.policy import Policy
 from tasks import audit
-from tasks.load import PERSON_FIELDS
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]

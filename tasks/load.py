@@ -37,6 +37,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from iasu.privacy import BlindIndex, FieldCipher
 from models import Person, QuarantineEntry, QuarantineStatus, Referral
+from models.referrals import PERSON_FIELDS
 from models.types import UTCDateTime
 from rules.codes import SDASH_COLUMNS, PersonRole
 from rules.linkage import name_dob_key, pnc_key
@@ -45,17 +46,6 @@ REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
 QUARANTINE = QuarantineEntry.__table__  # type: ignore[attr-defined]
 
-# (person column, canonical suffix) for the encrypted fields of a person.
-PERSON_FIELDS = (
-    ("forename_enc", "forename"),
-    ("surname_enc", "surname"),
-    ("dob_enc", "dob"),
-    ("phone_enc", "phone"),
-    ("email_enc", "email"),
-    ("address_enc", "address"),
-    ("postcode_enc", "postcode"),
-    ("pnc_enc", "pnc_id"),
-)
 PREFIX = {PersonRole.victim: "victim", PersonRole.perpetrator: "perp"}
 REFERRAL_COLUMNS = (
     "source",
