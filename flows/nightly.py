@@ -8,6 +8,7 @@ from typing import Any
 
 from prefect import flow, runtime
 
+from iasu.policy import get_policy
 from iasu.settings import get_settings
 from tasks.ingest import build_data_docs, ingest_file
 from tasks.night import finish_night, input_files, start_night, summarise
@@ -19,6 +20,7 @@ from tasks.route import route_referrals
 def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     """Take in one night's referral files: validate, quarantine, load, route into cases and report."""
     settings = get_settings()
+    get_policy()  # an invalid policy stops the night before anything is read or written
     inbox_dir = inbox or settings.inbox
     paths = input_files(inbox_dir, run_date)
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None

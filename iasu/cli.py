@@ -124,7 +124,10 @@ def nightly(
 def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
     from iasu.settings import get_settings
 
-    settings = get_settings()  # fail on bad settings before Prefect starts
+    from iasu.policy import get_policy
+
+    settings = get_settings()  # fail on bad settings or policy before Prefect starts, never mid-run
+    get_policy()
     inbox_dir = inbox or settings.inbox
     if not inbox_dir.is_dir():
         raise OperatorError(f"inbox folder {inbox_dir} does not exist")
