@@ -63,6 +63,7 @@ class Linked:
     duplicate_of: int | None  # an earlier referral from another source that this one repeats
     earlier_cases: int  # distinct earlier cases with the same perpetrator (this case excluded)
     other_victims: int  # distinct victims of those cases other than this referral's victim
+    earlier_referral_ids: tuple[int, ...] = ()  # the linked earlier referrals, for raising their cases
 
 
 def link(new: Sequence[LinkRow], existing: Sequence[LinkRow], *, duplicate_window_days: int) -> dict[int, Linked]:
@@ -109,6 +110,7 @@ def link(new: Sequence[LinkRow], existing: Sequence[LinkRow], *, duplicate_windo
             duplicate_of=duplicate.referral_id if duplicate else None,
             earlier_cases=len(other_cases),
             other_victims=len(victims),
+            earlier_referral_ids=tuple(sorted(o.referral_id for o in earlier if case_token[o.referral_id] != token)),
         )
         for perp_key in row.perp_keys:
             by_perp[perp_key].append(row)

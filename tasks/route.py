@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, datetime
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -21,10 +21,10 @@ from iasu import wiring
 from iasu.policy import get_policy
 from models import Case, CaseRefCounter, Person, Referral
 from models.types import utcnow
-from rules.codes import FORCE_PREFIX, CaseStatus, Force, Marker, PersonRole, Queue, ReferringAgency, SrpLevel
-from rules.linkage import LinkRow, link
+from rules.codes import FORCE_PREFIX, CaseStatus, Force, Marker, PersonRole, Queue, ReferringAgency, SrpLevel, Tier
+from rules.linkage import Linked, LinkRow, link
 from rules.policy import Policy
-from rules.triage import Decision, LinkedHistory, ReferralFacts, allocate, assess
+from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess
 from tasks.audit import AUDIT, os_user
 
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
@@ -42,6 +42,7 @@ class RouteResult:
     merged: int  # referrals that joined an existing case (the same referral from another source)
     turned_away_for_capacity: int
     case_refs: dict[str, dict[str, list[str]]]  # queue -> tier -> case references opened
+    raised_for_serial: int = 0  # earlier open cases whose perpetrator turned out to be serial
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready counts and references."""
@@ -51,6 +52,7 @@ class RouteResult:
             "merged": self.merged,
             "turned_away_for_capacity": self.turned_away_for_capacity,
             "case_refs": self.case_refs,
+            "raised_for_serial": self.raised_for_serial,
         }
 
 
@@ -246,6 +248,15 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
             [{"rid": rid, "cid": cid} for rid, cid in merged_into.items()],
         )
 
+    raised = _raise_linked_cases(
+        conn,
+        serial={rid: found for rid, found in links.items() if found.other_victims},
+        case_of={**{r.referral_id: r.case_id for r in existing if r.case_id}, **case_id_of, **merged_into},
+        policy=policy,
+        actor=actor,
+        now=now,
+    )
+
     events = [
         {
             "at": now,
@@ -282,6 +293,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     conn.execute(AUDIT.insert(), events)
 
     result.merged = len(merged_into)
+    result.raised_for_serial = raised
     result.turned_away_for_capacity = sum(1 for c in cases if c["turned_away_for_capacity"])
     result.routed = dict(sorted(Counter(c["queue"] for c in cases).items()))
     result.tiers = dict(sorted(Counter(c["tier"] for c in cases).items()))
@@ -290,16 +302,77 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     return result
 
 
+def _raise_linked_cases(
+    conn: Connection, *, serial: dict[int, Linked], case_of: dict[int, int], policy: Policy, actor: str, now: datetime
+) -> int:
+    """A serial perpetrator raises the tier of each open case linked to them, not only the newest one."""
+    floor = policy.linkage.serial_tier
+    wanted: dict[int, int] = {}  # case id -> the new referral that revealed the serial perpetrator
+    for rid, found in sorted(serial.items()):
+        own = case_of.get(rid)
+        for earlier in found.earlier_referral_ids:
+            case_id = case_of.get(earlier)
+            if case_id is not None and case_id != own:
+                wanted.setdefault(case_id, rid)
+    if not wanted:
+        return 0
+    c = CASES.c
+    rows = conn.execute(
+        select(c.id, c.case_ref, c.tier, c.reasons).where(c.id.in_(list(wanted)), c.status == CaseStatus.open)
+    ).all()
+    changes = []
+    for row in rows:
+        if TIER_RANK[Tier(row.tier)] >= TIER_RANK[floor]:
+            continue
+        reason = {
+            "rule": "serial_perpetrator_linked",
+            "text": f"a later referral shows this perpetrator is serial (another victim): at least {floor.value}",
+            "inputs": {"revealed_by_referral_id": wanted[row.id]},
+        }
+        changes.append(
+            {
+                "cid": row.id,
+                "tier": floor.value,
+                "reasons": [*row.reasons, reason],
+                "ref": row.case_ref,
+                "old": row.tier,
+            }
+        )
+    if changes:
+        conn.execute(
+            update(CASES).where(c.id == bindparam("cid")).values(tier=bindparam("tier"), reasons=bindparam("reasons")),
+            [{"cid": ch["cid"], "tier": ch["tier"], "reasons": ch["reasons"]} for ch in changes],
+        )
+        conn.execute(
+            AUDIT.insert(),
+            [
+                {
+                    "at": now,
+                    "actor": actor,
+                    "os_user": os_user(),
+                    "action": "retier",
+                    "entity": "cases",
+                    "entity_id": ch["ref"],
+                    "details": {"tier": [ch["old"], ch["tier"]], "rule": "serial_perpetrator_linked"},
+                    "reason_enc": None,
+                }
+                for ch in changes
+            ],
+        )
+    return len(changes)
+
+
 @task(name="route-referrals", cache_policy=NO_CACHE)
 def route_referrals(run_date: date, actor: str) -> dict[str, Any]:
     """Triage every referral not yet in a case: tier, queue, reasons, capacity, linkage; audited."""
     with wiring.engine().begin() as conn:
         result = route(conn, policy=get_policy(), run_date=run_date, actor=actor)
     get_run_logger().info(
-        "routed %d new case(s): %s; %d joined an existing case; %d turned away for capacity",
+        "routed %d new case(s): %s; %d joined an existing case; %d turned away for capacity; %d raised (serial)",
         sum(result.routed.values()),
         ", ".join(f"{q} {n}" for q, n in result.routed.items()) or "none",
         result.merged,
         result.turned_away_for_capacity,
+        result.raised_for_serial,
     )
     return result.as_dict()

@@ -112,3 +112,14 @@ def test_the_audit_log_refuses_updates_and_deletes(month: dict[str, Any], statem
         conn.execute(text(statement))
     with wiring.engine().connect() as conn:
         assert conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'decide'")).scalar_one() > 0
+
+
+def test_a_serial_perpetrator_raises_the_earlier_linked_cases_too(month: dict[str, Any]) -> None:
+    cases, _ = cases_and_referrals()
+    raised = [c for c in cases if any(r["rule"] == "serial_perpetrator_linked" for r in c["reasons"])]
+    assert sum(int(n["raised_for_serial"]) for n in month["nights"]) == len(raised)
+    assert raised, "a fortnight with repeat perpetrators reveals some serial ones"
+    assert all(c["tier"] == "high" for c in raised)
+    with wiring.engine().connect() as conn:
+        retiered = conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'retier'")).scalar_one()
+    assert retiered == len(raised)

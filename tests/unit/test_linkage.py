@@ -37,6 +37,7 @@ def test_the_same_perpetrator_against_another_victim_is_serial() -> None:
     existing = [row(1, "police_rms", "v1", {"name_dob:p"}, day=1, case_id=100)]
     out = link([row(2, "nhs_trust", "v2", {"name_dob:p"})], existing, duplicate_window_days=14)
     assert (out[2].duplicate_of, out[2].earlier_cases, out[2].other_victims) == (None, 1, 1)
+    assert out[2].earlier_referral_ids == (1,)  # whose case the serial finding raises too
 
 
 def test_a_pnc_match_links_even_when_the_name_is_spelt_differently() -> None:
