@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import date, datetime
 from typing import Any
 
-from sqlalchemy import Column, Index, UniqueConstraint, text
+from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.types import Encrypted, JSONType, UTCDateTime, utcnow
@@ -49,7 +49,13 @@ class Case(SQLModel, table=True):
     assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     opened_on: date
     # The referral that opened the case; later duplicates from other sources join it (referrals.case_id).
-    origin_referral_id: int | None = Field(default=None, foreign_key="referrals.id")
+    # use_alter: referrals.case_id points back here, and the cycle must not stop table ordering.
+    origin_referral_id: int | None = Field(
+        default=None,
+        sa_column=Column(
+            Integer, ForeignKey("referrals.id", use_alter=True, name="fk_cases_origin_referral_id"), nullable=True
+        ),
+    )
     opened_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     closed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str | None = Field(default=None, max_length=64)
