@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
@@ -105,6 +106,35 @@ class Intake(Strict):
         )
 
 
+class ForceConfig(Strict):
+    """Per-force settings: whose bank holidays apply."""
+
+    # GB subdivision code of the `holidays` package: ENG (England), WLS (Wales), SCT, NIR.
+    jurisdiction: Literal["ENG", "WLS", "SCT", "NIR"] = "ENG"
+
+
+class Contacts(Strict):
+    """Contact schedules: first victim contact, victim follow-ups, perpetrator check-ins."""
+
+    end_of_working_day: time = time(17, 0)
+    victim_first_contact_working_days: dict[Tier, int]
+    victim_followup_days: dict[Tier, int]
+    perpetrator_checkin_days: dict[Tier, int]
+    perpetrator_checkin_queues: tuple[Queue, ...] = (Queue.unit,)
+    no_answer_retry_working_days: int = Field(default=1, ge=1)
+
+    @model_validator(mode="after")
+    def _every_tier(self) -> Contacts:
+        for name in ("victim_first_contact_working_days", "victim_followup_days", "perpetrator_checkin_days"):
+            table: dict[Tier, int] = getattr(self, name)
+            missing = set(Tier) - set(table)
+            if missing:
+                raise ValueError(f"{name} missing tier(s): {', '.join(sorted(missing))}")
+            if any(v < 1 for v in table.values()):
+                raise ValueError(f"{name} must be at least 1")
+        return self
+
+
 class Policy(Strict):
     """Everything an operator may tune: one version of it is recorded with every decision."""
 
@@ -116,9 +146,13 @@ class Policy(Strict):
     queues: dict[Queue, QueueConfig]
     outcomes: tuple[str, ...] = Field(min_length=1)
     intake: Intake = Intake()
+    forces: dict[Force, ForceConfig] = Field(default_factory=lambda: {f: ForceConfig() for f in Force})
+    contacts: Contacts
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:
+        if set(Force) - set(self.forces):
+            raise ValueError(f"forces missing: {', '.join(sorted(set(Force) - set(self.forces)))}")
         missing = set(Queue) - set(self.queues)
         if missing:
             raise ValueError(f"queues missing: {', '.join(sorted(missing))}")
