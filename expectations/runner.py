@@ -58,20 +58,22 @@ class NightValidator:
             self._context = _ephemeral_context(self.docs_dir)
         return self._context
 
-    def validate(self, frame: pd.DataFrame, asset_name: str, parameters: dict[str, Any]) -> Verdicts:
+    def validate(
+        self, frame: pd.DataFrame, asset_name: str, parameters: dict[str, Any], suite: str | None = None
+    ) -> Verdicts:
         """Validate every row of the frame; the result is kept for the night's Data Docs."""
         import great_expectations as gx
 
         ctx = self._ctx()
-        suite_json = load_suite_json(self.suite_name)
-        suite_name = f"{self.suite_name}:{asset_name}"
-        suite = ctx.suites.add(gx.ExpectationSuite(name=suite_name, expectations=suite_json["expectations"]))
+        name = suite or self.suite_name
+        expectations = load_suite_json(name)["expectations"]
+        gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}:{asset_name}", expectations=expectations))
         batch = ctx.data_sources.add_pandas(f"ds:{asset_name}").add_dataframe_asset(asset_name)
         definition = ctx.validation_definitions.add(
             gx.ValidationDefinition(
                 name=asset_name,
                 data=batch.add_batch_definition_whole_dataframe("whole"),
-                suite=suite,
+                suite=gx_suite,
             )
         )
         checkpoint = ctx.checkpoints.add(

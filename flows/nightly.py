@@ -12,13 +12,15 @@ from iasu.policy import get_policy
 from iasu.settings import get_settings
 from tasks.ingest import build_data_docs, ingest_file
 from tasks.night import finish_night, input_files, start_night, summarise
+from tasks.outcomes import FEED_PREFIX, ingest_contacts_file
 from tasks.report import publish_report
 from tasks.route import route_referrals
+from tasks.schedule import schedule_contacts
 
 
 @flow(name="nightly", log_prints=False)
 def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
-    """Take in one night's referral files: validate, quarantine, load, route into cases and report."""
+    """One night: take in referrals and contact outcomes, route into cases, schedule contacts, report."""
     settings = get_settings()
     get_policy()  # an invalid policy stops the night before anything is read or written
     inbox_dir = inbox or settings.inbox
@@ -29,14 +31,21 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     docs_dir = settings.var_dir / "data_docs" / run_date.isoformat()
     # One file after another: a night has a handful of files, and concurrent writers
     # would contend on SQLite; each file is still its own task run in the UI.
-    files = [ingest_file(p, run_date, night_run_id, docs_dir, actor) for p in paths]
+    feeds = [p for p in paths if p.name.startswith(FEED_PREFIX)]
+    files = [ingest_file(p, run_date, night_run_id, docs_dir, actor) for p in paths if p not in feeds]
     routing = route_referrals(run_date, actor)
+    outcomes = [ingest_contacts_file(p, run_date, night_run_id, docs_dir, actor) for p in feeds]
+    scheduling = schedule_contacts(run_date, actor)
     summary = summarise(run_date, files)
     summary["routed"], summary["tiers"] = routing["routed"], routing["tiers"]
     summary["merged"], summary["turned_away_for_capacity"] = routing["merged"], routing["turned_away_for_capacity"]
+    summary["contacts_feed"] = summarise(run_date, outcomes) | {"applied": sum(f["loaded"] for f in outcomes)}
+    summary["scheduled"], summary["completed"] = scheduling["scheduled"], sum(f["completed"] for f in outcomes)
+    summary["due_today"], summary["open_contacts"] = scheduling["due_today"], scheduling["open_contacts"]
+    summary["unassigned"] = scheduling["unassigned"]
     docs_index = build_data_docs(docs_dir)
     summary["data_docs"] = str(docs_index) if docs_index else None
-    summary["file_counts"] = files
+    summary["file_counts"] = files + outcomes
     finish_night(night_run_id, run_date, summary)
-    publish_report(summary, files, docs_index, routing["case_refs"])
+    publish_report(summary, files + outcomes, docs_index, routing["case_refs"], scheduling["due_list"])
     return summary

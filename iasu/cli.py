@@ -24,6 +24,10 @@ queue_app = typer.Typer(help="Work queues.", no_args_is_help=True)
 app.add_typer(quarantine_app, name="quarantine")
 app.add_typer(case_app, name="case")
 app.add_typer(queue_app, name="queue")
+contact_app = typer.Typer(help="Scheduled contacts: record outcomes, list.", no_args_is_help=True)
+staff_app = typer.Typer(help="Staff: add, load, deactivate, list.", no_args_is_help=True)
+app.add_typer(contact_app, name="contact")
+app.add_typer(staff_app, name="staff")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -41,7 +45,7 @@ def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
     @wraps(fn)
     def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
         from pydantic import ValidationError
-        from sqlalchemy.exc import OperationalError
+        from sqlalchemy.exc import OperationalError, SQLAlchemyError
 
         try:
             return fn(*args, **kwargs)
@@ -57,6 +61,11 @@ def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
             # Never the statement or its parameters: they may carry personal data.
             _fail(f"database unreachable or refused the operation ({first_line(exc.orig)})")
+        except SQLAlchemyError as exc:
+            from iasu.db import first_line
+
+            # The driver's first line only: never the statement or its parameters.
+            _fail(f"database error ({first_line(getattr(exc, 'orig', None) or exc)})")
         raise AssertionError("unreachable")
 
     return wrapper
@@ -122,9 +131,8 @@ def nightly(
 
 
 def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
-    from iasu.settings import get_settings
-
     from iasu.policy import get_policy
+    from iasu.settings import get_settings
 
     settings = get_settings()  # fail on bad settings or policy before Prefect starts, never mid-run
     get_policy()
@@ -162,6 +170,12 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         routed = ", ".join(f"{q} {n}" for q, n in summary["routed"].items()) or "none"
         tiers = ", ".join(f"{t} {n}" for t, n in summary["tiers"].items()) or "none"
         typer.echo(f"  new cases by queue: {routed}; by tier: {tiers}")
+    if "scheduled" in summary:
+        typer.echo(
+            f"  contacts: {summary['completed']} completed, {summary['scheduled']} scheduled, "
+            f"{summary['due_today']} due today, {summary['open_contacts']} open"
+            + (f"; {len(summary['unassigned'])} case(s) with no eligible worker" if summary["unassigned"] else "")
+        )
     if summary.get("data_docs"):
         typer.echo(f"  validation results: {summary['data_docs']}")
 
@@ -344,6 +358,186 @@ def queue_list(
             typer.echo(
                 f"  {row['case_ref']}  {row['tier']:8}  {row['queue']:20}  {row['force']:9}  opened {row['opened_on']}"
             )
+
+
+@contact_app.command("record")
+@operator_errors
+def contact_record(
+    case_ref: Annotated[str, typer.Argument(help="Case reference.")],
+    kind: Annotated[str, typer.Option(help="victim_first_contact, victim_followup or perpetrator_checkin.")],
+    at: Annotated[str, typer.Option(help="When it happened, ISO 8601 (local time if no offset).")],
+    outcome: Annotated[str, typer.Option(help="completed, attempted_no_answer, refused or rescheduled.")],
+    new_date: Annotated[str | None, typer.Option("--new-date", help="For rescheduled: the new day.")] = None,
+    by: Annotated[
+        str | None, typer.Option(help="Who made the contact (name or staff id); default: the OS user.")
+    ] = None,
+) -> None:
+    """Record a contact's outcome; the next contact is scheduled at once (audited)."""
+    from datetime import UTC, datetime
+
+    from iasu.policy import get_policy
+    from iasu.settings import get_settings
+    from rules.codes import ContactKind
+    from tasks.audit import os_user
+    from tasks.outcomes import OUTCOMES_KNOWN, OutcomeReport, parse_when, record_outcomes
+    from tasks.schedule import schedule
+
+    _code(ContactKind, kind, "kind")
+    if outcome not in OUTCOMES_KNOWN:
+        _fail(f"unknown outcome {outcome!r}; one of: {', '.join(OUTCOMES_KNOWN)}")
+    tz = get_settings().timezone
+    happened = parse_when(at, tz)
+    if happened is None:
+        _fail(f"not a date and time (ISO 8601): {at!r}")
+    assert happened is not None
+    if happened > datetime.now(UTC):
+        _fail("--at is in the future")
+    moved_to = _parse_date(new_date) if new_date else None
+    if outcome == "rescheduled" and moved_to is None:
+        _fail("a rescheduled contact needs --new-date")
+    actor = by or os_user() or "unknown"
+    report = OutcomeReport(
+        case_ref=case_ref, kind=kind, happened_at=happened, outcome=outcome, new_date=moved_to, recorded_by=actor
+    )
+    policy = get_policy()
+    with _read_engine().begin() as conn:
+        result = record_outcomes(conn, [report], origin="cli", actor=actor, policy=policy, timezone=tz)
+        if result.rejected:
+            reason = result.rejected[0]
+            raise OperatorError(
+                {
+                    "case_known": f"no case {case_ref}",
+                    "case_open": f"case {case_ref} is closed",
+                    "contact_pending": f"case {case_ref} has no pending {kind}",
+                }[reason]
+            )
+        if result.duplicates:
+            typer.echo(f"{case_ref}: this outcome was already recorded; nothing changed")
+            return
+        scheduled = schedule(
+            conn,
+            policy=policy,
+            run_date=happened.astimezone(UTC).date(),
+            actor=actor,
+            timezone=tz,
+            case_ids=result.touched_cases,
+        )
+    typer.echo(f"{case_ref}: {kind} {outcome}; {scheduled.scheduled} next contact(s) scheduled")
+
+
+@contact_app.command("list")
+@operator_errors
+def contact_list(
+    status: Annotated[str | None, typer.Option(help="pending, done or cancelled.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Queue code.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Scheduled contacts: case reference, kind, due time, status, assigned staff id."""
+    from rules.codes import ContactStatus, Queue
+    from tasks.queries import contacts
+
+    if status:
+        _code(ContactStatus, status, "status")
+    if queue:
+        _code(Queue, queue, "queue")
+    with _read_engine().connect() as conn:
+        rows = contacts(conn, status=status, queue=queue)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(f"{r['case_ref']}  {r['kind']:22}  due {r['due_at']}  {r['status']:9}  {r['assigned_to'] or '-'}")
+
+
+@staff_app.command("add")
+@operator_errors
+def staff_add(
+    staff_code: Annotated[str, typer.Argument(help="Staff id shown in lists and alerts (never a name).")],
+    queue: Annotated[str, typer.Option(help="Queue code.")],
+    force: Annotated[str, typer.Option(help="Force code.")],
+    role: Annotated[str, typer.Option(help="worker, supervisor or lead.")] = "worker",
+    capacity: Annotated[int, typer.Option(min=0, help="Open cases this worker can carry.")] = 20,
+    slack_user: Annotated[str | None, typer.Option("--slack-user", help="Slack user id, for mentions.")] = None,
+    name: Annotated[str | None, typer.Option(help="Display name (stored encrypted).")] = None,
+    by: Annotated[str | None, typer.Option(help="Who adds them; default: the OS user.")] = None,
+) -> None:
+    """Add (or update and re-activate) a member of staff."""
+    from iasu import wiring
+    from rules.codes import Force, Queue
+    from tasks.audit import os_user
+    from tasks.staff import add_staff
+
+    with _read_engine().begin() as conn:
+        added = add_staff(
+            conn,
+            staff_code=staff_code,
+            queue=_code(Queue, queue, "queue"),
+            force=_code(Force, force, "force"),
+            role=role,
+            capacity=capacity,
+            slack_user_id=slack_user,
+            name=name,
+            cipher=wiring.cipher(),
+            actor=by or os_user() or "unknown",
+        )
+    typer.echo(f"{staff_code}: {'added' if added else 'updated'}")
+
+
+@staff_app.command("load")
+@operator_errors
+def staff_load(
+    path: Annotated[Path, typer.Argument(help="CSV: staff_code,name,role,queue,force,capacity,slack_user_id")],
+) -> None:
+    """Add or update staff from a file."""
+    from iasu import wiring
+    from tasks.audit import os_user
+    from tasks.staff import load_staff_file
+
+    with _read_engine().begin() as conn:
+        n = load_staff_file(conn, path, cipher=wiring.cipher(), actor=os_user() or "unknown")
+    typer.echo(f"{n} staff row(s) loaded")
+
+
+@staff_app.command("deactivate")
+@operator_errors
+def staff_deactivate(
+    staff_code: Annotated[str, typer.Argument(help="Staff id.")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    reason: Annotated[str | None, typer.Option(help="Optional note on why.")] = None,
+) -> None:
+    """A worker leaves: their open cases and pending contacts go to other eligible workers (audited)."""
+    from datetime import UTC, datetime
+
+    from iasu import wiring
+    from iasu.policy import get_policy
+    from tasks.schedule import assign_unassigned
+    from tasks.staff import deactivate_staff
+
+    with _read_engine().begin() as conn:
+        released = deactivate_staff(conn, staff_code, by=by, reason=reason, cipher=wiring.cipher())
+        assigned, left = assign_unassigned(conn, policy=get_policy(), actor=by, now=datetime.now(UTC))
+    typer.echo(
+        f"{staff_code}: deactivated; {released} case(s) released, {assigned} reassigned, {len(left)} left unassigned"
+    )
+
+
+@staff_app.command("list")
+@operator_errors
+def staff_list(as_json: JsonOption = False) -> None:
+    """Staff with queue, force, capacity and current load (no names)."""
+    from tasks.staff import list_staff
+
+    with _read_engine().connect() as conn:
+        rows = list_staff(conn)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        state = "active" if r["active"] else "inactive"
+        typer.echo(
+            f"{r['staff_code']:12} {r['role']:10} {r['queue']:20} {r['force']:9} "
+            f"load {r['load']}/{r['capacity']} {state}"
+        )
 
 
 def _code(enum: Any, value: str, what: str) -> Any:

@@ -6,7 +6,7 @@ Alembic's autogenerate and the tests rely on.
 
 from models.alerts import Alert
 from models.audit import AuditEvent
-from models.cases import Case, CaseRefCounter, Contact, Staff
+from models.cases import Case, CaseRefCounter, Contact, ContactOutcome, Staff
 from models.intake import (
     BatchStatus,
     IngestBatch,
@@ -18,7 +18,7 @@ from models.intake import (
 from models.referrals import Person, Referral
 
 # The Alembic revision this code expects (tests check it is the head of migrations/).
-SCHEMA_REVISION = "0002"
+SCHEMA_REVISION = "0003"
 
 __all__ = [
     "SCHEMA_REVISION",
@@ -28,6 +28,7 @@ __all__ = [
     "Case",
     "CaseRefCounter",
     "Contact",
+    "ContactOutcome",
     "IngestBatch",
     "NightRun",
     "Person",

@@ -100,7 +100,28 @@ class Contact(SQLModel, table=True):
     due_at: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(default=ContactStatus.pending, max_length=16)
     assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
+    # The due time first set: retries and reschedules move due_at, lateness is judged against this.
+    original_due_at: datetime = Field(sa_type=UTCDateTime)
     attempts: int = 0
+    last_attempt_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     outcome: str | None = Field(default=None, max_length=32)
     completed_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
+
+
+class ContactOutcome(SQLModel, table=True):
+    """A reported contact outcome (feed row or CLI), kept once: a rerun never applies it twice."""
+
+    __tablename__ = "contact_outcomes"
+    __table_args__ = (UniqueConstraint("case_id", "kind", "happened_at", "outcome", name="uq_contact_outcomes_event"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    case_id: int = Field(foreign_key="cases.id", index=True)
+    kind: str = Field(max_length=32)
+    happened_at: datetime = Field(sa_type=UTCDateTime)
+    outcome: str = Field(max_length=32)  # completed | attempted_no_answer | refused | rescheduled
+    new_date: date | None = None
+    contact_id: int | None = Field(default=None, foreign_key="contacts.id")  # the contact it was applied to
+    recorded_by: str | None = Field(default=None, max_length=128)
+    origin: str = Field(max_length=255)  # feed file name or "cli"
+    recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

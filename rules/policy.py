@@ -144,6 +144,7 @@ class Policy(Strict):
     unit: Unit
     partner_routes: tuple[PartnerRoute, ...]
     queues: dict[Queue, QueueConfig]
+    ops_channel: str = Field(pattern=r"^[A-Z0-9]+$")  # files held, unassigned cases, failed alerts
     outcomes: tuple[str, ...] = Field(min_length=1)
     intake: Intake = Intake()
     forces: dict[Force, ForceConfig] = Field(default_factory=lambda: {f: ForceConfig() for f in Force})

@@ -45,6 +45,7 @@ class FileCounts:
     held_rows: int = 0
     held_reason: str | None = None
     quarantine_resolved: int = 0
+    completed: int = 0  # contacts feeds: contacts reported completed
     batch_id: int | None = None
     failed_expectations: dict[str, int] = field(default_factory=dict)  # expectation name -> rows
 
@@ -68,6 +69,29 @@ def _previous(conn: Connection, sha256: str) -> Any:
     return conn.execute(select(BATCHES).where(BATCHES.c.sha256 == sha256)).mappings().first()
 
 
+def seen_before(path: Path, engine: Engine) -> tuple[str, FileCounts | None]:
+    """The file's sha256, and its counts again if the same bytes were taken in before (a repeat adds nothing)."""
+    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    with engine.begin() as conn:
+        previous = _previous(conn, sha256)
+    if previous is None:
+        return sha256, None
+    held = previous["held_rows"]
+    counts = FileCounts(
+        file=path.name,
+        source=previous["source"],
+        status="repeat",
+        received=previous["received"],
+        quarantined=previous["quarantined"],
+        held_rows=held,
+        held_reason=previous["held_reason"],
+        duplicates=previous["received"] - previous["quarantined"] - held,
+        batch_id=previous["id"],
+    )
+    counts.check()
+    return sha256, counts
+
+
 def _history(conn: Connection, source: str) -> list[int]:
     rows = conn.execute(
         select(BATCHES.c.received)
@@ -78,7 +102,7 @@ def _history(conn: Connection, source: str) -> list[int]:
     return [int(r) for r in rows.scalars()]
 
 
-def _insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_run_id: int, sha256: str) -> int:
+def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_run_id: int | None, sha256: str) -> int:
     values = {k: v for k, v in counts.as_dict().items() if k in BATCHES.c and k not in ("status",)}
     values.update(
         night_run_id=night_run_id,
@@ -106,25 +130,9 @@ def ingest_path(
 ) -> FileCounts:
     """Take in one file completely, in one transaction: either all of its rows are accounted for or none."""
     gate = gate or RowCountGate()
-    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
-    with engine.begin() as conn:
-        previous = _previous(conn, sha256)
-    if previous is not None:
-        # Same bytes as a file already taken in: nothing new can come of it.
-        held = previous["held_rows"]
-        counts = FileCounts(
-            file=path.name,
-            source=previous["source"],
-            status="repeat",
-            received=previous["received"],
-            quarantined=previous["quarantined"],
-            held_rows=held,
-            held_reason=previous["held_reason"],
-            duplicates=previous["received"] - previous["quarantined"] - held,
-            batch_id=previous["id"],
-        )
-        counts.check()
-        return counts
+    sha256, repeat = seen_before(path, engine)
+    if repeat is not None:
+        return repeat
 
     try:
         adapted = adapt(path)
@@ -133,7 +141,7 @@ def ingest_path(
         counts = FileCounts(
             file=path.name, source=None, status="held", received=rows, held_rows=rows, held_reason=held_file.reason
         )
-        return _record_held(
+        return record_held(
             counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=sha256, actor=actor
         )
 
@@ -143,7 +151,7 @@ def ingest_path(
         reason = row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
     if reason is not None:
         counts.status, counts.held_rows, counts.held_reason = "held", len(frame), reason
-        return _record_held(
+        return record_held(
             counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=sha256, actor=actor
         )
 
@@ -164,7 +172,7 @@ def ingest_path(
     counts.failed_expectations = dict(Counter(name for r in rejects for name in r.reasons))
     now = utcnow()
     with engine.begin() as conn:
-        batch_id = _insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
+        batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
         counts.quarantined = quarantine(
             conn, rejects, batch_id=batch_id, source=adapted.source.value, cipher=cipher, now=now
         )
@@ -191,12 +199,12 @@ def ingest_path(
     return counts
 
 
-def _record_held(
-    counts: FileCounts, *, engine: Engine, run_date: date, night_run_id: int, sha256: str, actor: str
+def record_held(
+    counts: FileCounts, *, engine: Engine, run_date: date, night_run_id: int | None, sha256: str, actor: str
 ) -> FileCounts:
     counts.check()
     with engine.begin() as conn:
-        counts.batch_id = _insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
+        counts.batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
         audit.record(
             conn,
             actor=actor,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import Engine, func, select
+from sqlalchemy import Connection, Engine, func, select
 
 from models import (
     Alert,
@@ -16,6 +16,7 @@ from models import (
     QuarantineEntry,
     QuarantineStatus,
     Referral,
+    Staff,
 )
 
 STATUS_TABLES = {
@@ -71,3 +72,28 @@ def quarantine_entries(engine: Engine, *, include_resolved: bool = False) -> lis
             }
             for r in conn.execute(stmt)
         ]
+
+
+def contacts(conn: Connection, *, status: str | None, queue: str | None) -> list[dict[str, Any]]:
+    """Contacts with case reference, kind, due time (ISO 8601 with offset), status and assigned staff id."""
+    contacts_t, cases_t, staff_t = (m.__table__ for m in (Contact, Case, Staff))  # type: ignore[union-attr]
+    c, k, s = contacts_t.c, cases_t.c, staff_t.c
+    stmt = (
+        select(k.case_ref, c.kind, c.due_at, c.status, s.staff_code)
+        .select_from(contacts_t.join(cases_t, k.id == c.case_id).outerjoin(staff_t, s.id == c.assigned_staff_id))
+        .order_by(c.due_at, k.case_ref, c.kind)
+    )
+    if status:
+        stmt = stmt.where(c.status == status)
+    if queue:
+        stmt = stmt.where(k.queue == queue)
+    return [
+        {
+            "case_ref": r.case_ref,
+            "kind": r.kind,
+            "due_at": r.due_at.isoformat(),
+            "status": r.status,
+            "assigned_to": r.staff_code,
+        }
+        for r in conn.execute(stmt)
+    ]

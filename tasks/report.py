@@ -23,8 +23,9 @@ def night_markdown(
     files: list[dict[str, Any]],
     docs_index: Path | None,
     case_refs: dict[str, dict[str, list[str]]] | None = None,
+    due: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
-    """Markdown for one night: totals, then per file what became of its rows and why."""
+    """Markdown for one night: totals, per file what became of its rows and why, cases, contacts due."""
     lines = [
         f"# Nightly run {summary['run_date']}",
         "",
@@ -70,6 +71,23 @@ def night_markdown(
             f"{merged} referral(s) joined an existing case (the same referral from another source); "
             f"{turned} case(s) qualified for the unit but were turned away for capacity.",
         ]
+    if "scheduled" in summary:
+        lines += [
+            "",
+            "## Contacts",
+            "",
+            f"{summary['completed']} completed, {summary['scheduled']} newly scheduled, "
+            f"{summary['due_today']} due today, {summary['open_contacts']} open in all.",
+        ]
+        if summary.get("unassigned"):
+            lines.append(
+                f"No eligible worker for {len(summary['unassigned'])} case(s): "
+                + ", ".join(summary["unassigned"][:CASE_REFS_SHOWN])
+                + " (an ops alert is queued for each)."
+            )
+        for queue, rows in sorted((due or {}).items()):
+            lines += ["", f"Due today in {queue}:", "", "| case | kind | due | worker |", "|---|---|---|---|"]
+            lines += [f"| {r['case_ref']} | {r['kind']} | {r['due_at']} | {r['staff_code'] or '—'} |" for r in rows]
     if docs_index is not None:
         lines += ["", f"Validation results (Data Docs, this night only): [{docs_index.name}]({docs_index.as_uri()})"]
     return "\n".join(lines) + "\n"
@@ -81,9 +99,10 @@ def publish_report(
     files: list[dict[str, Any]],
     docs_index: Path | None,
     case_refs: dict[str, dict[str, list[str]]] | None = None,
+    due: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
     """Publish the night's summary as a keyed markdown artifact (kept as a history across runs)."""
-    markdown = night_markdown(summary, files, docs_index, case_refs)
+    markdown = night_markdown(summary, files, docs_index, case_refs, due)
     create_markdown_artifact(
         key=ARTIFACT_KEY, markdown=markdown, description=f"Nightly intake for {summary['run_date']}"
     )

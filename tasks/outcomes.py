@@ -1,0 +1,410 @@
+"""Contact outcomes coming back: the daily contacts feed and `iasu contact record`, applied once each.
+
+A reported outcome is stored once (natural key: case, kind, when, outcome),
+so a rerun or a resent file never applies it twice. Completing a contact only
+marks it done; the scheduler creates the next one.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+from zoneinfo import ZoneInfo
+
+import pandas as pd
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Connection, Engine, bindparam, select, update
+
+from expectations.runner import NightValidator
+from iasu.privacy import FieldCipher
+from models import Case, Contact, ContactOutcome
+from models.types import utcnow
+from rules.cadence import rescheduled, retry_after_no_answer
+from rules.calendar import calendar_for
+from rules.clock import end_of_day
+from rules.codes import CaseStatus, ContactStatus, Force
+from rules.policy import Policy
+from tasks.audit import AUDIT, os_user
+from tasks.ingest import BATCHES, FileCounts, insert_batch, record_held, seen_before
+from tasks.load import QuarantinedRow, _dialect_insert, quarantine
+
+CASES = Case.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+OUTCOMES = ContactOutcome.__table__  # type: ignore[attr-defined]
+FEED_PREFIX = "contacts_"
+FEED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome", "new_date", "recorded_by")
+REQUIRED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome")
+OUTCOMES_KNOWN = ("completed", "attempted_no_answer", "refused", "rescheduled")
+SOURCE = "contacts"
+
+
+@dataclass(frozen=True)
+class OutcomeReport:
+    """One reported outcome: codes and a case reference only."""
+
+    case_ref: str
+    kind: str
+    happened_at: datetime  # aware
+    outcome: str
+    new_date: date | None = None
+    recorded_by: str | None = None
+    line_no: int | None = None
+
+
+@dataclass
+class OutcomeResult:
+    """What became of a set of reports."""
+
+    applied: int = 0
+    duplicates: int = 0
+    rejected: dict[int, str] = field(default_factory=dict)  # index in the input -> reason
+    completed: int = 0
+    touched_cases: set[int] = field(default_factory=set)
+
+
+def parse_when(text: str, timezone: str) -> datetime | None:
+    """ISO 8601 date-time; without an offset it is local time in the unit's time zone."""
+    try:
+        value = datetime.fromisoformat(text.strip())
+    except ValueError:
+        return None
+    return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(timezone))
+
+
+def record_outcomes(
+    conn: Connection, reports: list[OutcomeReport], *, origin: str, actor: str, policy: Policy, timezone: str
+) -> OutcomeResult:
+    """Store new reports and apply each to its case's pending contact of that kind, in time order."""
+    result = OutcomeResult()
+    refs = sorted({r.case_ref for r in reports})
+    cases = {
+        row.case_ref: row
+        for row in conn.execute(
+            select(CASES.c.id, CASES.c.case_ref, CASES.c.force, CASES.c.status).where(CASES.c.case_ref.in_(refs))
+        )
+    }
+    candidates: list[tuple[int, OutcomeReport, Any]] = []
+    for i, report in enumerate(reports):
+        case = cases.get(report.case_ref)
+        if case is None:
+            result.rejected[i] = "case_known"
+        elif case.status != CaseStatus.open:
+            result.rejected[i] = "case_open"
+        else:
+            candidates.append((i, report, case))
+    if not candidates:
+        return result
+    now = utcnow()
+    rows = [
+        {
+            "case_id": case.id,
+            "kind": r.kind,
+            "happened_at": r.happened_at,
+            "outcome": r.outcome,
+            "new_date": r.new_date,
+            "recorded_by": r.recorded_by,
+            "origin": origin,
+            "recorded_at": now,
+        }
+        for _, r, case in candidates
+    ]
+    inserted = conn.execute(
+        _dialect_insert(conn, OUTCOMES)
+        .on_conflict_do_nothing(index_elements=["case_id", "kind", "happened_at", "outcome"])
+        .returning(OUTCOMES.c.id, OUTCOMES.c.case_id, OUTCOMES.c.kind, OUTCOMES.c.happened_at, OUTCOMES.c.outcome),
+        rows,
+    ).all()
+    new_ids = {(o.case_id, o.kind, o.happened_at, o.outcome): o.id for o in inserted}
+    fresh = []
+    for i, report, case in candidates:
+        key = (case.id, report.kind, report.happened_at, report.outcome)
+        outcome_id = new_ids.pop(key, None)  # pop: a repeat inside the same input is a duplicate too
+        if outcome_id is None:
+            result.duplicates += 1
+        else:
+            fresh.append((i, report, case, outcome_id))
+    pending = {
+        (row.case_id, row.kind): dict(row._mapping)
+        for row in conn.execute(
+            select(CONTACTS.c.id, CONTACTS.c.case_id, CONTACTS.c.kind, CONTACTS.c.attempts).where(
+                CONTACTS.c.status == ContactStatus.pending,
+                CONTACTS.c.case_id.in_(sorted({case.id for _, _, case, _ in fresh})),
+            )
+        )
+    }
+    updates: list[dict[str, Any]] = []
+    links: list[dict[str, Any]] = []
+    events: list[dict[str, Any]] = []
+    for i, report, case, outcome_id in sorted(fresh, key=lambda f: (f[1].happened_at, f[0])):
+        contact = pending.get((case.id, report.kind))
+        if contact is None:
+            result.rejected[i] = "contact_pending"  # nothing due of that kind: kept as reported, not applied
+            continue
+        cal = calendar_for(Force(case.force), policy, timezone)
+        change: dict[str, Any] = {
+            "cid": contact["id"],
+            "attempts": contact["attempts"] + 1,
+            "last_attempt_at": report.happened_at,
+            "status": ContactStatus.pending,
+            "outcome": report.outcome,
+            "completed_at": None,
+            "due_at": None,
+        }
+        if report.outcome in ("completed", "refused"):
+            change.update(status=ContactStatus.done, completed_at=report.happened_at)
+            pending.pop((case.id, report.kind))
+            result.completed += report.outcome == "completed"
+        elif report.outcome == "attempted_no_answer":
+            change["due_at"] = retry_after_no_answer(cal.local_date(report.happened_at), policy, cal)
+        else:  # rescheduled
+            assert report.new_date is not None
+            change.update(due_at=rescheduled(report.new_date, cal), attempts=contact["attempts"])
+        contact["attempts"] = change["attempts"]
+        updates.append(change)
+        links.append({"oid": outcome_id, "cid": contact["id"]})
+        events.append(
+            {
+                "at": now,
+                "actor": actor,
+                "os_user": os_user(),
+                "action": "contact_outcome",
+                "entity": "contacts",
+                "entity_id": str(contact["id"]),
+                "details": {
+                    "case_ref": report.case_ref,
+                    "kind": report.kind,
+                    "outcome": report.outcome,
+                    "origin": origin,
+                },
+                "reason_enc": None,
+            }
+        )
+        result.applied += 1
+        result.touched_cases.add(case.id)
+    done = [u for u in updates if u["status"] == ContactStatus.done]
+    moved = [u for u in updates if u["status"] == ContactStatus.pending]
+    c = CONTACTS.c
+    if done:
+        conn.execute(
+            update(CONTACTS)
+            .where(c.id == bindparam("cid"))
+            .values(
+                status=bindparam("b_status"),
+                outcome=bindparam("b_outcome"),
+                completed_at=bindparam("b_completed_at"),
+                attempts=bindparam("b_attempts"),
+                last_attempt_at=bindparam("b_last_attempt_at"),
+            ),
+            [_bound(u) for u in done],
+        )
+    if moved:
+        conn.execute(
+            update(CONTACTS)
+            .where(c.id == bindparam("cid"))
+            .values(
+                outcome=bindparam("b_outcome"),
+                due_at=bindparam("b_due_at"),
+                attempts=bindparam("b_attempts"),
+                last_attempt_at=bindparam("b_last_attempt_at"),
+            ),
+            [_bound(u) for u in moved],
+        )
+    if links:
+        conn.execute(
+            update(OUTCOMES).where(OUTCOMES.c.id == bindparam("oid")).values(contact_id=bindparam("cid")), links
+        )
+    if events:
+        conn.execute(AUDIT.insert(), events)
+    return result
+
+
+def _bound(change: dict[str, Any]) -> dict[str, Any]:
+    # Bind names must differ from column names, or an executemany UPDATE also sets every column named.
+    return {("cid" if k == "cid" else f"b_{k}"): v for k, v in change.items()}
+
+
+def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
+    """Read a contacts feed (UTF-8 CSV, header FEED_COLUMNS) into rows with validation flags."""
+    from tasks.adapters.canonical import FileHeld
+
+    try:
+        text = path.read_bytes().decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise FileHeld(f"not valid utf-8: undecodable byte at offset {exc.start}") from None
+    lines = text.splitlines()
+    reader = csv.reader(io.StringIO(text))
+    header = [h.strip().lower() for h in next(reader, [])]
+    missing = [c for c in REQUIRED_COLUMNS if c not in header]
+    if missing:
+        raise FileHeld(
+            f"missing column(s): {', '.join(missing)}", rows=max(len([ln for ln in lines if ln.strip()]) - 1, 0)
+        )
+    position = {name: header.index(name) for name in FEED_COLUMNS if name in header}
+    records: list[dict[str, Any]] = []
+    for values in reader:
+        line_no = reader.line_num
+        if not any(v.strip() for v in values):
+            continue
+        raw = lines[line_no - 1] if line_no - 1 < len(lines) else ""
+        ok = len(values) == len(header)
+        get = {name: (values[idx].strip() or None) if ok else None for name, idx in position.items()}
+        records.append({"line_no": line_no, "raw": raw, "parse_ok": ok, **{n: get.get(n) for n in FEED_COLUMNS}})
+    frame = pd.DataFrame.from_records(records, columns=["line_no", "raw", "parse_ok", *FEED_COLUMNS])
+    return frame.astype(object).where(frame.notna(), None)
+
+
+def validation_frame(frame: pd.DataFrame, run_date: date, timezone: str) -> pd.DataFrame:
+    """The contacts feed as Great Expectations checks it (no personal data in this feed at all)."""
+    run_end = end_of_day(run_date, timezone)
+    happened = [parse_when(v, timezone) if v else None for v in frame["happened_at"]]
+    new_dates: list[date | None] = []
+    for v in frame["new_date"]:
+        try:
+            new_dates.append(date.fromisoformat(v) if v else None)
+        except ValueError:
+            new_dates.append(None)
+    out = pd.DataFrame(
+        {
+            "line_no": frame["line_no"].astype("int64"),
+            "parse_ok": frame["parse_ok"],
+            "case_ref": frame["case_ref"],
+            "kind": frame["kind"],
+            "outcome": frame["outcome"],
+            "happened_given": [v is not None for v in frame["happened_at"]],
+            "happened_real": [v is None or h is not None for v, h in zip(frame["happened_at"], happened, strict=True)],
+            "hours_after_run_end": [(h - run_end) / timedelta(hours=1) if h else None for h in happened],
+            "new_date_real": [v is None or d is not None for v, d in zip(frame["new_date"], new_dates, strict=True)],
+            "rescheduled_has_new_date": [
+                o != "rescheduled" or d is not None for o, d in zip(frame["outcome"], new_dates, strict=True)
+            ],
+            "new_date_days_after": [
+                float((d - h.astimezone(ZoneInfo(timezone)).date()).days) if d and h else None
+                for d, h in zip(new_dates, happened, strict=True)
+            ],
+        }
+    )
+    out["hours_after_run_end"] = pd.to_numeric(out["hours_after_run_end"], errors="coerce").astype("float64")
+    out["new_date_days_after"] = pd.to_numeric(out["new_date_days_after"], errors="coerce").astype("float64")
+    return out
+
+
+def ingest_contacts_path(
+    path: Path,
+    *,
+    run_date: date,
+    night_run_id: int | None,
+    actor: str,
+    engine: Engine,
+    cipher: FieldCipher,
+    validator: NightValidator,
+    policy: Policy,
+    timezone: str,
+) -> FileCounts:
+    """Validate one contacts feed, quarantine what is wrong, apply the rest; counts reconcile like referrals."""
+    from tasks.adapters.canonical import FileHeld
+
+    sha256, repeat = seen_before(path, engine)
+    if repeat is not None:
+        return repeat
+    try:
+        frame = feed_frame(path, timezone)
+    except FileHeld as held:
+        counts = FileCounts(
+            file=path.name,
+            source=SOURCE,
+            status="held",
+            received=held.rows,
+            held_rows=held.rows,
+            held_reason=held.reason,
+        )
+        return record_held(
+            counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=sha256, actor=actor
+        )
+    counts = FileCounts(file=path.name, source=SOURCE, status="loaded", received=len(frame))
+    repeats = frame["raw"].duplicated(keep="first")
+    counts.duplicates = int(repeats.sum())
+    unique = frame[~repeats].reset_index(drop=True)
+    verdicts = validator.validate(validation_frame(unique, run_date, timezone), path.name, {}, suite="contacts")
+    reasons: dict[int, list[str]] = {
+        int(n): verdicts.reasons(int(n)) for n in unique["line_no"] if verdicts.reasons(int(n))
+    }
+    reports: list[OutcomeReport] = []
+    for row in unique.to_dict(orient="records"):
+        if int(row["line_no"]) in reasons:
+            continue
+        happened = parse_when(row["happened_at"], timezone)
+        assert happened is not None
+        reports.append(
+            OutcomeReport(
+                case_ref=row["case_ref"],
+                kind=row["kind"],
+                happened_at=happened,
+                outcome=row["outcome"],
+                new_date=date.fromisoformat(row["new_date"]) if row["new_date"] else None,
+                recorded_by=row["recorded_by"],
+                line_no=int(row["line_no"]),
+            )
+        )
+    with engine.begin() as conn:
+        batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
+        applied = record_outcomes(conn, reports, origin=path.name, actor=actor, policy=policy, timezone=timezone)
+        for index, reason in applied.rejected.items():
+            reasons[reports[index].line_no or 0] = [reason]
+        raw_of = dict(zip(unique["line_no"], unique["raw"], strict=True))
+        ref_of = dict(zip(unique["line_no"], unique["case_ref"], strict=True))
+        rejects = [
+            QuarantinedRow(line_no=n, source_ref=ref_of.get(n), reasons=names, raw=str(raw_of.get(n, "")))
+            for n, names in sorted(reasons.items())
+        ]
+        counts.quarantined = quarantine(conn, rejects, batch_id=batch_id, source=SOURCE, cipher=cipher, now=utcnow())
+        counts.loaded = applied.applied
+        counts.duplicates += applied.duplicates
+        counts.batch_id = batch_id
+        counts.failed_expectations = dict(Counter(name for r in rejects for name in r.reasons))
+        counts.check()
+        counts.completed = applied.completed
+        conn.execute(
+            update(BATCHES)
+            .where(BATCHES.c.id == batch_id)
+            .values(loaded=counts.loaded, duplicates=counts.duplicates, quarantined=counts.quarantined)
+        )
+    return counts
+
+
+@task(name="ingest-contacts", task_run_name="contacts {path.name}", cache_policy=NO_CACHE)
+def ingest_contacts_file(path: Path, run_date: date, night_run_id: int, docs_dir: Path, actor: str) -> dict[str, Any]:
+    """Validate and apply one daily contacts feed; returns its reconciled counts."""
+    from iasu import wiring
+    from iasu.policy import get_policy
+    from iasu.settings import get_settings
+    from tasks.ingest import validator_for
+
+    counts = ingest_contacts_path(
+        path,
+        run_date=run_date,
+        night_run_id=night_run_id,
+        actor=actor,
+        engine=wiring.engine(),
+        cipher=wiring.cipher(),
+        validator=validator_for(docs_dir),
+        policy=get_policy(),
+        timezone=get_settings().timezone,
+    )
+    get_run_logger().info(
+        "%s: %s, received %d, applied %d (completed %d), duplicates %d, quarantined %d, held %d",
+        counts.file,
+        counts.status,
+        counts.received,
+        counts.loaded,
+        counts.completed,
+        counts.duplicates,
+        counts.quarantined,
+        counts.held_rows,
+    )
+    return counts.as_dict()

@@ -1,0 +1,329 @@
+"""Scheduling: every open case has exactly its next contact of each applicable kind, assigned to active staff.
+
+Set-based and self-healing: one query reads the open cases, one reads their
+contacts' state; the cadence rules say what is missing; missing contacts are
+inserted in bulk. Completing a contact (feed or CLI) only marks it done: the
+next one is created here, by the same rules, so there is one place that
+decides what is due.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import case as sql_case
+
+from iasu import wiring
+from iasu.policy import get_policy
+from iasu.settings import get_settings
+from models import Alert, Case, Contact, Staff
+from models.types import utcnow
+from rules.cadence import applicable_kinds, initial_contacts, next_after_completion
+from rules.calendar import WorkingCalendar, calendar_for
+from rules.codes import AlertStatus, CaseStatus, ContactKind, ContactStatus, Force, Queue, Tier
+from rules.policy import Policy
+from rules.triage import TIER_RANK
+from tasks.audit import AUDIT, os_user
+
+CASES = Case.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+STAFF = Staff.__table__  # type: ignore[attr-defined]
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class ScheduleResult:
+    """What one scheduling pass did: counts, and the cases no worker could take."""
+
+    scheduled: int = 0
+    cancelled: int = 0
+    assigned: int = 0
+    unassigned: list[str] = field(default_factory=list)  # case references
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready."""
+        return {
+            "scheduled": self.scheduled,
+            "cancelled": self.cancelled,
+            "assigned": self.assigned,
+            "unassigned": self.unassigned,
+        }
+
+
+def calendars(policy: Policy, timezone: str) -> dict[Force, WorkingCalendar]:
+    """One working-day calendar per force (its jurisdiction's bank holidays)."""
+    return {force: calendar_for(force, policy, timezone) for force in Force}
+
+
+def _cancel_stale(conn: Connection, policy: Policy) -> int:
+    """Pending contacts that no longer apply: the case closed, or check-ins for a case now outside the unit."""
+    c = CONTACTS.c
+    closed = select(CASES.c.id).where(CASES.c.status == CaseStatus.closed)
+    no_checkins = select(CASES.c.id).where(
+        CASES.c.queue.not_in([q.value for q in policy.contacts.perpetrator_checkin_queues])
+    )
+    n = conn.execute(
+        update(CONTACTS)
+        .where(c.status == ContactStatus.pending, c.case_id.in_(closed))
+        .values(status=ContactStatus.cancelled)
+    ).rowcount
+    n += conn.execute(
+        update(CONTACTS)
+        .where(c.status == ContactStatus.pending, c.kind == ContactKind.perpetrator_checkin, c.case_id.in_(no_checkins))
+        .values(status=ContactStatus.cancelled)
+    ).rowcount
+    return int(n or 0)
+
+
+def missing_contacts(
+    case: Any,
+    state: dict[str, tuple[bool, datetime | None]],
+    *,
+    run_date: date,
+    policy: Policy,
+    cal: WorkingCalendar,
+) -> list[tuple[ContactKind, datetime]]:
+    """The contacts an open case should have pending but does not (state: kind -> (pending?, last completed))."""
+    tier, queue = Tier(case.tier), Queue(case.queue)
+    wanted: list[tuple[ContactKind, datetime]] = []
+    initial = dict(initial_contacts(tier, queue, case.opened_on, policy, cal))
+    for kind in applicable_kinds(queue, policy):
+        pending, last_done = state.get(kind.value, (False, None))
+        if pending:
+            continue
+        if kind is ContactKind.victim_first_contact:
+            if kind.value not in state:  # never scheduled: the first contact after opening
+                wanted.append((kind, initial[kind]))
+        elif kind is ContactKind.victim_followup:
+            first = state.get(ContactKind.victim_first_contact.value)
+            base_kind, done = (
+                (kind, last_done) if last_done else (ContactKind.victim_first_contact, first[1] if first else None)
+            )
+            if done is not None:
+                nxt = next_after_completion(base_kind, tier, queue, cal.local_date(done), policy, cal)
+                if nxt is not None:
+                    wanted.append(nxt)
+        elif kind is ContactKind.perpetrator_checkin:
+            if last_done is not None:
+                nxt = next_after_completion(kind, tier, queue, cal.local_date(last_done), policy, cal)
+                if nxt is not None:
+                    wanted.append(nxt)
+            else:
+                # First check-in: from the day the case opened, or from tonight if it came into the unit later.
+                start = case.opened_on if kind.value not in state and case.opened_on >= run_date else run_date
+                own = dict(initial_contacts(tier, queue, start, policy, cal))
+                if kind in own:
+                    wanted.append((kind, own[kind]))
+    return wanted
+
+
+def _contact_state(
+    conn: Connection, case_ids: Iterable[int] | None
+) -> dict[int, dict[str, tuple[bool, datetime | None]]]:
+    c = CONTACTS.c
+    pending = func.max(sql_case((c.status == ContactStatus.pending, 1), else_=0))
+    stmt = select(c.case_id, c.kind, pending.label("pending"), func.max(c.completed_at).label("last_done")).group_by(
+        c.case_id, c.kind
+    )
+    open_cases = select(CASES.c.id).where(CASES.c.status == CaseStatus.open)
+    stmt = stmt.where(c.case_id.in_(open_cases if case_ids is None else list(case_ids)))
+    state: dict[int, dict[str, tuple[bool, datetime | None]]] = defaultdict(dict)
+    for row in conn.execute(stmt):
+        last = row.last_done
+        if isinstance(last, str):  # SQLite hands aggregates back untyped
+            last = datetime.fromisoformat(last)
+        if last is not None and last.tzinfo is None:
+            last = last.replace(tzinfo=utcnow().tzinfo)
+        state[row.case_id][row.kind] = (bool(row.pending), last)
+    return state
+
+
+def assign_unassigned(conn: Connection, *, policy: Policy, actor: str, now: datetime) -> tuple[int, list[str]]:
+    """Give each open unassigned case to the least-loaded eligible worker (deterministic); returns (assigned, left)."""
+    s, k = STAFF.c, CASES.c
+    load: dict[int, int] = dict(
+        conn.execute(
+            select(k.assigned_staff_id, func.count())
+            .where(k.status == CaseStatus.open, k.assigned_staff_id.is_not(None))
+            .group_by(k.assigned_staff_id)
+        ).all()
+    )
+    workers: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)  # (queue, force) -> [load, code, id, capacity]
+    for w in conn.execute(select(s.id, s.staff_code, s.queue, s.force, s.capacity).where(s.active, s.role == "worker")):
+        workers[(w.queue, w.force)].append([int(load.get(w.id, 0)), w.staff_code, w.id, w.capacity])
+    waiting = list(
+        conn.execute(
+            select(k.id, k.case_ref, k.queue, k.force, k.tier, k.opened_on).where(
+                k.status == CaseStatus.open, k.assigned_staff_id.is_(None)
+            )
+        ).all()
+    )
+    waiting.sort(key=lambda r: (-TIER_RANK[Tier(r.tier)], r.opened_on, r.case_ref))
+    chosen: list[dict[str, Any]] = []
+    left: list[str] = []
+    for case in waiting:
+        pool = [w for w in workers.get((case.queue, case.force), []) if w[0] < w[3]]
+        if not pool:
+            left.append(case.case_ref)
+            continue
+        worker = min(pool, key=lambda w: (w[0], w[1]))
+        worker[0] += 1
+        chosen.append({"cid": case.id, "sid": worker[2], "ref": case.case_ref, "code": worker[1]})
+    if chosen:
+        conn.execute(update(CASES).where(k.id == bindparam("cid")).values(assigned_staff_id=bindparam("sid")), chosen)
+        conn.execute(
+            update(CONTACTS)
+            .where(CONTACTS.c.case_id == bindparam("cid"), CONTACTS.c.status == ContactStatus.pending)
+            .values(assigned_staff_id=bindparam("sid")),
+            chosen,
+        )
+        conn.execute(
+            AUDIT.insert(),
+            [
+                {
+                    "at": now,
+                    "actor": actor,
+                    "os_user": os_user(),
+                    "action": "assign",
+                    "entity": "cases",
+                    "entity_id": c["ref"],
+                    "details": {"staff_code": c["code"]},
+                    "reason_enc": None,
+                }
+                for c in chosen
+            ],
+        )
+    if left:
+        _ops_alerts_for_unassigned(conn, left, policy=policy, now=now)
+    return len(chosen), left
+
+
+def _ops_alerts_for_unassigned(conn: Connection, case_refs: list[str], *, policy: Policy, now: datetime) -> None:
+    """Queue one ops alert per case nobody could take (the dedupe key keeps it to one, however many nights)."""
+    from tasks.load import _dialect_insert
+
+    rows = [
+        {
+            "dedupe_key": f"ops:unassigned:{ref}",
+            "kind": "ops",
+            "channel": policy.ops_channel,
+            "payload": {"event": "case_unassigned", "case_ref": ref},
+            "status": AlertStatus.pending,
+            "attempts": 0,
+            "created_at": now,
+        }
+        for ref in case_refs
+    ]
+    conn.execute(_dialect_insert(conn, ALERTS).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+
+
+def schedule(
+    conn: Connection,
+    *,
+    policy: Policy,
+    run_date: date,
+    actor: str,
+    timezone: str,
+    case_ids: Iterable[int] | None = None,
+) -> ScheduleResult:
+    """Cancel contacts that no longer apply, assign cases, and create every missing next contact."""
+    now = utcnow()
+    result = ScheduleResult(cancelled=_cancel_stale(conn, policy))
+    if case_ids is None:
+        result.assigned, result.unassigned = assign_unassigned(conn, policy=policy, actor=actor, now=now)
+    cals = calendars(policy, timezone)
+    k = CASES.c
+    cases_q = select(k.id, k.case_ref, k.force, k.tier, k.queue, k.opened_on, k.assigned_staff_id).where(
+        k.status == CaseStatus.open
+    )
+    if case_ids is not None:
+        cases_q = cases_q.where(k.id.in_(list(case_ids)))
+    state = _contact_state(conn, case_ids)
+    new_rows: list[dict[str, Any]] = []
+    for case in conn.execute(cases_q):
+        for kind, due in missing_contacts(
+            case, state.get(case.id, {}), run_date=run_date, policy=policy, cal=cals[Force(case.force)]
+        ):
+            new_rows.append(
+                {
+                    "case_id": case.id,
+                    "kind": kind.value,
+                    "due_at": due,
+                    "original_due_at": due,
+                    "status": ContactStatus.pending,
+                    "assigned_staff_id": case.assigned_staff_id,
+                    "attempts": 0,
+                    "created_at": now,
+                }
+            )
+    if new_rows:
+        conn.execute(CONTACTS.insert(), new_rows)
+    result.scheduled = len(new_rows)
+    return result
+
+
+def contact_counts(conn: Connection, *, run_date: date, timezone: str) -> dict[str, int]:
+    """Pending contacts in all, and those due on the run date (local)."""
+    from rules.clock import end_of_day
+
+    c = CONTACTS.c
+    start, end = end_of_day(date.fromordinal(run_date.toordinal() - 1), timezone), end_of_day(run_date, timezone)
+    row = conn.execute(
+        select(
+            func.count().filter(c.status == ContactStatus.pending),
+            func.count().filter(and_(c.status == ContactStatus.pending, c.due_at > start, c.due_at <= end)),
+        )
+    ).one()
+    return {"open_contacts": int(row[0]), "due_today": int(row[1])}
+
+
+DUE_LIST_LIMIT = 50  # per queue in the night's artifact
+
+
+def due_list(conn: Connection, *, run_date: date, timezone: str) -> dict[str, list[dict[str, Any]]]:
+    """Contacts due on the run date, per queue: case reference, kind, due time, worker's staff code."""
+    from rules.clock import end_of_day
+
+    c, k, s = CONTACTS.c, CASES.c, STAFF.c
+    start, end = end_of_day(date.fromordinal(run_date.toordinal() - 1), timezone), end_of_day(run_date, timezone)
+    rows = conn.execute(
+        select(k.queue, k.case_ref, c.kind, c.due_at, s.staff_code)
+        .join(CASES, k.id == c.case_id)
+        .outerjoin(STAFF, s.id == c.assigned_staff_id)
+        .where(c.status == ContactStatus.pending, c.due_at > start, c.due_at <= end)
+        .order_by(k.queue, c.due_at, k.case_ref)
+    )
+    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for r in rows:
+        if len(out[r.queue]) < DUE_LIST_LIMIT:
+            out[r.queue].append(
+                {"case_ref": r.case_ref, "kind": r.kind, "due_at": r.due_at.isoformat(), "staff_code": r.staff_code}
+            )
+    return dict(out)
+
+
+@task(name="schedule-contacts", cache_policy=NO_CACHE)
+def schedule_contacts(run_date: date, actor: str) -> dict[str, Any]:
+    """Assign cases and create every missing next victim contact and perpetrator check-in, on working days."""
+    tz = get_settings().timezone
+    with wiring.engine().begin() as conn:
+        result = schedule(conn, policy=get_policy(), run_date=run_date, actor=actor, timezone=tz)
+        out = result.as_dict() | contact_counts(conn, run_date=run_date, timezone=tz)
+        out["due_list"] = due_list(conn, run_date=run_date, timezone=tz)
+    get_run_logger().info(
+        "scheduled %d contact(s), cancelled %d, assigned %d case(s), %d with no eligible worker; %d open, %d due today",
+        result.scheduled,
+        result.cancelled,
+        result.assigned,
+        len(result.unassigned),
+        out["open_contacts"],
+        out["due_today"],
+    )
+    return out
