@@ -547,39 +547,80 @@ def _code(enum: Any, value: str, what: str) -> Any:
         _fail(f"unknown {what} {value!r}; one of: {', '.join(m.value for m in enum)}")
 
 
+DEMO_START = "2026-08-24"  # a fortnight across two weekends and the August bank holiday (31 Aug)
+
+
 @app.command()
 @operator_errors
 def demo(
-    days: Annotated[int, typer.Option(min=1, help="Nights to simulate.")] = 3,
-    per_day: Annotated[int, typer.Option("--per-day", min=1)] = 40,
-    seed: Annotated[int, typer.Option()] = 2026,
-    dirty: Annotated[float, typer.Option(min=0.0, max=1.0)] = 0.05,
-    start: Annotated[str | None, typer.Option(help="First night (default: DAYS nights ending yesterday).")] = None,
+    days: Annotated[int, typer.Option(min=1, help="Nights to simulate.")] = 14,
+    per_day: Annotated[int, typer.Option("--per-day", min=1, help="Referrals a day, over all sources.")] = 20,
+    seed: Annotated[int, typer.Option(help="Random seed for referrals and staff behaviour.")] = 2026,
+    dirty: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share of referral records with a defect.")] = 0.05,
+    start: Annotated[str, typer.Option(help="First night, YYYY-MM-DD.")] = DEMO_START,
+    on_time: Annotated[
+        float, typer.Option("--on-time", min=0.0, max=1.0, help="Share of contacts done on time.")
+    ] = 0.82,
+    late: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share done two working days late.")] = 0.08,
+    never: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share never done.")] = 0.06,
     as_json: JsonOption = False,
 ) -> None:
-    """Generate a few days of referrals and run each night on the configured database (SQLite under var/ by default)."""
+    """Simulate a stretch of nights with a staff roster: referrals in, contacts done (or not), on the configured database."""
     from datetime import timedelta
 
     from iasu.demo_keys import ensure_demo_keys
 
+    if on_time + late + never > 1:
+        _fail("--on-time, --late and --never add up to more than 1")
     warning = ensure_demo_keys(Path("var"))
     if warning:
         typer.echo(f"iasu: warning: {warning}", err=True)
+    from iasu import wiring
     from iasu.db import upgrade
+    from iasu.policy import get_policy
     from iasu.settings import get_settings
+    from iasu.simulation import Behaviour, ensure_roster, write_contacts_feed
     from iasu.synthetic import generate as write_feeds
 
     settings = get_settings()
+    policy = get_policy()
     upgrade(settings.database_url)
-    first = _parse_date(start) if start else date.today() - timedelta(days=days)
+    first = _parse_date(start)
     inbox = settings.var_dir / "demo" / "inbox"
     write_feeds(start=first, days=days, per_day=per_day, seed=seed, dirty=dirty, out=inbox)
+    behaviour = Behaviour(on_time=on_time, late=late, never=never)
+    with wiring.engine().begin() as conn:
+        ensure_roster(conn, cipher=wiring.cipher(), actor="demo")
     summary: dict[str, Any] = {}
     for offset in range(days):
-        summary = _run_night(first + timedelta(days=offset), inbox)
+        night = first + timedelta(days=offset)
+        with wiring.engine().begin() as conn:
+            write_contacts_feed(
+                conn, inbox=inbox, day=night, policy=policy, timezone=settings.timezone, seed=seed, behaviour=behaviour
+            )
+        summary = _run_night(night, inbox)
         if not as_json:
             typer.echo(f"night {summary['run_date']} done", err=True)
     _print_summary(summary, as_json)
+    if not as_json:
+        overdue = _overdue_count(first + timedelta(days=days - 1), settings.timezone)
+        typer.echo(f"  overdue at the end of the last night: {overdue} contact(s) due and not done")
+
+
+def _overdue_count(run_date: date, timezone: str) -> int:
+    from sqlalchemy import func, select
+
+    from iasu import wiring
+    from models import Contact
+    from rules.clock import end_of_day
+
+    c = Contact.__table__.c  # type: ignore[attr-defined]
+    with wiring.engine().connect() as conn:
+        return int(
+            conn.execute(
+                select(func.count()).where(c.status == "pending", c.due_at <= end_of_day(run_date, timezone))
+            ).scalar_one()
+        )
 
 
 def main() -> None:

@@ -163,7 +163,8 @@ def ingest_path(
         asset_name=path.name,
         parameters={"source_ref_pattern": adapted.source_ref_pattern},
     )
-    failed_mask = unique["line_no"].map(lambda n: bool(verdicts.reasons(int(n))))
+    # astype(bool): an empty object-typed mask would be read as a column selection.
+    failed_mask = unique["line_no"].map(lambda n: bool(verdicts.reasons(int(n)))).astype(bool)
     failed, accepted = unique[failed_mask], unique[~failed_mask]
     rejects = [
         QuarantinedRow(line_no=int(n), source_ref=ref, reasons=verdicts.reasons(int(n)), raw=raw)

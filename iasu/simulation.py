@@ -1,0 +1,120 @@
+"""The demo's staff and their behaviour: a roster, and each day's contacts feed written from what is due.
+
+Synthetic, deterministic (seeded per contact), and written like a real feed,
+so the night takes it in through the same validation and quarantine.
+"""
+
+from __future__ import annotations
+
+import csv
+import random
+from dataclasses import dataclass
+from datetime import date, datetime, time, timedelta
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import Connection, select
+
+from iasu.privacy import FieldCipher
+from models import Case, Contact
+from rules.calendar import calendar_for
+from rules.codes import ContactStatus, Force, Queue
+from rules.policy import Policy
+from tasks.outcomes import FEED_COLUMNS, FEED_PREFIX
+from tasks.staff import add_staff
+
+CASES = Case.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+WORKERS_PER_QUEUE = 2
+
+
+@dataclass(frozen=True)
+class Behaviour:
+    """How staff deal with what is due: shares of contacts done on time, late, or never."""
+
+    on_time: float = 0.82
+    late: float = 0.08
+    never: float = 0.06  # the rest are attempts with no answer first, then done
+    late_by_working_days: int = 2
+
+
+def ensure_roster(conn: Connection, *, cipher: FieldCipher, actor: str) -> int:
+    """Two workers per queue and force, and a supervisor and a unit lead per force (idempotent)."""
+    added = 0
+    for force in Force:
+        prefix = force.prefix
+        for queue in Queue:
+            for n in range(1, WORKERS_PER_QUEUE + 1):
+                code = f"{prefix}-{queue.value[:3].upper()}-{n:02d}"
+                added += add_staff(
+                    conn, staff_code=code, queue=queue, force=force, capacity=25, cipher=cipher, actor=actor
+                )
+        added += add_staff(
+            conn,
+            staff_code=f"{prefix}-SUP-01",
+            queue=Queue.unit,
+            force=force,
+            role="supervisor",
+            cipher=cipher,
+            actor=actor,
+        )
+        added += add_staff(
+            conn, staff_code=f"{prefix}-LEAD-01", queue=Queue.unit, force=force, role="lead", cipher=cipher, actor=actor
+        )
+    return added
+
+
+def write_contacts_feed(
+    conn: Connection, *, inbox: Path, day: date, policy: Policy, timezone: str, seed: int, behaviour: Behaviour
+) -> Path | None:
+    """Write inbox/<day>/contacts_<day>.csv from the contacts due by the end of `day` (kept if already written)."""
+    path = inbox / day.isoformat() / f"{FEED_PREFIX}{day.isoformat()}.csv"
+    if path.exists():  # a rerun of the demo takes in the same feed, so nothing is applied twice
+        return path
+    tz = ZoneInfo(timezone)
+    end = datetime.combine(day + timedelta(days=1), time(0), tzinfo=tz)
+    due = conn.execute(
+        select(CONTACTS.c.id, CONTACTS.c.kind, CONTACTS.c.due_at, CONTACTS.c.attempts, CASES.c.case_ref, CASES.c.force)
+        .join(CASES, CASES.c.id == CONTACTS.c.case_id)
+        .where(CONTACTS.c.status == ContactStatus.pending, CONTACTS.c.due_at < end)
+        .order_by(CONTACTS.c.due_at, CONTACTS.c.id)
+    ).all()
+    rows: list[dict[str, str]] = []
+    for contact in due:
+        cal = calendar_for(Force(contact.force), policy, timezone)
+        if not cal.is_working_day(day):
+            continue  # nobody works weekends or bank holidays
+        draw = random.Random(f"{seed}:{contact.id}").random()
+        due_day = cal.local_date(contact.due_at)
+        if draw < behaviour.on_time:
+            outcome, when = "completed", due_day
+        elif draw < behaviour.on_time + behaviour.late:
+            outcome, when = "completed", cal.add_working_days(due_day, behaviour.late_by_working_days)
+        elif draw < behaviour.on_time + behaviour.late + behaviour.never:
+            continue
+        else:
+            outcome, when = ("attempted_no_answer" if contact.attempts == 0 else "completed"), due_day
+        when = max(when, due_day)
+        if when > day or (when < day and outcome == "completed" and draw < behaviour.on_time):
+            continue  # not yet; or an on-time contact from a day the feed already covered
+        if when < day:
+            when = day  # a late contact is reported the day it is finally done
+        hour = 9 + int(draw * 1000) % 7
+        rows.append(
+            {
+                "case_ref": contact.case_ref,
+                "kind": contact.kind,
+                "happened_at": datetime.combine(when, time(hour, (contact.id * 7) % 60), tzinfo=tz).isoformat(),
+                "outcome": outcome,
+                "new_date": "",
+                "recorded_by": "",
+            }
+        )
+    if not rows:
+        return None
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as fh:
+        writer = csv.DictWriter(fh, fieldnames=list(FEED_COLUMNS), lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+    return path
