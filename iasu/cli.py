@@ -135,6 +135,7 @@ def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
     from iasu.settings import get_settings
 
     settings = get_settings()  # fail on bad settings or policy before Prefect starts, never mid-run
+    settings.require_keys()
     get_policy()
     inbox_dir = inbox or settings.inbox
     if not inbox_dir.is_dir():
@@ -565,7 +566,7 @@ def demo(
     never: Annotated[float, typer.Option(min=0.0, max=1.0, help="Share never done.")] = 0.06,
     as_json: JsonOption = False,
 ) -> None:
-    """Simulate a stretch of nights with a staff roster: referrals in, contacts done (or not), on the configured database."""
+    """Simulate nights with a staff roster: referrals in, contacts done (or not), on the configured database."""
     from datetime import timedelta
 
     from iasu.demo_keys import ensure_demo_keys

@@ -30,8 +30,10 @@ class Settings(BaseSettings):
     model_config = SettingsConfigDict(env_prefix="IASU_", extra="ignore")
 
     database_url: str = "sqlite:///var/iasu.db"
-    encryption_key: SecretStr
-    blind_index_key: SecretStr
+    # Optional here so that commands which never touch personal data (status, lists) run without them;
+    # every command that reads or writes personal data calls require_keys() before it starts.
+    encryption_key: SecretStr | None = None
+    blind_index_key: SecretStr | None = None
     slack_token: SecretStr | None = None
     slack_base_url: str = "https://slack.com/api/"
     timezone: str = "Europe/London"
@@ -44,8 +46,9 @@ class Settings(BaseSettings):
 
     @field_validator("encryption_key", "blind_index_key")
     @classmethod
-    def _key_is_32_bytes(cls, value: SecretStr) -> SecretStr:
-        decode_key(value.get_secret_value())
+    def _key_is_32_bytes(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            decode_key(value.get_secret_value())
         return value
 
     @field_validator("database_url")
@@ -57,14 +60,33 @@ class Settings(BaseSettings):
             raise ValueError("must be sqlite:///PATH or postgresql+psycopg://…")
         return value
 
+    def require_keys(self) -> None:
+        """Stop at start, with the variables named, when a command that handles personal data lacks its keys."""
+        missing = [
+            name
+            for name, value in (
+                ("IASU_ENCRYPTION_KEY", self.encryption_key),
+                ("IASU_BLIND_INDEX_KEY", self.blind_index_key),
+            )
+            if value is None
+        ]
+        if missing:
+            from iasu.errors import OperatorError
+
+            raise OperatorError(f"bad settings: {' and '.join(missing)} not set (generate each with `iasu keygen`)")
+
     @property
     def encryption_key_bytes(self) -> bytes:
         """The AES-256-GCM key for personal fields."""
+        self.require_keys()
+        assert self.encryption_key is not None
         return decode_key(self.encryption_key.get_secret_value())
 
     @property
     def blind_index_key_bytes(self) -> bytes:
         """The HMAC key for blind indexes (kept apart from the encryption key)."""
+        self.require_keys()
+        assert self.blind_index_key is not None
         return decode_key(self.blind_index_key.get_secret_value())
 
 

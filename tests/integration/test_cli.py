@@ -110,6 +110,11 @@ def test_read_only_commands_import_neither_prefect_nor_great_expectations(env: d
         ),
         (["status"], {"IASU_ENCRYPTION_KEY": "short"}, "IASU_ENCRYPTION_KEY"),
         (["status"], {"IASU_BLIND_INDEX_KEY": ""}, "IASU_BLIND_INDEX_KEY"),
+        (
+            ["nightly", "--date", "2026-11-18"],
+            {"IASU_ENCRYPTION_KEY": "", "IASU_BLIND_INDEX_KEY": ""},
+            "IASU_ENCRYPTION_KEY",
+        ),
         (["status"], {"IASU_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "database unreachable"),
         (["status"], {"IASU_DATABASE_URL": "sqlite:///empty.db"}, "iasu db upgrade"),
         (["nightly", "--date", "18/11/2026"], {}, "not a date"),

@@ -34,6 +34,16 @@ def test_bad_values_name_the_setting_and_the_fix(field: str, value: str, message
     assert info.value.errors()[0]["loc"] == (field,)
 
 
+def test_keys_are_required_only_by_commands_that_handle_personal_data() -> None:
+    from iasu.errors import OperatorError
+
+    s = make()
+    with pytest.raises(OperatorError, match="IASU_ENCRYPTION_KEY and IASU_BLIND_INDEX_KEY not set"):
+        s.require_keys()
+    with pytest.raises(OperatorError, match="IASU_BLIND_INDEX_KEY not set"):
+        _ = make(encryption_key=GOOD).blind_index_key_bytes
+
+
 def test_defaults_are_the_embedded_demo_setup() -> None:
     s = make(encryption_key=GOOD, blind_index_key=GOOD)
     assert s.database_url == "sqlite:///var/iasu.db"
