@@ -34,9 +34,11 @@ def test_bad_values_name_the_setting_and_the_fix(field: str, value: str, message
     assert info.value.errors()[0]["loc"] == (field,)
 
 
-def test_keys_are_required_only_by_commands_that_handle_personal_data() -> None:
+def test_keys_are_required_only_by_commands_that_handle_personal_data(monkeypatch: pytest.MonkeyPatch) -> None:
     from iasu.errors import OperatorError
 
+    monkeypatch.delenv("IASU_ENCRYPTION_KEY")
+    monkeypatch.delenv("IASU_BLIND_INDEX_KEY")
     s = make()
     with pytest.raises(OperatorError, match="IASU_ENCRYPTION_KEY and IASU_BLIND_INDEX_KEY not set"):
         s.require_keys()
