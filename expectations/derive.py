@@ -8,7 +8,7 @@ from datetime import date
 
 import pandas as pd
 
-from rules.codes import Behaviour, Marker
+from rules.codes import SDASH_ANSWERS, Behaviour, Force, Marker, ReferringAgency, Relationship, SrpLevel
 
 PHONE = re.compile(r"^(?:\+44|0)\d{9,10}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
@@ -17,8 +17,16 @@ PNC = re.compile(r"^\d{2}/\d{1,7}[A-Z]$", re.IGNORECASE)
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 OLDEST_PLAUSIBLE_AGE_YEARS = 110
+CRIME_REF = re.compile(r"^[A-Z]{2}/\d{5,8}/\d{2}$")
 _BEHAVIOURS = frozenset(Behaviour)
 _MARKERS = frozenset(Marker)
+_CODE_COLUMNS: dict[str, frozenset[str]] = {
+    "force": frozenset(Force),
+    "referring_agency": frozenset(ReferringAgency),
+    "relationship": frozenset(Relationship),
+    "srp": frozenset(SrpLevel),
+}
+UNKNOWN, OTHER, MALFORMED = "<unknown code>", "<not yes or no>", "<malformed>"
 
 # Referral columns Great Expectations may see as they are: codes, references, non-personal.
 PASSTHROUGH = (
@@ -63,7 +71,24 @@ def _codes_known(codes: Iterable[str] | None, known: frozenset[str]) -> bool:
     return all(code in known for code in (codes or ()))
 
 
-def validation_frame(canonical: pd.DataFrame, run_date: date) -> pd.DataFrame:
+def _mask_free_text(frame: pd.DataFrame, c: pd.DataFrame, source_ref_pattern: str) -> None:
+    """Replace whatever is not a known code or a well-formed reference by a marker.
+
+    Great Expectations lists failing values in its results and Data Docs, and a
+    misplaced cell can hold anything, a name included; so an unexpected value
+    is shown as a marker, and the expectation that fails still names the defect.
+    """
+    ref = re.compile(source_ref_pattern)
+    frame["source_ref"] = [
+        v if v is None or ref.fullmatch(v) else f"{MALFORMED} line {n}"
+        for v, n in zip(c["source_ref"], c["line_no"], strict=True)
+    ]
+    frame["crime_ref"] = [v if v is None or CRIME_REF.fullmatch(v) else MALFORMED for v in c["crime_ref"]]
+    for column, known in _CODE_COLUMNS.items():
+        frame[column] = [v if v is None or v in known else UNKNOWN for v in c[column]]
+
+
+def validation_frame(canonical: pd.DataFrame, run_date: date, source_ref_pattern: str = r".*") -> pd.DataFrame:
     """Map the canonical frame (personal fields included) onto a frame with no personal value in it."""
     c = canonical
     received = list(c["received_date"])
@@ -105,12 +130,13 @@ def validation_frame(canonical: pd.DataFrame, run_date: date) -> pd.DataFrame:
         derived["marker_codes_known"].append(_codes_known(markers, _MARKERS))
 
     frame = pd.DataFrame({name: c[name] for name in PASSTHROUGH}).astype(object)
+    _mask_free_text(frame, c, source_ref_pattern)
     for name, column in derived.items():
         frame[name] = pd.Series(column, index=frame.index)
     frame["received_date_given"] = c["received_date_given"].astype(bool)
     for col in c.columns:
         if col.startswith("sdash_"):
-            frame[col] = c[col]
+            frame[col] = [v if v is None or v in SDASH_ANSWERS else OTHER for v in c[col]]
     for flag, values in _personal_flags(c, run_date).items():
         frame[flag] = values
     for numeric in (

@@ -52,6 +52,7 @@ class NightValidator:
         self.docs_dir = docs_dir.resolve()  # Great Expectations wants an absolute site path
         self.suite_name = suite_name
         self._context: AbstractDataContext | None = None
+        self._used: dict[str, int] = {}  # asset names taken in this context (a retried task validates again)
 
     def _ctx(self) -> AbstractDataContext:
         if self._context is None:
@@ -65,6 +66,9 @@ class NightValidator:
         import great_expectations as gx
 
         ctx = self._ctx()
+        self._used[asset_name] = self._used.get(asset_name, 0) + 1
+        if self._used[asset_name] > 1:
+            asset_name = f"{asset_name} (attempt {self._used[asset_name]})"
         name = suite or self.suite_name
         expectations = load_suite_json(name)["expectations"]
         gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}:{asset_name}", expectations=expectations))

@@ -236,22 +236,21 @@ def _read_engine() -> Any:
 def case_show(
     case_ref: Annotated[str, typer.Argument(help="Case reference, e.g. CH-2026-000123.")],
     reveal: Annotated[bool, typer.Option("--reveal", help="Also show personal fields (audited).")] = False,
-    by: Annotated[str | None, typer.Option(help="Who is looking (name or staff id); default: the OS user.")] = None,
-    reason: Annotated[str | None, typer.Option(help="Why the personal fields are needed.")] = None,
+    by: Annotated[str | None, typer.Option(help="With --reveal: who is looking (name or staff id).")] = None,
+    reason: Annotated[str | None, typer.Option(help="With --reveal: why the personal fields are needed.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Tier, queue, reasons, referrals and history of a case; --reveal adds personal fields and is audited."""
     from iasu import wiring
-    from tasks.audit import os_user
     from tasks.cases import reveal_case, show_case
 
+    if reveal and not (by and reason):
+        _fail("--reveal needs --by and --reason: both go to the audit log (DPA 2018 s62)")
     engine = _read_engine()
     with engine.begin() as conn:
         shown = show_case(conn, case_ref)
         if reveal:
-            shown["revealed"] = reveal_case(
-                conn, case_ref, by=by or os_user() or "unknown", reason=reason, cipher=wiring.cipher()
-            )
+            shown["revealed"] = reveal_case(conn, case_ref, by=by or "", reason=reason, cipher=wiring.cipher())
     if as_json:
         typer.echo(json.dumps(shown, default=str))
         return

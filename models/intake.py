@@ -76,6 +76,8 @@ class QuarantineEntry(SQLModel, table=True):
     source_ref: str | None = Field(default=None, max_length=64, index=True)
     failed_expectations: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     raw_enc: bytes = Field(sa_type=Encrypted)
+    # Keyed hash of the raw text: a resent identical row is recognised without reading the ciphertext.
+    raw_index: str | None = Field(default=None, max_length=64, index=True)
     status: str = Field(default=QuarantineStatus.open, max_length=16, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

@@ -74,11 +74,18 @@ def link(new: Sequence[LinkRow], existing: Sequence[LinkRow], *, duplicate_windo
     not depend on the order rows arrive in.
     """
     by_perp: dict[str, list[LinkRow]] = defaultdict(list)
+    by_victim: dict[str, list[LinkRow]] = defaultdict(list)
     case_token: dict[int, str] = {}
-    for row in existing:
-        case_token[row.referral_id] = f"case:{row.case_id}"
+
+    def remember(row: LinkRow) -> None:
         for perp_key in row.perp_keys:
             by_perp[perp_key].append(row)
+        if row.victim_index is not None:
+            by_victim[row.victim_index].append(row)
+
+    for row in existing:
+        case_token[row.referral_id] = f"case:{row.case_id}"
+        remember(row)
     out: dict[int, Linked] = {}
     for row in sorted(new, key=lambda r: (r.received_date, r.key, r.referral_id)):
         seen: dict[int, LinkRow] = {}
@@ -86,15 +93,18 @@ def link(new: Sequence[LinkRow], existing: Sequence[LinkRow], *, duplicate_windo
             for other in by_perp[perp_key]:
                 seen[other.referral_id] = other
         earlier = sorted(seen.values(), key=lambda r: (r.received_date, r.key), reverse=True)  # most recent first
+        same_victim = sorted(
+            by_victim.get(row.victim_index or "", []), key=lambda r: (r.received_date, r.key), reverse=True
+        )
         duplicate = next(
             (
                 other
-                for other in earlier
-                if row.victim_index is not None
-                and other.victim_index == row.victim_index
-                and other.source != row.source
+                for other in same_victim
+                if other.source != row.source
                 and other.case_open
                 and abs((row.received_date - other.received_date).days) <= duplicate_window_days
+                # The same perpetrator, or one side cannot say who it was (a stranger, online only).
+                and (bool(other.perp_keys & row.perp_keys) or not other.perp_keys or not row.perp_keys)
             ),
             None,
         )
@@ -112,6 +122,5 @@ def link(new: Sequence[LinkRow], existing: Sequence[LinkRow], *, duplicate_windo
             other_victims=len(victims),
             earlier_referral_ids=tuple(sorted(o.referral_id for o in earlier if case_token[o.referral_id] != token)),
         )
-        for perp_key in row.perp_keys:
-            by_perp[perp_key].append(row)
+        remember(row)
     return out

@@ -152,7 +152,13 @@ def override_case(
     conn.execute(
         update(CASES)
         .where(CASES.c.id == row["id"])
-        .values(queue=queue.value, tier=new_tier, decided_by=by, turned_away_for_capacity=False)
+        # Still listed for the unit unless the override takes it into the unit.
+        .values(
+            queue=queue.value,
+            tier=new_tier,
+            decided_by=by,
+            turned_away_for_capacity=row["turned_away_for_capacity"] and queue is not Queue.unit,
+        )
     )
     change = {"queue": [row["queue"], queue.value], "tier": [row["tier"], new_tier]}
     audit.record(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -159,24 +160,32 @@ def ingest_path(
     counts.duplicates = int(repeats.sum())
     unique = frame[~repeats]
     verdicts = validator.validate(
-        validation_frame(unique, run_date),
+        validation_frame(unique, run_date, adapted.source_ref_pattern),
         asset_name=path.name,
         parameters={"source_ref_pattern": adapted.source_ref_pattern},
     )
     # astype(bool): an empty object-typed mask would be read as a column selection.
     failed_mask = unique["line_no"].map(lambda n: bool(verdicts.reasons(int(n)))).astype(bool)
     failed, accepted = unique[failed_mask], unique[~failed_mask]
+    well_formed = re.compile(adapted.source_ref_pattern)
     rejects = [
-        QuarantinedRow(line_no=int(n), source_ref=ref, reasons=verdicts.reasons(int(n)), raw=raw)
+        # The reference is kept in the clear only when it is one: a misplaced cell could hold anything.
+        QuarantinedRow(
+            line_no=int(n),
+            source_ref=ref if ref and well_formed.fullmatch(ref) else None,
+            reasons=verdicts.reasons(int(n)),
+            raw=raw,
+        )
         for n, ref, raw in zip(failed["line_no"], failed["source_ref"], failed["raw"], strict=True)
     ]
     counts.failed_expectations = dict(Counter(name for r in rejects for name in r.reasons))
     now = utcnow()
     with engine.begin() as conn:
         batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
-        counts.quarantined = quarantine(
-            conn, rejects, batch_id=batch_id, source=adapted.source.value, cipher=cipher, now=now
+        counts.quarantined, already = quarantine(
+            conn, rejects, batch_id=batch_id, source=adapted.source.value, cipher=cipher, index=index, now=now
         )
+        counts.duplicates += already
         staged = stage_rows(accepted, batch_id=batch_id, cipher=cipher, index=index)
         result = load_accepted(conn, staged, batch_id=batch_id, now=now)
         counts.loaded = result.loaded

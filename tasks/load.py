@@ -28,6 +28,7 @@ from sqlalchemy import (
     bindparam,
     exists,
     literal,
+    or_,
     select,
     text,
     true,
@@ -202,7 +203,10 @@ def load_accepted(conn: Connection, rows: Sequence[dict[str, Any]], *, batch_id:
 def resolve_quarantine(conn: Connection, *, batch_id: int, now: datetime) -> int:
     """Close open quarantine entries whose referral has now arrived corrected in this batch."""
     q, r = QUARANTINE.c, REFERRALS.c
-    match = and_(r.source == q.source, r.source_ref == q.source_ref, r.batch_id == batch_id)
+    # A referral loaded now resolves older entries; one stored before resolves this batch's bad copies of it.
+    match = and_(
+        r.source == q.source, r.source_ref == q.source_ref, or_(r.batch_id == batch_id, q.batch_id == batch_id)
+    )
     stmt = (
         update(QUARANTINE)
         .where(
@@ -213,7 +217,7 @@ def resolve_quarantine(conn: Connection, *, batch_id: int, now: datetime) -> int
         .values(
             status=QuarantineStatus.resolved,
             resolved_at=now,
-            resolved_by_referral_id=select(r.id).where(match).scalar_subquery(),
+            resolved_by_referral_id=select(r.id).where(match).limit(1).scalar_subquery(),
         )
     )
     return conn.execute(stmt).rowcount or 0
@@ -236,9 +240,14 @@ def quarantine(
     batch_id: int,
     source: str,
     cipher: FieldCipher,
+    index: BlindIndex,
     now: datetime,
-) -> int:
-    """Store failed rows with their reasons; the raw content is personal, so it is stored encrypted."""
+) -> tuple[int, int]:
+    """Store failed rows with their reasons (raw content encrypted); returns (quarantined, already open).
+
+    A row identical to one already waiting in quarantine (a resent file) is a
+    duplicate, found by a keyed hash of its text, not a second entry.
+    """
     values = [
         {
             "batch_id": batch_id,
@@ -247,12 +256,27 @@ def quarantine(
             "source_ref": row.source_ref,
             "failed_expectations": row.reasons,
             "raw_enc": cipher.encrypt("quarantine_entries", "raw_enc", row.raw),
+            "raw_index": index("quarantine_raw", f"{source}\x00{row.raw}"),
             "status": QuarantineStatus.open,
             "created_at": now,
         }
         for row in rows
     ]
     if not values:
-        return 0
-    conn.execute(QUARANTINE.insert(), values)
-    return len(values)
+        return 0, 0
+    q = QUARANTINE.c
+    known = set(
+        conn.execute(
+            select(q.raw_index).where(
+                q.status == QuarantineStatus.open, q.source == source, q.raw_index.in_([v["raw_index"] for v in values])
+            )
+        ).scalars()
+    )
+    fresh, seen = [], set(known)
+    for v in values:
+        if v["raw_index"] not in seen:
+            fresh.append(v)
+            seen.add(v["raw_index"])
+    if fresh:
+        conn.execute(QUARANTINE.insert(), fresh)
+    return len(fresh), len(values) - len(fresh)

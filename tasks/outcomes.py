@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -22,7 +23,7 @@ from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection, Engine, bindparam, select, update
 
 from expectations.runner import NightValidator
-from iasu.privacy import FieldCipher
+from iasu.privacy import BlindIndex, FieldCipher
 from models import Case, Contact, ContactOutcome
 from models.types import utcnow
 from rules.cadence import rescheduled, retry_after_no_answer
@@ -42,6 +43,7 @@ FEED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome", "new_date", "recor
 REQUIRED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome")
 OUTCOMES_KNOWN = ("completed", "attempted_no_answer", "refused", "rescheduled")
 SOURCE = "contacts"
+CASE_REF = re.compile(r"^[A-Z]{2,3}-\d{4}-\d{6}$")
 
 
 @dataclass(frozen=True)
@@ -302,6 +304,7 @@ def ingest_contacts_path(
     actor: str,
     engine: Engine,
     cipher: FieldCipher,
+    index: BlindIndex,
     validator: NightValidator,
     policy: Policy,
     timezone: str,
@@ -354,15 +357,22 @@ def ingest_contacts_path(
     with engine.begin() as conn:
         batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
         applied = record_outcomes(conn, reports, origin=path.name, actor=actor, policy=policy, timezone=timezone)
-        for index, reason in applied.rejected.items():
-            reasons[reports[index].line_no or 0] = [reason]
+        for position, reason in applied.rejected.items():
+            reasons[reports[position].line_no or 0] = [reason]
         raw_of = dict(zip(unique["line_no"], unique["raw"], strict=True))
-        ref_of = dict(zip(unique["line_no"], unique["case_ref"], strict=True))
+        ref_of = {
+            n: ref
+            for n, ref in zip(unique["line_no"], unique["case_ref"], strict=True)
+            if ref and CASE_REF.fullmatch(ref)
+        }
         rejects = [
             QuarantinedRow(line_no=n, source_ref=ref_of.get(n), reasons=names, raw=str(raw_of.get(n, "")))
             for n, names in sorted(reasons.items())
         ]
-        counts.quarantined = quarantine(conn, rejects, batch_id=batch_id, source=SOURCE, cipher=cipher, now=utcnow())
+        counts.quarantined, already = quarantine(
+            conn, rejects, batch_id=batch_id, source=SOURCE, cipher=cipher, index=index, now=utcnow()
+        )
+        counts.duplicates += already
         counts.loaded = applied.applied
         counts.duplicates += applied.duplicates
         counts.batch_id = batch_id
@@ -392,6 +402,7 @@ def ingest_contacts_file(path: Path, run_date: date, night_run_id: int, docs_dir
         actor=actor,
         engine=wiring.engine(),
         cipher=wiring.cipher(),
+        index=wiring.blind_index(),
         validator=validator_for(docs_dir),
         policy=get_policy(),
         timezone=get_settings().timezone,

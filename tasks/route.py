@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -26,6 +26,7 @@ from rules.linkage import Linked, LinkRow, link
 from rules.policy import Policy
 from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess
 from tasks.audit import AUDIT, os_user
+from tasks.load import _dialect_insert
 
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
@@ -131,19 +132,24 @@ def _read(conn: Connection, policy: Policy) -> tuple[list[Any], list[LinkRow]]:
     new_perp = select(PEOPLE.c.name_dob_index, PEOPLE.c.pnc_index).where(
         PEOPLE.c.referral_id.in_(unrouted), PEOPLE.c.role == PersonRole.perpetrator
     )
-    signals = []
+    victim = aliased(PEOPLE)
+    new_victims = select(victim.c.name_dob_index).where(
+        victim.c.referral_id.in_(unrouted), victim.c.role == PersonRole.victim
+    )
+    earliest = min(row.received_date for row in new_rows) - timedelta(days=policy.linkage.duplicate_window_days)
+    victim_col = base.selected_columns.victim_index
+    # Same victim within the window: the same referral from another source, even with no perpetrator key.
+    signals = [and_(victim_col.in_(new_victims), REFERRALS.c.received_date >= earliest)]
     if "name_dob" in policy.linkage.signals:
         signals.append(perp.c.name_dob_index.in_(select(new_perp.subquery().c.name_dob_index)))
     if "pnc" in policy.linkage.signals:
         signals.append(perp.c.pnc_index.in_(select(new_perp.subquery().c.pnc_index)))
-    existing: list[LinkRow] = []
-    if signals:
-        linked = (
-            base.add_columns(CASES.c.status)
-            .join(CASES, CASES.c.id == REFERRALS.c.case_id)
-            .where(REFERRALS.c.case_id.is_not(None), or_(*signals))
-        )
-        existing = [_link_row(row, policy, row.status == CaseStatus.open) for row in conn.execute(linked)]
+    linked = (
+        base.add_columns(CASES.c.status)
+        .join(CASES, CASES.c.id == REFERRALS.c.case_id)
+        .where(REFERRALS.c.case_id.is_not(None), or_(*signals))
+    )
+    existing = [_link_row(row, policy, row.status == CaseStatus.open) for row in conn.execute(linked)]
     return list(new_rows), existing
 
 
@@ -162,13 +168,24 @@ def _issue_case_refs(conn: Connection, wanted: Counter[tuple[str, int]]) -> dict
     first: dict[tuple[str, int], int] = {}
     for (prefix, year), n in sorted(wanted.items()):
         key = and_(COUNTERS.c.prefix == prefix, COUNTERS.c.year == year)
-        if conn.execute(select(COUNTERS.c.last_value).where(key)).scalar_one_or_none() is None:
-            conn.execute(COUNTERS.insert().values(prefix=prefix, year=year, last_value=0))
+        conn.execute(
+            _dialect_insert(conn, COUNTERS)
+            .values(prefix=prefix, year=year, last_value=0)
+            .on_conflict_do_nothing(index_elements=["prefix", "year"])
+        )
+        # The UPDATE takes the row lock, so two routing passes at once get disjoint blocks.
         last = conn.execute(
             update(COUNTERS).where(key).values(last_value=COUNTERS.c.last_value + n).returning(COUNTERS.c.last_value)
         ).scalar_one()
+        if last > MAX_CASE_NUMBER:
+            raise RuntimeError(
+                f"case references for {prefix}-{year} would pass {MAX_CASE_NUMBER}: the six-digit format is exhausted"
+            )
         first[(prefix, year)] = int(last) - n + 1
     return first
+
+
+MAX_CASE_NUMBER = 999_999  # six digits, as case references are specified
 
 
 def case_ref(force: Force, year: int, number: int) -> str:
@@ -228,7 +245,9 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                 "origin_referral_id": rid_of[facts.key],
             }
         )
-    inserted = conn.execute(CASES.insert().returning(CASES.c.id, CASES.c.origin_referral_id), cases).all()
+    inserted = (
+        conn.execute(CASES.insert().returning(CASES.c.id, CASES.c.origin_referral_id), cases).all() if cases else []
+    )
     case_id_of = {origin: cid for cid, origin in inserted}
     # Set-based: each referral that opened a case points at it.
     conn.execute(
@@ -236,11 +255,10 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         .where(REFERRALS.c.case_id.is_(None))
         .values(case_id=select(CASES.c.id).where(CASES.c.origin_referral_id == REFERRALS.c.id).scalar_subquery())
     )
+    existing_case = {row.referral_id: row.case_id for row in existing if row.case_id is not None}
     merged_into: dict[int, int] = {}
     for rid, target in sorted(duplicates.items(), key=lambda kv: (by_id[kv[0]].received_date, kv[0])):
-        case_id = case_id_of.get(target) or merged_into.get(target)
-        if case_id is None:
-            case_id = conn.execute(select(REFERRALS.c.case_id).where(REFERRALS.c.id == target)).scalar_one()
+        case_id = case_id_of.get(target) or merged_into.get(target) or existing_case[target]
         merged_into[rid] = case_id
     if merged_into:
         conn.execute(
@@ -269,7 +287,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                 "referral_id": case["origin_referral_id"],
                 "tier": case["tier"],
                 "queue": case["queue"],
-                "reasons": [r["rule"] for r in case["reasons"]],
+                "reasons": case["reasons"],  # rules with their inputs, as decided (cases.reasons may change later)
                 "turned_away_for_capacity": case["turned_away_for_capacity"],
                 "policy_version": policy.version,
             },
@@ -290,7 +308,8 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         }
         for rid, cid in merged_into.items()
     ]
-    conn.execute(AUDIT.insert(), events)
+    if events:
+        conn.execute(AUDIT.insert(), events)
 
     result.merged = len(merged_into)
     result.raised_for_serial = raised
@@ -318,7 +337,7 @@ def _raise_linked_cases(
         return 0
     c = CASES.c
     rows = conn.execute(
-        select(c.id, c.case_ref, c.tier, c.reasons).where(c.id.in_(list(wanted)), c.status == CaseStatus.open)
+        select(c.id, c.case_ref, c.tier, c.queue, c.reasons).where(c.id.in_(list(wanted)), c.status == CaseStatus.open)
     ).all()
     changes = []
     for row in rows:
@@ -331,6 +350,7 @@ def _raise_linked_cases(
         }
         changes.append(
             {
+                "queue": row.queue,
                 "cid": row.id,
                 "tier": floor.value,
                 "reasons": [*row.reasons, reason],
@@ -339,9 +359,22 @@ def _raise_linked_cases(
             }
         )
     if changes:
+        # Outside the unit, a case raised this way is listed for the unit to pull in (queue list --queue unit).
         conn.execute(
-            update(CASES).where(c.id == bindparam("cid")).values(tier=bindparam("tier"), reasons=bindparam("reasons")),
-            [{"cid": ch["cid"], "tier": ch["tier"], "reasons": ch["reasons"]} for ch in changes],
+            update(CASES)
+            .where(c.id == bindparam("cid"))
+            .values(
+                tier=bindparam("b_tier"), reasons=bindparam("b_reasons"), turned_away_for_capacity=bindparam("b_flag")
+            ),
+            [
+                {
+                    "cid": ch["cid"],
+                    "b_tier": ch["tier"],
+                    "b_reasons": ch["reasons"],
+                    "b_flag": ch["queue"] != Queue.unit,
+                }
+                for ch in changes
+            ],
         )
         conn.execute(
             AUDIT.insert(),

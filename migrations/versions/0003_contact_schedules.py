@@ -1,4 +1,4 @@
-"""Contact schedules: reported outcomes kept once, original due times and last attempts on contacts.
+"""Contact schedules (outcomes kept once, original due times, last attempts); quarantine raw-row index.
 
 Revision ID: 0003
 Revises: 0002
@@ -40,6 +40,10 @@ def upgrade() -> None:
     with op.batch_alter_table('contact_outcomes', schema=None) as batch_op:
         batch_op.create_index(batch_op.f('ix_contact_outcomes_case_id'), ['case_id'], unique=False)
 
+    with op.batch_alter_table("quarantine_entries", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("raw_index", sqlmodel.sql.sqltypes.AutoString(length=64), nullable=True))
+        batch_op.create_index(batch_op.f("ix_quarantine_entries_raw_index"), ["raw_index"], unique=False)
+
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         # No contact rows exist before this revision (scheduling starts with it), so NOT NULL is safe.
         batch_op.add_column(sa.Column('original_due_at', models.types.UTCDateTime(timezone=True), nullable=False))
@@ -48,6 +52,9 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("quarantine_entries", schema=None) as batch_op:
+        batch_op.drop_index(batch_op.f("ix_quarantine_entries_raw_index"))
+        batch_op.drop_column("raw_index")
     with op.batch_alter_table('contacts', schema=None) as batch_op:
         batch_op.drop_column('last_attempt_at')
         batch_op.drop_column('original_due_at')

@@ -66,6 +66,8 @@ def test_reveal_shows_personal_fields_and_records_the_consultation(routed: dict[
     ref = json.loads(iasu("queue", "list", "--json").stdout)["cases"][0]["case_ref"]
     plain = iasu("case", "show", ref)
     assert "personal fields" not in plain.stdout and events("reveal") == []
+    unexplained = iasu("case", "show", ref, "--reveal", "--by", "PC Example")
+    assert unexplained.exit_code == 2 and "--reason" in unexplained.output and events("reveal") == []
     revealed = iasu("case", "show", ref, "--reveal", "--by", "PC Example", "--reason", "safety planning")
     assert revealed.exit_code == 0
     assert "forename:" in revealed.stdout and "recorded in the audit log" in revealed.stdout

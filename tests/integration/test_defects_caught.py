@@ -109,7 +109,9 @@ def test_every_injected_defect_is_caught_by_its_named_expectation(source: Source
     unique = frame[~repeats]
     adapted = adapt(path)
     verdicts = NightValidator(tmp_path / "docs").validate(
-        validation_frame(unique, DAY), path.name, {"source_ref_pattern": adapted.source_ref_pattern}
+        validation_frame(unique, DAY, adapted.source_ref_pattern),
+        path.name,
+        {"source_ref_pattern": adapted.source_ref_pattern},
     )
     seen: dict[DefectKind, int] = {}
     for position, (line_no, kind) in enumerate(zip(frame["line_no"], row_kinds, strict=True)):

@@ -79,3 +79,14 @@ def test_missing_victim_identity_never_merges() -> None:
     existing = [row(1, "police_rms", None, {"name_dob:p"}, case_id=100)]
     out = link([row(2, "nhs_trust", None, {"name_dob:p"})], existing, duplicate_window_days=14)
     assert out[2].duplicate_of is None and (out[2].earlier_cases, out[2].other_victims) == (1, 0)
+
+
+def test_a_stranger_referred_by_two_sources_is_one_referral_but_two_known_stalkers_are_not() -> None:
+    existing = [
+        row(1, "police_rms", "v1", set(), day=9, case_id=100),  # perpetrator unknown to police
+        row(2, "police_rms", "v2", {"name_dob:a"}, day=9, case_id=101),
+    ]
+    new = [row(3, "victim_service", "v1", {"name_dob:z"}), row(4, "victim_service", "v2", {"name_dob:b"})]
+    out = link(new, existing, duplicate_window_days=14)
+    assert out[3].duplicate_of == 1  # one side cannot say who it was: the same referral
+    assert out[4].duplicate_of is None  # both know, and they differ: two stalkers, two cases

@@ -112,3 +112,21 @@ def test_flags_describe_personal_fields_without_them(changes: dict[str, Any], fl
 )
 def test_uk_phone_spellings(number: str | None, ok: bool) -> None:
     assert phone_ok(number) is ok
+
+
+@pytest.mark.parametrize(
+    ("column", "value"),
+    [
+        ("referring_agency", f"gp dr {MARKER}"),
+        ("force", f"{MARKER} constabulary"),
+        ("relationship", MARKER),
+        ("srp", MARKER),
+        ("source_ref", f"victim {MARKER} rang about CW1 2AB"),
+        ("crime_ref", f"ask {MARKER}"),
+        ("sdash_drugs_alcohol", f"{MARKER} said maybe"),
+    ],
+)
+def test_a_misplaced_cell_never_reaches_validation_as_it_is(column: str, value: str) -> None:
+    frame = validation_frame(to_frame([good_row(**{column: value})]), RUN, r"^CH-\d+$")
+    assert MARKER not in frame.to_csv()
+    assert frame.iloc[0][column].startswith("<")
