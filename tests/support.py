@@ -70,7 +70,7 @@ def counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def night_without_prefect(inbox: Path, run_date: date, docs: Path) -> dict[str, object]:
+def night_without_prefect(inbox: Path, run_date: date, docs: Path, skip_prefix: str | None = None) -> dict[str, object]:
     """Ingest a night's files and route them, calling the task bodies directly (no Prefect engine)."""
     from expectations.runner import NightValidator
     from iasu import wiring
@@ -92,6 +92,7 @@ def night_without_prefect(inbox: Path, run_date: date, docs: Path) -> dict[str, 
             validator=validator,
         )
         for p in input_files(inbox, run_date)
+        if not (skip_prefix and p.name.startswith(skip_prefix))
     ]
     validator.build_docs()
     with wiring.engine().begin() as conn:

@@ -79,6 +79,7 @@ def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(pg_confi
     second, second_id = run(inbox)
     assert second["loaded"] == 0
     assert second["routed"] == {} and second["tiers"] == {}
+    assert first["scheduled"] == first["open_contacts"] > 0 and second["scheduled"] == 0
     assert second["duplicates"] == second["received"] - second["quarantined"] - second["held_rows"]
     assert (second["received"], second["quarantined"], second["held_rows"]) == (
         first["received"],
@@ -94,6 +95,7 @@ def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(pg_confi
     assert "| police_rms_resend.csv | held |" in ui
     assert "Data Docs" in ui
     assert "## Cases opened" in ui and "| unit | high |" in ui
+    assert "## Contacts" in ui
     docs = Path(first["data_docs"]).parent
     docs_text = "".join(p.read_text(errors="ignore") for p in docs.rglob("*.html"))
     for text in (logs, ui, docs_text, dump_database(pg_configured), str(first), *run_texts(second_id)[:2]):

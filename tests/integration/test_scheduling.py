@@ -1,0 +1,215 @@
+"""Scheduling over simulated weeks on SQLite and PostgreSQL: the rolling-schedule invariant, outcomes, staff."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from contextlib import ExitStack
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import select, text
+from typer.testing import CliRunner
+
+from iasu import wiring
+from iasu.cli import app
+from iasu.policy import get_policy
+from iasu.simulation import Behaviour, ensure_roster, write_contacts_feed
+from models import Case, Contact, Staff
+from rules.cadence import applicable_kinds
+from rules.calendar import calendar_for
+from rules.codes import Force, Queue
+from tasks.schedule import schedule
+from tests.conftest import migrated_sqlite, pg_clone
+from tests.support import night_without_prefect, write_days
+
+START = date(2026, 8, 24)  # across two weekends and the August bank holiday (Mon 31 Aug)
+NIGHTS = 12
+CASES = Case.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+STAFF = Staff.__table__  # type: ignore[attr-defined]
+runner = CliRunner()
+
+
+def run_night_with_outcomes(inbox: Any, day: date, docs: Any, seed: int = 5) -> dict[str, Any]:
+    """Write the day's contacts feed from what is due, take the night in, then schedule (as the flow does)."""
+    from tasks.ingest import validator_for
+    from tasks.outcomes import ingest_contacts_path
+
+    policy = get_policy()
+    with wiring.engine().begin() as conn:
+        feed = write_contacts_feed(
+            conn, inbox=inbox, day=day, policy=policy, timezone="Europe/London", seed=seed, behaviour=Behaviour()
+        )
+    night = night_without_prefect(inbox, day, docs, skip_prefix="contacts_")
+    outcome = None
+    if feed is not None:
+        outcome = ingest_contacts_path(
+            feed,
+            run_date=day,
+            night_run_id=None,
+            actor="test",
+            engine=wiring.engine(),
+            cipher=wiring.cipher(),
+            index=wiring.blind_index(),
+            validator=validator_for(docs / f"c{day}"),
+            policy=policy,
+            timezone="Europe/London",
+        )
+    with wiring.engine().begin() as conn:
+        result = schedule(conn, policy=policy, run_date=day, actor="test", timezone="Europe/London")
+    return {"night": night, "outcome": outcome, "schedule": result}
+
+
+@pytest.fixture(scope="module", params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def weeks(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Twelve simulated nights with a roster; every night checked against the invariant as it goes."""
+    tmp = tmp_path_factory.mktemp("weeks")
+    with ExitStack() as stack:
+        url = (
+            migrated_sqlite(tmp)
+            if request.param == "sqlite"
+            else stack.enter_context(pg_clone(request.getfixturevalue("pg_template")))
+        )
+        env = stack.enter_context(pytest.MonkeyPatch.context())
+        env.setenv("IASU_DATABASE_URL", url)
+        env.setenv("IASU_VAR_DIR", str(tmp / "var"))
+        wiring.reset()
+        stack.callback(wiring.reset)
+        with wiring.engine().begin() as conn:
+            ensure_roster(conn, cipher=wiring.cipher(), actor="test")
+        write_days(tmp / "inbox", START, days=NIGHTS, per_day=15, dirty=0.0, seed=12)
+        nights, violations = [], []
+        for i in range(NIGHTS):
+            day = START + timedelta(days=i)
+            nights.append(run_night_with_outcomes(tmp / "inbox", day, tmp / "docs"))
+            violations += invariant_violations(day)
+        yield {"url": url, "tmp": tmp, "nights": nights, "violations": violations}
+
+
+def invariant_violations(day: date) -> list[str]:
+    """Each open case has exactly its next contacts, on working days, assigned to active staff (if any)."""
+    policy = get_policy()
+    problems: list[str] = []
+    with wiring.engine().connect() as conn:
+        cases = conn.execute(select(CASES).where(CASES.c.status == "open")).mappings().all()
+        pending = conn.execute(
+            select(CONTACTS.c.case_id, CONTACTS.c.kind, CONTACTS.c.due_at, CONTACTS.c.assigned_staff_id).where(
+                CONTACTS.c.status == "pending"
+            )
+        ).all()
+        active = set(conn.execute(select(STAFF.c.id).where(STAFF.c.active)).scalars())
+        first_done = set(
+            conn.execute(
+                select(CONTACTS.c.case_id).where(CONTACTS.c.kind == "victim_first_contact", CONTACTS.c.status == "done")
+            ).scalars()
+        )
+    by_case: dict[int, list[Any]] = {}
+    for p in pending:
+        by_case.setdefault(p.case_id, []).append(p)
+    for case in cases:
+        kinds = sorted(p.kind for p in by_case.get(case["id"], []))
+        # The victim has one next contact: the first until it is done, then a follow-up.
+        victim_next = "victim_followup" if case["id"] in first_done else "victim_first_contact"
+        expected = sorted(
+            k.value
+            for k in applicable_kinds(Queue(case["queue"]), policy)
+            if not k.value.startswith("victim_") or k.value == victim_next
+        )
+        if kinds != expected:
+            problems.append(f"{day} {case['case_ref']}: pending {kinds}, expected {expected}")
+        cal = calendar_for(Force(case["force"]), policy)
+        for p in by_case.get(case["id"], []):
+            if not cal.is_working_day(cal.local_date(p.due_at)):
+                problems.append(f"{day} {case['case_ref']}: {p.kind} due on a non-working day")
+            if p.assigned_staff_id is not None and p.assigned_staff_id not in active:
+                problems.append(f"{day} {case['case_ref']}: {p.kind} with an inactive worker")
+            if p.assigned_staff_id != case["assigned_staff_id"]:
+                problems.append(f"{day} {case['case_ref']}: contact and case assigned differently")
+    return problems
+
+
+def test_every_night_keeps_the_rolling_schedule_invariant(weeks: dict[str, Any]) -> None:
+    assert weeks["violations"] == []
+    assert sum(n["schedule"].scheduled for n in weeks["nights"]) > 0
+    assert sum(n["outcome"].completed for n in weeks["nights"] if n["outcome"]) > 0
+
+
+def test_completed_contacts_roll_on_and_late_ones_stay_late(weeks: dict[str, Any]) -> None:
+    with wiring.engine().connect() as conn:
+        done = conn.execute(
+            select(CONTACTS.c.kind, CONTACTS.c.completed_at, CONTACTS.c.original_due_at).where(
+                CONTACTS.c.status == "done"
+            )
+        ).all()
+        followups = conn.execute(select(CONTACTS.c.id).where(CONTACTS.c.kind == "victim_followup")).all()
+    assert done and followups, "first contacts completed create follow-ups"
+    assert any(d.completed_at > d.original_due_at for d in done), "some contacts are completed late"
+
+
+def test_the_last_night_has_overdue_work(weeks: dict[str, Any]) -> None:
+    from rules.clock import end_of_day
+
+    last = START + timedelta(days=NIGHTS - 1)
+    with wiring.engine().connect() as conn:
+        overdue = conn.execute(
+            select(CONTACTS.c.id).where(
+                CONTACTS.c.status == "pending", CONTACTS.c.due_at <= end_of_day(last, "Europe/London")
+            )
+        ).all()
+    assert overdue
+
+
+def test_rerunning_a_night_changes_nothing(weeks: dict[str, Any]) -> None:
+    with wiring.engine().connect() as conn:
+        before = conn.execute(select(CONTACTS).order_by(CONTACTS.c.id)).all()
+    last = START + timedelta(days=NIGHTS - 1)
+    again = run_night_with_outcomes(weeks["tmp"] / "inbox", last, weeks["tmp"] / "docs")
+    assert again["schedule"].scheduled == 0
+    if again["outcome"] is not None:
+        assert again["outcome"].loaded == 0
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(CONTACTS).order_by(CONTACTS.c.id)).all() == before
+
+
+def test_a_worker_leaving_hands_on_cases_and_contacts(weeks: dict[str, Any]) -> None:
+    with wiring.engine().connect() as conn:
+        busiest = conn.execute(
+            text(
+                "SELECT s.staff_code FROM staff s JOIN cases c ON c.assigned_staff_id = s.id "
+                "WHERE c.status = 'open' AND s.active GROUP BY s.staff_code "
+                "ORDER BY count(*) DESC, s.staff_code LIMIT 1"
+            )
+        ).scalar_one()
+    out = runner.invoke(app, ["staff", "deactivate", busiest, "--by", "Ops Example", "--reason", "left"])
+    assert out.exit_code == 0, out.output
+    assert invariant_violations(START + timedelta(days=NIGHTS - 1)) == []
+    with wiring.engine().connect() as conn:
+        events = conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'staff_deactivate'")).scalar_one()
+    assert events == 1
+
+
+def test_the_cli_records_an_outcome_once_and_schedules_the_next(weeks: dict[str, Any]) -> None:
+    with wiring.engine().connect() as conn:
+        row = conn.execute(
+            select(CASES.c.case_ref, CONTACTS.c.due_at)
+            .join(CONTACTS, CONTACTS.c.case_id == CASES.c.id)
+            .where(CONTACTS.c.status == "pending", CONTACTS.c.kind == "victim_first_contact")
+            .order_by(CASES.c.case_ref)
+            .limit(1)
+        ).one()
+    at = min(row.due_at, datetime.now(UTC) - timedelta(minutes=1)).isoformat()
+    args = ["contact", "record", row.case_ref, "--kind", "victim_first_contact", "--at", at, "--outcome", "completed"]
+    first = runner.invoke(app, [*args, "--by", "CH-UNI-01"])
+    assert first.exit_code == 0, first.output
+    assert "1 next contact(s) scheduled" in first.output
+    again = runner.invoke(app, [*args, "--by", "CH-UNI-01"])
+    assert "already recorded" in again.output
+    listed = json.loads(runner.invoke(app, ["contact", "list", "--json"]).stdout)
+    mine = [c for c in listed if c["case_ref"] == row.case_ref]
+    assert {"victim_first_contact", "victim_followup"} <= {c["kind"] for c in mine}
+    assert all(set(c) == {"case_ref", "kind", "due_at", "status", "assigned_to"} for c in mine)
+    assert all("+" in c["due_at"] or c["due_at"].endswith("Z") for c in mine)  # ISO 8601 with offset
+    pending = json.loads(runner.invoke(app, ["contact", "list", "--status", "pending", "--json"]).stdout)
+    assert all(c["status"] == "pending" for c in pending)
