@@ -36,7 +36,7 @@ typecheck: install
 
 test: install lint typecheck
 	@bash tests/ensure_postgres.sh
-	$(VENV)/bin/pytest
+	$(VENV)/bin/pytest -n 2
 
 unit: install
 	$(VENV)/bin/pytest tests/unit
