@@ -294,6 +294,8 @@ def case_override(
 ) -> None:
     """Change a case's queue (and tier); the original decision, who and why go to the audit log."""
     from iasu import wiring
+    from iasu.policy import get_policy
+    from iasu.settings import get_settings
     from rules.codes import Queue, Tier
     from tasks.cases import override_case
 
@@ -302,7 +304,15 @@ def case_override(
     engine = _read_engine()
     with engine.begin() as conn:
         change = override_case(
-            conn, case_ref, queue=new_queue, tier=new_tier, by=by, reason=reason, cipher=wiring.cipher()
+            conn,
+            case_ref,
+            queue=new_queue,
+            tier=new_tier,
+            by=by,
+            reason=reason,
+            cipher=wiring.cipher(),
+            policy=get_policy(),
+            timezone=get_settings().timezone,
         )
     typer.echo(f"{case_ref}: queue {' -> '.join(change['queue'])}, tier {' -> '.join(change['tier'])}")
 

@@ -141,8 +141,14 @@ def override_case(
     by: str,
     reason: str,
     cipher: FieldCipher,
+    policy: Policy,
+    timezone: str,
 ) -> dict[str, Any]:
-    """Change a case's queue (and tier) by a named person's decision; the original and the why are audited."""
+    """Change a case's queue (and tier) by a named person's decision; the original and the why are audited.
+
+    A tier change moves the pending contacts to the new cadence; a queue change is
+    picked up by the next scheduling pass (check-ins start or stop, a new worker).
+    """
     if not reason.strip():
         raise OperatorError("an override needs a reason")
     row = _case(conn, case_ref)
@@ -161,6 +167,20 @@ def override_case(
         )
     )
     change = {"queue": [row["queue"], queue.value], "tier": [row["tier"], new_tier]}
+    if new_tier != row["tier"]:
+        from datetime import datetime
+        from zoneinfo import ZoneInfo
+
+        from tasks.schedule import reschedule_for_tier_change
+
+        # The new cadence runs from today (the unit's date): this is a person's decision, taken now.
+        reschedule_for_tier_change(
+            conn,
+            {row["id"]: (Tier(row["tier"]), Tier(new_tier))},
+            changed_on=datetime.now(ZoneInfo(timezone)).date(),
+            policy=policy,
+            timezone=timezone,
+        )
     audit.record(
         conn,
         actor=by,

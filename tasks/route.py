@@ -273,6 +273,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         policy=policy,
         actor=actor,
         now=now,
+        run_date=run_date,
     )
 
     events = [
@@ -322,7 +323,14 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
 
 
 def _raise_linked_cases(
-    conn: Connection, *, serial: dict[int, Linked], case_of: dict[int, int], policy: Policy, actor: str, now: datetime
+    conn: Connection,
+    *,
+    serial: dict[int, Linked],
+    case_of: dict[int, int],
+    policy: Policy,
+    actor: str,
+    now: datetime,
+    run_date: date,
 ) -> int:
     """A serial perpetrator raises the tier of each open case linked to them, not only the newest one."""
     floor = policy.linkage.serial_tier
@@ -359,6 +367,16 @@ def _raise_linked_cases(
             }
         )
     if changes:
+        from iasu.settings import get_settings
+        from tasks.schedule import reschedule_for_tier_change
+
+        reschedule_for_tier_change(
+            conn,
+            {ch["cid"]: (Tier(ch["old"]), Tier(ch["tier"])) for ch in changes},
+            changed_on=run_date,
+            policy=policy,
+            timezone=get_settings().timezone,
+        )
         # Outside the unit, a case raised this way is listed for the unit to pull in (queue list --queue unit).
         conn.execute(
             update(CASES)

@@ -327,3 +327,36 @@ def schedule_contacts(run_date: date, actor: str) -> dict[str, Any]:
         out["due_today"],
     )
     return out
+
+
+def reschedule_for_tier_change(
+    conn: Connection,
+    changes: dict[int, tuple[Tier, Tier]],
+    *,
+    changed_on: date,
+    policy: Policy,
+    timezone: str,
+) -> int:
+    """Move the pending contacts of cases whose tier changed (case id -> (old, new)) to the new cadence."""
+    if not changes:
+        return 0
+    from rules.cadence import after_tier_change
+
+    c, k = CONTACTS.c, CASES.c
+    rows = conn.execute(
+        select(c.id, c.kind, c.due_at, k.id.label("case_id"), k.force)
+        .join(CASES, k.id == c.case_id)
+        .where(c.status == ContactStatus.pending, c.case_id.in_(list(changes)))
+    ).all()
+    cals = calendars(policy, timezone)
+    moved = []
+    for row in rows:
+        old, new = changes[row.case_id]
+        due = after_tier_change(
+            ContactKind(row.kind), new, changed_on, row.due_at, policy, cals[Force(row.force)], old_tier=old
+        )
+        if due != row.due_at:
+            moved.append({"cid": row.id, "b_due_at": due})
+    if moved:
+        conn.execute(update(CONTACTS).where(c.id == bindparam("cid")).values(due_at=bindparam("b_due_at")), moved)
+    return len(moved)

@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import select, text
+from sqlalchemy import func, select, text
 from typer.testing import CliRunner
 
 from iasu import wiring
@@ -213,3 +213,52 @@ def test_the_cli_records_an_outcome_once_and_schedules_the_next(weeks: dict[str,
     assert all("+" in c["due_at"] or c["due_at"].endswith("Z") for c in mine)  # ISO 8601 with offset
     pending = json.loads(runner.invoke(app, ["contact", "list", "--status", "pending", "--json"]).stdout)
     assert all(c["status"] == "pending" for c in pending)
+
+
+def test_an_override_to_a_higher_tier_brings_pending_contacts_forward(weeks: dict[str, Any]) -> None:
+    with wiring.engine().connect() as conn:
+        row = conn.execute(
+            select(CASES.c.case_ref, CASES.c.id, CONTACTS.c.due_at)
+            .join(CONTACTS, CONTACTS.c.case_id == CASES.c.id)
+            .where(CASES.c.status == "open", CASES.c.tier == "standard", CONTACTS.c.status == "pending")
+            .order_by(CONTACTS.c.due_at.desc(), CASES.c.case_ref)
+            .limit(1)
+        ).one()
+    out = runner.invoke(
+        app,
+        ["case", "override", row.case_ref, "--queue", "unit", "--tier", "high", "--by", "DI Example", "--reason", "r"],
+    )
+    assert out.exit_code == 0, out.output
+    with wiring.engine().connect() as conn:
+        due = conn.execute(
+            select(func.min(CONTACTS.c.due_at)).where(CONTACTS.c.case_id == row.id, CONTACTS.c.status == "pending")
+        ).scalar_one()
+    if isinstance(due, str):
+        due = datetime.fromisoformat(due).replace(tzinfo=UTC)
+    assert due <= row.due_at
+
+
+def test_a_tier_raised_on_a_given_day_moves_contacts_to_the_new_cadence_from_that_day(weeks: dict[str, Any]) -> None:
+    from rules.codes import Tier
+    from tasks.schedule import reschedule_for_tier_change
+
+    day = START + timedelta(days=NIGHTS - 1)
+    with wiring.engine().begin() as conn:
+        row = conn.execute(
+            select(CASES.c.id, CONTACTS.c.id.label("contact_id"), CONTACTS.c.due_at)
+            .join(CONTACTS, CONTACTS.c.case_id == CASES.c.id)
+            .where(
+                CASES.c.status == "open",
+                CASES.c.tier == "standard",
+                CONTACTS.c.status == "pending",
+                CONTACTS.c.kind == "victim_followup",
+            )
+            .order_by(CONTACTS.c.due_at.desc())
+            .limit(1)
+        ).one()
+        moved = reschedule_for_tier_change(
+            conn, {row.id: (Tier.standard, Tier.high)}, changed_on=day, policy=get_policy(), timezone="Europe/London"
+        )
+        due = conn.execute(select(CONTACTS.c.due_at).where(CONTACTS.c.id == row.contact_id)).scalar_one()
+    assert moved >= 1 and due < row.due_at  # weekly from that day instead of monthly
+    assert (due.date() - day).days <= 9  # seven days on, moved past a weekend at most
