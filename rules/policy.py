@@ -135,6 +135,35 @@ class Contacts(Strict):
         return self
 
 
+class Escalation(Strict):
+    """Who hears of a missed contact, and when: level 1 the team, 2 the supervisor, 3 the unit lead."""
+
+    level2_after_working_days: int = Field(default=2, ge=1)
+    level3_after_working_days: int = Field(default=5, ge=2)
+    supervisor_channels: dict[Force, str]
+    lead_channels: dict[Force, str]
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Escalation:
+        if self.level3_after_working_days <= self.level2_after_working_days:
+            raise ValueError("level3_after_working_days must be after level2_after_working_days")
+        for name in ("supervisor_channels", "lead_channels"):
+            channels: dict[Force, str] = getattr(self, name)
+            if set(Force) - set(channels):
+                raise ValueError(f"{name} missing force(s): {', '.join(sorted(set(Force) - set(channels)))}")
+        return self
+
+
+class Alerts(Strict):
+    """Delivery of alerts to Slack."""
+
+    group_threshold: int = Field(default=5, ge=1)  # more than this for one channel in one run: one grouped message
+    max_attempts: int = Field(default=5, ge=1)
+    circuit_breaker_failures: int = Field(default=3, ge=1)  # consecutive outages before a dispatch stops
+    timeout_seconds: float = Field(default=10.0, gt=0)
+    quarantine_ops_threshold: int = Field(default=20, ge=0)  # quarantined rows in a night above this: ops alert
+
+
 class Policy(Strict):
     """Everything an operator may tune: one version of it is recorded with every decision."""
 
@@ -149,6 +178,8 @@ class Policy(Strict):
     intake: Intake = Intake()
     forces: dict[Force, ForceConfig] = Field(default_factory=lambda: {f: ForceConfig() for f in Force})
     contacts: Contacts
+    escalation: Escalation
+    alerts: Alerts = Alerts()
 
     @model_validator(mode="after")
     def _complete(self) -> Policy:
