@@ -11,7 +11,9 @@ from prefect import flow, runtime
 from iasu.policy import get_policy
 from iasu.settings import get_settings
 from tasks.ingest import build_data_docs, ingest_file
+from tasks.monitor import monitor_deadlines
 from tasks.night import finish_night, input_files, start_night, summarise
+from tasks.notify import dispatch_alerts
 from tasks.outcomes import FEED_PREFIX, ingest_contacts_file
 from tasks.report import publish_report
 from tasks.route import route_referrals
@@ -20,7 +22,7 @@ from tasks.schedule import schedule_contacts
 
 @flow(name="nightly", log_prints=False)
 def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
-    """One night: take in referrals and contact outcomes, route into cases, schedule contacts, report."""
+    """One night: referrals and outcomes in, cases routed, contacts scheduled, missed ones alerted, report."""
     settings = get_settings()
     get_policy()  # an invalid policy stops the night before anything is read or written
     inbox_dir = inbox or settings.inbox
@@ -36,6 +38,9 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     routing = route_referrals(run_date, actor)
     outcomes = [ingest_contacts_file(p, run_date, night_run_id, docs_dir, actor) for p in feeds]
     scheduling = schedule_contacts(run_date, actor)
+    quarantined_tonight = sum(f["quarantined"] for f in files + outcomes)
+    monitoring = monitor_deadlines(run_date, scheduling["due_today"], quarantined_tonight)
+    delivery = dispatch_alerts()
     summary = summarise(run_date, files)
     summary["routed"], summary["tiers"] = routing["routed"], routing["tiers"]
     summary["merged"], summary["turned_away_for_capacity"] = routing["merged"], routing["turned_away_for_capacity"]
@@ -43,6 +48,10 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     summary["scheduled"], summary["completed"] = scheduling["scheduled"], sum(f["completed"] for f in outcomes)
     summary["due_today"], summary["open_contacts"] = scheduling["due_today"], scheduling["open_contacts"]
     summary["unassigned"] = scheduling["unassigned"]
+    summary["overdue"] = monitoring["overdue"]
+    summary["alerts"] = {"queued": monitoring["queued"]} | {
+        k: delivery[k] for k in ("sent", "failed", "dry_run", "pending")
+    }
     docs_index = build_data_docs(docs_dir)
     summary["data_docs"] = str(docs_index) if docs_index else None
     summary["file_counts"] = files + outcomes

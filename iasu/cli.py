@@ -28,6 +28,8 @@ contact_app = typer.Typer(help="Scheduled contacts: record outcomes, list.", no_
 staff_app = typer.Typer(help="Staff: add, load, deactivate, list.", no_args_is_help=True)
 app.add_typer(contact_app, name="contact")
 app.add_typer(staff_app, name="staff")
+alert_app = typer.Typer(help="The alert outbox: list, dispatch, retry.", no_args_is_help=True)
+app.add_typer(alert_app, name="alert")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -176,6 +178,13 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
             f"  contacts: {summary['completed']} completed, {summary['scheduled']} scheduled, "
             f"{summary['due_today']} due today, {summary['open_contacts']} open"
             + (f"; {len(summary['unassigned'])} case(s) with no eligible worker" if summary["unassigned"] else "")
+        )
+    if "overdue" in summary:
+        levels = ", ".join(f"level {k} {v}" for k, v in summary["overdue"].items())
+        a = summary["alerts"]
+        typer.echo(
+            f"  overdue: {levels}; alerts queued {a['queued']}, sent {a['sent']}, dry run {a['dry_run']}, "
+            f"failed {a['failed']}, pending {a['pending']}"
         )
     if summary.get("data_docs"):
         typer.echo(f"  validation results: {summary['data_docs']}")
@@ -548,6 +557,59 @@ def staff_list(as_json: JsonOption = False) -> None:
             f"{r['staff_code']:12} {r['role']:10} {r['queue']:20} {r['force']:9} "
             f"load {r['load']}/{r['capacity']} {state}"
         )
+
+
+@alert_app.command("list")
+@operator_errors
+def alert_list(
+    status: Annotated[str | None, typer.Option(help="pending, sent, failed or dry_run.")] = None,
+    as_json: JsonOption = False,
+) -> None:
+    """Alerts in the outbox: id, kind, level, channel, status, attempts, case reference (no personal data)."""
+    from rules.codes import AlertStatus
+    from tasks.queries import alerts
+
+    if status:
+        _code(AlertStatus, status, "status")
+    with _read_engine().connect() as conn:
+        rows = alerts(conn, status=status)
+    if as_json:
+        typer.echo(json.dumps(rows))
+        return
+    for r in rows:
+        typer.echo(
+            f"{r['id']:>6}  {r['kind']:15} L{r['level'] or '-'}  {r['channel']:14} {r['status']:8} "
+            f"attempts {r['attempts']}  {r['case_ref'] or ''} {r['last_error'] or ''}"
+        )
+
+
+@alert_app.command("dispatch")
+@operator_errors
+def alert_dispatch(as_json: JsonOption = False) -> None:
+    """Send pending alerts now (Slack, or the dry-run outbox with no token); can run more often than nightly."""
+    from iasu.policy import get_policy
+    from tasks.notify import dispatch, notifier_from_settings
+
+    engine = _read_engine()
+    result = dispatch(engine, notifier_from_settings(typer.echo), get_policy())
+    if as_json:
+        typer.echo(json.dumps(result.as_dict()))
+    else:
+        typer.echo(
+            f"{result.sent} sent, {result.dry_run} dry run, {result.failed} failed, {result.pending} pending"
+            + (" (stopped early: Slack unreachable)" if result.stopped_for_outage else "")
+        )
+
+
+@alert_app.command("retry")
+@operator_errors
+def alert_retry(alert_id: Annotated[int, typer.Argument(help="Alert id (from `iasu alert list`).")]) -> None:
+    """Put a failed alert back in the outbox with its attempts reset; the next dispatch sends it."""
+    from tasks.queries import retry_alert
+
+    with _read_engine().begin() as conn:
+        retry_alert(conn, alert_id)
+    typer.echo(f"alert {alert_id}: pending again")
 
 
 def _code(enum: Any, value: str, what: str) -> Any:

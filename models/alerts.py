@@ -30,5 +30,10 @@ class Alert(SQLModel, table=True):
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=500)
     slack_ts: str | None = Field(default=None, max_length=32)
+    # A dispatcher's lease: others skip the alert until it expires (a crashed dispatcher's claim lapses).
+    claimed_until: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    # Set when a send was first attempted: a later send first looks for it in the channel's history,
+    # since Slack has no idempotency key and a timed-out post may have arrived.
+    tried_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     sent_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

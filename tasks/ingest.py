@@ -215,6 +215,28 @@ def record_held(
     counts.check()
     with engine.begin() as conn:
         counts.batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
+        from iasu.policy import get_policy
+        from tasks.monitor import queue_alert
+
+        queue_alert(
+            conn,
+            [
+                {
+                    "dedupe_key": f"ops:held:{sha256}",
+                    "kind": "ops",
+                    "channel": get_policy().ops_channel,
+                    "payload": {
+                        "event": "file_held",
+                        "file": counts.file,
+                        "rows": counts.held_rows,
+                        "reason": counts.held_reason,
+                    },
+                    "status": "pending",
+                    "attempts": 0,
+                    "created_at": utcnow(),
+                }
+            ],
+        )
         audit.record(
             conn,
             actor=actor,

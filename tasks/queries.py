@@ -97,3 +97,33 @@ def contacts(conn: Connection, *, status: str | None, queue: str | None) -> list
         }
         for r in conn.execute(stmt)
     ]
+
+
+def alerts(conn: Connection, *, status: str | None) -> list[dict[str, Any]]:
+    """Outbox rows with their delivery state; the payload holds references and codes only."""
+    a, k = Alert.__table__.c, Case.__table__.c  # type: ignore[attr-defined]
+    stmt = (
+        select(
+            a.id, a.kind, a.level, a.channel, a.status, a.attempts, a.last_error, a.slack_ts, a.created_at, k.case_ref
+        )
+        .select_from(Alert.__table__.outerjoin(Case.__table__, k.id == a.case_id))  # type: ignore[attr-defined]
+        .order_by(a.id)
+    )
+    if status:
+        stmt = stmt.where(a.status == status)
+    return [{**dict(r._mapping), "created_at": r.created_at.isoformat()} for r in conn.execute(stmt)]
+
+
+def retry_alert(conn: Connection, alert_id: int) -> None:
+    """Reset a failed alert to pending (attempts zeroed) for the next dispatch."""
+    from iasu.errors import OperatorError
+
+    a = Alert.__table__  # type: ignore[attr-defined]
+    status = conn.execute(select(a.c.status).where(a.c.id == alert_id)).scalar_one_or_none()
+    if status is None:
+        raise OperatorError(f"no alert {alert_id}")
+    if status != "failed":
+        raise OperatorError(f"alert {alert_id} is {status}, not failed")
+    conn.execute(
+        a.update().where(a.c.id == alert_id).values(status="pending", attempts=0, last_error=None, claimed_until=None)
+    )

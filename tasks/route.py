@@ -27,6 +27,7 @@ from rules.policy import Policy
 from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess
 from tasks.audit import AUDIT, os_user
 from tasks.load import _dialect_insert
+from tasks.monitor import queue_alert
 
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
@@ -311,6 +312,30 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     ]
     if events:
         conn.execute(AUDIT.insert(), events)
+    # A new high-risk case is announced to the unit the night it is routed, with the decision (same transaction).
+    unit_channel = policy.queues[Queue.unit].channel
+    queue_alert(
+        conn,
+        [
+            {
+                "dedupe_key": f"new_high_risk:{case['case_ref']}",
+                "kind": "new_high_risk",
+                "channel": unit_channel,
+                "payload": {
+                    "case_ref": case["case_ref"],
+                    "force": case["force"],
+                    "tier": case["tier"],
+                    "queue": case["queue"],
+                    "reasons": [r["rule"] for r in case["reasons"]],
+                },
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+            }
+            for case in cases
+            if case["tier"] == Tier.high.value
+        ],
+    )
 
     result.merged = len(merged_into)
     result.raised_for_serial = raised

@@ -1,0 +1,137 @@
+"""Slack messages built from alert payloads: Block Kit with a plain-text fallback, codes and references only.
+
+Payloads hold case references, codes, counts and staff ids; nothing here can
+add a personal value, because nothing here reads one.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+MAX_BLOCKS = 50  # Block Kit's limit per message
+MAX_SECTION_CHARS = 3000  # Block Kit's limit per section text
+LEVEL_WHO = {1: "team", 2: "supervisors", 3: "unit lead"}
+KIND_WORDS = {
+    "victim_first_contact": "first contact with the victim",
+    "victim_followup": "victim follow-up",
+    "perpetrator_checkin": "perpetrator check-in",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    """One chat.postMessage: fallback text, blocks, and the dedupe keys it delivers (sent as metadata)."""
+
+    text: str
+    blocks: list[dict[str, Any]]
+    dedupe_keys: list[str]
+
+    def metadata(self) -> dict[str, Any]:
+        """Message metadata carrying the dedupe keys, so a resend can be checked against the channel's history."""
+        payload: dict[str, Any] = {"dedupe_key": self.dedupe_keys[0]}
+        if len(self.dedupe_keys) > 1:
+            payload["dedupe_keys"] = self.dedupe_keys
+        return {"event_type": "iasu_alert", "event_payload": payload}
+
+
+def _section(text: str) -> dict[str, Any]:
+    return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION_CHARS]}}
+
+
+def _context(text: str) -> dict[str, Any]:
+    return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_SECTION_CHARS]}]}
+
+
+def missed_contact_text(p: dict[str, Any]) -> str:
+    """One line for a missed contact: reference, kind, due, how late, level."""
+    mention = f"<@{p['slack_user_id']}> " if p.get("slack_user_id") else ""
+    late = p["working_days_late"]
+    lateness = "due today" if late == 0 else f"{late} working day{'s' if late != 1 else ''} late"
+    return (
+        f"{mention}*{p['case_ref']}*: {KIND_WORDS.get(p['kind'], p['kind'])} was due {p['due_local']} "
+        f"({lateness}), level {p['level']} ({LEVEL_WHO.get(p['level'], '?')}), "
+        f"worker {p.get('staff_code') or 'unassigned'}"
+    )
+
+
+def render(alert_kind: str, payload: dict[str, Any], dedupe_key: str) -> Message:
+    """The message for one alert."""
+    if alert_kind == "missed_contact":
+        line = missed_contact_text(payload)
+        todo = "Make the contact and record it (`iasu contact record`), or reschedule it."
+        see = f"See the case: `iasu case show {payload['case_ref']}`"
+        return Message(
+            text=f"Missed contact: {line}".replace("*", ""),
+            blocks=[_section(f":warning: Missed contact\n{line}"), _section(todo), _context(see)],
+            dedupe_keys=[dedupe_key],
+        )
+    if alert_kind == "new_high_risk":
+        reasons = ", ".join(payload.get("reasons", []))
+        line = f"*{payload['case_ref']}* ({payload['force']}): tier {payload['tier']}, queue {payload['queue']}"
+        return Message(
+            text=f"New high-risk case {payload['case_ref']}: tier {payload['tier']}; reasons {reasons}",
+            blocks=[
+                _section(f":rotating_light: New high-risk case\n{line}"),
+                _section(f"Reasons: {reasons}"),
+                _context(f"See the case: `iasu case show {payload['case_ref']}`"),
+            ],
+            dedupe_keys=[dedupe_key],
+        )
+    if alert_kind == "digest":
+        return _digest(payload, dedupe_key)
+    # ops
+    detail = ", ".join(f"{k}: {v}" for k, v in payload.items() if k != "event")
+    return Message(
+        text=f"Ops: {payload.get('event', 'event')} ({detail})",
+        blocks=[_section(f":gear: Ops: {payload.get('event', 'event')}"), _context(detail or "-")],
+        dedupe_keys=[dedupe_key],
+    )
+
+
+def _digest(p: dict[str, Any], key: str) -> Message:
+    levels = ", ".join(f"{lv}: {n}" for lv, n in sorted(p.get("overdue_by_level", {}).items())) or "none"
+    queues = ", ".join(f"{q}: {n}" for q, n in sorted(p.get("overdue_by_queue", {}).items())) or "none"
+    text = f"Daily digest {p['date']}: overdue by level {levels}; by queue {queues}; due today {p['due_today']}"
+    return Message(text=text, blocks=[_section(f":clipboard: {text}")], dedupe_keys=[key])
+
+
+def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
+    """Many alerts for one channel as few messages within Block Kit's limits, each listing its case references."""
+    messages: list[Message] = []
+    sections: list[str] = []
+    current: list[str] = []
+    keys: list[str] = []
+    refs: list[str] = []
+
+    def close_message() -> None:
+        if current:
+            sections.append("\n".join(current))
+            current.clear()
+        if keys:
+            header = _section(f":warning: {len(keys)} alerts for this channel")
+            text = f"{len(keys)} alerts: {', '.join(refs)}"[:MAX_SECTION_CHARS]
+            messages.append(Message(text=text, blocks=[header, *map(_section, sections)], dedupe_keys=list(keys)))
+        for bucket in (sections, keys, refs):
+            bucket.clear()
+
+    for kind, payload, key in items:
+        line = _group_line(kind, payload)
+        if current and sum(len(x) + 1 for x in current) + len(line) > MAX_SECTION_CHARS:
+            sections.append("\n".join(current))
+            current.clear()
+        if len(sections) >= MAX_BLOCKS - 1:  # the header takes one block
+            close_message()
+        current.append(line)
+        keys.append(key)
+        refs.append(str(payload.get("case_ref", "-")))
+    close_message()
+    return messages
+
+
+def _group_line(kind: str, payload: dict[str, Any]) -> str:
+    if kind == "missed_contact":
+        return f"• {missed_contact_text(payload)}"
+    if kind == "new_high_risk":
+        return f"• *{payload['case_ref']}*: new high-risk case, queue {payload['queue']}"
+    return f"• *{payload.get('case_ref', '-')}*: {payload.get('event', kind)}"

@@ -1,0 +1,185 @@
+"""Missed deadlines: one query finds every overdue contact; the escalation rule decides each one's level.
+
+The decision and its outbox row are written in one transaction; the dedupe
+key (contact + level) means no run, rerun or second monitor ever queues the
+same alert twice, and nobody is told twice about the same thing at the same level.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Connection, and_, select
+
+from iasu import wiring
+from iasu.policy import get_policy
+from iasu.settings import get_settings
+from models import Alert, Case, Contact, Staff
+from models.types import utcnow
+from rules.clock import end_of_day
+from rules.codes import AlertStatus, ContactStatus, Force, Queue
+from rules.escalation import channel_for, dedupe_key, escalation_level
+from rules.policy import Policy
+from tasks.load import _dialect_insert
+from tasks.schedule import calendars
+
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
+CASES = Case.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+STAFF = Staff.__table__  # type: ignore[attr-defined]
+
+
+@dataclass
+class MonitorResult:
+    """Overdue contacts by level, and the alerts this run queued."""
+
+    overdue: dict[str, int] = field(default_factory=lambda: {"1": 0, "2": 0, "3": 0})
+    queued: int = 0
+    by_queue: dict[str, int] = field(default_factory=dict)
+
+
+def overdue_query(now: datetime) -> Any:
+    """Every pending contact past its due time, with what an alert needs: one statement, an index range scan."""
+    c, k, s = CONTACTS.c, CASES.c, STAFF.c
+    return (
+        select(
+            c.id,
+            c.kind,
+            c.due_at,
+            c.completed_at,
+            k.id.label("case_id"),
+            k.case_ref,
+            k.force,
+            k.queue,
+            k.tier,
+            s.staff_code,
+            s.slack_user_id,
+        )
+        .join(CASES, k.id == c.case_id)
+        .outerjoin(STAFF, and_(s.id == c.assigned_staff_id, s.active))
+        .where(c.status == ContactStatus.pending, c.due_at < now)
+        .order_by(c.due_at, c.id)
+    )
+
+
+def queue_alert(conn: Connection, rows: list[dict[str, Any]]) -> int:
+    """Insert outbox rows, skipping any whose dedupe key exists; returns how many are new."""
+    if not rows:
+        return 0
+    inserted = conn.execute(
+        _dialect_insert(conn, ALERTS).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(ALERTS.c.id),
+        rows,
+    ).all()
+    return len(inserted)
+
+
+def monitor(conn: Connection, *, policy: Policy, run_date: date, timezone: str) -> MonitorResult:
+    """Find every missed contact as of the end of the run date and queue its alert at its current level."""
+    now = end_of_day(run_date, timezone)
+    cals = calendars(policy, timezone)
+    result = MonitorResult()
+    rows: list[dict[str, Any]] = []
+    created = utcnow()
+    for r in conn.execute(overdue_query(now)):
+        force = Force(r.force)
+        cal = cals[force]
+        level = escalation_level(r.due_at, r.completed_at, now, cal, policy)
+        if level == 0:
+            continue
+        result.overdue[str(level)] += 1
+        result.by_queue[r.queue] = result.by_queue.get(r.queue, 0) + 1
+        channel = channel_for(level, queue_channel=policy.queues[Queue(r.queue)].channel, force=force, policy=policy)
+        rows.append(
+            {
+                "dedupe_key": dedupe_key(r.id, level),
+                "kind": "missed_contact",
+                "level": level,
+                "channel": channel,
+                "case_id": r.case_id,
+                "contact_id": r.id,
+                "payload": {
+                    "case_ref": r.case_ref,
+                    "kind": r.kind,
+                    "queue": r.queue,
+                    "tier": r.tier,
+                    "level": level,
+                    "due_local": r.due_at.astimezone(ZoneInfo(cal.timezone)).strftime("%a %d %b %Y %H:%M"),
+                    "working_days_late": cal.working_days_between(cal.local_date(r.due_at), run_date),
+                    "staff_code": r.staff_code,
+                    "slack_user_id": r.slack_user_id if level == 1 else None,
+                },
+                "status": AlertStatus.pending,
+                "attempts": 0,
+                "created_at": created,
+            }
+        )
+    result.queued = queue_alert(conn, rows)
+    return result
+
+
+def queue_digests(conn: Connection, *, policy: Policy, run_date: date, result: MonitorResult, due_today: int) -> int:
+    """One digest per queue channel for the night: overdue by level and queue, due today."""
+    created = utcnow()
+    rows = [
+        {
+            "dedupe_key": f"digest:{config.channel}:{run_date.isoformat()}",
+            "kind": "digest",
+            "level": None,
+            "channel": config.channel,
+            "payload": {
+                "date": run_date.isoformat(),
+                "queue": queue.value,
+                "overdue_by_level": result.overdue,
+                "overdue_by_queue": {queue.value: result.by_queue.get(queue.value, 0)},
+                "due_today": due_today,
+            },
+            "status": AlertStatus.pending,
+            "attempts": 0,
+            "created_at": created,
+        }
+        for queue, config in sorted(policy.queues.items())
+    ]
+    return queue_alert(conn, rows)
+
+
+@task(name="monitor-deadlines", cache_policy=NO_CACHE)
+def monitor_deadlines(run_date: date, due_today: int, quarantined: int) -> dict[str, Any]:
+    """Find missed contacts set-based, queue their alerts at the right level, and the night's digests."""
+    settings, policy = get_settings(), get_policy()
+    with wiring.engine().begin() as conn:
+        result = monitor(conn, policy=policy, run_date=run_date, timezone=settings.timezone)
+        queued = result.queued + queue_digests(
+            conn, policy=policy, run_date=run_date, result=result, due_today=due_today
+        )
+        if quarantined > policy.alerts.quarantine_ops_threshold:
+            queued += queue_alert(
+                conn,
+                [
+                    {
+                        "dedupe_key": f"ops:quarantine:{run_date.isoformat()}",
+                        "kind": "ops",
+                        "channel": policy.ops_channel,
+                        "payload": {
+                            "event": "quarantine_above_threshold",
+                            "date": run_date.isoformat(),
+                            "rows": quarantined,
+                        },
+                        "status": AlertStatus.pending,
+                        "attempts": 0,
+                        "created_at": utcnow(),
+                    }
+                ],
+            )
+    get_run_logger().info(
+        "overdue contacts: level 1 %d, level 2 %d, level 3 %d; %d alert(s) queued",
+        result.overdue["1"],
+        result.overdue["2"],
+        result.overdue["3"],
+        queued,
+    )
+    return {"overdue": result.overdue, "queued": queued, "by_queue": result.by_queue}

@@ -1,0 +1,384 @@
+"""The alert dispatcher: sends pending outbox rows to Slack once each, or writes them out in dry run.
+
+Slack has no idempotency key, so every message carries its alerts' dedupe
+keys as message metadata; an alert whose send was attempted before (a timeout,
+a crash) is first looked for in the channel's recent history. Dispatchers take
+leases with FOR UPDATE SKIP LOCKED, so two running at once never send the same
+alert. An outage (connection errors, 5xx) trips a breaker: the run stops,
+attempts are not used up, and the next dispatch sends what is left.
+"""
+
+from __future__ import annotations
+
+import http.client
+import json
+import socket
+import urllib.error
+from collections import defaultdict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any, Protocol
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+from sqlalchemy import Engine, bindparam, or_, select, update
+
+from iasu import wiring
+from iasu.policy import get_policy
+from iasu.settings import get_settings
+from models import Alert
+from models.types import utcnow
+from rules.codes import AlertStatus
+from rules.policy import Policy
+from tasks.messages import Message, grouped, render
+from tasks.monitor import queue_alert
+
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
+LEASE = timedelta(minutes=5)
+HISTORY_LIMIT = 200  # recent messages searched for a dedupe key before a resend
+# Errors that mean Slack will not take this message however often it is sent.
+PERMANENT = {
+    "channel_not_found",
+    "invalid_auth",
+    "not_in_channel",
+    "is_archived",
+    "account_inactive",
+    "token_revoked",
+    "not_authed",
+    "invalid_blocks",
+    "msg_too_long",
+    "no_text",
+    "restricted_action",
+}
+OUTAGE = (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, OSError)
+
+
+class SlackRejectedError(Exception):
+    """Slack answered and refused the message (ok: false)."""
+
+    def __init__(self, error: str, status: int) -> None:
+        super().__init__(error)
+        self.error, self.status = error, status
+
+
+class Notifier(Protocol):
+    """Where messages go: Slack, or a dry-run folder."""
+
+    dry_run: bool
+
+    def send(self, channel: str, message: Message) -> str: ...  # returns the message ts
+
+    def delivered_keys(self, channel: str) -> dict[str, str]: ...  # dedupe key -> ts, from recent history
+
+
+class SlackNotifier:
+    """The real slack_sdk WebClient, with rate limits waited out and connection errors retried."""
+
+    dry_run = False
+
+    def __init__(self, token: str, base_url: str, timeout: float) -> None:
+        from slack_sdk import WebClient
+        from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+
+        self.rate_limited = 0
+        outer = self
+
+        class CountingRateLimitHandler(RateLimitErrorRetryHandler):
+            def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+                ok: bool = super()._can_retry(state=state, request=request, response=response, error=error)
+                if response is not None and response.status_code == 429:
+                    outer.rate_limited += 1
+                return ok
+
+        self.client = WebClient(
+            token=token,
+            base_url=base_url if base_url.endswith("/") else base_url + "/",
+            timeout=int(max(timeout, 1)),
+            retry_handlers=[
+                ConnectionErrorRetryHandler(max_retry_count=1),
+                CountingRateLimitHandler(max_retry_count=8),
+            ],
+        )
+
+    def send(self, channel: str, message: Message) -> str:
+        """Post one message; raise SlackRejectedError when Slack refuses it."""
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            response = self.client.chat_postMessage(
+                channel=channel, text=message.text, blocks=message.blocks, metadata=message.metadata()
+            )
+        except SlackApiError as exc:
+            raise SlackRejectedError(str(exc.response.get("error", "unknown")), exc.response.status_code) from None
+        return str(response["ts"])
+
+    def delivered_keys(self, channel: str) -> dict[str, str]:
+        """Dedupe keys found in the channel's recent messages' metadata."""
+        from slack_sdk.errors import SlackApiError
+
+        try:
+            response = self.client.conversations_history(
+                channel=channel, limit=HISTORY_LIMIT, include_all_metadata=True
+            )
+        except SlackApiError as exc:
+            raise SlackRejectedError(str(exc.response.get("error", "unknown")), exc.response.status_code) from None
+        found: dict[str, str] = {}
+        messages: list[dict[str, Any]] = response.get("messages", []) or []
+        for msg in messages:
+            payload = (msg.get("metadata") or {}).get("event_payload") or {}
+            for key in [payload.get("dedupe_key"), *payload.get("dedupe_keys", [])]:
+                if key:
+                    found[str(key)] = str(msg.get("ts"))
+        return found
+
+
+class DryRunNotifier:
+    """No token: each message is written to var/outbox/ and shown, never marked sent to Slack."""
+
+    dry_run = True
+
+    def __init__(self, folder: Path, show: Callable[[str], None]) -> None:
+        self.folder, self.show, self.count = folder, show, 0
+
+    def send(self, channel: str, message: Message) -> str:
+        """Write the message as JSON and show its fallback text."""
+        self.folder.mkdir(parents=True, exist_ok=True)
+        self.count += 1
+        ts = f"dry-run-{self.count}"
+        body = {"channel": channel, "text": message.text, "blocks": message.blocks, "metadata": message.metadata()}
+        name = message.dedupe_keys[0].replace(":", "_").replace("/", "_")
+        (self.folder / f"{name}.json").write_text(json.dumps(body, indent=2) + "\n", encoding="utf-8")
+        self.show(f"[dry run] {channel}: {message.text}")
+        return ts
+
+    def delivered_keys(self, channel: str) -> dict[str, str]:
+        """Nothing was ever delivered."""
+        return {}
+
+
+@dataclass
+class DispatchResult:
+    """What one dispatch did."""
+
+    sent: int = 0
+    failed: int = 0
+    dry_run: int = 0
+    pending: int = 0  # left for the next dispatch
+    messages: int = 0
+    rate_limited: int = 0
+    stopped_for_outage: bool = False
+    errors: dict[str, int] = field(default_factory=dict)
+
+    def as_dict(self) -> dict[str, Any]:
+        """JSON-ready counts."""
+        return {
+            "sent": self.sent,
+            "failed": self.failed,
+            "dry_run": self.dry_run,
+            "pending": self.pending,
+            "messages": self.messages,
+            "rate_limited": self.rate_limited,
+            "stopped_for_outage": self.stopped_for_outage,
+        }
+
+
+def notifier_from_settings(show: Callable[[str], None]) -> Notifier:
+    """Slack when a token is set, otherwise the dry run under var/outbox/."""
+    settings = get_settings()
+    if settings.slack_token is None or not settings.slack_token.get_secret_value():
+        return DryRunNotifier(settings.var_dir / "outbox" / utcnow().date().isoformat(), show)
+    policy = get_policy()
+    return SlackNotifier(
+        settings.slack_token.get_secret_value(), settings.slack_base_url, policy.alerts.timeout_seconds
+    )
+
+
+def _claim(engine: Engine, *, limit: int, now: datetime) -> list[dict[str, Any]]:
+    a = ALERTS.c
+    with engine.begin() as conn:
+        rows = [
+            dict(r._mapping)
+            for r in conn.execute(
+                select(a.id, a.dedupe_key, a.kind, a.channel, a.payload, a.attempts, a.tried_at)
+                .where(a.status == AlertStatus.pending, or_(a.claimed_until.is_(None), a.claimed_until < now))
+                .order_by(a.id)
+                .limit(limit)
+                .with_for_update(skip_locked=True)
+            )
+        ]
+        if rows:
+            conn.execute(update(ALERTS).where(a.id.in_([r["id"] for r in rows])).values(claimed_until=now + LEASE))
+    return rows
+
+
+def _record(engine: Engine, changes: list[dict[str, Any]], ops: list[dict[str, Any]]) -> None:
+    if not changes and not ops:
+        return
+    a = ALERTS.c
+    with engine.begin() as conn:
+        if changes:
+            conn.execute(
+                update(ALERTS)
+                .where(a.id == bindparam("aid"))
+                .values(
+                    status=bindparam("b_status"),
+                    attempts=bindparam("b_attempts"),
+                    last_error=bindparam("b_error"),
+                    slack_ts=bindparam("b_ts"),
+                    sent_at=bindparam("b_sent_at"),
+                    claimed_until=None,
+                ),
+                changes,
+            )
+        queue_alert(conn, ops)
+
+
+def _mark_tried(engine: Engine, ids: list[int], now: datetime) -> None:
+    a = ALERTS.c
+    with engine.begin() as conn:
+        conn.execute(update(ALERTS).where(a.id.in_(ids), a.tried_at.is_(None)).values(tried_at=now))
+
+
+def dispatch(
+    engine: Engine, notifier: Notifier, policy: Policy, *, limit: int = 10_000, now: Callable[[], datetime] = utcnow
+) -> DispatchResult:
+    """Send pending alerts, grouped per channel beyond the policy's threshold; record every outcome."""
+    result = DispatchResult()
+    claimed = _claim(engine, limit=limit, now=now())
+    by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for alert in claimed:
+        by_channel[alert["channel"]].append(alert)
+    outages = 0
+    for channel, alerts in sorted(by_channel.items()):
+        if result.stopped_for_outage:
+            break
+        changes: list[dict[str, Any]] = []
+        ops: list[dict[str, Any]] = []
+        try:
+            if any(a["tried_at"] for a in alerts):  # a send may have arrived before a timeout or crash
+                seen = notifier.delivered_keys(channel)
+                for a in [a for a in alerts if a["dedupe_key"] in seen]:
+                    changes.append(_change(a, AlertStatus.sent, ts=seen[a["dedupe_key"]], sent_at=now()))
+                    result.sent += 1
+                alerts = [a for a in alerts if a["dedupe_key"] not in seen]
+        except OUTAGE:
+            outages += 1
+            result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
+            _record(engine, changes, ops)
+            continue
+        except SlackRejectedError:
+            pass  # history unreadable: send anyway, the dedupe key in metadata still marks the message
+        messages = _messages(alerts, policy)
+        for message, members in messages:
+            if result.stopped_for_outage:
+                break
+            _mark_tried(engine, [m["id"] for m in members], now())
+            try:
+                ts = notifier.send(channel, message)
+            except SlackRejectedError as exc:
+                result.errors[exc.error] = result.errors.get(exc.error, 0) + len(members)
+                if exc.status == 429 or exc.status >= 500:
+                    outages += exc.status >= 500
+                    result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
+                    continue  # transient: left pending, attempts not used up
+                outages = 0
+                for m in members:
+                    attempts = m["attempts"] + 1
+                    final = exc.error in PERMANENT or attempts >= policy.alerts.max_attempts
+                    changes.append(
+                        _change(
+                            m, AlertStatus.failed if final else AlertStatus.pending, attempts=attempts, error=exc.error
+                        )
+                    )
+                    if final:
+                        result.failed += 1
+                        ops.append(_ops_failed(m, exc.error, policy))
+                continue
+            except OUTAGE as exc:
+                outages += 1
+                result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + len(members)
+                result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
+                continue
+            outages = 0
+            result.messages += 1
+            status = AlertStatus.dry_run if notifier.dry_run else AlertStatus.sent
+            for m in members:
+                changes.append(_change(m, status, attempts=m["attempts"] + 1, ts=ts, sent_at=now()))
+            if notifier.dry_run:
+                result.dry_run += len(members)
+            else:
+                result.sent += len(members)
+        _record(engine, changes, ops)
+    # Whatever was claimed and not settled goes back for the next dispatch, attempts untouched.
+    with engine.begin() as conn:
+        conn.execute(
+            update(ALERTS)
+            .where(ALERTS.c.id.in_([a["id"] for a in claimed]), ALERTS.c.status == AlertStatus.pending)
+            .values(claimed_until=None)
+        )
+        result.pending = len(conn.execute(select(ALERTS.c.id).where(ALERTS.c.status == AlertStatus.pending)).all())
+    result.rate_limited = getattr(notifier, "rate_limited", 0)
+    return result
+
+
+def _messages(alerts: list[dict[str, Any]], policy: Policy) -> list[tuple[Message, list[dict[str, Any]]]]:
+    """One message per alert, or grouped ones when the channel has more than the threshold this run."""
+    if len(alerts) <= policy.alerts.group_threshold:
+        return [(render(a["kind"], a["payload"], a["dedupe_key"]), [a]) for a in alerts]
+    by_key = {a["dedupe_key"]: a for a in alerts}
+    messages = grouped([(a["kind"], a["payload"], a["dedupe_key"]) for a in alerts])
+    return [(m, [by_key[k] for k in m.dedupe_keys]) for m in messages]
+
+
+def _change(
+    alert: dict[str, Any],
+    status: str,
+    *,
+    attempts: int | None = None,
+    error: str | None = None,
+    ts: str | None = None,
+    sent_at: datetime | None = None,
+) -> dict[str, Any]:
+    return {
+        "aid": alert["id"],
+        "b_status": status,
+        "b_attempts": alert["attempts"] if attempts is None else attempts,
+        "b_error": error,
+        "b_ts": ts,
+        "b_sent_at": sent_at,
+    }
+
+
+def _ops_failed(alert: dict[str, Any], error: str, policy: Policy) -> dict[str, Any]:
+    return {
+        "dedupe_key": f"ops:alert_failed:{alert['id']}",
+        "kind": "ops",
+        "channel": policy.ops_channel,
+        "payload": {
+            "event": "alert_failed",
+            "alert_id": alert["id"],
+            "error": error,
+            "case_ref": alert["payload"].get("case_ref"),
+        },
+        "status": AlertStatus.pending,
+        "attempts": 0,
+        "created_at": utcnow(),
+    }
+
+
+@task(name="dispatch-alerts", cache_policy=NO_CACHE)
+def dispatch_alerts() -> dict[str, Any]:
+    """Send pending alerts to Slack (or the dry-run outbox), once each; what cannot go now stays pending."""
+    logger = get_run_logger()
+    result = dispatch(wiring.engine(), notifier_from_settings(logger.info), get_policy())
+    logger.info(
+        "alerts: %d sent, %d dry run, %d failed, %d pending%s",
+        result.sent,
+        result.dry_run,
+        result.failed,
+        result.pending,
+        " (stopped: Slack unreachable)" if result.stopped_for_outage else "",
+    )
+    return result.as_dict()
