@@ -75,6 +75,9 @@ def test_a_night_from_the_command_line_prints_its_summary_and_nothing_personal(
     assert counts["referrals"] == summary["loaded"]
     assert counts["quarantine_open"] == summary["quarantined"]
     assert counts["cases"] == sum(summary["routed"].values()) == sum(summary["tiers"].values())
+    assert set(summary["overdue"]) == {"1", "2", "3"}
+    assert set(summary["alerts"]) == {"queued", "sent", "failed", "dry_run", "pending"}
+    assert summary["alerts"]["sent"] == 0 and summary["alerts"]["dry_run"] == summary["alerts"]["queued"] > 0
 
     listing = iasu("quarantine", "list", env=env, cwd=tmp_path)
     assert listing.returncode == 0

@@ -32,7 +32,9 @@ STAFF = Staff.__table__  # type: ignore[attr-defined]
 runner = CliRunner()
 
 
-def run_night_with_outcomes(inbox: Any, day: date, docs: Any, seed: int = 5) -> dict[str, Any]:
+def run_night_with_outcomes(
+    inbox: Any, day: date, docs: Any, seed: int = 5, behaviour: Behaviour | None = None
+) -> dict[str, Any]:
     """Write the day's contacts feed from what is due, take the night in, then schedule (as the flow does)."""
     from tasks.ingest import validator_for
     from tasks.outcomes import ingest_contacts_path
@@ -40,7 +42,13 @@ def run_night_with_outcomes(inbox: Any, day: date, docs: Any, seed: int = 5) -> 
     policy = get_policy()
     with wiring.engine().begin() as conn:
         feed = write_contacts_feed(
-            conn, inbox=inbox, day=day, policy=policy, timezone="Europe/London", seed=seed, behaviour=Behaviour()
+            conn,
+            inbox=inbox,
+            day=day,
+            policy=policy,
+            timezone="Europe/London",
+            seed=seed,
+            behaviour=behaviour or Behaviour(),
         )
     night = night_without_prefect(inbox, day, docs, skip_prefix="contacts_")
     outcome = None

@@ -1,0 +1,213 @@
+"""Missed deadlines to Slack through the outbox: once per level, nothing lost, never twice, nothing personal.
+
+The real slack_sdk WebClient talks to tests/slack_server.py over loopback.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections import Counter
+from datetime import date, timedelta
+from pathlib import Path
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from iasu import wiring
+from iasu.policy import get_policy
+from models import Alert
+from tasks.monitor import monitor
+from tasks.notify import SlackNotifier, dispatch
+from tasks.schedule import schedule
+from tests.slack_server import FakeSlack
+from tests.support import leaks, night_without_prefect, personal_needles, policy_with, write_days
+
+DAY = date(2026, 8, 20)  # a Thursday; first contacts fall due from Friday 21st
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture
+def overdue(configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+    """One night's cases with their first contacts scheduled and never done."""
+    monkeypatch.setenv("IASU_POLICY_FILE", str(policy_with(tmp_path, a="timeout_seconds: 10=>timeout_seconds: 1")))
+    wiring.reset()
+    write_days(tmp_path / "inbox", DAY, per_day=30, dirty=0.0, seed=31)
+    night_without_prefect(tmp_path / "inbox", DAY, tmp_path / "docs")
+    with wiring.engine().begin() as conn:
+        schedule(conn, policy=get_policy(), run_date=DAY, actor="test", timezone="Europe/London")
+    return {"url": configured, "inbox": tmp_path / "inbox"}
+
+
+def run_monitor(day: date) -> dict[str, int]:
+    with wiring.engine().begin() as conn:
+        return monitor(conn, policy=get_policy(), run_date=day, timezone="Europe/London").overdue
+
+
+def outbox() -> list[dict[str, Any]]:
+    with wiring.engine().connect() as conn:
+        return [dict(r) for r in conn.execute(select(ALERTS).order_by(ALERTS.c.id)).mappings()]
+
+
+def keys_at(fake: FakeSlack) -> Counter[str]:
+    """Every dedupe key the fake Slack received, counted (grouped messages carry several)."""
+    seen: Counter[str] = Counter()
+    for message in fake.messages:
+        payload = (message.get("metadata") or {}).get("event_payload") or {}
+        seen.update(payload.get("dedupe_keys") or [payload["dedupe_key"]])
+    return seen
+
+
+def slack(fake: FakeSlack) -> SlackNotifier:
+    return SlackNotifier("xoxb-test", fake.base_url, get_policy().alerts.timeout_seconds)
+
+
+def test_each_missed_contact_gives_one_alert_per_level_across_reruns(overdue: dict[str, Any]) -> None:
+    assert run_monitor(DAY) == {"1": 0, "2": 0, "3": 0}  # nothing is due before the end of the night it opened
+    first = run_monitor(DAY + timedelta(days=5))  # Tuesday: high-tier first contacts are late
+    assert first["1"] + first["2"] > 0
+    run_monitor(DAY + timedelta(days=5))  # a rerun of the same night
+    run_monitor(DAY + timedelta(days=12))  # still missed a week later: escalated
+    run_monitor(DAY + timedelta(days=20))
+    missed = [a for a in outbox() if a["kind"] == "missed_contact"]
+    per_level = Counter((a["contact_id"], a["level"]) for a in missed)
+    assert per_level and max(per_level.values()) == 1
+    assert {a["level"] for a in missed} == {1, 2, 3}
+    channels = {a["level"]: a["channel"] for a in missed}
+    assert channels[2].endswith("SUPER") and channels[3].endswith("LEAD")
+
+
+def test_a_late_completion_stops_the_escalation(overdue: dict[str, Any]) -> None:
+    from tasks.outcomes import OutcomeReport, record_outcomes
+
+    run_monitor(DAY + timedelta(days=5))
+    level1 = [a for a in outbox() if a["kind"] == "missed_contact"]
+    with wiring.engine().begin() as conn:
+        refs = {(a["payload"]["case_ref"], a["payload"]["kind"]) for a in level1}
+        from datetime import UTC, datetime
+
+        reports = [
+            OutcomeReport(
+                case_ref=ref, kind=kind, happened_at=datetime(2026, 8, 27, 10, tzinfo=UTC), outcome="completed"
+            )
+            for ref, kind in sorted(refs)
+        ]
+        record_outcomes(conn, reports, origin="test", actor="test", policy=get_policy(), timezone="Europe/London")
+    run_monitor(DAY + timedelta(days=20))
+    later = [
+        a for a in outbox() if a["kind"] == "missed_contact" and a["payload"]["case_ref"] in refs and a["level"] > 1
+    ]
+    assert later == []
+
+
+def test_slack_down_for_a_night_loses_nothing_and_the_next_dispatch_sends_each_once(overdue: dict[str, Any]) -> None:
+    run_monitor(DAY + timedelta(days=12))
+    queued = len(outbox())
+    with FakeSlack() as fake:
+        fake.mode = "down"
+        down = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert down.stopped_for_outage and down.sent == 0 and down.pending == queued
+        assert all(a["status"] == "pending" and a["attempts"] == 0 for a in outbox())
+        fake.mode = "ok"
+        back = dispatch(wiring.engine(), slack(fake), get_policy())
+        again = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert back.pending == 0 and again.sent == 0
+        seen = keys_at(fake)
+    assert set(seen) == {a["dedupe_key"] for a in outbox()} and set(seen.values()) == {1}
+    assert all(a["status"] == "sent" and a["slack_ts"] for a in outbox())
+
+
+def test_a_timeout_after_delivery_does_not_produce_a_second_message(overdue: dict[str, Any]) -> None:
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack(hang_seconds=2) as fake:
+        fake.fail_next(1, "hang")  # the first post arrives, then the client times out
+        first = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert first.pending >= 1
+        second = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert second.pending == 0
+        seen = keys_at(fake)
+    assert set(seen.values()) == {1}
+    assert {a["status"] for a in outbox()} == {"sent"}
+
+
+def test_what_slack_rejects_fails_and_tells_ops(overdue: dict[str, Any]) -> None:
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack() as fake:
+        fake.mode = "channel_not_found"
+        result = dispatch(wiring.engine(), slack(fake), get_policy())
+    failed = [a for a in outbox() if a["status"] == "failed"]
+    assert result.failed == len(failed) > 0 and all(a["last_error"] == "channel_not_found" for a in failed)
+    ops = [a for a in outbox() if a["kind"] == "ops" and a["payload"]["event"] == "alert_failed"]
+    assert len(ops) == len(failed)
+
+
+def test_no_payload_sent_carries_personal_data(overdue: dict[str, Any]) -> None:
+    run_monitor(DAY + timedelta(days=12))
+    with FakeSlack() as fake:
+        dispatch(wiring.engine(), slack(fake), get_policy())
+        sent = json.dumps(fake.messages)
+    needles = personal_needles(overdue["inbox"])
+    assert len(needles) > 50 and "CH-2026-" in sent
+    assert leaks(sent, needles) == []
+
+
+@pytest.mark.postgres
+def test_two_dispatchers_started_together_never_send_the_same_alert(overdue: dict[str, Any]) -> None:
+    if not overdue["url"].startswith("postgresql"):
+        pytest.skip("SKIP LOCKED is PostgreSQL's; SQLite serialises writers instead")
+    run_monitor(DAY + timedelta(days=20))
+    with FakeSlack() as fake:
+        results: list[Any] = []
+        start = threading.Barrier(2)
+
+        def run() -> None:
+            start.wait()
+            results.append(dispatch(wiring.engine(), slack(fake), get_policy()))
+
+        threads = [threading.Thread(target=run) for _ in range(2)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        dispatch(wiring.engine(), slack(fake), get_policy())  # whatever a lease held back
+        seen = keys_at(fake)
+    assert set(seen.values()) == {1}
+    assert set(seen) == {a["dedupe_key"] for a in outbox()}
+
+
+@pytest.mark.postgres
+def test_a_simulated_fortnight_with_slack_randomly_failing_delivers_every_alert_exactly_once(
+    pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import random
+
+    from iasu.simulation import Behaviour, ensure_roster
+    from tests.integration.test_scheduling import run_night_with_outcomes
+
+    monkeypatch.setenv("IASU_DATABASE_URL", pg_url)
+    monkeypatch.setenv("IASU_POLICY_FILE", str(policy_with(tmp_path, a="timeout_seconds: 10=>timeout_seconds: 1")))
+    wiring.reset()
+    with wiring.engine().begin() as conn:
+        ensure_roster(conn, cipher=wiring.cipher(), actor="test")
+    start = date(2026, 8, 24)
+    write_days(tmp_path / "inbox", start, days=10, per_day=12, dirty=0.0, seed=77)
+    draw = random.Random(5)
+    with FakeSlack(hang_seconds=1.5) as fake:
+        for i in range(10):
+            day = start + timedelta(days=i)
+            run_night_with_outcomes(
+                tmp_path / "inbox", day, tmp_path / "docs", behaviour=Behaviour(never=0.25, on_time=0.6)
+            )
+            run_monitor(day)
+            fake.mode = draw.choice(["ok", "ok", "down", "server_error", "rate_limited"])
+            if draw.random() < 0.3:
+                fake.fail_next(1, "hang")
+            dispatch(wiring.engine(), slack(fake), get_policy())
+        fake.mode = "ok"
+        dispatch(wiring.engine(), slack(fake), get_policy())
+        seen = keys_at(fake)
+    alerts = outbox()
+    assert {a["status"] for a in alerts} == {"sent"}
+    assert set(seen) == {a["dedupe_key"] for a in alerts} and set(seen.values()) == {1}
+    assert {a["level"] for a in alerts if a["kind"] == "missed_contact"} >= {1, 2}

@@ -1,0 +1,61 @@
+"""Slack messages: what they say, their Block Kit limits, and that they carry only references and codes."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from tasks.messages import MAX_BLOCKS, MAX_SECTION_CHARS, grouped, render
+
+
+def missed(n: int, **extra: object) -> dict[str, object]:
+    return {
+        "case_ref": f"CH-2026-{n:06d}",
+        "kind": "victim_followup",
+        "queue": "unit",
+        "tier": "high",
+        "level": 1,
+        "due_local": "Mon 31 Aug 2026 17:00",
+        "working_days_late": 2,
+        "staff_code": "CH-UNI-01",
+        "slack_user_id": "U012AB3CD",
+        **extra,
+    }
+
+
+def test_a_missed_contact_says_what_when_how_late_and_what_to_do() -> None:
+    message = render("missed_contact", missed(7), "missed:7:L1")
+    text = json.dumps(message.blocks) + message.text
+    for expected in (
+        "CH-2026-000007",
+        "victim follow-up",
+        "31 Aug",
+        "2 working days late",
+        "level 1",
+        "iasu case show CH-2026-000007",
+        "<@U012AB3CD>",
+        "iasu contact record",
+    ):
+        assert expected in text
+    assert message.metadata() == {"event_type": "iasu_alert", "event_payload": {"dedupe_key": "missed:7:L1"}}
+
+
+@pytest.mark.parametrize("count", [6, 49, 50, 51, 500, 2000])
+def test_grouped_messages_respect_block_kit_limits_and_deliver_every_alert(count: int) -> None:
+    items = [("missed_contact", missed(i), f"missed:{i}:L1") for i in range(count)]
+    messages = grouped(items)
+    assert sorted(k for m in messages for k in m.dedupe_keys) == sorted(k for _, _, k in items)
+    for m in messages:
+        assert len(m.blocks) <= MAX_BLOCKS
+        assert all(len(b["text"]["text"]) <= MAX_SECTION_CHARS for b in m.blocks if b["type"] == "section")
+        assert m.text  # a plain-text fallback always goes with blocks
+        for key in m.dedupe_keys:
+            ref = f"CH-2026-{int(key.split(':')[1]):06d}"
+            assert ref in json.dumps(m.blocks)
+
+
+def test_a_payload_value_is_the_only_thing_a_message_can_show() -> None:
+    # Payloads are built from codes and references; any extra key is simply not rendered.
+    message = render("missed_contact", missed(1, victim_name="ZZMARKERNAME"), "k")
+    assert "ZZMARKERNAME" not in json.dumps(message.blocks) + message.text
