@@ -148,9 +148,12 @@ def queue_digests(conn: Connection, *, policy: Policy, run_date: date, result: M
 
 
 @task(name="monitor-deadlines", cache_policy=NO_CACHE)
-def monitor_deadlines(run_date: date, due_today: int, quarantined: int) -> dict[str, Any]:
+def monitor_deadlines(run_date: date, due_today: int, quarantined: int, night_run_id: int) -> dict[str, Any]:
     """Find missed contacts set-based, queue their alerts at the right level, and the night's digests."""
+    from models import NightRun
+
     settings, policy = get_settings(), get_policy()
+    runs = NightRun.__table__  # type: ignore[attr-defined]
     with wiring.engine().begin() as conn:
         result = monitor(conn, policy=policy, run_date=run_date, timezone=settings.timezone)
         queued = result.queued + queue_digests(
@@ -175,6 +178,9 @@ def monitor_deadlines(run_date: date, due_today: int, quarantined: int) -> dict[
                     }
                 ],
             )
+        # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well.
+        started = select(runs.c.started_at).where(runs.c.id == night_run_id).scalar_subquery()
+        queued = len(conn.execute(select(ALERTS.c.id).where(ALERTS.c.created_at >= started)).all())
     get_run_logger().info(
         "overdue contacts: level 1 %d, level 2 %d, level 3 %d; %d alert(s) queued",
         result.overdue["1"],

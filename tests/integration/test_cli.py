@@ -89,7 +89,8 @@ def test_read_only_commands_import_neither_prefect_nor_great_expectations(env: d
     assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     probe = (
         "import sys\nfrom iasu.cli import app\n"
-        "for args in (['status', '--json'], ['quarantine', 'list'], ['queue', 'list'], ['alert', 'list'], ['contact', 'list'], ['--help']):\n"
+        "for args in (['status', '--json'], ['quarantine', 'list'], ['queue', 'list'], ['alert', 'list'],\n"
+        "             ['contact', 'list'], ['--help']):\n"
         "    try:\n        app(args, prog_name='iasu')\n"
         "    except SystemExit as e:\n        assert not e.code, e.code\n"
         "import tasks.cases\n"
