@@ -11,7 +11,7 @@ export UV_PROJECT_ENVIRONMENT := $(VENV)
 # Precompiled bytecode: read-only commands answer in about a second even where PYTHONDONTWRITEBYTECODE is set.
 export UV_COMPILE_BYTECODE := 1
 
-.PHONY: install demo test lint typecheck unit clean
+.PHONY: install demo test lint typecheck unit bench clean
 
 $(UV):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python 3.11+ is needed"'
@@ -37,6 +37,10 @@ typecheck: install
 test: install lint typecheck
 	@bash tests/ensure_postgres.sh
 	$(VENV)/bin/pytest -n 2
+
+bench: install
+	@bash tests/ensure_postgres.sh
+	$(VENV)/bin/python -m benchmarks.run
 
 unit: install
 	$(VENV)/bin/pytest tests/unit

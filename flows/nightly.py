@@ -24,6 +24,7 @@ from tasks.schedule import schedule_contacts
 def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     """One night: referrals and outcomes in, cases routed, contacts scheduled, missed ones alerted, report."""
     settings = get_settings()
+    settings.require_keys()
     get_policy()  # an invalid policy stops the night before anything is read or written
     inbox_dir = inbox or settings.inbox
     paths = input_files(inbox_dir, run_date)

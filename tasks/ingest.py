@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
+import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -49,6 +50,7 @@ class FileCounts:
     completed: int = 0  # contacts feeds: contacts reported completed
     batch_id: int | None = None
     failed_expectations: dict[str, int] = field(default_factory=dict)  # expectation name -> rows
+    stage_seconds: dict[str, float] = field(default_factory=dict)  # parse / validate / load, for ops and benchmarks
 
     def check(self) -> None:
         """Every input row is accounted for, or this is a bug worth stopping for."""
@@ -135,6 +137,7 @@ def ingest_path(
     if repeat is not None:
         return repeat
 
+    clock = time.perf_counter()
     try:
         adapted = adapt(path)
     except FileHeld as held_file:
@@ -148,6 +151,7 @@ def ingest_path(
 
     frame = adapted.frame
     counts = FileCounts(file=path.name, source=adapted.source.value, status="loaded", received=len(frame))
+    counts.stage_seconds["parse"], clock = time.perf_counter() - clock, time.perf_counter()
     with engine.begin() as conn:
         reason = row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
     if reason is not None:
@@ -179,6 +183,7 @@ def ingest_path(
         for n, ref, raw in zip(failed["line_no"], failed["source_ref"], failed["raw"], strict=True)
     ]
     counts.failed_expectations = dict(Counter(name for r in rejects for name in r.reasons))
+    counts.stage_seconds["validate"], clock = time.perf_counter() - clock, time.perf_counter()
     now = utcnow()
     with engine.begin() as conn:
         batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
@@ -204,8 +209,9 @@ def ingest_path(
             action="collect",
             entity="ingest_batches",
             entity_id=batch_id,
-            details={k: v for k, v in counts.as_dict().items() if k != "failed_expectations"},
+            details={k: v for k, v in counts.as_dict().items() if k not in ("failed_expectations", "stage_seconds")},
         )
+    counts.stage_seconds["load"] = time.perf_counter() - clock
     return counts
 
 

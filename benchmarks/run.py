@@ -1,0 +1,273 @@
+"""`make bench`: nights of 1k/10k/100k referrals, the monitor over 1M contacts, a 5,000-alert burst.
+
+Each part runs on a fresh PostgreSQL database on the server the tests use
+(IASU_TEST_DATABASE_URL, else 127.0.0.1:5432) and is dropped afterwards. The
+results go to benchmarks/results/latest.json and a table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import UTC, date, datetime
+from importlib.metadata import version
+from pathlib import Path
+from typing import Any
+
+import psycopg
+from sqlalchemy.engine import make_url
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = os.environ.get("IASU_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+BUDGETS = {
+    "copy_multiple": 10,
+    "night_100k_s": 120,
+    "scaling": 1.5,
+    "rss_mb": 1024,
+    "task_runs": 60,
+    "monitor_s": 2,
+    "burst_s": 60,
+}
+
+
+@contextmanager
+def fresh_database() -> Iterator[str]:
+    """A new, empty database on the benchmark server; dropped afterwards."""
+    u = make_url(ADMIN_URL)
+    name = f"iasu_bench_{uuid.uuid4().hex[:8]}"
+    admin = {"host": u.host, "port": u.port or 5432, "user": u.username, "dbname": u.database or "postgres"}
+    with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+        conn.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield u.set(database=name).render_as_string(hide_password=False)
+    finally:
+        with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def night(rows: int, work: Path, slack_url: str | None) -> dict[str, Any]:
+    """Generate a night in one process, take it in in another (so its peak RSS is its own)."""
+    python = sys.executable
+    inbox = work / "inbox"
+    subprocess.run(
+        [
+            python,
+            "-m",
+            "iasu.cli",
+            "generate",
+            "--start",
+            "2026-11-02",
+            "--days",
+            "1",
+            "--per-day",
+            str(rows),
+            "--seed",
+            "11",
+            "--dirty",
+            "0.05",
+            "--out",
+            str(inbox),
+        ],
+        check=True,
+        capture_output=True,
+        cwd=ROOT,
+    )
+    with fresh_database() as url:
+        cmd = [python, "-m", "benchmarks.night", "--url", url, "--work", str(work)]
+        if slack_url:
+            cmd += ["--slack", slack_url]
+        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+
+
+def monitor_at_scale(contacts: int) -> dict[str, Any]:
+    """1M pending contacts, 5% overdue: time the monitor and check its query uses the index."""
+    from sqlalchemy import text
+
+    from iasu import wiring
+    from iasu.db import upgrade
+    from iasu.policy import get_policy
+    from tasks.monitor import monitor, overdue_query
+
+    run_date = date(2026, 11, 2)
+    with fresh_database() as url:
+        upgrade(url)
+        os.environ["IASU_DATABASE_URL"] = url
+        wiring.reset()
+        cases = contacts // 3
+        with wiring.engine().begin() as conn:
+            conn.execute(
+                text(
+                    "INSERT INTO cases (case_ref, force, status, tier, queue, reasons, interventions, "
+                    "turned_away_for_capacity, decided_by, opened_on, opened_at) "
+                    "SELECT 'CH-2026-' || lpad(i::text, 6, '0'), 'cheshire', 'open', 'high', 'unit', "
+                    "'[]', '[]', false, "
+                    "'policy', DATE '2026-10-01', now() FROM generate_series(1, :n) AS i"
+                ),
+                {"n": cases},
+            )
+            # 5% due in the past (spread over the last 10 days), the rest in the next 30 days.
+            conn.execute(
+                text(
+                    "INSERT INTO contacts (case_id, kind, due_at, original_due_at, status, attempts, created_at) "
+                    "SELECT c.id, k.kind, d.due, d.due, 'pending', 0, now() FROM cases c "
+                    "CROSS JOIN (VALUES ('victim_first_contact'), ('victim_followup'), "
+                    "('perpetrator_checkin')) AS k(kind) "
+                    "CROSS JOIN LATERAL (SELECT CASE WHEN (c.id * 3 + length(k.kind)) % 20 = 0 "
+                    "THEN TIMESTAMPTZ '2026-11-02 17:00+00' - ((c.id % 10) || ' days')::interval "
+                    "ELSE TIMESTAMPTZ '2026-11-03 17:00+00' + ((c.id % 30) || ' days')::interval END AS due) AS d"
+                )
+            )
+            conn.execute(text("ANALYZE contacts"))
+        from rules.clock import end_of_day
+
+        now = end_of_day(run_date, "Europe/London")
+        with wiring.engine().connect() as conn:
+            plan = "\n".join(
+                r[0]
+                for r in conn.execute(
+                    text("EXPLAIN " + str(overdue_query(now).compile(conn, compile_kwargs={"literal_binds": True})))
+                )
+            )
+        started = time.perf_counter()
+        with wiring.engine().begin() as conn:
+            result = monitor(conn, policy=get_policy(), run_date=run_date, timezone="Europe/London")
+        seconds = time.perf_counter() - started
+        total = sum(result.overdue.values())
+        wiring.engine().dispose()
+    return {
+        "contacts": cases * 3,
+        "overdue": total,
+        "seconds": round(seconds, 2),
+        "uses_index": "ix_contacts_pending_due" in plan,
+        "plan": plan.splitlines()[:6],
+    }
+
+
+def alert_burst(alerts: int, channels: int) -> dict[str, Any]:
+    """Pending alerts across channels against a fake Slack allowing one message per second per channel."""
+    sys.path.insert(0, str(ROOT))
+    from sqlalchemy import insert
+
+    from iasu import wiring
+    from iasu.db import upgrade
+    from iasu.policy import get_policy
+    from models import Alert
+    from tasks.notify import SlackNotifier, dispatch
+    from tests.slack_server import FakeSlack
+
+    with fresh_database() as url, FakeSlack(rate_limit_per_second=1.0) as fake:
+        upgrade(url)
+        os.environ["IASU_DATABASE_URL"] = url
+        wiring.reset()
+        now = datetime.now(UTC)
+        rows = [
+            {
+                "dedupe_key": f"missed:{i}:L1",
+                "kind": "missed_contact",
+                "level": 1,
+                "channel": f"C0BURST{i % channels:02d}",
+                "payload": {
+                    "case_ref": f"CH-2026-{i:06d}",
+                    "kind": "victim_followup",
+                    "queue": "unit",
+                    "tier": "high",
+                    "level": 1,
+                    "due_local": "Mon 02 Nov 2026 17:00",
+                    "working_days_late": 1,
+                    "staff_code": "CH-UNI-01",
+                    "slack_user_id": None,
+                },
+                "status": "pending",
+                "attempts": 0,
+                "created_at": now,
+            }
+            for i in range(alerts)
+        ]
+        with wiring.engine().begin() as conn:
+            conn.execute(insert(Alert.__table__), rows)  # type: ignore[attr-defined]
+        started = time.perf_counter()
+        result = dispatch(wiring.engine(), SlackNotifier("xoxb-bench", fake.base_url, 10), get_policy())
+        seconds = time.perf_counter() - started
+        limited = sum(1 for _, status in fake.requests if status == 429)
+        wiring.engine().dispose()
+    return {
+        "alerts": alerts,
+        "channels": channels,
+        "messages": result.messages,
+        "sent": result.sent,
+        "seconds": round(seconds, 2),
+        "rate_limited": limited,
+    }
+
+
+def main() -> None:
+    """Run the benchmark and write benchmarks/results/latest.json."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--sizes", default="1000,10000,100000")
+    parser.add_argument("--contacts", type=int, default=1_000_000)
+    parser.add_argument("--alerts", type=int, default=5000)
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    args = parser.parse_args()
+    work = Path(os.environ.get("TMPDIR", "/tmp")) / f"iasu-bench-{uuid.uuid4().hex[:6]}"
+    nights = []
+    for size in [int(s) for s in args.sizes.split(",") if s]:
+        result = night(size, work / str(size), None)
+        result["size"] = size
+        nights.append(result)
+        print(f"night {size}: {json.dumps(result)}", file=sys.stderr)
+    report = {
+        "git_revision": subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, cwd=ROOT
+        ).stdout.strip(),
+        "when": datetime.now(UTC).isoformat(timespec="seconds"),
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version(), "platform": platform.platform()},
+        "versions": {
+            p: version(p) for p in ("prefect", "great-expectations", "sqlalchemy", "psycopg", "slack-sdk", "pandas")
+        },
+        "nights": nights,
+        "monitor": monitor_at_scale(args.contacts) if args.contacts else None,
+        "alert_burst": alert_burst(args.alerts, 10) if args.alerts else None,
+        "budgets": BUDGETS,
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    print(table(report))
+
+
+def table(report: dict[str, Any]) -> str:
+    """The results as a Markdown table (the README's Performance section shows it)."""
+    lines = [
+        "| referrals | COPY floor s | end to end s | without start-up s | × floor | rows/s | peak RSS MB | task runs |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for n in report["nights"]:
+        multiple = n["without_startup_s"] / n["copy_floor_s"] if n["copy_floor_s"] else 0
+        lines.append(
+            f"| {n['rows']:,} | {n['copy_floor_s']} | {n['end_to_end_s']} | {n['without_startup_s']} | "
+            f"{multiple:.0f} | {n['rows_per_s']} | {n['peak_rss_mb']} | {n['task_runs']} |"
+        )
+    m, b = report.get("monitor"), report.get("alert_burst")
+    if m:
+        lines.append(
+            f"\nMonitor: {m['contacts']:,} contacts, {m['overdue']:,} overdue, {m['seconds']} s, "
+            f"index used: {m['uses_index']}"
+        )
+    if b:
+        lines.append(
+            f"Alert burst: {b['alerts']:,} alerts to {b['channels']} channels in {b['messages']} messages, "
+            f"{b['seconds']} s, {b['rate_limited']} rate-limited answers"
+        )
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,50 @@
+"""A small run of the benchmark: it completes, writes a whole results file, and stays within the task-run budget."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks.run import BUDGETS, ROOT
+
+
+@pytest.mark.postgres
+def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_template: str) -> None:
+    out = tmp_path / "latest.json"
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--sizes",
+            "1000",
+            "--contacts",
+            "30000",
+            "--alerts",
+            "200",
+            "--out",
+            str(out),
+        ],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    report = json.loads(out.read_text())
+    assert report["git_revision"]
+    [night] = report["nights"]
+    for key in ("rows", "copy_floor_s", "end_to_end_s", "without_startup_s", "peak_rss_mb", "task_runs", "stages"):
+        assert key in night
+    assert night["rows"] >= 1000 and night["task_runs"] <= BUDGETS["task_runs"]
+    assert set(night["stages"]) == {"parse", "validate", "load", "route", "schedule", "monitor", "dispatch"}
+    assert {"contacts", "overdue", "seconds", "uses_index"} <= set(report["monitor"]) and report["monitor"][
+        "uses_index"
+    ]
+    assert {"alerts", "channels", "messages", "seconds", "rate_limited"} <= set(report["alert_burst"])
+    assert report["alert_burst"]["messages"] < report["alert_burst"]["alerts"]  # grouped, not one per alert
