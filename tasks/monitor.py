@@ -25,7 +25,7 @@ from rules.clock import end_of_day
 from rules.codes import AlertStatus, ContactStatus, Force, Queue
 from rules.escalation import channel_for, dedupe_key, escalation_level
 from rules.policy import Policy
-from tasks.load import _dialect_insert
+from tasks.bulk import copy_insert_ignoring
 from tasks.schedule import calendars
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
@@ -69,13 +69,13 @@ def overdue_query(now: datetime) -> Any:
 
 def queue_alert(conn: Connection, rows: list[dict[str, Any]]) -> int:
     """Insert outbox rows, skipping any whose dedupe key exists; returns how many are new."""
-    if not rows:
-        return 0
-    inserted = conn.execute(
-        _dialect_insert(conn, ALERTS).on_conflict_do_nothing(index_elements=["dedupe_key"]).returning(ALERTS.c.id),
-        rows,
-    ).all()
-    return len(inserted)
+    return copy_insert_ignoring(conn, ALERTS, _same_keys(rows), ["dedupe_key"])
+
+
+def _same_keys(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    # COPY needs one column list: give every row every key any row has.
+    keys = sorted({k for row in rows for k in row})
+    return [{k: row.get(k) for k in keys} for row in rows]
 
 
 def monitor(conn: Connection, *, policy: Policy, run_date: date, timezone: str) -> MonitorResult:

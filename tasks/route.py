@@ -26,6 +26,7 @@ from rules.linkage import Linked, LinkRow, link
 from rules.policy import Policy
 from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess
 from tasks.audit import AUDIT, os_user
+from tasks.bulk import copy_insert
 from tasks.load import _dialect_insert
 from tasks.monitor import queue_alert
 
@@ -246,9 +247,13 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                 "origin_referral_id": rid_of[facts.key],
             }
         )
-    inserted = (
-        conn.execute(CASES.insert().returning(CASES.c.id, CASES.c.origin_referral_id), cases).all() if cases else []
-    )
+    before = conn.execute(select(func.coalesce(func.max(CASES.c.id), 0))).scalar_one()
+    copy_insert(conn, CASES, cases)
+    inserted = conn.execute(
+        select(CASES.c.id, CASES.c.origin_referral_id).where(
+            CASES.c.id > before, CASES.c.origin_referral_id.is_not(None)
+        )
+    ).all()
     case_id_of = {origin: cid for cid, origin in inserted}
     # Set-based: each referral that opened a case points at it.
     conn.execute(
@@ -310,8 +315,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         }
         for rid, cid in merged_into.items()
     ]
-    if events:
-        conn.execute(AUDIT.insert(), events)
+    copy_insert(conn, AUDIT, events)
     # A new high-risk case is announced to the unit the night it is routed, with the decision (same transaction).
     unit_channel = policy.queues[Queue.unit].channel
     queue_alert(
