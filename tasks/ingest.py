@@ -28,6 +28,7 @@ from tasks import audit
 from tasks.adapters import adapt
 from tasks.adapters.canonical import FileHeld
 from tasks.load import QuarantinedRow, load_accepted, quarantine, stage_rows
+from tasks.outbox import outbox_row, queue_alert
 
 BATCHES = IngestBatch.__table__  # type: ignore[attr-defined]
 GATE_HISTORY = 10  # recent files of the same source the row-count gate compares against
@@ -222,25 +223,21 @@ def record_held(
     with engine.begin() as conn:
         counts.batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
         from iasu.policy import get_policy
-        from tasks.monitor import queue_alert
 
         queue_alert(
             conn,
             [
-                {
-                    "dedupe_key": f"ops:held:{sha256}",
-                    "kind": "ops",
-                    "channel": get_policy().ops_channel,
-                    "payload": {
+                outbox_row(
+                    "ops",
+                    f"ops:held:{sha256}",
+                    get_policy().ops_channel,
+                    {
                         "event": "file_held",
                         "file": counts.file,
                         "rows": counts.held_rows,
                         "reason": counts.held_reason,
                     },
-                    "status": "pending",
-                    "attempts": 0,
-                    "created_at": utcnow(),
-                }
+                )
             ],
         )
         audit.record(

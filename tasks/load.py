@@ -159,7 +159,7 @@ def _fill_stage(conn: Connection, rows: Sequence[dict[str, Any]]) -> None:
         conn.execute(STAGE.insert(), list(rows))
 
 
-def _dialect_insert(conn: Connection, table: Table) -> Any:
+def dialect_insert(conn: Connection, table: Table) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
@@ -176,7 +176,7 @@ def load_accepted(conn: Connection, rows: Sequence[dict[str, Any]], *, batch_id:
         .order_by(s.line_no)
     )
     ins = (
-        _dialect_insert(conn, REFERRALS)
+        dialect_insert(conn, REFERRALS)
         .from_select([*REFERRAL_COLUMNS, "created_at"], moved)
         .on_conflict_do_nothing(index_elements=["source", "source_ref"])
         .returning(REFERRALS.c.id)

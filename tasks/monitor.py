@@ -22,10 +22,10 @@ from iasu.settings import get_settings
 from models import Alert, Case, Contact, Staff
 from models.types import utcnow
 from rules.clock import end_of_day
-from rules.codes import AlertStatus, ContactStatus, Force, Queue
+from rules.codes import ContactStatus, Force, Queue
 from rules.escalation import channel_for, dedupe_key, escalation_level
 from rules.policy import Policy
-from tasks.bulk import copy_insert_ignoring
+from tasks.outbox import outbox_row, queue_alert
 from tasks.schedule import calendars
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
@@ -67,17 +67,6 @@ def overdue_query(now: datetime) -> Any:
     )
 
 
-def queue_alert(conn: Connection, rows: list[dict[str, Any]]) -> int:
-    """Insert outbox rows, skipping any whose dedupe key exists; returns how many are new."""
-    return copy_insert_ignoring(conn, ALERTS, _same_keys(rows), ["dedupe_key"])
-
-
-def _same_keys(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    # COPY needs one column list: give every row every key any row has.
-    keys = sorted({k for row in rows for k in row})
-    return [{k: row.get(k) for k in keys} for row in rows]
-
-
 def monitor(conn: Connection, *, policy: Policy, run_date: date, timezone: str) -> MonitorResult:
     """Find every missed contact as of the end of the run date and queue its alert at its current level."""
     now = end_of_day(run_date, timezone)
@@ -95,14 +84,11 @@ def monitor(conn: Connection, *, policy: Policy, run_date: date, timezone: str) 
         result.by_queue[r.queue] = result.by_queue.get(r.queue, 0) + 1
         channel = channel_for(level, queue_channel=policy.queues[Queue(r.queue)].channel, force=force, policy=policy)
         rows.append(
-            {
-                "dedupe_key": dedupe_key(r.id, level),
-                "kind": "missed_contact",
-                "level": level,
-                "channel": channel,
-                "case_id": r.case_id,
-                "contact_id": r.id,
-                "payload": {
+            outbox_row(
+                "missed_contact",
+                dedupe_key(r.id, level),
+                channel,
+                {
                     "case_ref": r.case_ref,
                     "kind": r.kind,
                     "queue": r.queue,
@@ -113,10 +99,11 @@ def monitor(conn: Connection, *, policy: Policy, run_date: date, timezone: str) 
                     "staff_code": r.staff_code,
                     "slack_user_id": r.slack_user_id if level == 1 else None,
                 },
-                "status": AlertStatus.pending,
-                "attempts": 0,
-                "created_at": created,
-            }
+                level=level,
+                case_id=r.case_id,
+                contact_id=r.id,
+                created_at=created,
+            )
         )
     result.queued = queue_alert(conn, rows)
     return result
@@ -126,22 +113,19 @@ def queue_digests(conn: Connection, *, policy: Policy, run_date: date, result: M
     """One digest per queue channel for the night: overdue by level and queue, due today."""
     created = utcnow()
     rows = [
-        {
-            "dedupe_key": f"digest:{config.channel}:{run_date.isoformat()}",
-            "kind": "digest",
-            "level": None,
-            "channel": config.channel,
-            "payload": {
+        outbox_row(
+            "digest",
+            f"digest:{config.channel}:{run_date.isoformat()}",
+            config.channel,
+            {
                 "date": run_date.isoformat(),
                 "queue": queue.value,
                 "overdue_by_level": result.overdue,
                 "overdue_by_queue": {queue.value: result.by_queue.get(queue.value, 0)},
                 "due_today": due_today,
             },
-            "status": AlertStatus.pending,
-            "attempts": 0,
-            "created_at": created,
-        }
+            created_at=created,
+        )
         for queue, config in sorted(policy.queues.items())
     ]
     return queue_alert(conn, rows)
@@ -163,19 +147,16 @@ def monitor_deadlines(run_date: date, due_today: int, quarantined: int, night_ru
             queued += queue_alert(
                 conn,
                 [
-                    {
-                        "dedupe_key": f"ops:quarantine:{run_date.isoformat()}",
-                        "kind": "ops",
-                        "channel": policy.ops_channel,
-                        "payload": {
+                    outbox_row(
+                        "ops",
+                        f"ops:quarantine:{run_date.isoformat()}",
+                        policy.ops_channel,
+                        {
                             "event": "quarantine_above_threshold",
                             "date": run_date.isoformat(),
                             "rows": quarantined,
                         },
-                        "status": AlertStatus.pending,
-                        "attempts": 0,
-                        "created_at": utcnow(),
-                    }
+                    )
                 ],
             )
         # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well.

@@ -33,7 +33,7 @@ from models.types import utcnow
 from rules.codes import AlertStatus
 from rules.policy import Policy
 from tasks.messages import Message, grouped, render
-from tasks.monitor import queue_alert
+from tasks.outbox import outbox_row, queue_alert
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 LEASE = timedelta(minutes=5)
@@ -352,20 +352,17 @@ def _change(
 
 
 def _ops_failed(alert: dict[str, Any], error: str, policy: Policy) -> dict[str, Any]:
-    return {
-        "dedupe_key": f"ops:alert_failed:{alert['id']}",
-        "kind": "ops",
-        "channel": policy.ops_channel,
-        "payload": {
+    return outbox_row(
+        "ops",
+        f"ops:alert_failed:{alert['id']}",
+        policy.ops_channel,
+        {
             "event": "alert_failed",
             "alert_id": alert["id"],
             "error": error,
             "case_ref": alert["payload"].get("case_ref"),
         },
-        "status": AlertStatus.pending,
-        "attempts": 0,
-        "created_at": utcnow(),
-    }
+    )
 
 
 @task(name="dispatch-alerts", cache_policy=NO_CACHE)

@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, Engine, bindparam, select, update
+from sqlalchemy import Connection, Engine, bindparam, func, select, update
 
 from expectations.runner import NightValidator
 from iasu.privacy import BlindIndex, FieldCipher
 from models import Case, Contact, ContactOutcome
-from models.types import utcnow
+from models.types import UTCDateTime, utcnow
 from rules.cadence import rescheduled, retry_after_no_answer
 from rules.calendar import calendar_for
 from rules.clock import end_of_day
@@ -33,7 +33,7 @@ from rules.codes import CaseStatus, ContactStatus, Force
 from rules.policy import Policy
 from tasks.audit import AUDIT, os_user
 from tasks.ingest import BATCHES, FileCounts, insert_batch, record_held, seen_before
-from tasks.load import QuarantinedRow, _dialect_insert, quarantine
+from tasks.load import QuarantinedRow, dialect_insert, quarantine
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
@@ -117,7 +117,7 @@ def record_outcomes(
         for _, r, case in candidates
     ]
     inserted = conn.execute(
-        _dialect_insert(conn, OUTCOMES)
+        dialect_insert(conn, OUTCOMES)
         .on_conflict_do_nothing(index_elements=["case_id", "kind", "happened_at", "outcome"])
         .returning(OUTCOMES.c.id, OUTCOMES.c.case_id, OUTCOMES.c.kind, OUTCOMES.c.happened_at, OUTCOMES.c.outcome),
         rows,
@@ -189,33 +189,21 @@ def record_outcomes(
         )
         result.applied += 1
         result.touched_cases.add(case.id)
-    done = [u for u in updates if u["status"] == ContactStatus.done]
-    moved = [u for u in updates if u["status"] == ContactStatus.pending]
-    c = CONTACTS.c
-    if done:
+    if updates:
+        c = CONTACTS.c
+        # One statement for every kind of outcome: a done contact keeps its due time, a moved one gets a new one.
         conn.execute(
             update(CONTACTS)
             .where(c.id == bindparam("cid"))
             .values(
                 status=bindparam("b_status"),
                 outcome=bindparam("b_outcome"),
-                completed_at=bindparam("b_completed_at"),
+                completed_at=bindparam("b_completed_at", type_=UTCDateTime()),
                 attempts=bindparam("b_attempts"),
-                last_attempt_at=bindparam("b_last_attempt_at"),
+                last_attempt_at=bindparam("b_last_attempt_at", type_=UTCDateTime()),
+                due_at=func.coalesce(bindparam("b_due_at", type_=UTCDateTime()), c.due_at),
             ),
-            [_bound(u) for u in done],
-        )
-    if moved:
-        conn.execute(
-            update(CONTACTS)
-            .where(c.id == bindparam("cid"))
-            .values(
-                outcome=bindparam("b_outcome"),
-                due_at=bindparam("b_due_at"),
-                attempts=bindparam("b_attempts"),
-                last_attempt_at=bindparam("b_last_attempt_at"),
-            ),
-            [_bound(u) for u in moved],
+            [_bound(u) for u in updates],
         )
     if links:
         conn.execute(

@@ -27,8 +27,8 @@ from rules.policy import Policy
 from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess
 from tasks.audit import AUDIT, os_user
 from tasks.bulk import copy_insert
-from tasks.load import _dialect_insert
-from tasks.monitor import queue_alert
+from tasks.load import dialect_insert
+from tasks.outbox import outbox_row, queue_alert
 
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
@@ -171,7 +171,7 @@ def _issue_case_refs(conn: Connection, wanted: Counter[tuple[str, int]]) -> dict
     for (prefix, year), n in sorted(wanted.items()):
         key = and_(COUNTERS.c.prefix == prefix, COUNTERS.c.year == year)
         conn.execute(
-            _dialect_insert(conn, COUNTERS)
+            dialect_insert(conn, COUNTERS)
             .values(prefix=prefix, year=year, last_value=0)
             .on_conflict_do_nothing(index_elements=["prefix", "year"])
         )
@@ -321,21 +321,19 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     queue_alert(
         conn,
         [
-            {
-                "dedupe_key": f"new_high_risk:{case['case_ref']}",
-                "kind": "new_high_risk",
-                "channel": unit_channel,
-                "payload": {
+            outbox_row(
+                "new_high_risk",
+                f"new_high_risk:{case['case_ref']}",
+                unit_channel,
+                {
                     "case_ref": case["case_ref"],
                     "force": case["force"],
                     "tier": case["tier"],
                     "queue": case["queue"],
                     "reasons": [r["rule"] for r in case["reasons"]],
                 },
-                "status": "pending",
-                "attempts": 0,
-                "created_at": now,
-            }
+                created_at=now,
+            )
             for case in cases
             if case["tier"] == Tier.high.value
         ],

@@ -27,10 +27,11 @@ from models import Alert, Case, Contact, Staff
 from models.types import utcnow
 from rules.cadence import applicable_kinds, initial_contacts, next_after_completion
 from rules.calendar import WorkingCalendar, calendar_for
-from rules.codes import AlertStatus, CaseStatus, ContactKind, ContactStatus, Force, Queue, Tier
+from rules.codes import CaseStatus, ContactKind, ContactStatus, Force, Queue, Tier
 from rules.policy import Policy
 from rules.triage import TIER_RANK
 from tasks.audit import AUDIT, os_user
+from tasks.outbox import outbox_row, queue_alert
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
@@ -207,21 +208,19 @@ def assign_unassigned(conn: Connection, *, policy: Policy, actor: str, now: date
 
 def _ops_alerts_for_unassigned(conn: Connection, case_refs: list[str], *, policy: Policy, now: datetime) -> None:
     """Queue one ops alert per case nobody could take (the dedupe key keeps it to one, however many nights)."""
-    from tasks.load import _dialect_insert
-
-    rows = [
-        {
-            "dedupe_key": f"ops:unassigned:{ref}",
-            "kind": "ops",
-            "channel": policy.ops_channel,
-            "payload": {"event": "case_unassigned", "case_ref": ref},
-            "status": AlertStatus.pending,
-            "attempts": 0,
-            "created_at": now,
-        }
-        for ref in case_refs
-    ]
-    conn.execute(_dialect_insert(conn, ALERTS).on_conflict_do_nothing(index_elements=["dedupe_key"]), rows)
+    queue_alert(
+        conn,
+        [
+            outbox_row(
+                "ops",
+                f"ops:unassigned:{ref}",
+                policy.ops_channel,
+                {"event": "case_unassigned", "case_ref": ref},
+                created_at=now,
+            )
+            for ref in case_refs
+        ],
+    )
 
 
 def schedule(
