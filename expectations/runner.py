@@ -122,9 +122,15 @@ class NightValidator:
         return index if index.exists() else None
 
 
-def _ephemeral_context(docs_dir: Path) -> AbstractDataContext:
-    # No analytics (no network here, and none wanted), no progress bars on stderr.
+def import_gx() -> None:
+    """Import Great Expectations now (seconds), with analytics off: flows call this as they are loaded."""
+    # No analytics (no network here, and none wanted).
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    import great_expectations  # noqa: F401
+
+
+def _ephemeral_context(docs_dir: Path) -> AbstractDataContext:
+    import_gx()
     import great_expectations as gx
     from great_expectations.data_context.types.base import (
         DataContextConfig,
@@ -135,6 +141,7 @@ def _ephemeral_context(docs_dir: Path) -> AbstractDataContext:
     # Data Docs hold this night only: rebuilding a growing store every night would cost more each night.
     shutil.rmtree(docs_dir, ignore_errors=True)
     docs_dir.mkdir(parents=True, exist_ok=True)
+    # No progress bars on stderr.
     config = DataContextConfig(
         store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
         analytics_enabled=False,

@@ -216,6 +216,39 @@ def assess(facts: ReferralFacts, history: LinkedHistory, policy: Policy) -> Deci
     )
 
 
+def _decision_key(facts: ReferralFacts, history: LinkedHistory) -> tuple[Any, ...]:
+    # Everything assess() reads, and nothing else: key, force and received date do not change a decision.
+    return (
+        facts.referring_agency,
+        facts.sdash_yes_count,
+        facts.markers,
+        facts.srp,
+        facts.crime_ref_present,
+        facts.violence_this_episode,
+        facts.threats_violence,
+        history,
+    )
+
+
+def assess_all(
+    batch: Iterable[tuple[ReferralFacts, LinkedHistory]], policy: Policy
+) -> list[tuple[ReferralFacts, Decision]]:
+    """assess() for a night's referrals; equal inputs share one (immutable) decision.
+
+    A night of a hundred thousand referrals has only a few hundred distinct
+    combinations of what triage reads, so each is decided once.
+    """
+    decided: dict[tuple[Any, ...], Decision] = {}
+    out: list[tuple[ReferralFacts, Decision]] = []
+    for facts, history in batch:
+        key = _decision_key(facts, history)
+        decision = decided.get(key)
+        if decision is None:
+            decision = decided[key] = assess(facts, history, policy)
+        out.append((facts, decision))
+    return out
+
+
 def priority(facts: ReferralFacts, decision: Decision) -> tuple[Any, ...]:
     """Sort key, most urgent first: tier, S-DASH count, markers, then oldest and by key (deterministic)."""
     return (
@@ -238,24 +271,34 @@ def allocate(
     ordered: Sequence[tuple[ReferralFacts, Decision]] = sorted(assessed, key=lambda fd: priority(*fd))
     left = dict(free_places)
     out: list[tuple[ReferralFacts, Decision]] = []
+    # Decisions are immutable and shared between equal referrals (assess_all), so is their overflow.
+    turned_away: dict[tuple[int, Force], Decision] = {}
     for facts, decision in ordered:
         if decision.queue is Queue.unit:
             if left.get(facts.force, 0) > 0:
                 left[facts.force] -= 1
             else:
-                overflow = policy.unit.overflow_queue
-                reason = Reason(
-                    "unit_at_capacity",
-                    f"unit at capacity for {facts.force.value} "
-                    f"({policy.unit.capacity[facts.force]} places): sent to {overflow.value}",
-                    {"force": facts.force.value, "capacity": policy.unit.capacity[facts.force]},
-                )
-                decision = replace(
-                    decision,
-                    queue=overflow,
-                    reasons=(*decision.reasons, reason),
-                    interventions=interventions(facts, decision.tier, overflow),
-                    turned_away_for_capacity=True,
-                )
+                key = (id(decision), facts.force)
+                if key not in turned_away:
+                    turned_away[key] = _overflow(facts, decision, policy)
+                decision = turned_away[key]
         out.append((facts, decision))
     return out
+
+
+def _overflow(facts: ReferralFacts, decision: Decision, policy: Policy) -> Decision:
+    """The decision for a unit case the unit has no place for: the overflow queue, with the reason."""
+    overflow = policy.unit.overflow_queue
+    reason = Reason(
+        "unit_at_capacity",
+        f"unit at capacity for {facts.force.value} "
+        f"({policy.unit.capacity[facts.force]} places): sent to {overflow.value}",
+        {"force": facts.force.value, "capacity": policy.unit.capacity[facts.force]},
+    )
+    return replace(
+        decision,
+        queue=overflow,
+        reasons=(*decision.reasons, reason),
+        interventions=interventions(facts, decision.tier, overflow),
+        turned_away_for_capacity=True,
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import getpass
 from datetime import datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import Connection
@@ -15,6 +16,7 @@ from models.types import utcnow
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 
 
+@lru_cache(maxsize=1)  # fixed for the life of the process; getuser reads the environment on each call
 def os_user() -> str | None:
     """The operating-system account running this process, recorded beside the named actor."""
     try:

@@ -24,7 +24,7 @@ from models.types import utcnow
 from rules.codes import FORCE_PREFIX, CaseStatus, Force, Marker, PersonRole, Queue, ReferringAgency, SrpLevel, Tier
 from rules.linkage import Linked, LinkRow, link
 from rules.policy import Policy
-from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess
+from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess_all
 from tasks.audit import AUDIT, os_user
 from tasks.bulk import copy_insert
 from tasks.load import dialect_insert
@@ -109,15 +109,25 @@ def _link_row(row: Any, policy: Policy, case_open: bool = True) -> LinkRow:
     )
 
 
-def _facts(row: Any) -> ReferralFacts:
+# Plain dict look-ups: calling an Enum class per value costs microseconds, a night has a hundred thousand rows.
+_FORCE = {m.value: m for m in Force}
+_AGENCY = {m.value: m for m in ReferringAgency}
+_SRP = {m.value: m for m in SrpLevel}
+_MARKER = {m.value: m for m in Marker}
+
+
+def _facts(row: Any, marker_sets: dict[tuple[str, ...], frozenset[Marker]]) -> ReferralFacts:
+    markers = tuple(row.markers)
+    if markers not in marker_sets:
+        marker_sets[markers] = frozenset(_MARKER[m] for m in markers)
     return ReferralFacts(
         key=f"{row.source}:{row.source_ref}",
-        force=Force(row.force),
+        force=_FORCE[row.force],
         received_date=row.received_date,
-        referring_agency=ReferringAgency(row.referring_agency),
+        referring_agency=_AGENCY[row.referring_agency],
         sdash_yes_count=row.sdash_yes_count,
-        markers=frozenset(Marker(m) for m in row.markers),
-        srp=SrpLevel(row.srp) if row.srp else None,
+        markers=marker_sets[markers],
+        srp=_SRP[row.srp] if row.srp else None,
         crime_ref_present=bool(row.crime_ref),
         violence_this_episode=bool(row.sdash_violence_this_episode),
         threats_violence=bool(row.sdash_threats_violence),
@@ -208,26 +218,27 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         duplicate_window_days=policy.linkage.duplicate_window_days,
     )
     duplicates = {rid: found.duplicate_of for rid, found in links.items() if found.duplicate_of is not None}
-    assessed = [
-        (
-            _facts(by_id[rid]),
-            assess(_facts(by_id[rid]), LinkedHistory(found.earlier_cases, found.other_victims), policy),
-            rid,
-        )
+    marker_sets: dict[tuple[str, ...], frozenset[Marker]] = {}
+    batch = [
+        (_facts(by_id[rid], marker_sets), LinkedHistory(found.earlier_cases, found.other_victims), rid)
         for rid, found in links.items()
         if found.duplicate_of is None
     ]
-    rid_of = {facts.key: rid for facts, _, rid in assessed}
+    rid_of = {facts.key: rid for facts, _, rid in batch}
     allocated: list[tuple[ReferralFacts, Decision]] = allocate(
-        [(f, d) for f, d, _ in assessed], _free_places(conn, policy), policy
+        assess_all([(f, h) for f, h, _ in batch], policy), _free_places(conn, policy), policy
     )
 
     year = run_date.year
     blocks = _issue_case_refs(conn, Counter((FORCE_PREFIX[f.force], year) for f, _ in allocated))
     now = utcnow()
     cases: list[dict[str, Any]] = []
+    reasons_of: dict[int, list[dict[str, Any]]] = {}  # per shared decision object, built once
     for facts, decision in allocated:  # priority order: the most urgent case gets the lowest number
         prefix = FORCE_PREFIX[facts.force]
+        reasons = reasons_of.get(id(decision))
+        if reasons is None:
+            reasons = reasons_of[id(decision)] = [r.as_dict() for r in decision.reasons]
         number = blocks[(prefix, year)]
         blocks[(prefix, year)] += 1
         cases.append(
@@ -237,7 +248,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                 "status": CaseStatus.open,
                 "tier": decision.tier.value,
                 "queue": decision.queue.value,
-                "reasons": [r.as_dict() for r in decision.reasons],
+                "reasons": reasons,
                 "interventions": list(decision.interventions),
                 "turned_away_for_capacity": decision.turned_away_for_capacity,
                 "decided_by": "policy",
@@ -255,11 +266,11 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         )
     ).all()
     case_id_of = {origin: cid for cid, origin in inserted}
-    # Set-based: each referral that opened a case points at it.
+    # Set-based: each referral that opened a case points at it (UPDATE ... FROM: one join, not a subquery per row).
     conn.execute(
         update(REFERRALS)
-        .where(REFERRALS.c.case_id.is_(None))
-        .values(case_id=select(CASES.c.id).where(CASES.c.origin_referral_id == REFERRALS.c.id).scalar_subquery())
+        .where(REFERRALS.c.case_id.is_(None), CASES.c.origin_referral_id == REFERRALS.c.id, CASES.c.id > before)
+        .values(case_id=CASES.c.id)
     )
     existing_case = {row.referral_id: row.case_id for row in existing if row.case_id is not None}
     merged_into: dict[int, int] = {}

@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from iasu.errors import OperatorError
 from iasu.policy import DEFAULT_POLICY, load_policy
 from rules.codes import Force, Marker, Queue, ReferringAgency, SrpLevel, Tier
-from rules.triage import Decision, LinkedHistory, ReferralFacts, allocate, assess, risk_tier
+from rules.triage import Decision, LinkedHistory, ReferralFacts, allocate, assess, assess_all, risk_tier
 
 POLICY = load_policy(None)  # the shipped default: high from 8 yes, medium from 5
 NONE = LinkedHistory()
@@ -193,6 +193,31 @@ def test_routing_is_total_and_deterministic(batch: list[tuple[ReferralFacts, Lin
     assert sorted(once, key=lambda fd: fd[0].key) == sorted(again, key=lambda fd: fd[0].key)  # order-independent
     for force in Force:
         assert sum(1 for f, d in once if f.force is force and d.queue is Queue.unit) <= free
+
+
+full_facts_strategy = st.builds(
+    ReferralFacts,
+    key=st.text("abcdef", min_size=1, max_size=6),
+    force=st.sampled_from(list(Force)),
+    received_date=st.dates(date(2026, 1, 1), date(2026, 12, 31)),
+    referring_agency=st.sampled_from(list(ReferringAgency)),
+    sdash_yes_count=st.integers(0, 11),
+    markers=st.frozensets(st.sampled_from(list(Marker)), max_size=4),
+    srp=st.none() | st.sampled_from(list(SrpLevel)),
+    crime_ref_present=st.booleans(),
+    violence_this_episode=st.booleans(),
+    threats_violence=st.booleans(),
+)
+
+
+@given(st.lists(st.tuples(full_facts_strategy, history_strategy), max_size=40), st.integers(0, 5))
+def test_deciding_equal_inputs_once_changes_no_decision(
+    batch: list[tuple[ReferralFacts, LinkedHistory]], free: int
+) -> None:
+    shared = assess_all(batch, POLICY)
+    assert shared == [(f, assess(f, h, POLICY)) for f, h in batch]
+    places = dict.fromkeys(Force, free)
+    assert allocate(shared, places, POLICY) == allocate([(f, assess(f, h, POLICY)) for f, h in batch], places, POLICY)
 
 
 def test_an_invalid_policy_names_the_bad_key(tmp_path: Path) -> None:
