@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 from prefect import flow, runtime
-from prefect.utilities.annotations import quote
 
 from expectations.runner import import_gx
 from iasu.policy import get_policy
@@ -53,7 +52,7 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     summary["contacts_feed"] = summarise(run_date, outcomes) | {"applied": sum(f["loaded"] for f in outcomes)}
     summary["scheduled"], summary["completed"] = scheduling["scheduled"], sum(f["completed"] for f in outcomes)
     summary["due_today"], summary["open_contacts"] = scheduling["due_today"], scheduling["open_contacts"]
-    summary["unassigned"] = scheduling["unassigned"]
+    summary["unassigned"], summary["unassigned_count"] = scheduling["unassigned"], scheduling["unassigned_count"]
     summary["overdue"] = monitoring["overdue"]
     summary["alerts"] = {"queued": monitoring["queued"]} | {
         k: delivery[k] for k in ("sent", "failed", "dry_run", "pending")
@@ -61,10 +60,8 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     docs_index = build_data_docs(docs_dir)
     summary["data_docs"] = str(docs_index) if docs_index else None
     summary["file_counts"] = files + outcomes
-    # quote(): these hold a reference per case, and Prefect would otherwise walk every element looking
-    # for futures (seconds at national scale); they are plain values with no upstream dependencies.
-    finish_night(night_run_id, run_date, quote(summary))
+    finish_night(night_run_id, run_date, summary)
     publish_report(
-        quote(summary), files + outcomes, docs_index, quote(routing["case_refs"]), quote(scheduling["due_list"])
+        summary, files + outcomes, docs_index, routing["case_refs"], routing["opened"], scheduling["due_list"]
     )
     return summary

@@ -177,7 +177,11 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(
             f"  contacts: {summary['completed']} completed, {summary['scheduled']} scheduled, "
             f"{summary['due_today']} due today, {summary['open_contacts']} open"
-            + (f"; {len(summary['unassigned'])} case(s) with no eligible worker" if summary["unassigned"] else "")
+            + (
+                f"; {summary['unassigned_count']} case(s) with no eligible worker"
+                if summary["unassigned_count"]
+                else ""
+            )
         )
     if "overdue" in summary:
         levels = ", ".join(f"level {k} {v}" for k, v in summary["overdue"].items())

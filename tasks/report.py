@@ -23,6 +23,7 @@ def night_markdown(
     files: list[dict[str, Any]],
     docs_index: Path | None,
     case_refs: dict[str, dict[str, list[str]]] | None = None,
+    opened: dict[str, dict[str, int]] | None = None,
     due: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
     """Markdown for one night: totals, per file what became of its rows and why, cases, contacts due."""
@@ -52,18 +53,17 @@ def night_markdown(
                 f"| {f['quarantined']} | {f['held_rows']} | {_cell(why)} |"
             )
     lines += ["", "## Cases opened", ""]
-    if not case_refs:
+    if not opened:
         lines.append("No new cases.")
     else:
         lines += ["| queue | tier | cases | case references |", "|---|---|---:|---|"]
-        for queue in sorted(case_refs):
+        for queue in sorted(opened):
             for tier in ("high", "medium", "standard"):
-                refs = case_refs[queue].get(tier, [])
-                if refs:
-                    shown = ", ".join(refs[:CASE_REFS_SHOWN]) + (
-                        f" and {len(refs) - CASE_REFS_SHOWN} more" if len(refs) > CASE_REFS_SHOWN else ""
-                    )
-                    lines.append(f"| {queue} | {tier} | {len(refs)} | {shown} |")
+                count = opened[queue].get(tier, 0)
+                if count:
+                    refs = (case_refs or {}).get(queue, {}).get(tier, [])[:CASE_REFS_SHOWN]
+                    shown = ", ".join(refs) + (f" and {count - len(refs)} more" if count > len(refs) else "")
+                    lines.append(f"| {queue} | {tier} | {count} | {shown} |")
     merged, turned = summary.get("merged", 0), summary.get("turned_away_for_capacity", 0)
     if merged or turned:
         lines += [
@@ -79,9 +79,9 @@ def night_markdown(
             f"{summary['completed']} completed, {summary['scheduled']} newly scheduled, "
             f"{summary['due_today']} due today, {summary['open_contacts']} open in all.",
         ]
-        if summary.get("unassigned"):
+        if summary.get("unassigned_count"):
             lines.append(
-                f"No eligible worker for {len(summary['unassigned'])} case(s): "
+                f"No eligible worker for {summary['unassigned_count']} case(s): "
                 + ", ".join(summary["unassigned"][:CASE_REFS_SHOWN])
                 + " (an ops alert is queued for each)."
             )
@@ -99,10 +99,11 @@ def publish_report(
     files: list[dict[str, Any]],
     docs_index: Path | None,
     case_refs: dict[str, dict[str, list[str]]] | None = None,
+    opened: dict[str, dict[str, int]] | None = None,
     due: dict[str, list[dict[str, Any]]] | None = None,
 ) -> str:
     """Publish the night's summary as a keyed markdown artifact (kept as a history across runs)."""
-    markdown = night_markdown(summary, files, docs_index, case_refs, due)
+    markdown = night_markdown(summary, files, docs_index, case_refs, opened, due)
     create_markdown_artifact(
         key=ARTIFACT_KEY, markdown=markdown, description=f"Nightly intake for {summary['run_date']}"
     )

@@ -8,7 +8,7 @@ audit events are written in bulk in one transaction.
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -29,6 +29,7 @@ from tasks.audit import AUDIT, os_user
 from tasks.bulk import copy_insert
 from tasks.load import dialect_insert
 from tasks.outbox import outbox_row, queue_alert
+from tasks.report import CASE_REFS_SHOWN
 
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
@@ -44,7 +45,8 @@ class RouteResult:
     tiers: dict[str, int]  # new cases per tier code
     merged: int  # referrals that joined an existing case (the same referral from another source)
     turned_away_for_capacity: int
-    case_refs: dict[str, dict[str, list[str]]]  # queue -> tier -> case references opened
+    case_refs: dict[str, dict[str, list[str]]]  # queue -> tier -> the first references opened (for the report)
+    opened: dict[str, dict[str, int]] = field(default_factory=dict)  # queue -> tier -> cases opened
     raised_for_serial: int = 0  # earlier open cases whose perpetrator turned out to be serial
 
     def as_dict(self) -> dict[str, Any]:
@@ -55,6 +57,7 @@ class RouteResult:
             "merged": self.merged,
             "turned_away_for_capacity": self.turned_away_for_capacity,
             "case_refs": self.case_refs,
+            "opened": self.opened,
             "raised_for_serial": self.raised_for_serial,
         }
 
@@ -356,7 +359,11 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     result.routed = dict(sorted(Counter(c["queue"] for c in cases).items()))
     result.tiers = dict(sorted(Counter(c["tier"] for c in cases).items()))
     for c in cases:
-        result.case_refs.setdefault(c["queue"], {}).setdefault(c["tier"], []).append(c["case_ref"])
+        counts = result.opened.setdefault(c["queue"], {})
+        counts[c["tier"]] = counts.get(c["tier"], 0) + 1
+        # Only as many references as the report shows: a national night opens a hundred thousand.
+        if counts[c["tier"]] <= CASE_REFS_SHOWN:
+            result.case_refs.setdefault(c["queue"], {}).setdefault(c["tier"], []).append(c["case_ref"])
     return result
 
 

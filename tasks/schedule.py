@@ -32,6 +32,7 @@ from rules.policy import Policy
 from rules.triage import TIER_RANK
 from tasks.audit import AUDIT, os_user
 from tasks.outbox import outbox_row, queue_alert
+from tasks.report import CASE_REFS_SHOWN
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
@@ -54,7 +55,8 @@ class ScheduleResult:
             "scheduled": self.scheduled,
             "cancelled": self.cancelled,
             "assigned": self.assigned,
-            "unassigned": self.unassigned,
+            "unassigned": self.unassigned[:CASE_REFS_SHOWN],  # the first few, for the report
+            "unassigned_count": len(self.unassigned),
         }
 
 
