@@ -219,8 +219,14 @@ def main() -> None:
     args = parser.parse_args()
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"iasu-bench-{uuid.uuid4().hex[:6]}"
     nights = []
+    sys.path.insert(0, str(ROOT))
+    from tests.slack_server import FakeSlack
+
+    # Each night dispatches its alerts to a local fake Slack at Slack's own per-channel rate.
     for size in [int(s) for s in args.sizes.split(",") if s]:
-        result = night(size, work / str(size), None)
+        with FakeSlack(rate_limit_per_second=1.0) as fake:
+            result = night(size, work / str(size), fake.base_url)
+            result["slack_messages"] = len(fake.messages)
         result["size"] = size
         nights.append(result)
         print(f"night {size}: {json.dumps(result)}", file=sys.stderr)

@@ -31,6 +31,7 @@ from rules.codes import CaseStatus, ContactKind, ContactStatus, Force, Queue, Ti
 from rules.policy import Policy
 from rules.triage import TIER_RANK
 from tasks.audit import AUDIT, os_user
+from tasks.bulk import copy_insert
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN
 
@@ -264,8 +265,7 @@ def schedule(
                     "created_at": now,
                 }
             )
-    if new_rows:
-        conn.execute(CONTACTS.insert(), new_rows)
+    copy_insert(conn, CONTACTS, new_rows)
     result.scheduled = len(new_rows)
     return result
 
