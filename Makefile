@@ -40,7 +40,7 @@ test: install lint typecheck
 
 bench: install
 	@bash tests/ensure_postgres.sh
-	$(VENV)/bin/python -m benchmarks.run
+	$(VENV)/bin/python -m benchmarks.run --readme
 
 unit: install
 	$(VENV)/bin/pytest tests/unit

@@ -216,6 +216,7 @@ def main() -> None:
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--alerts", type=int, default=5000)
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    parser.add_argument("--readme", action="store_true", help="also rewrite the README's benchmark table")
     args = parser.parse_args()
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"iasu-bench-{uuid.uuid4().hex[:6]}"
     nights = []
@@ -244,34 +245,92 @@ def main() -> None:
         "alert_burst": alert_burst(args.alerts, 10) if args.alerts else None,
         "budgets": BUDGETS,
     }
+    report["verdicts"] = verdicts(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(table(report))
+    if args.readme:
+        update_readme(ROOT / "README.md", report)
+
+
+def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Each budget of the issue against this run's figures: what was measured, the limit, met or not."""
+    out: list[dict[str, Any]] = []
+
+    def check(budget: str, measured: float, limit: float) -> None:
+        out.append({"budget": budget, "measured": round(measured, 2), "limit": limit, "met": measured <= limit})
+
+    by_size = {n["size"]: n for n in report["nights"]}
+    big = by_size.get(100_000)
+    if big:
+        check("100k night ÷ COPY floor", big["without_startup_s"] / big["copy_floor_s"], BUDGETS["copy_multiple"])
+        check("100k night, s", big["without_startup_s"], BUDGETS["night_100k_s"])
+        check("100k peak RSS, MB", big["peak_rss_mb"], BUDGETS["rss_mb"])
+        if 10_000 in by_size:
+            small = by_size[10_000]
+            per_big, per_small = big["without_startup_s"] / big["rows"], small["without_startup_s"] / small["rows"]
+            check("time per referral, 100k ÷ 10k", per_big / per_small, BUDGETS["scaling"])
+    if report["nights"]:
+        check("task runs per night (most)", max(n["task_runs"] for n in report["nights"]), BUDGETS["task_runs"])
+    if report.get("monitor"):
+        check("monitor over 1M contacts, s", report["monitor"]["seconds"], BUDGETS["monitor_s"])
+        out.append(_flag("monitor uses an index", bool(report["monitor"]["uses_index"])))
+    if report.get("alert_burst"):
+        burst = report["alert_burst"]
+        check("alert burst of 5,000, s", burst["seconds"], BUDGETS["burst_s"])
+        out.append(_flag("burst: every alert sent within Slack's per-channel rate", burst["sent"] == burst["alerts"]))
+    return out
+
+
+def _flag(budget: str, met: bool) -> dict[str, Any]:
+    return {"budget": budget, "measured": met, "limit": True, "met": met}
+
+
+README_START, README_END = "<!-- bench:start -->", "<!-- bench:end -->"
+
+
+def update_readme(readme: Path, report: dict[str, Any]) -> None:
+    """Replace the README's benchmark block (between its markers) with this run's table and verdicts."""
+    text = readme.read_text(encoding="utf-8")
+    start, end = text.index(README_START) + len(README_START), text.index(README_END)
+    readme.write_text(f"{text[:start]}\n{table(report)}\n{text[end:]}", encoding="utf-8")
 
 
 def table(report: dict[str, Any]) -> str:
-    """The results as a Markdown table (the README's Performance section shows it)."""
+    """The results as Markdown: nights beside their COPY floor, monitor, burst, and each budget's verdict."""
+    stages = ("parse", "validate", "load", "route", "schedule", "monitor", "dispatch")
     lines = [
-        "| referrals | COPY floor s | end to end s | without start-up s | × floor | rows/s | peak RSS MB | task runs |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|",
+        f"Revision {report['git_revision'][:10]}, {report['machine']['cpus']} cores, {report['when'][:10]}.",
+        "",
+        "| referrals | COPY floor s | end to end s | without start-up s | × floor | rows/s | peak RSS MB | task runs "
+        "| " + " / ".join(stages) + " s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for n in report["nights"]:
         multiple = n["without_startup_s"] / n["copy_floor_s"] if n["copy_floor_s"] else 0
         lines.append(
             f"| {n['rows']:,} | {n['copy_floor_s']} | {n['end_to_end_s']} | {n['without_startup_s']} | "
-            f"{multiple:.0f} | {n['rows_per_s']} | {n['peak_rss_mb']} | {n['task_runs']} |"
+            f"{multiple:.0f}× | {n['rows_per_s']:,} | {n['peak_rss_mb']:,} | {n['task_runs']} | "
+            + " / ".join(str(n["stages"].get(s, "–")) for s in stages)
+            + " |"
         )
     m, b = report.get("monitor"), report.get("alert_burst")
     if m:
         lines.append(
             f"\nMonitor: {m['contacts']:,} contacts, {m['overdue']:,} overdue, {m['seconds']} s, "
-            f"index used: {m['uses_index']}"
+            f"index used: {m['uses_index']}."
         )
     if b:
         lines.append(
             f"Alert burst: {b['alerts']:,} alerts to {b['channels']} channels in {b['messages']} messages, "
-            f"{b['seconds']} s, {b['rate_limited']} rate-limited answers"
+            f"{b['seconds']} s, {b['rate_limited']} rate-limited answers."
         )
+    if report.get("verdicts"):
+        lines += ["", "| budget | measured | limit | met |", "|---|---:|---:|---|"]
+        lines += [
+            f"| {v['budget']} | {v['measured']} | {v['limit']} | {'yes' if v['met'] else '**no**'} |"
+            for v in report["verdicts"]
+        ]
     return "\n".join(lines)
 
 

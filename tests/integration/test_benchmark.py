@@ -49,3 +49,11 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     ]
     assert {"alerts", "channels", "messages", "seconds", "rate_limited"} <= set(report["alert_burst"])
     assert report["alert_burst"]["messages"] < report["alert_burst"]["alerts"]  # grouped, not one per alert
+    verdict = {v["budget"]: v for v in report["verdicts"]}
+    assert verdict["task runs per night (most)"] == {
+        "budget": "task runs per night (most)",
+        "measured": night["task_runs"],
+        "limit": BUDGETS["task_runs"],
+        "met": True,
+    }
+    assert verdict["monitor uses an index"]["met"]
