@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections import defaultdict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
@@ -19,8 +19,13 @@ _FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "
 def normalise_name(forename: str | None, surname: str | None) -> str:
     """Fold case and accents, drop punctuation, join hyphenated parts: "Zoë O'Brien-Hall" -> "zoe obrienhall"."""
     text = f"{forename or ''} {surname or ''}"
-    folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
-    ascii_letters = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    if text.isascii():
+        # Nothing to fold: ASCII is its own NFKD form and casefolds to lower case. Most names are ASCII,
+        # and intake normalises every name of a night, so skipping the Unicode passes is worth it.
+        ascii_letters = text.lower()
+    else:
+        folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
+        ascii_letters = "".join(ch for ch in folded if not unicodedata.combining(ch))
     # Apostrophes and hyphens vary between systems (O'Brien, OBrien, O Brien): remove them outright.
     squeezed = ascii_letters.replace("'", "").replace("\u2019", "").replace("-", "")
     return _SPACES.sub(" ", _NOT_LETTER.sub(" ", squeezed)).strip()
@@ -32,6 +37,30 @@ def name_dob_key(forename: str | None, surname: str | None, dob: date | None) ->
     if not name or dob is None:
         return None
     return f"{name}|{dob.isoformat()}"
+
+
+def name_dob_keys(
+    forenames: Iterable[str | None],
+    surnames: Iterable[str | None],
+    dobs: Iterable[date | None],
+    names: dict[tuple[str | None, str | None], str] | None = None,
+) -> list[str | None]:
+    """name_dob_key over columns of people, normalising each distinct name once (names recur within a file).
+
+    `names` caches normalised names across calls; it holds personal names, so keep it only as long as one load.
+    """
+    if names is None:
+        names = {}
+    keys: list[str | None] = []
+    for forename, surname, dob in zip(forenames, surnames, dobs, strict=True):
+        if dob is None:
+            keys.append(None)
+            continue
+        name = names.get((forename, surname))
+        if name is None:
+            name = names[(forename, surname)] = normalise_name(forename, surname)
+        keys.append(f"{name}|{dob.isoformat()}" if name else None)
+    return keys
 
 
 def pnc_key(pnc_id: str | None) -> str | None:

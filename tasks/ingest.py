@@ -192,8 +192,8 @@ def ingest_path(
             conn, rejects, batch_id=batch_id, source=adapted.source.value, cipher=cipher, index=index, now=now
         )
         counts.duplicates += already
-        staged = stage_rows(accepted, batch_id=batch_id, cipher=cipher, index=index)
-        result = load_accepted(conn, staged, batch_id=batch_id, now=now)
+        staged = stage_rows(accepted, batch_id=batch_id)
+        result = load_accepted(conn, staged, batch_id=batch_id, now=now, cipher=cipher, index=index)
         counts.loaded = result.loaded
         counts.duplicates += result.duplicates
         counts.quarantine_resolved = result.quarantine_resolved

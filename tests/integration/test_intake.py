@@ -10,7 +10,10 @@ from sqlalchemy import select
 
 from expectations.runner import NightValidator
 from iasu import wiring
-from models import IngestBatch, QuarantineEntry, Referral
+from models import IngestBatch, Person, QuarantineEntry, Referral
+from models.referrals import PERSON_FIELDS
+from rules.linkage import name_dob_key, pnc_key
+from tasks.adapters import adapt
 from tasks.ingest import FileCounts, ingest_path
 from tasks.night import input_files
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
@@ -75,6 +78,53 @@ def test_rows_already_stored_are_duplicates_even_in_a_new_file(configured: str, 
     assert [f.received for f in again] == [f.received for f in first]
     # Each receipt of a bad row is its own entry (file and line), so nothing is silently merged.
     assert counts(configured)["quarantine_open"] == sum(f.quarantined for f in first + again)
+
+
+def test_people_are_stored_encrypted_and_indexed_as_one_at_a_time_and_never_twice(
+    configured: str, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=3)
+    paths = input_files(inbox, DAY)
+    loaded = sum(f.loaded for f in run_files(paths, tmp_path))
+    # (source, source_ref, role) -> the clear fields and indexes each row gives, one value at a time
+    expected: dict[tuple[str, str, str], tuple[list[str | None], str | None, str | None]] = {}
+    for path in paths:
+        for row in adapt(path).frame.to_dict(orient="records"):
+            for role, prefix in (("victim", "victim"), ("perpetrator", "perp")):
+                clear = [row.get(f"{prefix}_{suffix}") for _, suffix in PERSON_FIELDS]
+                if any(v is not None for v in clear):
+                    name_dob = name_dob_key(row[f"{prefix}_forename"], row[f"{prefix}_surname"], row[f"{prefix}_dob"])
+                    expected[(row["source"], row["source_ref"], role)] = (
+                        [v.isoformat() if isinstance(v, date) else v for v in clear],
+                        wiring.blind_index()("name_dob", name_dob),
+                        wiring.blind_index()("pnc", pnc_key(row.get(f"{prefix}_pnc_id"))),
+                    )
+    people, referrals = Person.__table__, Referral.__table__  # type: ignore[attr-defined]
+    with wiring.engine().connect() as conn:
+        stored = (
+            conn.execute(select(people, referrals.c.source, referrals.c.source_ref).join(referrals)).mappings().all()
+        )
+    cipher = wiring.cipher()
+    found = {
+        (p["source"], p["source_ref"], p["role"]): (
+            [cipher.decrypt("people", column, p[column]) for column, _ in PERSON_FIELDS],
+            p["name_dob_index"],
+            p["pnc_index"],
+        )
+        for p in stored
+    }
+    assert len(found) == len(stored) > loaded
+    assert found == expected
+    nonces = [p[column][1:13] for p in stored for column, _ in PERSON_FIELDS if p[column] is not None]
+    assert len(set(nonces)) == len(nonces)
+
+    resent = tmp_path / "resend" / DAY.isoformat()
+    resent.mkdir(parents=True)
+    for p in paths:  # new bytes, the same referrals: duplicates, whose people are not stored again
+        (resent / p.name).write_bytes(p.read_bytes() + (b"\r\n" if p.suffix == ".csv" else b"\n"))
+    run_files(input_files(tmp_path / "resend", DAY), tmp_path)
+    assert counts(configured)["people"] == len(stored)
 
 
 def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_path: Path) -> None:

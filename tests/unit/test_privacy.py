@@ -41,3 +41,43 @@ def test_blind_index_is_keyed_and_separated_by_purpose() -> None:
     assert one("name_dob", "ann lee|1990-01-02") != other("name_dob", "ann lee|1990-01-02")
     assert one("name_dob", "26123456A") != one("pnc", "26123456A")
     assert one("pnc", None) is None
+
+
+def test_a_column_encrypts_as_one_value_at_a_time_would() -> None:
+    cipher = FieldCipher(KEY)
+    values = ["Zoë O'Brien", None, "", "Lee"]
+    blobs = cipher.encrypt_many("people", "surname_enc", values)
+    assert blobs[1] is None
+    for value, blob in zip(values, blobs, strict=True):
+        if value is not None:
+            assert blob is not None and blob[:1] == b"\x01"
+            assert len(blob) == len(cipher.encrypt("people", "surname_enc", value) or b"")
+            assert cipher.decrypt("people", "surname_enc", blob) == value
+
+
+def test_each_value_of_a_column_has_its_own_slice_of_randomness(monkeypatch: pytest.MonkeyPatch) -> None:
+    drawn: list[bytes] = []
+
+    def urandom(n: int) -> bytes:
+        drawn.append(bytes(i % 256 for i in range(n)))
+        return drawn[-1]
+
+    monkeypatch.setattr("iasu.privacy.os.urandom", urandom)
+    blobs = FieldCipher(KEY).encrypt_many("people", "surname_enc", ["Lee"] * 20)
+    assert len(drawn) == 1  # one system call for the column
+    nonces = [blob[1:13] for blob in blobs if blob is not None]
+    assert nonces == [drawn[0][i * 12 : (i + 1) * 12] for i in range(20)]
+    assert len(set(nonces)) == 20
+
+
+def test_equal_values_in_a_column_encrypt_differently() -> None:
+    blobs = FieldCipher(KEY).encrypt_many("people", "surname_enc", ["Lee"] * 1000)
+    assert len(set(blobs)) == 1000
+    assert len({blob[1:13] for blob in blobs if blob is not None}) == 1000
+
+
+def test_a_column_is_indexed_as_one_value_at_a_time_would() -> None:
+    index = BlindIndex(KEY)
+    values = ["ann lee|1990-01-02", None, "zoe obrienhall|2001-12-31", "ann lee|1990-01-02"]
+    for purpose in ("name_dob", "pnc"):
+        assert index.many(purpose, values) == [index(purpose, v) for v in values]

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import unicodedata
 from datetime import UTC, date, datetime
 
 import pytest
 
 from rules.clock import end_of_day
 from rules.gate import RowCountGate, row_count_hold_reason
-from rules.linkage import name_dob_key, normalise_name, pnc_key
+from rules.linkage import _FOLD, name_dob_key, name_dob_keys, normalise_name, pnc_key
 
 
 @pytest.mark.parametrize(
@@ -33,6 +34,29 @@ def test_name_dob_key_needs_both_name_and_date_of_birth() -> None:
     assert name_dob_key("Ann", "Lee", date(1990, 1, 2)) == "ann lee|1990-01-02"
     assert name_dob_key("Ann", "Lee", None) is None
     assert name_dob_key(None, None, date(1990, 1, 2)) is None
+
+
+def test_the_ascii_shortcut_of_normalise_name_skips_only_passes_that_change_nothing() -> None:
+    text = "".join(map(chr, range(128)))
+    folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
+    assert folded == text.lower()
+    assert not any(unicodedata.combining(ch) for ch in folded)
+
+
+def test_name_dob_keys_are_name_dob_key_for_each_person() -> None:
+    people = [
+        ("Zoë", "O'Brien-Hall", date(2001, 12, 31)),
+        ("Ann", "Lee", date(1990, 1, 2)),
+        ("Ann", "Lee", None),
+        (None, None, date(1990, 1, 2)),
+        ("ANN", "lee", date(1990, 1, 2)),
+        ("Ann", "Lee", date(1985, 5, 5)),
+    ]
+    names: dict[tuple[str | None, str | None], str] = {}
+    for _ in range(2):  # the second time from the cache
+        forenames, surnames, dobs = zip(*people, strict=True)
+        assert name_dob_keys(forenames, surnames, dobs, names) == [name_dob_key(*p) for p in people]
+    assert names[("Zoë", "O'Brien-Hall")] == "zoe obrienhall"
 
 
 @pytest.mark.parametrize(
