@@ -6,7 +6,8 @@ splitting very large statements; COPY streams rows instead.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from typing import Any
 
 import orjson
@@ -15,20 +16,89 @@ from sqlalchemy import JSON, Column, Connection, MetaData, Table, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
 
-def copy_insert(conn: Connection, table: Table, rows: Sequence[dict[str, Any]]) -> None:
-    """Insert rows (all with the same keys) into a table; no conflict handling, no RETURNING."""
-    if not rows:
+def copy_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """Insert rows (all with the same keys, a generator will do) into a table; no conflict handling, no RETURNING."""
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
         return
     if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), list(rows))
+        conn.execute(table.insert(), [first, *it])
         return
-    names = list(rows[0])
-    json_columns = {n for n in names if isinstance(table.c[n].type, JSON)}
+    names = list(first)
+    with _raw(conn).cursor() as cur:
+        _copy(cur, table, names, _copy_values(table, names, chain([first], it)))
+
+
+def copy_insert_ignoring(
+    conn: Connection,
+    table: Table,
+    rows: Iterable[dict[str, Any]],
+    conflict: list[str],
+    *,
+    insert_order: str | None = None,
+) -> int:
+    """Insert rows, skipping any that conflict on `conflict`, ids in the order given; returns how many are new."""
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
+        return 0
+    names = list(first)
+    if conn.dialect.name != "postgresql":
+        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c[names[0]])
+        return len(conn.execute(stmt, [first, *it]).all())
+    key = table.autoincrement_column
+    sequence = None
+    if key is not None and key.name not in names:
+        sequence = conn.execute(
+            text("SELECT pg_get_serial_sequence(:table, :column)"), {"table": table.name, "column": key.name}
+        ).scalar_one()
+    staged = [key.name, *names] if key is not None and sequence is not None else names
+    columns = ", ".join(staged)
+    stage = Table(f"stage_{table.name}", MetaData(), *[Column(n, table.c[n].type) for n in staged])
+    conn.execute(
+        text(f"CREATE TEMP TABLE {stage.name} ON COMMIT DROP AS SELECT {columns} FROM {table.name} WITH NO DATA")
+    )
+    if key is not None and sequence is not None:
+        # The stage's key draws on the table's own sequence as each row is copied in, so ids follow the
+        # order the rows were given in, whatever order the insert below takes them in.
+        literal = "'" + str(sequence).replace("'", "''") + "'"
+        conn.execute(text(f"ALTER TABLE {stage.name} ALTER COLUMN {key.name} SET DEFAULT nextval({literal})"))
+    order = ""
+    if insert_order is not None:
+        if key is None or key.name not in staged:
+            raise ValueError(f"{table.name}: rows can be reordered only once their ids are set")
+        order = f" ORDER BY {insert_order}, {key.name}"
+    with _raw(conn).cursor() as cur:
+        # Copied as the caller builds them (a generator will do), so the server parses while the rows are built.
+        _copy(cur, stage, names, _copy_values(stage, names, chain([first], it)))
+    # Unordered, the stage is read as written (a fresh heap, start to end). The row count counts inserted
+    # rows only (not skipped conflicts), so nothing need come back per row.
+    new = conn.execute(
+        text(
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {stage.name}{order} "
+            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+        )
+    ).rowcount
+    conn.execute(text(f"DROP TABLE {stage.name}"))
+    return int(new)
+
+
+def _raw(conn: Connection) -> psycopg.Connection[Any]:
     raw = conn.connection.dbapi_connection
     assert isinstance(raw, psycopg.Connection)
-    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-        for row in rows:
-            copy.write_row([_json(row[n]) if n in json_columns and row[n] is not None else row[n] for n in names])
+    return raw
+
+
+def _copy_values(table: Table, names: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
+    """Each row's values in column order, JSON columns serialised, as COPY takes them."""
+    json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
+    for row in rows:
+        values = [row[n] for n in names]
+        for i in json_at:
+            if values[i] is not None:
+                values[i] = _json(values[i])
+        yield values
 
 
 def _json(value: Any) -> str:
@@ -36,23 +106,7 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def copy_insert_ignoring(conn: Connection, table: Table, rows: Sequence[dict[str, Any]], conflict: list[str]) -> int:
-    """Insert rows, skipping those that conflict on `conflict` columns; returns how many were new."""
-    if not rows:
-        return 0
-    names = list(rows[0])
-    if conn.dialect.name != "postgresql":
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c[names[0]])
-        return len(conn.execute(stmt, list(rows)).all())
-    stage = f"stage_{table.name}"
-    columns = ", ".join(names)
-    conn.execute(text(f"CREATE TEMP TABLE {stage} ON COMMIT DROP AS SELECT {columns} FROM {table.name} WITH NO DATA"))
-    copy_insert(conn, Table(stage, MetaData(), *[Column(n, table.c[n].type) for n in names]), rows)
-    new = conn.execute(
-        text(
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {stage} "
-            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING RETURNING 1"
-        )
-    ).all()
-    conn.execute(text(f"DROP TABLE {stage}"))
-    return len(new)
+def _copy(cur: psycopg.Cursor[Any], table: Table, names: list[str], rows: Iterable[list[Any]]) -> None:
+    with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
+        for values in rows:
+            copy.write_row(values)

@@ -7,6 +7,7 @@ same alert twice, and nobody is told twice about the same thing at the same leve
 
 from __future__ import annotations
 
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -21,6 +22,7 @@ from iasu.policy import get_policy
 from iasu.settings import get_settings
 from models import Alert, Case, Contact, Staff
 from models.types import utcnow
+from rules.calendar import WorkingCalendar
 from rules.clock import end_of_day
 from rules.codes import ContactStatus, Force, Queue
 from rules.escalation import channel_for, dedupe_key, escalation_level
@@ -69,44 +71,85 @@ def overdue_query(now: datetime) -> Any:
 
 def monitor(conn: Connection, *, policy: Policy, run_date: date, timezone: str) -> MonitorResult:
     """Find every missed contact as of the end of the run date and queue its alert at its current level."""
+    result = MonitorResult()
+    # The outbox copies the alerts in as they are built; the counts in result are complete once it returns.
+    result.queued = queue_alert(
+        conn, _missed_alerts(conn, policy=policy, run_date=run_date, timezone=timezone, into=result)
+    )
+    return result
+
+
+def _missed_alerts(
+    conn: Connection, *, policy: Policy, run_date: date, timezone: str, into: MonitorResult
+) -> Iterator[dict[str, Any]]:
+    """The outbox row of each missed contact at its current level, counting each into `into` by level and queue."""
     now = end_of_day(run_date, timezone)
     cals = calendars(policy, timezone)
-    result = MonitorResult()
-    rows: list[dict[str, Any]] = []
     created = utcnow()
-    for r in conn.execute(overdue_query(now)):
-        force = Force(r.force)
-        cal = cals[force]
-        level = escalation_level(r.due_at, r.completed_at, now, cal, policy)
+    # Contacts fall due at the end of a working day, so a night's tens of thousands of overdue contacts
+    # share a handful of due instants: each (force, due, completed) is decided once, not once per contact.
+    decided: dict[tuple[str, datetime, datetime | None], tuple[int, str, int]] = {}
+    channels: dict[tuple[int, str, str], str] = {}
+    # The whole result is on the client once executed (not a server-side cursor), so it can be read
+    # while the outbox copies rows in over the same connection.
+    for (
+        contact_id,
+        kind,
+        due_at,
+        completed_at,
+        case_id,
+        case_ref,
+        force,
+        queue,
+        tier,
+        staff_code,
+        slack_user_id,
+    ) in conn.execute(overdue_query(now)):
+        key = (force, due_at, completed_at)
+        decision = decided.get(key)
+        if decision is None:
+            decision = decided[key] = _decide(due_at, completed_at, now, cals[Force(force)], policy, run_date)
+        level, due_local, working_days_late = decision
         if level == 0:
             continue
-        result.overdue[str(level)] += 1
-        result.by_queue[r.queue] = result.by_queue.get(r.queue, 0) + 1
-        channel = channel_for(level, queue_channel=policy.queues[Queue(r.queue)].channel, force=force, policy=policy)
-        rows.append(
-            outbox_row(
-                "missed_contact",
-                dedupe_key(r.id, level),
-                channel,
-                {
-                    "case_ref": r.case_ref,
-                    "kind": r.kind,
-                    "queue": r.queue,
-                    "tier": r.tier,
-                    "level": level,
-                    "due_local": r.due_at.astimezone(ZoneInfo(cal.timezone)).strftime("%a %d %b %Y %H:%M"),
-                    "working_days_late": cal.working_days_between(cal.local_date(r.due_at), run_date),
-                    "staff_code": r.staff_code,
-                    "slack_user_id": r.slack_user_id if level == 1 else None,
-                },
-                level=level,
-                case_id=r.case_id,
-                contact_id=r.id,
-                created_at=created,
+        into.overdue[str(level)] += 1
+        into.by_queue[queue] = into.by_queue.get(queue, 0) + 1
+        channel = channels.get((level, queue, force))
+        if channel is None:
+            channel = channels[(level, queue, force)] = channel_for(
+                level, queue_channel=policy.queues[Queue(queue)].channel, force=Force(force), policy=policy
             )
+        yield outbox_row(
+            "missed_contact",
+            dedupe_key(contact_id, level),
+            channel,
+            {
+                "case_ref": case_ref,
+                "kind": kind,
+                "queue": queue,
+                "tier": tier,
+                "level": level,
+                "due_local": due_local,
+                "working_days_late": working_days_late,
+                "staff_code": staff_code,
+                "slack_user_id": slack_user_id if level == 1 else None,
+            },
+            level=level,
+            case_id=case_id,
+            contact_id=contact_id,
+            created_at=created,
         )
-    result.queued = queue_alert(conn, rows)
-    return result
+
+
+def _decide(
+    due_at: datetime, completed_at: datetime | None, now: datetime, cal: WorkingCalendar, policy: Policy, run_date: date
+) -> tuple[int, str, int]:
+    """A contact's escalation level, local due time as shown, and working days late (the last two only if missed)."""
+    level = escalation_level(due_at, completed_at, now, cal, policy)
+    if level == 0:
+        return 0, "", 0
+    due_local = due_at.astimezone(ZoneInfo(cal.timezone)).strftime("%a %d %b %Y %H:%M")
+    return level, due_local, cal.working_days_between(cal.local_date(due_at), run_date)
 
 
 def queue_digests(conn: Connection, *, policy: Policy, run_date: date, result: MonitorResult, due_today: int) -> int:

@@ -6,6 +6,7 @@ them); the dedupe key makes a second queueing of the same cause a no-op.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
 
@@ -45,6 +46,8 @@ def outbox_row(
     }
 
 
-def queue_alert(conn: Connection, rows: list[dict[str, Any]]) -> int:
+def queue_alert(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
     """Insert outbox rows (built by outbox_row), skipping any whose dedupe key exists; returns how many are new."""
-    return copy_insert_ignoring(conn, ALERTS, rows, ["dedupe_key"])
+    # Each new alert's foreign keys are checked by looking up (and locking) its contact and case: taken in
+    # contact order, those lookups walk both tables' pages once rather than once per due date.
+    return copy_insert_ignoring(conn, ALERTS, rows, ["dedupe_key"], insert_order="contact_id")

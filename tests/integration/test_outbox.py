@@ -1,0 +1,112 @@
+"""The outbox insert on SQLite and PostgreSQL: existing keys skipped, ids in the order the alerts were given."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+from datetime import UTC, date, datetime
+from typing import Any
+
+import pytest
+from sqlalchemy import insert, select
+from sqlalchemy.exc import IntegrityError
+
+from iasu import wiring
+from models import Alert, Case, Contact
+from tasks.outbox import outbox_row, queue_alert
+
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
+CASES = Case.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+DUE = datetime(2026, 11, 2, 17, tzinfo=UTC)
+NOTE = 'tab\there, "quoted", back\\slash, new\nline, café'
+
+
+@pytest.fixture
+def contacts(configured: str) -> list[int]:
+    """Four pending contacts of one case, ids ascending."""
+    with wiring.engine().begin() as conn:
+        case_id = conn.execute(
+            insert(CASES)
+            .values(
+                case_ref="CH-2026-000001",
+                force="cheshire",
+                status="open",
+                tier="high",
+                queue="unit",
+                reasons=[],
+                interventions=[],
+                turned_away_for_capacity=False,
+                decided_by="policy",
+                opened_on=date(2026, 10, 1),
+                opened_at=DUE,
+            )
+            .returning(CASES.c.id)
+        ).scalar_one()
+        return [
+            conn.execute(
+                insert(CONTACTS)
+                .values(
+                    case_id=case_id,
+                    kind=kind,
+                    due_at=DUE,
+                    original_due_at=DUE,
+                    status="pending",
+                    attempts=0,
+                    created_at=DUE,
+                )
+                .returning(CONTACTS.c.id)
+            ).scalar_one()
+            for kind in ("victim_first_contact", "victim_followup", "perpetrator_checkin", "other")
+        ]
+
+
+def missed(contact_ids: Iterable[int]) -> Iterator[dict[str, Any]]:
+    # A generator, as the monitor passes: the outbox must not need the rows up front.
+    for n in contact_ids:
+        yield outbox_row("missed_contact", f"missed:{n}:L1", "C0UNIT", {"n": n, "note": NOTE}, level=1, contact_id=n)
+
+
+def queue(rows: Iterable[dict[str, Any]]) -> int:
+    with wiring.engine().begin() as conn:
+        return queue_alert(conn, rows)
+
+
+def queued() -> list[tuple[str, dict[str, Any]]]:
+    with wiring.engine().connect() as conn:
+        return [(r.dedupe_key, r.payload) for r in conn.execute(select(ALERTS).order_by(ALERTS.c.id))]
+
+
+def test_ids_follow_the_order_given_and_existing_keys_are_skipped(contacts: list[int]) -> None:
+    c1, c2, c3, c4 = contacts
+    ops = outbox_row("ops", "ops:test", "C0OPS", {"event": "test"}, level=None, contact_id=None)
+    # Out of contact order (as due order usually is), with an alert that has no contact in the middle.
+    assert queue([*missed([c3, c1]), ops, *missed([c2])]) == 4
+    # Existing keys between new ones; one new key twice.
+    assert queue(missed([c2, c4, c1, c4])) == 1
+    assert queue(missed([])) == 0
+    got = queued()
+    assert [key for key, _ in got] == [
+        f"missed:{c3}:L1",
+        f"missed:{c1}:L1",
+        "ops:test",
+        f"missed:{c2}:L1",
+        f"missed:{c4}:L1",
+    ]
+    assert got[0][1] == {"n": c3, "note": NOTE}
+
+
+def test_a_failure_while_the_alerts_are_built_queues_nothing(contacts: list[int]) -> None:
+    def failing() -> Iterator[dict[str, Any]]:
+        yield from missed(contacts[:2])
+        raise RuntimeError("escalation rule failed")
+
+    with pytest.raises(RuntimeError, match="escalation rule failed"):
+        queue(failing())
+    assert queued() == []
+    assert queue(missed(contacts[:1])) == 1  # the connection went back to the pool usable
+
+
+def test_an_alert_the_database_refuses_raises_as_any_statement_would(contacts: list[int]) -> None:
+    with pytest.raises(IntegrityError):
+        queue([*missed(contacts[:2]), *missed([999_999])])  # no such contact
+    assert queued() == []
