@@ -10,6 +10,7 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from itertools import chain
 from typing import Any
 
 from prefect import get_run_logger, task
@@ -296,7 +297,8 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         run_date=run_date,
     )
 
-    events = [
+    # Generators: COPY takes each event as it is built, so a night's events are never all held at once.
+    decided = (
         {
             "at": now,
             "actor": actor,
@@ -315,8 +317,8 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
             "reason_enc": None,
         }
         for case in cases
-    ]
-    events += [
+    )
+    merges = (
         {
             "at": now,
             "actor": actor,
@@ -328,8 +330,8 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
             "reason_enc": None,
         }
         for rid, cid in merged_into.items()
-    ]
-    copy_insert(conn, AUDIT, events)
+    )
+    copy_insert(conn, AUDIT, chain(decided, merges))
     # A new high-risk case is announced to the unit the night it is routed, with the decision (same transaction).
     unit_channel = policy.queues[Queue.unit].channel
     queue_alert(
