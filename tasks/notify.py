@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import socket
+import time
 import urllib.error
 from collections import defaultdict
 from collections.abc import Callable
@@ -73,8 +74,13 @@ class Notifier(Protocol):
     def delivered_keys(self, channel: str) -> dict[str, str]: ...  # dedupe key -> ts, from recent history
 
 
+# Slack allows chat.postMessage about one message per second per channel: pacing to that, rather than
+# sending at once and sleeping off each 429 (Retry-After plus up to a second of jitter), is quicker and politer.
+CHANNEL_INTERVAL_S = 1.0
+
+
 class SlackNotifier:
-    """The real slack_sdk WebClient, with rate limits waited out and connection errors retried."""
+    """The real slack_sdk WebClient, paced per channel, with rate limits waited out and connection errors retried."""
 
     dry_run = False
 
@@ -83,6 +89,7 @@ class SlackNotifier:
         from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
 
         self.rate_limited = 0
+        self._last_post: dict[str, float] = {}  # channel -> monotonic time of the last post
         outer = self
 
         class CountingRateLimitHandler(RateLimitErrorRetryHandler):
@@ -106,12 +113,17 @@ class SlackNotifier:
         """Post one message; raise SlackRejectedError when Slack refuses it."""
         from slack_sdk.errors import SlackApiError
 
+        wait = self._last_post.get(channel, float("-inf")) + CHANNEL_INTERVAL_S - time.monotonic()
+        if wait > 0:
+            time.sleep(wait)
         try:
             response = self.client.chat_postMessage(
                 channel=channel, text=message.text, blocks=message.blocks, metadata=message.metadata()
             )
         except SlackApiError as exc:
             raise SlackRejectedError(str(exc.response.get("error", "unknown")), exc.response.status_code) from None
+        finally:
+            self._last_post[channel] = time.monotonic()
         return str(response["ts"])
 
     def delivered_keys(self, channel: str) -> dict[str, str]:
