@@ -6,7 +6,7 @@ splitting very large statements; COPY streams rows instead.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Sequence
 from itertools import chain
 from typing import Any
 
@@ -14,6 +14,7 @@ import orjson
 import psycopg
 from sqlalchemy import JSON, Column, Connection, MetaData, Table, text
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.exc import DBAPIError
 
 
 def copy_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> None:
@@ -26,8 +27,7 @@ def copy_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) 
         conn.execute(table.insert(), [first, *it])
         return
     names = list(first)
-    with _raw(conn).cursor() as cur:
-        _copy(cur, table, names, _copy_values(table, names, chain([first], it)))
+    copy_rows(conn, table.name, names, _copy_values(table, names, chain([first], it)))
 
 
 def copy_insert_ignoring(
@@ -69,9 +69,8 @@ def copy_insert_ignoring(
         if key is None or key.name not in staged:
             raise ValueError(f"{table.name}: rows can be reordered only once their ids are set")
         order = f" ORDER BY {insert_order}, {key.name}"
-    with _raw(conn).cursor() as cur:
-        # Copied as the caller builds them (a generator will do), so the server parses while the rows are built.
-        _copy(cur, stage, names, _copy_values(stage, names, chain([first], it)))
+    # Copied as the caller builds them (a generator will do), so the server parses while the rows are built.
+    copy_rows(conn, stage.name, names, _copy_values(stage, names, chain([first], it)))
     # Unordered, the stage is read as written (a fresh heap, start to end). The row count counts inserted
     # rows only (not skipped conflicts), so nothing need come back per row.
     new = conn.execute(
@@ -106,7 +105,17 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def _copy(cur: psycopg.Cursor[Any], table: Table, names: list[str], rows: Iterable[list[Any]]) -> None:
-    with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-        for values in rows:
-            copy.write_row(values)
+def copy_rows(conn: Connection, table: str, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """COPY rows (values in the order of names) into a PostgreSQL table, as they are built."""
+    statement = f"COPY {table} ({', '.join(names)}) FROM STDIN"
+    try:
+        with _raw(conn).cursor() as cur, cur.copy(statement) as copy:
+            write_row = copy.write_row
+            for row in rows:
+                write_row(row)
+    except psycopg.Error as exc:
+        # Raised as SQLAlchemy raises for the statements it runs (IntegrityError, OperationalError, ...), so
+        # callers and the CLI's error handling see one kind of error whichever way the rows went in.
+        raise DBAPIError.instance(
+            statement, None, exc, psycopg.Error, hide_parameters=True, dialect=conn.dialect
+        ) from exc

@@ -17,7 +17,6 @@ from datetime import date, datetime
 from typing import Any
 
 import pandas as pd
-import psycopg
 from sqlalchemy import (
     Column,
     Connection,
@@ -42,6 +41,7 @@ from models.referrals import PERSON_FIELDS
 from models.types import UTCDateTime
 from rules.codes import SDASH_COLUMNS, PersonRole
 from rules.linkage import name_dob_keys, pnc_key
+from tasks.bulk import copy_rows
 
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
@@ -186,12 +186,7 @@ def _insert_rows(conn: Connection, table: Table, names: Sequence[str], rows: Ite
             conn.execute(table.insert(), values)
         return
     # COPY is the physical floor for bulk intake; executemany would be several times slower.
-    raw = conn.connection.dbapi_connection
-    assert isinstance(raw, psycopg.Connection)
-    with raw.cursor() as cur, cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as copy:
-        write_row = copy.write_row
-        for row in rows:
-            write_row(row)
+    copy_rows(conn, table.name, names, rows)
 
 
 # People encrypted per step while COPY streams them: big enough to amortise each step,

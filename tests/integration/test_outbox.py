@@ -110,3 +110,22 @@ def test_an_alert_the_database_refuses_raises_as_any_statement_would(contacts: l
     with pytest.raises(IntegrityError):
         queue([*missed(contacts[:2]), *missed([999_999])])  # no such contact
     assert queued() == []
+
+
+def test_a_row_copied_in_that_the_database_refuses_raises_as_any_statement_would(contacts: list[int]) -> None:
+    from tasks.bulk import copy_insert
+
+    with wiring.engine().connect() as conn:
+        case_id = conn.execute(select(CONTACTS.c.case_id).where(CONTACTS.c.id == contacts[0])).scalar_one()
+    second_pending = {
+        "case_id": case_id,
+        "kind": "victim_first_contact",  # already pending for this case: one pending contact per kind
+        "due_at": DUE,
+        "original_due_at": DUE,
+        "status": "pending",
+        "attempts": 0,
+        "created_at": DUE,
+    }
+    # The CLI and callers handle SQLAlchemy's errors; COPY must not surface the driver's own instead.
+    with pytest.raises(IntegrityError), wiring.engine().begin() as conn:
+        copy_insert(conn, CONTACTS, iter([second_pending]))
