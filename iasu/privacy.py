@@ -21,10 +21,7 @@ class FieldCipher:
 
     def encrypt(self, table: str, column: str, value: str | None) -> bytes | None:
         """Encrypt a value; the table/column pair is the associated data, so a ciphertext cannot be moved."""
-        if value is None:
-            return None
-        nonce = os.urandom(_NONCE_BYTES)
-        return _VERSION + nonce + self._aead.encrypt(nonce, value.encode("utf-8"), f"{table}.{column}".encode())
+        return self.encrypt_many(table, column, [value])[0]
 
     def encrypt_many(self, table: str, column: str, values: Sequence[str | None]) -> list[bytes | None]:
         """Encrypt a whole column: the same ciphertexts as encrypt, value by value, each with its own nonce.
@@ -59,9 +56,7 @@ class BlindIndex:
 
     def __call__(self, purpose: str, normalised: str | None) -> str | None:
         """Hex digest for one purpose ("name_dob", "pnc"), so indexes of different kinds never collide."""
-        if normalised is None:
-            return None
-        return hmac.new(self._key, f"{purpose}\x00{normalised}".encode(), hashlib.sha256).hexdigest()
+        return self.many(purpose, [normalised])[0]
 
     def many(self, purpose: str, values: Iterable[str | None]) -> list[str | None]:
         """The index of each value, as __call__ gives it, for a whole column at once.

@@ -33,10 +33,7 @@ def normalise_name(forename: str | None, surname: str | None) -> str:
 
 def name_dob_key(forename: str | None, surname: str | None, dob: date | None) -> str | None:
     """The clear text a person's name + date-of-birth blind index is computed over, or None when incomplete."""
-    name = normalise_name(forename, surname)
-    if not name or dob is None:
-        return None
-    return f"{name}|{dob.isoformat()}"
+    return name_dob_keys([forename], [surname], [dob])[0]
 
 
 def name_dob_keys(
