@@ -530,15 +530,25 @@ def staff_deactivate(
 ) -> None:
     """A worker leaves: their open cases and pending contacts go to other eligible workers (audited)."""
     from datetime import UTC, datetime
+    from zoneinfo import ZoneInfo
 
     from iasu import wiring
     from iasu.policy import get_policy
+    from iasu.settings import get_settings
     from tasks.schedule import assign_unassigned
     from tasks.staff import deactivate_staff
 
     with _read_engine().begin() as conn:
         released = deactivate_staff(conn, staff_code, by=by, reason=reason, cipher=wiring.cipher())
-        assigned, left = assign_unassigned(conn, policy=get_policy(), actor=by, now=datetime.now(UTC))
+        now = datetime.now(UTC)
+        assigned, left = assign_unassigned(
+            conn,
+            policy=get_policy(),
+            actor=by,
+            now=now,
+            on=now.astimezone(ZoneInfo(get_settings().timezone)).date(),
+            cause=f"deactivated:{staff_code}",
+        )
     typer.echo(
         f"{staff_code}: deactivated; {released} case(s) released, {assigned} reassigned, {len(left)} left unassigned"
     )

@@ -80,6 +80,8 @@ def render(alert_kind: str, payload: dict[str, Any], dedupe_key: str) -> Message
         )
     if alert_kind == "digest":
         return _digest(payload, dedupe_key)
+    if payload.get("event") == "cases_unassigned":
+        return _unassigned(payload, dedupe_key)
     # ops
     detail = ", ".join(f"{k}: {v}" for k, v in payload.items() if k != "event")
     return Message(
@@ -94,6 +96,20 @@ def _digest(p: dict[str, Any], key: str) -> Message:
     queues = ", ".join(f"{q}: {n}" for q, n in sorted(p.get("overdue_by_queue", {}).items())) or "none"
     text = f"Daily digest {p['date']}: overdue by level {levels}; by queue {queues}; due today {p['due_today']}"
     return Message(text=text, blocks=[_section(f":clipboard: {text}")], dedupe_keys=[key])
+
+
+def _unassigned(p: dict[str, Any], key: str) -> Message:
+    where = ", ".join(f"{q}: {n}" for q, n in p.get("by_queue", {}).items())
+    refs = ", ".join(p.get("case_refs", []))
+    more = p["cases"] - len(p.get("case_refs", []))
+    listed = f"{refs}{f' and {more} more' if more > 0 else ''}"
+    head = f"{p['cases']} open case(s) have no eligible worker ({p['date']}; by queue/force {where})"
+    todo = "Add staff or raise a worker's capacity (`iasu staff add`, `iasu staff list`); the next night assigns them."
+    return Message(
+        text=f"Ops: {head}: {listed}",
+        blocks=[_section(f":gear: Ops: {head}"), _section(listed), _context(todo)],
+        dedupe_keys=[key],
+    )
 
 
 def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
@@ -134,4 +150,6 @@ def _group_line(kind: str, payload: dict[str, Any]) -> str:
         return f"• {missed_contact_text(payload)}"
     if kind == "new_high_risk":
         return f"• *{payload['case_ref']}*: new high-risk case, queue {payload['queue']}"
+    if "case_ref" not in payload and "cases" in payload:
+        return f"• ops: {payload.get('event', kind)}, {payload['cases']} case(s)"
     return f"• *{payload.get('case_ref', '-')}*: {payload.get('event', kind)}"

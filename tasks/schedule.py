@@ -9,7 +9,7 @@ decides what is due.
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -149,7 +149,9 @@ def _contact_state(
     return state
 
 
-def assign_unassigned(conn: Connection, *, policy: Policy, actor: str, now: datetime) -> tuple[int, list[str]]:
+def assign_unassigned(
+    conn: Connection, *, policy: Policy, actor: str, now: datetime, on: date, cause: str = "night"
+) -> tuple[int, list[str]]:
     """Give each open unassigned case to the least-loaded eligible worker (deterministic); returns (assigned, left)."""
     s, k = STAFF.c, CASES.c
     load: dict[int, int] = dict(
@@ -172,10 +174,12 @@ def assign_unassigned(conn: Connection, *, policy: Policy, actor: str, now: date
     waiting.sort(key=lambda r: (-TIER_RANK[Tier(r.tier)], r.opened_on, r.case_ref))
     chosen: list[dict[str, Any]] = []
     left: list[str] = []
+    left_by: Counter[str] = Counter()  # "queue/force" -> cases nobody could take
     for case in waiting:
         pool = [w for w in workers.get((case.queue, case.force), []) if w[0] < w[3]]
         if not pool:
             left.append(case.case_ref)
+            left_by[f"{case.queue}/{case.force}"] += 1
             continue
         worker = min(pool, key=lambda w: (w[0], w[1]))
         worker[0] += 1
@@ -205,23 +209,39 @@ def assign_unassigned(conn: Connection, *, policy: Policy, actor: str, now: date
             ],
         )
     if left:
-        _ops_alerts_for_unassigned(conn, left, policy=policy, now=now)
+        _ops_alert_for_unassigned(conn, left, left_by, policy=policy, now=now, on=on, cause=cause)
     return len(chosen), left
 
 
-def _ops_alerts_for_unassigned(conn: Connection, case_refs: list[str], *, policy: Policy, now: datetime) -> None:
-    """Queue one ops alert per case nobody could take (the dedupe key keeps it to one, however many nights)."""
+def _ops_alert_for_unassigned(
+    conn: Connection,
+    case_refs: list[str],
+    by_queue: Counter[str],
+    *,
+    policy: Policy,
+    now: datetime,
+    on: date,
+    cause: str,
+) -> None:
+    """Queue one ops alert summarising the cases nobody could take: counts per queue and force, the first refs."""
+    # One summary per day and cause, not one alert per case: a national night can leave tens of thousands
+    # unassigned, and a case still waiting is named again the next night rather than alerted once and forgotten.
     queue_alert(
         conn,
         [
             outbox_row(
                 "ops",
-                f"ops:unassigned:{ref}",
+                f"ops:unassigned:{on.isoformat()}:{cause}",
                 policy.ops_channel,
-                {"event": "case_unassigned", "case_ref": ref},
+                {
+                    "event": "cases_unassigned",
+                    "date": on.isoformat(),
+                    "cases": len(case_refs),
+                    "by_queue": dict(sorted(by_queue.items())),
+                    "case_refs": case_refs[:CASE_REFS_SHOWN],
+                },
                 created_at=now,
             )
-            for ref in case_refs
         ],
     )
 
@@ -239,7 +259,7 @@ def schedule(
     now = utcnow()
     result = ScheduleResult(cancelled=_cancel_stale(conn, policy))
     if case_ids is None:
-        result.assigned, result.unassigned = assign_unassigned(conn, policy=policy, actor=actor, now=now)
+        result.assigned, result.unassigned = assign_unassigned(conn, policy=policy, actor=actor, now=now, on=run_date)
     cals = calendars(policy, timezone)
     k = CASES.c
     cases_q = select(k.id, k.case_ref, k.force, k.tier, k.queue, k.opened_on, k.assigned_staff_id).where(

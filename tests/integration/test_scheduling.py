@@ -270,3 +270,34 @@ def test_a_tier_raised_on_a_given_day_moves_contacts_to_the_new_cadence_from_tha
         due = conn.execute(select(CONTACTS.c.due_at).where(CONTACTS.c.id == row.contact_id)).scalar_one()
     assert moved >= 1 and due < row.due_at  # weekly from that day instead of monthly
     assert (due.date() - day).days <= 9  # seven days on, moved past a weekend at most
+
+
+def test_cases_nobody_can_take_are_summarised_in_one_ops_alert_a_night(configured: str, tmp_path: Any) -> None:
+    """No staff at all: each night queues one ops summary of the waiting cases, a rerun none, the next night one."""
+    from tasks.messages import render
+    from tasks.outbox import ALERTS
+
+    inbox, first = tmp_path / "inbox", date(2026, 11, 2)
+    write_days(inbox, first, days=1, per_day=40, dirty=0.0, seed=3)
+    night_without_prefect(inbox, first, tmp_path / "docs")
+
+    def schedule_on(day: date) -> list[str]:
+        with wiring.engine().begin() as conn:
+            return schedule(conn, policy=get_policy(), run_date=day, actor="test", timezone="Europe/London").unassigned
+
+    left = schedule_on(first)
+    schedule_on(first)  # a rerun of the same night
+    schedule_on(first + timedelta(days=1))  # the cases still wait the next night
+    with wiring.engine().connect() as conn:
+        open_cases = conn.execute(select(func.count()).select_from(CASES).where(CASES.c.status == "open")).scalar()
+        ops = conn.execute(
+            select(ALERTS.c.dedupe_key, ALERTS.c.payload).where(ALERTS.c.kind == "ops").order_by(ALERTS.c.id)
+        ).all()
+    assert len(left) == open_cases > 30
+    assert [o.dedupe_key for o in ops] == ["ops:unassigned:2026-11-02:night", "ops:unassigned:2026-11-03:night"]
+    payload = ops[0].payload
+    assert payload["cases"] == open_cases == sum(payload["by_queue"].values())
+    assert payload["case_refs"] == left[:30]
+    message = render("ops", payload, ops[0].dedupe_key)
+    assert f"{open_cases} open case(s) have no eligible worker" in message.text
+    assert f"and {open_cases - 30} more" in message.text
