@@ -289,7 +289,7 @@ def test_cases_nobody_can_take_are_summarised_in_one_ops_alert_a_night(configure
     schedule_on(first)  # a rerun of the same night
     schedule_on(first + timedelta(days=1))  # the cases still wait the next night
     with wiring.engine().connect() as conn:
-        open_cases = conn.execute(select(func.count()).select_from(CASES).where(CASES.c.status == "open")).scalar()
+        open_cases = conn.execute(select(func.count()).select_from(CASES).where(CASES.c.status == "open")).scalar_one()
         ops = conn.execute(
             select(ALERTS.c.dedupe_key, ALERTS.c.payload).where(ALERTS.c.kind == "ops").order_by(ALERTS.c.id)
         ).all()
