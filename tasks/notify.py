@@ -24,7 +24,8 @@ from typing import Any, Protocol
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Engine, bindparam, or_, select, update
+from sqlalchemy import Engine, func, or_, select, update
+from sqlalchemy import case as sql_case
 
 from iasu import wiring
 from iasu.policy import get_policy
@@ -38,6 +39,10 @@ from tasks.outbox import outbox_row, queue_alert
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 LEASE = timedelta(minutes=5)
+# When a night queues more than one run takes (its limit), missed deadlines go first, the most escalated
+# before the rest, then new high-risk cases, ops and digests; a big intake never holds back a missed contact.
+CLAIM_ORDER = sql_case({"missed_contact": 0, "new_high_risk": 1, "ops": 2}, value=ALERTS.c.kind, else_=3)
+ID_CHUNK = 5000  # ids per IN list: well inside SQLite's and PostgreSQL's bound-parameter limits
 HISTORY_LIMIT = 200  # recent messages searched for a dedupe key before a resend
 # Errors that mean Slack will not take this message however often it is sent.
 PERMANENT = {
@@ -215,7 +220,7 @@ def _claim(engine: Engine, *, limit: int, now: datetime) -> list[dict[str, Any]]
             for r in conn.execute(
                 select(a.id, a.dedupe_key, a.kind, a.channel, a.payload, a.attempts, a.tried_at)
                 .where(a.status == AlertStatus.pending, or_(a.claimed_until.is_(None), a.claimed_until < now))
-                .order_by(a.id)
+                .order_by(CLAIM_ORDER, a.level.desc().nulls_last(), a.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
@@ -229,21 +234,25 @@ def _record(engine: Engine, changes: list[dict[str, Any]], ops: list[dict[str, A
     if not changes and not ops:
         return
     a = ALERTS.c
+    # The members of one grouped message share every outcome: one UPDATE per distinct outcome, not per alert.
+    outcomes: dict[tuple[Any, ...], list[int]] = defaultdict(list)
+    for ch in changes:
+        outcomes[(ch["b_status"], ch["b_attempts"], ch["b_error"], ch["b_ts"], ch["b_sent_at"])].append(ch["aid"])
     with engine.begin() as conn:
-        if changes:
-            conn.execute(
-                update(ALERTS)
-                .where(a.id == bindparam("aid"))
-                .values(
-                    status=bindparam("b_status"),
-                    attempts=bindparam("b_attempts"),
-                    last_error=bindparam("b_error"),
-                    slack_ts=bindparam("b_ts"),
-                    sent_at=bindparam("b_sent_at"),
-                    claimed_until=None,
-                ),
-                changes,
-            )
+        for (status, attempts, error, ts, sent_at), ids in outcomes.items():
+            for start in range(0, len(ids), ID_CHUNK):
+                conn.execute(
+                    update(ALERTS)
+                    .where(a.id.in_(ids[start : start + ID_CHUNK]))
+                    .values(
+                        status=status,
+                        attempts=attempts,
+                        last_error=error,
+                        slack_ts=ts,
+                        sent_at=sent_at,
+                        claimed_until=None,
+                    )
+                )
         queue_alert(conn, ops)
 
 
@@ -270,9 +279,9 @@ def dispatch(
         ops: list[dict[str, Any]] = []
         try:
             if any(a["tried_at"] for a in alerts):  # a send may have arrived before a timeout or crash
-                seen = notifier.delivered_keys(channel)
+                seen, found_at = notifier.delivered_keys(channel), now()
                 for a in [a for a in alerts if a["dedupe_key"] in seen]:
-                    changes.append(_change(a, AlertStatus.sent, ts=seen[a["dedupe_key"]], sent_at=now()))
+                    changes.append(_change(a, AlertStatus.sent, ts=seen[a["dedupe_key"]], sent_at=found_at))
                     result.sent += 1
                 alerts = [a for a in alerts if a["dedupe_key"] not in seen]
         except OUTAGE:
@@ -316,8 +325,9 @@ def dispatch(
             outages = 0
             result.messages += 1
             status = AlertStatus.dry_run if notifier.dry_run else AlertStatus.sent
+            sent_at = now()  # one instant per message, so its members settle in one UPDATE
             for m in members:
-                changes.append(_change(m, status, attempts=m["attempts"] + 1, ts=ts, sent_at=now()))
+                changes.append(_change(m, status, attempts=m["attempts"] + 1, ts=ts, sent_at=sent_at))
             if notifier.dry_run:
                 result.dry_run += len(members)
             else:
@@ -330,7 +340,9 @@ def dispatch(
             .where(ALERTS.c.id.in_([a["id"] for a in claimed]), ALERTS.c.status == AlertStatus.pending)
             .values(claimed_until=None)
         )
-        result.pending = len(conn.execute(select(ALERTS.c.id).where(ALERTS.c.status == AlertStatus.pending)).all())
+        result.pending = conn.execute(
+            select(func.count()).select_from(ALERTS).where(ALERTS.c.status == AlertStatus.pending)
+        ).scalar_one()
     result.rate_limited = getattr(notifier, "rate_limited", 0)
     return result
 

@@ -211,3 +211,17 @@ def test_a_simulated_fortnight_with_slack_randomly_failing_delivers_every_alert_
     assert {a["status"] for a in alerts} == {"sent"}
     assert set(seen) == {a["dedupe_key"] for a in alerts} and set(seen.values()) == {1}
     assert {a["level"] for a in alerts if a["kind"] == "missed_contact"} >= {1, 2}
+
+
+def test_when_a_run_cannot_take_everything_missed_deadlines_go_first(overdue: dict[str, Any]) -> None:
+    """A night's new-case announcements are queued before its missed deadlines, yet the deadlines are sent first."""
+    run_monitor(DAY + timedelta(days=12))
+    pending = [a for a in outbox() if a["status"] == "pending"]
+    missed = sorted((a for a in pending if a["kind"] == "missed_contact"), key=lambda a: (-a["level"], a["id"]))
+    assert missed and any(a["kind"] == "new_high_risk" and a["id"] < missed[0]["id"] for a in pending)
+    with FakeSlack() as fake:
+        result = dispatch(wiring.engine(), slack(fake), get_policy(), limit=len(missed) - 1)
+    sent = [a for a in outbox() if a["status"] == "sent"]
+    assert result.sent == len(sent) == len(missed) - 1
+    assert {a["id"] for a in sent} == {a["id"] for a in missed[:-1]}
+    assert {a["level"] for a in sent} >= {max(a["level"] for a in missed)}
