@@ -171,15 +171,17 @@ def assign_unassigned(
             )
         ).all()
     )
-    waiting.sort(key=lambda r: (-TIER_RANK[Tier(r.tier)], r.opened_on, r.case_ref))
+    rank = {t.value: n for t, n in TIER_RANK.items()}  # by stored value: no Enum call per waiting case
+    waiting.sort(key=lambda r: (-rank[r.tier], r.opened_on, r.case_ref))
     chosen: list[dict[str, Any]] = []
     left: list[str] = []
-    left_by: Counter[str] = Counter()  # "queue/force" -> cases nobody could take
+    left_by: Counter[tuple[str, str]] = Counter()  # (queue, force) -> cases nobody could take
     for case in waiting:
-        pool = [w for w in workers.get((case.queue, case.force), []) if w[0] < w[3]]
+        group = workers.get((case.queue, case.force))
+        pool = [w for w in group if w[0] < w[3]] if group else None
         if not pool:
             left.append(case.case_ref)
-            left_by[f"{case.queue}/{case.force}"] += 1
+            left_by[(case.queue, case.force)] += 1
             continue
         worker = min(pool, key=lambda w: (w[0], w[1]))
         worker[0] += 1
@@ -216,7 +218,7 @@ def assign_unassigned(
 def _ops_alert_for_unassigned(
     conn: Connection,
     case_refs: list[str],
-    by_queue: Counter[str],
+    by_queue: Counter[tuple[str, str]],
     *,
     policy: Policy,
     now: datetime,
@@ -237,7 +239,7 @@ def _ops_alert_for_unassigned(
                     "event": "cases_unassigned",
                     "date": on.isoformat(),
                     "cases": len(case_refs),
-                    "by_queue": dict(sorted(by_queue.items())),
+                    "by_queue": {f"{q}/{f}": n for (q, f), n in sorted(by_queue.items())},
                     "case_refs": case_refs[:CASE_REFS_SHOWN],
                 },
                 created_at=now,
@@ -269,10 +271,17 @@ def schedule(
         cases_q = cases_q.where(k.id.in_(list(case_ids)))
     state = _contact_state(conn, case_ids)
     new_rows: list[dict[str, Any]] = []
+    # missing_contacts reads only these of a case: a night's new cases share a few dozen combinations.
+    decided: dict[tuple[Any, ...], list[tuple[ContactKind, datetime]]] = {}
     for case in conn.execute(cases_q):
-        for kind, due in missing_contacts(
-            case, state.get(case.id, {}), run_date=run_date, policy=policy, cal=cals[Force(case.force)]
-        ):
+        known = state.get(case.id, {})
+        key = (case.force, case.tier, case.queue, case.opened_on, tuple(sorted(known.items())))
+        wanted = decided.get(key)
+        if wanted is None:
+            wanted = decided[key] = missing_contacts(
+                case, known, run_date=run_date, policy=policy, cal=cals[Force(case.force)]
+            )
+        for kind, due in wanted:
             new_rows.append(
                 {
                     "case_id": case.id,
