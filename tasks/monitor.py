@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection, and_, func, select
 
 from iasu import wiring
 from iasu.policy import get_policy
@@ -204,7 +204,9 @@ def monitor_deadlines(run_date: date, due_today: int, quarantined: int, night_ru
             )
         # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well.
         started = select(runs.c.started_at).where(runs.c.id == night_run_id).scalar_subquery()
-        queued = len(conn.execute(select(ALERTS.c.id).where(ALERTS.c.created_at >= started)).all())
+        queued = conn.execute(
+            select(func.count()).select_from(ALERTS).where(ALERTS.c.created_at >= started)
+        ).scalar_one()
     get_run_logger().info(
         "overdue contacts: level 1 %d, level 2 %d, level 3 %d; %d alert(s) queued",
         result.overdue["1"],
