@@ -139,6 +139,7 @@ def main() -> None:
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "task_runs": count,
         "stages": {k: round(v, 2) for k, v in stages.items()},
+        "alerts": {k: summary["alerts"][k] for k in ("queued", "sent", "pending")},
     }
     sys.stdout.write(json.dumps(result) + "\n")
 

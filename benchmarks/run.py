@@ -316,6 +316,15 @@ def table(report: dict[str, Any]) -> str:
             + " / ".join(str(n["stages"].get(s, "–")) for s in stages)
             + " |"
         )
+    if all("alerts" in n for n in report["nights"]):
+        lines.append(
+            "\nAlerts per night, queued / sent / left for the next dispatch: "
+            + "; ".join(
+                f"{n['rows']:,}: {n['alerts']['queued']:,} / {n['alerts']['sent']:,} / {n['alerts']['pending']:,}"
+                for n in report["nights"]
+            )
+            + "."
+        )
     m, b = report.get("monitor"), report.get("alert_burst")
     if m:
         lines.append(

@@ -43,6 +43,7 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
         assert key in night
     assert night["rows"] >= 1000 and night["task_runs"] <= BUDGETS["task_runs"]
     assert night["slack_messages"] > 0  # the night's dispatch stage really delivered, to the local fake Slack
+    assert night["alerts"]["sent"] > 0 and night["alerts"]["queued"] >= night["alerts"]["sent"]
     assert set(night["stages"]) == {"parse", "validate", "load", "route", "schedule", "monitor", "dispatch"}
     assert {"contacts", "overdue", "seconds", "uses_index"} <= set(report["monitor"]) and report["monitor"][
         "uses_index"
