@@ -11,6 +11,11 @@ from typing import Any
 
 MAX_BLOCKS = 50  # Block Kit's limit per message
 MAX_SECTION_CHARS = 3000  # Block Kit's limit per section text
+# chat.postMessage refuses blocks holding more than about 12,000 characters of text in all
+# (msg_blocks_too_long), whatever the per-block limits allow: a grouped message stays below with margin.
+MAX_MESSAGE_CHARS = 11_000
+# Each alert's dedupe key rides in the message metadata (so a resend can be recognised): a bound keeps it small.
+MAX_ALERTS_PER_MESSAGE = 1_000
 LEVEL_WHO = {1: "team", 2: "supervisors", 3: "unit lead"}
 KIND_WORDS = {
     "victim_first_contact": "first contact with the victim",
@@ -113,43 +118,82 @@ def _unassigned(p: dict[str, Any], key: str) -> Message:
 
 
 def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
-    """Many alerts for one channel as few messages within Block Kit's limits, each listing its case references."""
+    """Many alerts for one channel as few messages within Slack's limits, each listing its case references."""
     messages: list[Message] = []
     sections: list[str] = []
     current: list[str] = []
     keys: list[str] = []
     refs: list[str] = []
+    chars = 0  # text characters in the message being built
 
-    def close_message() -> None:
+    def close_section() -> None:
         if current:
             sections.append("\n".join(current))
             current.clear()
+
+    def close_message() -> None:
+        nonlocal chars
+        close_section()
         if keys:
             header = _section(f":warning: {len(keys)} alerts for this channel")
             text = f"{len(keys)} alerts: {', '.join(refs)}"[:MAX_SECTION_CHARS]
             messages.append(Message(text=text, blocks=[header, *map(_section, sections)], dedupe_keys=list(keys)))
         for bucket in (sections, keys, refs):
             bucket.clear()
+        chars = 0
 
-    for kind, payload, key in items:
-        line = _group_line(kind, payload)
+    for line, line_keys, line_refs in _group_lines(items):
+        if keys and (
+            chars + len(line) + 1 > MAX_MESSAGE_CHARS - 100  # room for the header line
+            or len(keys) + len(line_keys) > MAX_ALERTS_PER_MESSAGE
+        ):
+            close_message()
         if current and sum(len(x) + 1 for x in current) + len(line) > MAX_SECTION_CHARS:
-            sections.append("\n".join(current))
-            current.clear()
+            close_section()
         if len(sections) >= MAX_BLOCKS - 1:  # the header takes one block
             close_message()
         current.append(line)
-        keys.append(key)
-        refs.append(str(payload.get("case_ref", "-")))
+        keys.extend(line_keys)
+        refs.extend(line_refs)
+        chars += len(line) + 1
     close_message()
     return messages
 
 
+def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str, list[str], list[str]]]:
+    """One line per alert, except new high-risk cases: consecutive references as one line (a night's are)."""
+    lines: list[tuple[str, list[str], list[str]]] = []
+    announced: list[tuple[str, int, str, str]] = []  # (prefix and year, number, reference, dedupe key)
+    for kind, payload, key in items:
+        if kind == "new_high_risk":
+            prefix, _, number = str(payload["case_ref"]).rpartition("-")
+            announced.append((prefix, int(number), payload["case_ref"], key))
+        else:
+            lines.append((_group_line(kind, payload), [key], [str(payload.get("case_ref", "-"))]))
+    run: list[tuple[str, int, str, str]] = []
+
+    def close_run() -> None:
+        if run:
+            first, last = run[0][2], run[-1][2]
+            span = f"*{first}*" if len(run) == 1 else f"*{first}* to *{last}* ({len(run)} cases)"
+            lines.append((f"• new high-risk: {span}", [r[3] for r in run], [r[2] for r in run]))
+            run.clear()
+
+    for entry in sorted(announced):
+        if run and (entry[0] != run[-1][0] or entry[1] != run[-1][1] + 1 or len(run) >= MAX_ALERTS_PER_MESSAGE):
+            close_run()
+        run.append(entry)
+    close_run()
+    return lines
+
+
 def _group_line(kind: str, payload: dict[str, Any]) -> str:
     if kind == "missed_contact":
-        return f"• {missed_contact_text(payload)}"
-    if kind == "new_high_risk":
-        return f"• *{payload['case_ref']}*: new high-risk case, queue {payload['queue']}"
+        p = payload
+        mention = f"<@{p['slack_user_id']}> " if p.get("slack_user_id") else ""
+        late = p["working_days_late"]
+        lateness = "due today" if late == 0 else f"{late} working day{'s' if late != 1 else ''} late"
+        return f"• {mention}*{p['case_ref']}*: {KIND_WORDS.get(p['kind'], p['kind'])}, {lateness}, level {p['level']}"
     if "case_ref" not in payload and "cases" in payload:
         return f"• ops: {payload.get('event', kind)}, {payload['cases']} case(s)"
     return f"• *{payload.get('case_ref', '-')}*: {payload.get('event', kind)}"

@@ -15,7 +15,7 @@ import json
 import socket
 import time
 import urllib.error
-from collections import defaultdict
+from collections import defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -55,6 +55,7 @@ PERMANENT = {
     "not_authed",
     "invalid_blocks",
     "msg_too_long",
+    "msg_blocks_too_long",
     "no_text",
     "restricted_action",
 }
@@ -272,11 +273,11 @@ def dispatch(
     for alert in claimed:
         by_channel[alert["channel"]].append(alert)
     outages = 0
+    plans: list[tuple[str, deque[tuple[Message, list[dict[str, Any]]]]]] = []
     for channel, alerts in sorted(by_channel.items()):
         if result.stopped_for_outage:
             break
         changes: list[dict[str, Any]] = []
-        ops: list[dict[str, Any]] = []
         try:
             if any(a["tried_at"] for a in alerts):  # a send may have arrived before a timeout or crash
                 seen, found_at = notifier.delivered_keys(channel), now()
@@ -287,14 +288,21 @@ def dispatch(
         except OUTAGE:
             outages += 1
             result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
-            _record(engine, changes, ops)
+            _record(engine, changes, [])
             continue
         except SlackRejectedError:
             pass  # history unreadable: send anyway, the dedupe key in metadata still marks the message
-        messages = _messages(alerts, policy)
-        for message, members in messages:
+        _record(engine, changes, [])
+        if alerts:
+            plans.append((channel, deque(_messages(alerts, policy))))
+    # Channels take turns, one message each: Slack's one message a second is per channel, so one
+    # channel's wait overlaps the others' sends instead of adding to them.
+    while plans and not result.stopped_for_outage:
+        for channel, queued in plans:
             if result.stopped_for_outage:
                 break
+            message, members = queued.popleft()
+            changes, ops = [], []
             _mark_tried(engine, [m["id"] for m in members], now())
             try:
                 ts = notifier.send(channel, message)
@@ -316,6 +324,7 @@ def dispatch(
                     if final:
                         result.failed += 1
                         ops.append(_ops_failed(m, exc.error, policy))
+                _record(engine, changes, ops)
                 continue
             except OUTAGE as exc:
                 outages += 1
@@ -332,7 +341,8 @@ def dispatch(
                 result.dry_run += len(members)
             else:
                 result.sent += len(members)
-        _record(engine, changes, ops)
+            _record(engine, changes, ops)
+        plans = [(channel, queued) for channel, queued in plans if queued]
     # Whatever was claimed and not settled goes back for the next dispatch, attempts untouched.
     with engine.begin() as conn:
         conn.execute(

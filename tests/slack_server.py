@@ -16,6 +16,9 @@ from urllib.parse import parse_qsl, urlsplit
 Mode = Literal["ok", "rate_limited", "server_error", "down", "hang", "channel_not_found", "invalid_auth"]
 MODES: tuple[str, ...] = get_args(Mode)
 FIRST_TS_MICROS = 1_700_000_000_000_000  # ts values look like Slack's "1700000000.000100"
+# Slack refuses a message whose blocks hold more than about 12,000 characters of text in all, below
+# what 50 blocks of 3,000 would allow (answered as msg_blocks_too_long).
+BLOCKS_TEXT_LIMIT = 12_000
 DROPPED = 0  # status recorded in `requests` when the connection was closed without an answer
 
 
@@ -27,6 +30,15 @@ class _Reply:
     body: dict[str, Any] = field(default_factory=dict)
     headers: dict[str, str] = field(default_factory=dict)
     delay: float = 0.0
+
+
+def block_text_chars(value: object) -> int:
+    """Characters of text in a Block Kit structure, all blocks together."""
+    if isinstance(value, dict):
+        return sum(len(v) if k == "text" and isinstance(v, str) else block_text_chars(v) for k, v in value.items())
+    if isinstance(value, list):
+        return sum(block_text_chars(v) for v in value)
+    return 0
 
 
 def _truthy(value: object) -> bool:
@@ -186,6 +198,8 @@ class FakeSlack:
         text, blocks = params.get("text"), _json_field(params.get("blocks"))
         if not text and not blocks:
             return _Reply(200, {"ok": False, "error": "no_text"})
+        if blocks and block_text_chars(blocks) > BLOCKS_TEXT_LIMIT:
+            return _Reply(200, {"ok": False, "error": "msg_blocks_too_long"})
         if self._over_rate(str(channel)):
             return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
         self._next_ts += 100

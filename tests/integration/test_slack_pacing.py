@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import time
 
+from iasu import wiring
+from iasu.policy import get_policy
 from tasks.messages import Message
-from tasks.notify import CHANNEL_INTERVAL_S, SlackNotifier
+from tasks.notify import CHANNEL_INTERVAL_S, SlackNotifier, dispatch
+from tasks.outbox import outbox_row, queue_alert
 from tests.slack_server import FakeSlack
 
 
@@ -33,3 +36,37 @@ def test_other_channels_do_not_wait_for_each_other() -> None:
             notifier.send(f"C0CHAN{n}", _message(n))
         assert time.monotonic() - started < CHANNEL_INTERVAL_S
         assert len(fake.messages) == 4
+
+
+def test_a_dispatch_lets_channels_take_turns(configured: str) -> None:
+    """Two channels needing three grouped messages each take about two seconds, not four, and nothing is refused."""
+    per_channel = 300  # more than two grouped messages' worth of missed contacts
+    rows = [
+        outbox_row(
+            "missed_contact",
+            f"missed:{channel}:{n}:L1",
+            channel,
+            {
+                "case_ref": f"CH-2026-{n:06d}",
+                "kind": "victim_followup",
+                "level": 1,
+                "due_local": "Mon 2 Nov 2026 17:00",
+                "working_days_late": 1,
+                "staff_code": "CH-UNI-01",
+                "slack_user_id": "U012AB3CD",
+            },
+            level=1,
+        )
+        for channel in ("C0TURNA", "C0TURNB")
+        for n in range(per_channel)
+    ]
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, rows)
+    with FakeSlack(rate_limit_per_second=1.0) as fake:
+        started = time.monotonic()
+        result = dispatch(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
+        elapsed = time.monotonic() - started
+        channels = [m["channel"] for m in fake.messages]
+    assert result.sent == 2 * per_channel and result.messages == 6 and result.rate_limited == 0
+    assert channels == ["C0TURNA", "C0TURNB"] * 3
+    assert elapsed < 3 * CHANNEL_INTERVAL_S  # one after the other would take at least 4

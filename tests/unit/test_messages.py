@@ -6,7 +6,8 @@ import json
 
 import pytest
 
-from tasks.messages import MAX_BLOCKS, MAX_SECTION_CHARS, grouped, render
+from tasks.messages import MAX_ALERTS_PER_MESSAGE, MAX_BLOCKS, MAX_SECTION_CHARS, grouped, render
+from tests.slack_server import BLOCKS_TEXT_LIMIT, block_text_chars
 
 
 def missed(n: int, **extra: object) -> dict[str, object]:
@@ -49,6 +50,7 @@ def test_grouped_messages_respect_block_kit_limits_and_deliver_every_alert(count
     for m in messages:
         assert len(m.blocks) <= MAX_BLOCKS
         assert all(len(b["text"]["text"]) <= MAX_SECTION_CHARS for b in m.blocks if b["type"] == "section")
+        assert block_text_chars(m.blocks) <= BLOCKS_TEXT_LIMIT  # what Slack takes in one message, all blocks together
         assert m.text  # a plain-text fallback always goes with blocks
         for key in m.dedupe_keys:
             ref = f"CH-2026-{int(key.split(':')[1]):06d}"
@@ -59,3 +61,21 @@ def test_a_payload_value_is_the_only_thing_a_message_can_show() -> None:
     # Payloads are built from codes and references; any extra key is simply not rendered.
     message = render("missed_contact", missed(1, victim_name="ZZMARKERNAME"), "k")
     assert "ZZMARKERNAME" not in json.dumps(message.blocks) + message.text
+
+
+def test_a_nights_new_high_risk_cases_are_listed_as_runs_of_references() -> None:
+    # A night numbers its most urgent cases first, so its high-risk announcements are runs of references.
+    numbers = [*range(1, 2501), 2600, *range(2700, 2710)]
+    items = [
+        ("new_high_risk", {"case_ref": f"{p}-2026-{n:06d}", "tier": "high", "queue": "unit"}, f"new_high_risk:{p}{n}")
+        for p in ("CH", "HA")
+        for n in numbers
+    ]
+    messages = grouped(items)
+    assert sorted(k for m in messages for k in m.dedupe_keys) == sorted(k for _, _, k in items)
+    assert all(len(m.dedupe_keys) <= MAX_ALERTS_PER_MESSAGE for m in messages)
+    listed = "\n".join(b["text"]["text"] for m in messages for b in m.blocks if b["type"] == "section")
+    assert "*CH-2026-000001* to *CH-2026-001000* (1000 cases)" in listed
+    assert "*HA-2026-002700* to *HA-2026-002709* (10 cases)" in listed
+    assert "• new high-risk: *CH-2026-002600*\n" in listed
+    assert len(messages) == 6  # 2 x (1000 + 1000 + 500 and the rest), not one message per case
