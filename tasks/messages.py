@@ -6,6 +6,7 @@ add a personal value, because nothing here reads one.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -14,8 +15,8 @@ MAX_SECTION_CHARS = 3000  # Block Kit's limit per section text
 # chat.postMessage refuses blocks holding more than about 12,000 characters of text in all
 # (msg_blocks_too_long), whatever the per-block limits allow: a grouped message stays below with margin.
 MAX_MESSAGE_CHARS = 11_000
-# Each alert's dedupe key rides in the message metadata (so a resend can be recognised): a bound keeps it small.
-MAX_ALERTS_PER_MESSAGE = 1_000
+# Dedupe keys ending in a case number (new_high_risk:CH-2026-000123) run on across a night's new cases.
+NUMBERED_KEY = re.compile(r"^(.*-)(\d{6})$")
 LEVEL_WHO = {1: "team", 2: "supervisors", 3: "unit lead"}
 KIND_WORDS = {
     "victim_first_contact": "first contact with the victim",
@@ -36,8 +37,37 @@ class Message:
         """Message metadata carrying the dedupe keys, so a resend can be checked against the channel's history."""
         payload: dict[str, Any] = {"dedupe_key": self.dedupe_keys[0]}
         if len(self.dedupe_keys) > 1:
-            payload["dedupe_keys"] = self.dedupe_keys
+            listed, runs = compact_keys(self.dedupe_keys)
+            if listed:
+                payload["dedupe_keys"] = listed
+            if runs:
+                payload["dedupe_runs"] = runs
         return {"event_type": "iasu_alert", "event_payload": payload}
+
+
+def compact_keys(keys: list[str]) -> tuple[list[str], list[list[Any]]]:
+    """Keys as listed, but consecutive numbered ones as [prefix, first, last]: metadata stays small."""
+    listed: list[str] = []
+    runs: list[list[Any]] = []
+    for key in keys:
+        match = NUMBERED_KEY.match(key)
+        if match is None:
+            listed.append(key)
+            continue
+        prefix, number = match.group(1), int(match.group(2))
+        if runs and runs[-1][0] == prefix and runs[-1][2] == number - 1:
+            runs[-1][2] = number
+        else:
+            runs.append([prefix, number, number])
+    return listed, runs
+
+
+def keys_in_metadata(payload: dict[str, Any]) -> list[str]:
+    """Every dedupe key a message's metadata names, listed or within a run (compact_keys undone)."""
+    keys = [payload.get("dedupe_key"), *payload.get("dedupe_keys", [])]
+    for prefix, first, last in payload.get("dedupe_runs", []):
+        keys += [f"{prefix}{n:06d}" for n in range(int(first), int(last) + 1)]
+    return list(dict.fromkeys(str(k) for k in keys if k))  # the first key is also among the listed ones
 
 
 def _section(text: str) -> dict[str, Any]:
@@ -143,10 +173,7 @@ def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
         chars = 0
 
     for line, line_keys, line_refs in _group_lines(items):
-        if keys and (
-            chars + len(line) + 1 > MAX_MESSAGE_CHARS - 100  # room for the header line
-            or len(keys) + len(line_keys) > MAX_ALERTS_PER_MESSAGE
-        ):
+        if keys and chars + len(line) + 1 > MAX_MESSAGE_CHARS - 100:  # room for the header line
             close_message()
         if current and sum(len(x) + 1 for x in current) + len(line) > MAX_SECTION_CHARS:
             close_section()
@@ -180,7 +207,7 @@ def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str
             run.clear()
 
     for entry in sorted(announced):
-        if run and (entry[0] != run[-1][0] or entry[1] != run[-1][1] + 1 or len(run) >= MAX_ALERTS_PER_MESSAGE):
+        if run and (entry[0] != run[-1][0] or entry[1] != run[-1][1] + 1):
             close_run()
         run.append(entry)
     close_run()

@@ -34,7 +34,7 @@ from models import Alert
 from models.types import utcnow
 from rules.codes import AlertStatus
 from rules.policy import Policy
-from tasks.messages import Message, grouped, render
+from tasks.messages import Message, grouped, keys_in_metadata, render
 from tasks.outbox import outbox_row, queue_alert
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
@@ -146,9 +146,8 @@ class SlackNotifier:
         messages: list[dict[str, Any]] = response.get("messages", []) or []
         for msg in messages:
             payload = (msg.get("metadata") or {}).get("event_payload") or {}
-            for key in [payload.get("dedupe_key"), *payload.get("dedupe_keys", [])]:
-                if key:
-                    found[str(key)] = str(msg.get("ts"))
+            for key in keys_in_metadata(payload):
+                found[key] = str(msg.get("ts"))
         return found
 
 

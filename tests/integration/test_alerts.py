@@ -18,6 +18,7 @@ from sqlalchemy import select
 from iasu import wiring
 from iasu.policy import get_policy
 from models import Alert
+from tasks.messages import keys_in_metadata
 from tasks.monitor import monitor
 from tasks.notify import SlackNotifier, dispatch
 from tasks.schedule import schedule
@@ -54,8 +55,7 @@ def keys_at(fake: FakeSlack) -> Counter[str]:
     """Every dedupe key the fake Slack received, counted (grouped messages carry several)."""
     seen: Counter[str] = Counter()
     for message in fake.messages:
-        payload = (message.get("metadata") or {}).get("event_payload") or {}
-        seen.update(payload.get("dedupe_keys") or [payload["dedupe_key"]])
+        seen.update(keys_in_metadata((message.get("metadata") or {}).get("event_payload") or {}))
     return seen
 
 

@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from tasks.messages import MAX_ALERTS_PER_MESSAGE, MAX_BLOCKS, MAX_SECTION_CHARS, grouped, render
+from tasks.messages import MAX_BLOCKS, MAX_SECTION_CHARS, grouped, keys_in_metadata, render
 from tests.slack_server import BLOCKS_TEXT_LIMIT, block_text_chars
 
 
@@ -23,6 +23,10 @@ def missed(n: int, **extra: object) -> dict[str, object]:
         "slack_user_id": "U012AB3CD",
         **extra,
     }
+
+
+def announced(ref: str) -> dict[str, object]:
+    return {"case_ref": ref, "force": "cheshire", "tier": "high", "queue": "unit", "reasons": ["sdash_high"]}
 
 
 def test_a_missed_contact_says_what_when_how_late_and_what_to_do() -> None:
@@ -67,15 +71,26 @@ def test_a_nights_new_high_risk_cases_are_listed_as_runs_of_references() -> None
     # A night numbers its most urgent cases first, so its high-risk announcements are runs of references.
     numbers = [*range(1, 2501), 2600, *range(2700, 2710)]
     items = [
-        ("new_high_risk", {"case_ref": f"{p}-2026-{n:06d}", "tier": "high", "queue": "unit"}, f"new_high_risk:{p}{n}")
+        ("new_high_risk", announced(f"{p}-2026-{n:06d}"), f"new_high_risk:{p}-2026-{n:06d}")
         for p in ("CH", "HA")
         for n in numbers
     ]
-    messages = grouped(items)
-    assert sorted(k for m in messages for k in m.dedupe_keys) == sorted(k for _, _, k in items)
-    assert all(len(m.dedupe_keys) <= MAX_ALERTS_PER_MESSAGE for m in messages)
-    listed = "\n".join(b["text"]["text"] for m in messages for b in m.blocks if b["type"] == "section")
-    assert "*CH-2026-000001* to *CH-2026-001000* (1000 cases)" in listed
-    assert "*HA-2026-002700* to *HA-2026-002709* (10 cases)" in listed
+    [message] = grouped(items)  # 5,022 alerts, six lines
+    assert sorted(message.dedupe_keys) == sorted(k for _, _, k in items)
+    listed = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section")
+    assert "• new high-risk: *CH-2026-000001* to *CH-2026-002500* (2500 cases)" in listed
+    assert "• new high-risk: *HA-2026-002700* to *HA-2026-002709* (10 cases)" in listed
     assert "• new high-risk: *CH-2026-002600*\n" in listed
-    assert len(messages) == 6  # 2 x (1000 + 1000 + 500 and the rest), not one message per case
+    # The metadata names every key, as runs: small enough to carry, and read back whole.
+    payload = message.metadata()["event_payload"]
+    assert len(json.dumps(payload)) < 500
+    assert sorted(keys_in_metadata(payload)) == sorted(message.dedupe_keys)
+
+
+def test_metadata_lists_keys_that_are_not_numbered_and_reads_them_back() -> None:
+    items = [("missed_contact", missed(i), f"missed:{i}:L1") for i in range(8)]
+    items.append(("new_high_risk", announced("CH-2026-000009"), "new_high_risk:CH-2026-000009"))
+    [message] = grouped(items)
+    payload = message.metadata()["event_payload"]
+    assert payload["dedupe_keys"][:8] == [f"missed:{i}:L1" for i in range(8)]
+    assert sorted(keys_in_metadata(payload)) == sorted(set(message.dedupe_keys))
