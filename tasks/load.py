@@ -210,7 +210,7 @@ def _people_rows(
             for i, (line_no, present) in enumerate(zip(line_nos, people.present, strict=True))
             if present and line_no in referral_ids
         ]
-        names: dict[tuple[str | None, str | None], str] = {}  # normalised names, for this file only
+        names: dict[str | None, str] = {}  # normalised forenames and surnames, for this file only
         for start in range(0, len(kept), PEOPLE_CHUNK):
             chunk = kept[start : start + PEOPLE_CHUNK]
             clear = {column: [values[i] for i in chunk] for column, values in people.fields.items()}
