@@ -127,6 +127,74 @@ def test_people_are_stored_encrypted_and_indexed_as_one_at_a_time_and_never_twic
     assert counts(configured)["people"] == len(stored)
 
 
+def _clear_people(paths: list[Path]) -> dict[tuple[str, str, str], list[str | None]]:
+    """(source, source_ref, role) -> the clear fields each file gives for that person."""
+    expected: dict[tuple[str, str, str], list[str | None]] = {}
+    for path in paths:
+        for row in adapt(path).frame.to_dict(orient="records"):
+            for role, prefix in (("victim", "victim"), ("perpetrator", "perp")):
+                clear = [row.get(f"{prefix}_{suffix}") for _, suffix in PERSON_FIELDS]
+                if any(v is not None for v in clear):
+                    key = (row["source"], row["source_ref"], role)
+                    expected[key] = [v.isoformat() if isinstance(v, date) else v for v in clear]
+    return expected
+
+
+def _stored_people(url: str) -> list[tuple[tuple[str, str, str], list[str | None]]]:
+    people, referrals = Person.__table__, Referral.__table__  # type: ignore[attr-defined]
+    with wiring.engine().connect() as conn:
+        stored = (
+            conn.execute(select(people, referrals.c.source, referrals.c.source_ref).join(referrals)).mappings().all()
+        )
+    cipher = wiring.cipher()
+    return [
+        (
+            (p["source"], p["source_ref"], p["role"]),
+            [cipher.decrypt("people", column, p[column]) for column, _ in PERSON_FIELDS],
+        )
+        for p in stored
+    ]
+
+
+def test_people_sealed_ahead_in_small_chunks_are_stored_once_for_the_new_referrals_only(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks smaller than a file, and a second file half of whose referrals are stored already:
+    # people are sealed for every staged row before the database says which referrals are new.
+    monkeypatch.setattr("tasks.load.PEOPLE_CHUNK", 3)
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=5)
+    paths = input_files(inbox, DAY)
+    first_half = tmp_path / "half" / DAY.isoformat()
+    first_half.mkdir(parents=True)
+    for p in paths:  # the file up to (not including) the record that starts halfway through it
+        starts = adapt(p).frame["line_no"].tolist()
+        lines = p.read_bytes().split(b"\n")
+        (first_half / p.name).write_bytes(b"\n".join(lines[: starts[len(starts) // 2] - 1]) + b"\n")
+    half = run_files(input_files(tmp_path / "half", DAY), tmp_path)
+    full = run_files(paths, tmp_path)
+    assert sum(f.loaded for f in half) > 0 and sum(f.loaded for f in full) > 0
+    assert sum(f.duplicates for f in full) >= sum(f.loaded for f in half)
+    stored = _stored_people(configured)
+    assert len({key for key, _ in stored}) == len(stored)  # nobody twice
+    assert dict(stored) == _clear_people(paths)
+
+
+def test_a_failure_while_sealing_people_loads_nothing_of_the_file(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> list[str | None]:
+        raise RuntimeError("sealing failed")
+
+    monkeypatch.setattr("tasks.load.name_dob_keys", fail)
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=20, dirty=0.0, seed=5)
+    before = counts(configured)
+    with pytest.raises(RuntimeError, match="sealing failed"):
+        run_files(input_files(inbox, DAY)[:1], tmp_path)
+    assert counts(configured) == before
+
+
 def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
