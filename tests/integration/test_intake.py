@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from expectations.runner import NightValidator
 from iasu import wiring
@@ -14,6 +14,7 @@ from models import IngestBatch, Person, QuarantineEntry, Referral
 from models.referrals import PERSON_FIELDS
 from rules.linkage import name_dob_key, pnc_key
 from tasks.adapters import adapt
+from tasks.bulk import copy_rows
 from tasks.ingest import FileCounts, ingest_path
 from tasks.night import input_files
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
@@ -261,3 +262,21 @@ def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path,
     docs = "".join(p.read_text(errors="ignore") for p in (tmp_path / "docs").rglob("*") if p.is_file())
     assert "index.html" in {p.name for p in (tmp_path / "docs").rglob("*")}
     assert leaks(docs, needles) == []
+
+
+@pytest.mark.postgres
+def test_binary_copy_stores_what_text_copy_stores(pg_url: str) -> None:
+    rows = [(1, "victim", b"\x01\x00\xff\\", "ab" * 32), (2, "perpetrator", None, None), (3, "", b"", "x")]
+    names = ["n", "role", "blob", "idx"]
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            stored = []
+            for binary_types in (None, ["integer", "varchar", "bytea", "varchar"]):
+                conn.execute(text("CREATE TEMP TABLE t (n integer, role varchar(16), blob bytea, idx varchar(64))"))
+                copy_rows(conn, "t", names, rows, binary_types=binary_types)
+                stored.append(conn.execute(text("SELECT n, role, blob, idx FROM t ORDER BY n")).all())
+                conn.execute(text("DROP TABLE t"))
+    finally:
+        engine.dispose()
+    assert stored[0] == stored[1] == rows
