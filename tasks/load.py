@@ -11,6 +11,7 @@ and blind indexed before they reach the database.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
@@ -288,17 +289,24 @@ def load_accepted(
         .returning(REFERRALS.c.line_no, REFERRALS.c.id)
     )
     # People are encrypted and indexed on a worker thread from here on, while the database inserts the
-    # referrals and then the people (the main thread only waits on it meanwhile), instead of after the
-    # referrals are in. The people of duplicates are sealed too and dropped: few, and sealed while waiting.
+    # referrals and then the people (the main thread mostly waits for the database meanwhile), instead
+    # of only once the referrals are in. The people of duplicates are sealed too and dropped: few, and
+    # sealed while waiting.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-people") as pool:
-        sealed = _seal_people(pool, staged, cipher, index)
+        sealed = deque(_seal_people(pool, staged, cipher, index))
+
+        def in_order() -> Iterator[SealedChunk]:
+            # Each chunk is let go once copied, not kept until the whole file is in.
+            while sealed:
+                yield sealed.popleft().result()
+
         try:
             # What RETURNING gives back is what was loaded (rowcount of INSERT ... SELECT is not reliable across
             # drivers); line numbers are unique in a file, so they say which staged rows' people to store.
             referral_ids = {int(line_no): int(referral_id) for line_no, referral_id in conn.execute(ins)}
-            people = _people_rows(staged, referral_ids, (future.result() for future in sealed))
-            # Binary: ciphertexts go as they are, not as hex text the database must decode (a quarter
-            # of its work on people).
+            people = _people_rows(staged, referral_ids, in_order())
+            # Binary: ciphertexts go as they are, not as hex text the database must decode (about a
+            # fifth of its work on people).
             _insert_rows(conn, PEOPLE, ["referral_id", "role", *PERSON_COLUMNS], people, binary=True)
         finally:
             for future in sealed:  # on an error, what is not sealed yet need not be
