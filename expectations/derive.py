@@ -91,43 +91,28 @@ def _mask_free_text(frame: pd.DataFrame, c: pd.DataFrame, source_ref_pattern: st
 def validation_frame(canonical: pd.DataFrame, run_date: date, source_ref_pattern: str = r".*") -> pd.DataFrame:
     """Map the canonical frame (personal fields included) onto a frame with no personal value in it."""
     c = canonical
-    received = list(c["received_date"])
-    incident = list(c["incident_date"])
-    rows = zip(
-        received,
-        incident,
-        c["received_date_given"],
-        c["incident_date_given"],
-        c["duration_given"],
-        c["duration_months"],
-        c["behaviours"],
-        c["markers"],
-        strict=True,
-    )
+    received = c["received_date"].tolist()
+    incident = c["incident_date"].tolist()
+    # Column by column rather than row by row: one comprehension per derived column costs less than
+    # appending to nine lists per row, and dates received (a few hundred distinct) are subtracted once each.
+    days_before_run = {rec: _days(run_date, rec) for rec in set(received)}
     derived: dict[str, list[object]] = {
-        name: []
-        for name in (
-            "received_date_real",
-            "received_days_before_run",
-            "incident_date_real",
-            "incident_days_before_received",
-            "incident_days_before_run",
-            "duration_real",
-            "behaviour_count",
-            "behaviour_codes_known",
-            "marker_codes_known",
-        )
+        "received_date_real": [
+            not given or rec is not None for given, rec in zip(c["received_date_given"], received, strict=True)
+        ],
+        "received_days_before_run": [days_before_run[rec] for rec in received],
+        "incident_date_real": [
+            not given or inc is not None for given, inc in zip(c["incident_date_given"], incident, strict=True)
+        ],
+        "incident_days_before_received": [_days(rec, inc) for rec, inc in zip(received, incident, strict=True)],
+        "incident_days_before_run": [_days(run_date, inc) for inc in incident],
+        "duration_real": [
+            not given or dur is not None for given, dur in zip(c["duration_given"], c["duration_months"], strict=True)
+        ],
+        "behaviour_count": [len(behaviours or ()) for behaviours in c["behaviours"]],
+        "behaviour_codes_known": [_codes_known(behaviours, _BEHAVIOURS) for behaviours in c["behaviours"]],
+        "marker_codes_known": [_codes_known(markers, _MARKERS) for markers in c["markers"]],
     }
-    for rec, inc, rec_given, inc_given, dur_given, dur, behaviours, markers in rows:
-        derived["received_date_real"].append(not rec_given or rec is not None)
-        derived["received_days_before_run"].append(_days(run_date, rec))
-        derived["incident_date_real"].append(not inc_given or inc is not None)
-        derived["incident_days_before_received"].append(_days(rec, inc))
-        derived["incident_days_before_run"].append(_days(run_date, inc))
-        derived["duration_real"].append(not dur_given or dur is not None)
-        derived["behaviour_count"].append(len(behaviours or ()))
-        derived["behaviour_codes_known"].append(_codes_known(behaviours, _BEHAVIOURS))
-        derived["marker_codes_known"].append(_codes_known(markers, _MARKERS))
 
     frame = pd.DataFrame({name: c[name] for name in PASSTHROUGH}).astype(object)
     _mask_free_text(frame, c, source_ref_pattern)

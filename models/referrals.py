@@ -69,7 +69,8 @@ class Person(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("referral_id", "role", name="uq_people_referral_role"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    referral_id: int = Field(foreign_key="referrals.id", index=True)
+    # No index of its own: uq_people_referral_role leads with referral_id and serves lookups by referral.
+    referral_id: int = Field(foreign_key="referrals.id")
     role: str = Field(max_length=16)  # rules.codes.PersonRole
     forename_enc: bytes | None = Field(default=None, sa_type=Encrypted)
     surname_enc: bytes | None = Field(default=None, sa_type=Encrypted)

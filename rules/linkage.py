@@ -18,7 +18,17 @@ _FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "
 
 def normalise_name(forename: str | None, surname: str | None) -> str:
     """Fold case and accents, drop punctuation, join hyphenated parts: "Zoë O'Brien-Hall" -> "zoe obrienhall"."""
-    text = f"{forename or ''} {surname or ''}"
+    return " ".join(part for part in (normalise_name_part(forename), normalise_name_part(surname)) if part)
+
+
+def normalise_name_part(text: str | None) -> str:
+    """One name (a forename or a surname) as normalise_name treats it; the two parts never affect each other.
+
+    Every pass works character by character or on runs of what becomes spaces, so normalising the
+    parts apart and joining them with one space is normalising them joined; intake relies on that
+    to normalise each distinct forename and surname once, not each distinct pairing of them.
+    """
+    text = text or ""
     if text.isascii():
         # Nothing to fold: ASCII is its own NFKD form and casefolds to lower case. Most names are ASCII,
         # and intake normalises every name of a night, so skipping the Unicode passes is worth it.
@@ -40,22 +50,27 @@ def name_dob_keys(
     forenames: Iterable[str | None],
     surnames: Iterable[str | None],
     dobs: Iterable[date | None],
-    names: dict[tuple[str | None, str | None], str] | None = None,
+    parts: dict[str | None, str] | None = None,
 ) -> list[str | None]:
-    """name_dob_key over columns of people, normalising each distinct name once (names recur within a file).
+    """name_dob_key over columns of people, normalising each distinct forename and surname once.
 
-    `names` caches normalised names across calls; it holds personal names, so keep it only as long as one load.
+    A night has a few hundred distinct forenames and surnames but tens of thousands of pairings of them.
+    `parts` caches normalised name parts across calls; it holds personal names, so keep it only as long as one load.
     """
-    if names is None:
-        names = {}
+    if parts is None:
+        parts = {}
     keys: list[str | None] = []
     for forename, surname, dob in zip(forenames, surnames, dobs, strict=True):
         if dob is None:
             keys.append(None)
             continue
-        name = names.get((forename, surname))
-        if name is None:
-            name = names[(forename, surname)] = normalise_name(forename, surname)
+        first = parts.get(forename)
+        if first is None:
+            first = parts[forename] = normalise_name_part(forename)
+        last = parts.get(surname)
+        if last is None:
+            last = parts[surname] = normalise_name_part(surname)
+        name = f"{first} {last}" if first and last else first or last
         keys.append(f"{name}|{dob.isoformat()}" if name else None)
     return keys
 

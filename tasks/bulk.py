@@ -105,11 +105,25 @@ def _json(value: Any) -> str:
     return orjson.dumps(value, option=orjson.OPT_NON_STR_KEYS).decode()
 
 
-def copy_rows(conn: Connection, table: str, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """COPY rows (values in the order of names) into a PostgreSQL table, as they are built."""
+def copy_rows(
+    conn: Connection,
+    table: str,
+    names: Sequence[str],
+    rows: Iterable[Sequence[Any]],
+    *,
+    binary_types: Sequence[str] | None = None,
+) -> None:
+    """COPY rows (values in the order of names) into a PostgreSQL table, as they are built.
+
+    With binary_types (PostgreSQL type names, one per column) the rows travel in COPY's binary format.
+    """
     statement = f"COPY {table} ({', '.join(names)}) FROM STDIN"
+    if binary_types is not None:
+        statement += " (FORMAT BINARY)"
     try:
         with _raw(conn).cursor() as cur, cur.copy(statement) as copy:
+            if binary_types is not None:
+                copy.set_types(binary_types)
             write_row = copy.write_row
             for row in rows:
                 write_row(row)

@@ -11,7 +11,9 @@ and blind indexed before they reach the database.
 from __future__ import annotations
 
 import json
+from collections import deque
 from collections.abc import Iterable, Iterator, Mapping, Sequence
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -178,52 +180,81 @@ def stage_rows(accepted: pd.DataFrame, *, batch_id: int) -> StagedRows:
     return StagedRows(count=count, referrals=referrals, people=people)
 
 
-def _insert_rows(conn: Connection, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
-    """Insert rows (values in the order of names): streamed by COPY on PostgreSQL, one executemany on SQLite."""
+def _insert_rows(
+    conn: Connection, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]], *, binary: bool = False
+) -> None:
+    """Insert rows (values in the order of names): streamed by COPY on PostgreSQL, one executemany on SQLite.
+
+    `binary` sends them in COPY's binary format, for tables of plain columns (no JSON).
+    """
     if conn.dialect.name != "postgresql":
         values = [dict(zip(names, row, strict=True)) for row in rows]
         if values:
             conn.execute(table.insert(), values)
         return
     # COPY is the physical floor for bulk intake; executemany would be several times slower.
-    copy_rows(conn, table.name, names, rows)
+    types = [_type_name(conn, table.c[name]) for name in names] if binary else None
+    copy_rows(conn, table.name, names, rows, binary_types=types)
 
 
-# People encrypted per step while COPY streams them: big enough to amortise each step,
-# small enough that the database always has rows to insert while the next step runs.
+def _type_name(conn: Connection, column: Column[Any]) -> str:
+    """The PostgreSQL type of a column as COPY's binary format names it: "varchar" for VARCHAR(16)."""
+    return column.type.compile(dialect=conn.dialect).split("(")[0].lower()
+
+
+# People sealed per step: big enough to amortise each step, small enough that the database
+# always has rows to insert while the next step runs.
 PEOPLE_CHUNK = 2000
+
+SealedChunk = tuple[list[int], list[tuple[Any, ...]]]  # staged row numbers, their people rows without referral_id
+
+
+def _seal_chunk(
+    role: PersonRole,
+    people: StagedPeople,
+    chunk: list[int],
+    names: dict[str | None, str],
+    cipher: FieldCipher,
+    index: BlindIndex,
+) -> SealedChunk:
+    """The people of some staged rows as stored (role, *PERSON_COLUMNS): fields encrypted, blind indexes computed."""
+    clear = {column: [values[i] for i in chunk] for column, values in people.fields.items()}
+    dobs = [people.dobs[i] for i in chunk]
+    name_dob = name_dob_keys(clear["forename_enc"], clear["surname_enc"], dobs, names)
+    rows = zip(
+        [role.value] * len(chunk),
+        *[cipher.encrypt_many("people", column, clear[column]) for column, _ in PERSON_FIELDS],
+        index.many("name_dob", name_dob),
+        index.many("pnc", map(pnc_key, clear["pnc_enc"])),
+        strict=True,
+    )
+    return chunk, list(rows)
+
+
+def _seal_people(
+    pool: Executor, staged: StagedRows, cipher: FieldCipher, index: BlindIndex
+) -> list[Future[SealedChunk]]:
+    """Start sealing every staged person, victims then perpetrators, a chunk per task, in order."""
+    futures = []
+    for role, people in staged.people.items():
+        present = [i for i, given in enumerate(people.present) if given]
+        names: dict[str | None, str] = {}  # normalised forenames and surnames, for this file only
+        for start in range(0, len(present), PEOPLE_CHUNK):
+            chunk = present[start : start + PEOPLE_CHUNK]
+            futures.append(pool.submit(_seal_chunk, role, people, chunk, names, cipher, index))
+    return futures
 
 
 def _people_rows(
-    staged: StagedRows, referral_ids: Mapping[int, int], cipher: FieldCipher, index: BlindIndex
+    staged: StagedRows, referral_ids: Mapping[int, int], sealed: Iterable[SealedChunk]
 ) -> Iterator[tuple[Any, ...]]:
-    """Rows for people (referral_id, role, *PERSON_COLUMNS) of the referrals loaded now: victims, then perpetrators.
-
-    Encrypted and indexed a chunk at a time as COPY takes the rows, so the client's
-    work overlaps the database's (heap, five indexes, a foreign key per row), and
-    none is spent on the people of duplicates.
-    """
+    """Rows for people (referral_id, role, *PERSON_COLUMNS) of the referrals loaded now, in the order sealed."""
     line_nos = staged.referrals["line_no"]
-    for role, people in staged.people.items():
-        kept = [
-            i
-            for i, (line_no, present) in enumerate(zip(line_nos, people.present, strict=True))
-            if present and line_no in referral_ids
-        ]
-        names: dict[tuple[str | None, str | None], str] = {}  # normalised names, for this file only
-        for start in range(0, len(kept), PEOPLE_CHUNK):
-            chunk = kept[start : start + PEOPLE_CHUNK]
-            clear = {column: [values[i] for i in chunk] for column, values in people.fields.items()}
-            dobs = [people.dobs[i] for i in chunk]
-            name_dob = name_dob_keys(clear["forename_enc"], clear["surname_enc"], dobs, names)
-            yield from zip(
-                [referral_ids[line_nos[i]] for i in chunk],
-                [role.value] * len(chunk),
-                *[cipher.encrypt_many("people", column, clear[column]) for column, _ in PERSON_FIELDS],
-                index.many("name_dob", name_dob),
-                index.many("pnc", map(pnc_key, clear["pnc_enc"])),
-                strict=True,
-            )
+    for chunk, rows in sealed:
+        for i, row in zip(chunk, rows, strict=True):
+            referral_id = referral_ids.get(line_nos[i])
+            if referral_id is not None:  # the people of a duplicate are already stored with it
+                yield (referral_id, *row)
 
 
 def dialect_insert(conn: Connection, table: Table) -> Any:
@@ -257,11 +288,29 @@ def load_accepted(
         .on_conflict_do_nothing(index_elements=["source", "source_ref"])
         .returning(REFERRALS.c.line_no, REFERRALS.c.id)
     )
-    # What RETURNING gives back is what was loaded (rowcount of INSERT ... SELECT is not reliable across
-    # drivers); line numbers are unique in a file, so they say which staged rows' people to store.
-    referral_ids = {int(line_no): int(referral_id) for line_no, referral_id in conn.execute(ins)}
-    people = _people_rows(staged, referral_ids, cipher, index)
-    _insert_rows(conn, PEOPLE, ["referral_id", "role", *PERSON_COLUMNS], people)
+    # People are encrypted and indexed on a worker thread from here on, while the database inserts the
+    # referrals and then the people (the main thread mostly waits for the database meanwhile), instead
+    # of only once the referrals are in. The people of duplicates are sealed too and dropped: few, and
+    # sealed while waiting.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-people") as pool:
+        sealed = deque(_seal_people(pool, staged, cipher, index))
+
+        def in_order() -> Iterator[SealedChunk]:
+            # Each chunk is let go once copied, not kept until the whole file is in.
+            while sealed:
+                yield sealed.popleft().result()
+
+        try:
+            # What RETURNING gives back is what was loaded (rowcount of INSERT ... SELECT is not reliable across
+            # drivers); line numbers are unique in a file, so they say which staged rows' people to store.
+            referral_ids = {int(line_no): int(referral_id) for line_no, referral_id in conn.execute(ins)}
+            people = _people_rows(staged, referral_ids, in_order())
+            # Binary: ciphertexts go as they are, not as hex text the database must decode (about a
+            # fifth of its work on people).
+            _insert_rows(conn, PEOPLE, ["referral_id", "role", *PERSON_COLUMNS], people, binary=True)
+        finally:
+            for future in sealed:  # on an error, what is not sealed yet need not be
+                future.cancel()
     resolved = resolve_quarantine(conn, batch_id=batch_id, now=now)
     conn.execute(text("DROP TABLE IF EXISTS stage_referrals"))
     loaded = len(referral_ids)

@@ -127,3 +127,28 @@ def test_every_injected_defect_is_caught_by_its_named_expectation(source: Source
         seen[kind] = seen.get(kind, 0) + 1
     assert set(seen) == set(CAUGHT_BY)
     assert int(repeats.sum()) == PER_KIND
+
+
+def test_stored_results_name_failing_rows_by_line_and_carry_no_frame_query(tmp_path: Path) -> None:
+    path, _ = write_source_file(tmp_path / "inbox" / DAY.isoformat(), Source.police_rms, seed=7)
+    adapted = adapt(path)
+    validator = NightValidator(tmp_path / "docs")
+    verdicts = validator.validate(
+        validation_frame(adapted.frame, DAY, adapted.source_ref_pattern),
+        path.name,
+        {"source_ref_pattern": adapted.source_ref_pattern},
+    )
+    store = validator._ctx().validation_results_store
+    results = [store.get(key) for key in store.list_keys()]
+    named: dict[int, list[str]] = {}
+    for suite_result in results:
+        assert suite_result is not None
+        for result in suite_result.results:
+            assert "unexpected_index_query" not in (result.result or {})
+            for entry in (result.result or {}).get("unexpected_index_list") or []:
+                named.setdefault(int(entry["line_no"]), []).append(str(result.expectation_config.meta["name"]))
+    assert named and set(named) == set(verdicts.failed)
+    for line, names in verdicts.failed.items():
+        # The verdicts keep only "record_readable" for an unreadable record, which fails everything else too.
+        assert set(names) <= set(named[line])
+        assert names == ["record_readable"] or set(names) == set(named[line])

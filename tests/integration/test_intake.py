@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import create_engine, select, text
 
 from expectations.runner import NightValidator
 from iasu import wiring
@@ -14,6 +14,7 @@ from models import IngestBatch, Person, QuarantineEntry, Referral
 from models.referrals import PERSON_FIELDS
 from rules.linkage import name_dob_key, pnc_key
 from tasks.adapters import adapt
+from tasks.bulk import copy_rows
 from tasks.ingest import FileCounts, ingest_path
 from tasks.night import input_files
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
@@ -127,6 +128,74 @@ def test_people_are_stored_encrypted_and_indexed_as_one_at_a_time_and_never_twic
     assert counts(configured)["people"] == len(stored)
 
 
+def _clear_people(paths: list[Path]) -> dict[tuple[str, str, str], list[str | None]]:
+    """(source, source_ref, role) -> the clear fields each file gives for that person."""
+    expected: dict[tuple[str, str, str], list[str | None]] = {}
+    for path in paths:
+        for row in adapt(path).frame.to_dict(orient="records"):
+            for role, prefix in (("victim", "victim"), ("perpetrator", "perp")):
+                clear = [row.get(f"{prefix}_{suffix}") for _, suffix in PERSON_FIELDS]
+                if any(v is not None for v in clear):
+                    key = (row["source"], row["source_ref"], role)
+                    expected[key] = [v.isoformat() if isinstance(v, date) else v for v in clear]
+    return expected
+
+
+def _stored_people(url: str) -> list[tuple[tuple[str, str, str], list[str | None]]]:
+    people, referrals = Person.__table__, Referral.__table__  # type: ignore[attr-defined]
+    with wiring.engine().connect() as conn:
+        stored = (
+            conn.execute(select(people, referrals.c.source, referrals.c.source_ref).join(referrals)).mappings().all()
+        )
+    cipher = wiring.cipher()
+    return [
+        (
+            (p["source"], p["source_ref"], p["role"]),
+            [cipher.decrypt("people", column, p[column]) for column, _ in PERSON_FIELDS],
+        )
+        for p in stored
+    ]
+
+
+def test_people_sealed_ahead_in_small_chunks_are_stored_once_for_the_new_referrals_only(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Chunks smaller than a file, and a second file half of whose referrals are stored already:
+    # people are sealed for every staged row before the database says which referrals are new.
+    monkeypatch.setattr("tasks.load.PEOPLE_CHUNK", 3)
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=5)
+    paths = input_files(inbox, DAY)
+    first_half = tmp_path / "half" / DAY.isoformat()
+    first_half.mkdir(parents=True)
+    for p in paths:  # the file up to (not including) the record that starts halfway through it
+        starts = adapt(p).frame["line_no"].tolist()
+        lines = p.read_bytes().split(b"\n")
+        (first_half / p.name).write_bytes(b"\n".join(lines[: starts[len(starts) // 2] - 1]) + b"\n")
+    half = run_files(input_files(tmp_path / "half", DAY), tmp_path)
+    full = run_files(paths, tmp_path)
+    assert sum(f.loaded for f in half) > 0 and sum(f.loaded for f in full) > 0
+    assert sum(f.duplicates for f in full) >= sum(f.loaded for f in half)
+    stored = _stored_people(configured)
+    assert len({key for key, _ in stored}) == len(stored)  # nobody twice
+    assert dict(stored) == _clear_people(paths)
+
+
+def test_a_failure_while_sealing_people_loads_nothing_of_the_file(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    def fail(*args: object, **kwargs: object) -> list[str | None]:
+        raise RuntimeError("sealing failed")
+
+    monkeypatch.setattr("tasks.load.name_dob_keys", fail)
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=20, dirty=0.0, seed=5)
+    before = counts(configured)
+    with pytest.raises(RuntimeError, match="sealing failed"):
+        run_files(input_files(inbox, DAY)[:1], tmp_path)
+    assert counts(configured) == before
+
+
 def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
@@ -193,3 +262,21 @@ def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path,
     docs = "".join(p.read_text(errors="ignore") for p in (tmp_path / "docs").rglob("*") if p.is_file())
     assert "index.html" in {p.name for p in (tmp_path / "docs").rglob("*")}
     assert leaks(docs, needles) == []
+
+
+@pytest.mark.postgres
+def test_binary_copy_stores_what_text_copy_stores(pg_url: str) -> None:
+    rows = [(1, "victim", b"\x01\x00\xff\\", "ab" * 32), (2, "perpetrator", None, None), (3, "", b"", "x")]
+    names = ["n", "role", "blob", "idx"]
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            stored = []
+            for binary_types in (None, ["integer", "varchar", "bytea", "varchar"]):
+                conn.execute(text("CREATE TEMP TABLE t (n integer, role varchar(16), blob bytea, idx varchar(64))"))
+                copy_rows(conn, "t", names, rows, binary_types=binary_types)
+                stored.append(conn.execute(text("SELECT n, role, blob, idx FROM t ORDER BY n")).all())
+                conn.execute(text("DROP TABLE t"))
+    finally:
+        engine.dispose()
+    assert stored[0] == stored[1] == rows

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import re
 import unicodedata
 from datetime import UTC, date, datetime
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from rules.clock import end_of_day
 from rules.gate import RowCountGate, row_count_hold_reason
@@ -52,11 +55,30 @@ def test_name_dob_keys_are_name_dob_key_for_each_person() -> None:
         ("ANN", "lee", date(1990, 1, 2)),
         ("Ann", "Lee", date(1985, 5, 5)),
     ]
-    names: dict[tuple[str | None, str | None], str] = {}
+    parts: dict[str | None, str] = {}
     for _ in range(2):  # the second time from the cache
         forenames, surnames, dobs = zip(*people, strict=True)
-        assert name_dob_keys(forenames, surnames, dobs, names) == [name_dob_key(*p) for p in people]
-    assert names[("Zoë", "O'Brien-Hall")] == "zoe obrienhall"
+        assert name_dob_keys(forenames, surnames, dobs, parts) == [name_dob_key(*p) for p in people]
+    assert parts["Zoë"] == "zoe"
+    assert parts["O'Brien-Hall"] == "obrienhall"
+    assert parts[None] == ""
+
+
+def _normalise_joined(forename: str | None, surname: str | None) -> str:
+    """normalise_name as it was written before parts were normalised apart: over the joined text."""
+    text = f"{forename or ''} {surname or ''}"
+    folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
+    letters = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    squeezed = letters.replace("'", "").replace("\u2019", "").replace("-", "")
+    return re.sub(r"\s+", " ", re.sub(r"[^a-z ]+", " ", squeezed)).strip()
+
+
+_NAMEISH = st.text(alphabet=st.sampled_from("aZ ë'’-.\u0301\u0308Łßæ\t1Ó"), max_size=8)
+
+
+@given(forename=st.none() | _NAMEISH, surname=st.none() | _NAMEISH)
+def test_normalising_name_parts_apart_is_normalising_them_joined(forename: str | None, surname: str | None) -> None:
+    assert normalise_name(forename, surname) == _normalise_joined(forename, surname)
 
 
 @pytest.mark.parametrize(
