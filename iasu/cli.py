@@ -602,10 +602,10 @@ def alert_list(
 def alert_dispatch(as_json: JsonOption = False) -> None:
     """Send pending alerts now (Slack, or the dry-run outbox with no token); can run more often than nightly."""
     from iasu.policy import get_policy
-    from tasks.notify import dispatch, notifier_from_settings
+    from tasks.notify import drain, notifier_from_settings
 
     engine = _read_engine()
-    result = dispatch(engine, notifier_from_settings(typer.echo), get_policy())
+    result = drain(engine, notifier_from_settings(typer.echo), get_policy())
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
     else:

@@ -187,6 +187,7 @@ class DispatchResult:
     rate_limited: int = 0
     stopped_for_outage: bool = False
     errors: dict[str, int] = field(default_factory=dict)
+    claimed: int = 0  # taken from the outbox by this dispatch (not reported: pending says what is left)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready counts."""
@@ -268,6 +269,7 @@ def dispatch(
     """Send pending alerts, grouped per channel beyond the policy's threshold; record every outcome."""
     result = DispatchResult()
     claimed = _claim(engine, limit=limit, now=now())
+    result.claimed = len(claimed)
     by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for alert in claimed:
         by_channel[alert["channel"]].append(alert)
@@ -356,6 +358,32 @@ def dispatch(
     return result
 
 
+MAX_ROUNDS = 20  # a drain stops after this many full batches (200,000 alerts at the default limit)
+
+
+def drain(
+    engine: Engine, notifier: Notifier, policy: Policy, *, limit: int = 10_000, now: Callable[[], datetime] = utcnow
+) -> DispatchResult:
+    """Dispatch batch after batch while each takes a full batch and delivers, so a big night leaves none waiting."""
+    total = DispatchResult()
+    for _ in range(MAX_ROUNDS):
+        one = dispatch(engine, notifier, policy, limit=limit, now=now)
+        total.sent += one.sent
+        total.failed += one.failed
+        total.dry_run += one.dry_run
+        total.messages += one.messages
+        total.claimed += one.claimed
+        for error, n in one.errors.items():
+            total.errors[error] = total.errors.get(error, 0) + n
+        total.pending, total.rate_limited = one.pending, one.rate_limited
+        total.stopped_for_outage = one.stopped_for_outage
+        # A batch that was not full took everything there was; one that delivered nothing (failures only,
+        # or another dispatcher holding the rest) would only retry sooner than the next dispatch should.
+        if one.stopped_for_outage or one.claimed < limit or not (one.sent or one.dry_run):
+            break
+    return total
+
+
 def _messages(alerts: list[dict[str, Any]], policy: Policy) -> list[tuple[Message, list[dict[str, Any]]]]:
     """One message per alert, or grouped ones when the channel has more than the threshold this run."""
     if len(alerts) <= policy.alerts.group_threshold:
@@ -402,7 +430,7 @@ def _ops_failed(alert: dict[str, Any], error: str, policy: Policy) -> dict[str, 
 def dispatch_alerts() -> dict[str, Any]:
     """Send pending alerts to Slack (or the dry-run outbox), once each; what cannot go now stays pending."""
     logger = get_run_logger()
-    result = dispatch(wiring.engine(), notifier_from_settings(logger.info), get_policy())
+    result = drain(wiring.engine(), notifier_from_settings(logger.info), get_policy())
     logger.info(
         "alerts: %d sent, %d dry run, %d failed, %d pending%s",
         result.sent,

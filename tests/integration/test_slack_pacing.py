@@ -7,7 +7,7 @@ import time
 from iasu import wiring
 from iasu.policy import get_policy
 from tasks.messages import Message
-from tasks.notify import CHANNEL_INTERVAL_S, SlackNotifier, dispatch
+from tasks.notify import CHANNEL_INTERVAL_S, SlackNotifier, dispatch, drain
 from tasks.outbox import outbox_row, queue_alert
 from tests.slack_server import FakeSlack
 
@@ -38,10 +38,9 @@ def test_other_channels_do_not_wait_for_each_other() -> None:
         assert len(fake.messages) == 4
 
 
-def test_a_dispatch_lets_channels_take_turns(configured: str) -> None:
-    """Two channels needing three grouped messages each take about two seconds, not four, and nothing is refused."""
-    per_channel = 300  # more than two grouped messages' worth of missed contacts
-    rows = [
+def missed_rows(channels: tuple[str, ...], per_channel: int) -> list[dict[str, object]]:
+    """Outbox rows for missed contacts, per_channel of them for each channel."""
+    return [
         outbox_row(
             "missed_contact",
             f"missed:{channel}:{n}:L1",
@@ -57,11 +56,16 @@ def test_a_dispatch_lets_channels_take_turns(configured: str) -> None:
             },
             level=1,
         )
-        for channel in ("C0TURNA", "C0TURNB")
+        for channel in channels
         for n in range(per_channel)
     ]
+
+
+def test_a_dispatch_lets_channels_take_turns(configured: str) -> None:
+    """Two channels needing three grouped messages each take about two seconds, not four, and nothing is refused."""
+    per_channel = 300  # more than two grouped messages' worth of missed contacts
     with wiring.engine().begin() as conn:
-        queue_alert(conn, rows)
+        queue_alert(conn, missed_rows(("C0TURNA", "C0TURNB"), per_channel))
     with FakeSlack(rate_limit_per_second=1.0) as fake:
         started = time.monotonic()
         result = dispatch(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
@@ -70,3 +74,14 @@ def test_a_dispatch_lets_channels_take_turns(configured: str) -> None:
     assert result.sent == 2 * per_channel and result.messages == 6 and result.rate_limited == 0
     assert channels == ["C0TURNA", "C0TURNB"] * 3
     assert elapsed < 3 * CHANNEL_INTERVAL_S  # one after the other would take at least 4
+
+
+def test_a_drain_takes_batch_after_batch_until_none_is_left(configured: str) -> None:
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, missed_rows(("C0DRAIN",), 25))
+    with FakeSlack() as fake:
+        notifier = SlackNotifier("xoxb-test", fake.base_url, 5)
+        one = dispatch(wiring.engine(), notifier, get_policy(), limit=10)
+        assert (one.sent, one.pending) == (10, 15)  # a single dispatch takes one batch
+        rest = drain(wiring.engine(), notifier, get_policy(), limit=10)
+    assert (rest.sent, rest.pending, rest.claimed) == (15, 0, 15)
