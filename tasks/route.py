@@ -15,7 +15,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, and_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from iasu import wiring
@@ -27,7 +27,7 @@ from rules.linkage import Linked, LinkRow, link
 from rules.policy import Policy
 from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess_all
 from tasks.audit import AUDIT, os_user
-from tasks.bulk import copy_insert
+from tasks.bulk import copy_insert, update_rows
 from tasks.load import dialect_insert
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN
@@ -282,10 +282,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         case_id = case_id_of.get(target) or merged_into.get(target) or existing_case[target]
         merged_into[rid] = case_id
     if merged_into:
-        conn.execute(
-            update(REFERRALS).where(REFERRALS.c.id == bindparam("rid")).values(case_id=bindparam("cid")),
-            [{"rid": rid, "cid": cid} for rid, cid in merged_into.items()],
-        )
+        update_rows(conn, REFERRALS, "id", ({"id": rid, "case_id": cid} for rid, cid in merged_into.items()))
 
     raised = _raise_linked_cases(
         conn,
@@ -425,21 +422,19 @@ def _raise_linked_cases(
             timezone=get_settings().timezone,
         )
         # Outside the unit, a case raised this way is listed for the unit to pull in (queue list --queue unit).
-        conn.execute(
-            update(CASES)
-            .where(c.id == bindparam("cid"))
-            .values(
-                tier=bindparam("b_tier"), reasons=bindparam("b_reasons"), turned_away_for_capacity=bindparam("b_flag")
-            ),
-            [
+        update_rows(
+            conn,
+            CASES,
+            "id",
+            (
                 {
-                    "cid": ch["cid"],
-                    "b_tier": ch["tier"],
-                    "b_reasons": ch["reasons"],
-                    "b_flag": ch["queue"] != Queue.unit,
+                    "id": ch["cid"],
+                    "tier": ch["tier"],
+                    "reasons": ch["reasons"],
+                    "turned_away_for_capacity": ch["queue"] != Queue.unit,
                 }
                 for ch in changes
-            ],
+            ),
         )
         conn.execute(
             AUDIT.insert(),
