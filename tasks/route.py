@@ -8,6 +8,7 @@ audit events are written in bulk in one transaction.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import chain
@@ -92,26 +93,31 @@ def _link_select(policy: Policy) -> Any:
     ), perp
 
 
-def _perp_keys(row: Any, policy: Policy) -> frozenset[str]:
-    keys = set()
-    if "name_dob" in policy.linkage.signals and row.perp_name_dob:
-        keys.add(f"name_dob:{row.perp_name_dob}")
-    if "pnc" in policy.linkage.signals and row.perp_pnc:
-        keys.add(f"pnc:{row.perp_pnc}")
-    return frozenset(keys)
-
-
-def _link_row(row: Any, policy: Policy, case_open: bool = True) -> LinkRow:
-    return LinkRow(
-        referral_id=row.id,
-        source=row.source,
-        key=f"{row.source}:{row.source_ref}",
-        received_date=row.received_date,
-        victim_index=row.victim_index,
-        perp_keys=_perp_keys(row, policy),
-        case_id=row.case_id,
-        case_open=case_open,
-    )
+def _link_rows(rows: Iterable[Any], policy: Policy, open_of: Callable[[Any], bool] | None = None) -> list[LinkRow]:
+    """Rows as linkage sees them; perpetrator keys only for the policy's signals; open unless open_of says not."""
+    # The policy is asked once, not twice per row: a night has a hundred thousand rows.
+    name_dob = "name_dob" in policy.linkage.signals
+    pnc = "pnc" in policy.linkage.signals
+    out = []
+    for row in rows:
+        keys = []
+        if name_dob and row.perp_name_dob:
+            keys.append(f"name_dob:{row.perp_name_dob}")
+        if pnc and row.perp_pnc:
+            keys.append(f"pnc:{row.perp_pnc}")
+        out.append(
+            LinkRow(
+                referral_id=row.id,
+                source=row.source,
+                key=f"{row.source}:{row.source_ref}",
+                received_date=row.received_date,
+                victim_index=row.victim_index,
+                perp_keys=frozenset(keys),
+                case_id=row.case_id,
+                case_open=True if open_of is None else open_of(row),
+            )
+        )
+    return out
 
 
 # Plain dict look-ups: calling an Enum class per value costs microseconds, a night has a hundred thousand rows.
@@ -166,7 +172,7 @@ def _read(conn: Connection, policy: Policy) -> tuple[list[Any], list[LinkRow]]:
         .join(CASES, CASES.c.id == REFERRALS.c.case_id)
         .where(REFERRALS.c.case_id.is_not(None), or_(*signals))
     )
-    existing = [_link_row(row, policy, row.status == CaseStatus.open) for row in conn.execute(linked)]
+    existing = _link_rows(conn.execute(linked), policy, lambda row: bool(row.status == CaseStatus.open))
     return list(new_rows), existing
 
 
@@ -221,7 +227,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         return result
     by_id = {row.id: row for row in rows}
     links = link(
-        [_link_row(row, policy) for row in rows],
+        _link_rows(rows, policy),
         existing,
         duplicate_window_days=policy.linkage.duplicate_window_days,
     )
