@@ -446,9 +446,10 @@ def _raise_linked_cases(
                 for ch in changes
             ),
         )
-        conn.execute(
-            AUDIT.insert(),
-            [
+        copy_insert(
+            conn,
+            AUDIT,
+            (
                 {
                     "at": now,
                     "actor": actor,
@@ -460,7 +461,7 @@ def _raise_linked_cases(
                     "reason_enc": None,
                 }
                 for ch in changes
-            ],
+            ),
         )
     return len(changes)
 
