@@ -8,7 +8,7 @@ audit events are written in bulk in one transaction.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from itertools import chain
@@ -248,15 +248,18 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     now = utcnow()
     cases: list[dict[str, Any]] = []
     reasons_of: dict[int, list[dict[str, Any]]] = {}  # per shared decision object, built once
-    for facts, decision in allocated:  # priority order: the most urgent case gets the lowest number
-        prefix = FORCE_PREFIX[facts.force]
-        reasons = reasons_of.get(id(decision))
-        if reasons is None:
-            reasons = reasons_of[id(decision)] = [r.as_dict() for r in decision.reasons]
-        number = blocks[(prefix, year)]
-        blocks[(prefix, year)] += 1
-        cases.append(
-            {
+    before = conn.execute(select(func.coalesce(func.max(CASES.c.id), 0))).scalar_one()
+
+    def opened() -> Iterator[dict[str, Any]]:
+        """Each case as it is numbered (kept in cases too), so COPY sends it while the next is built."""
+        for facts, decision in allocated:  # priority order: the most urgent case gets the lowest number
+            prefix = FORCE_PREFIX[facts.force]
+            reasons = reasons_of.get(id(decision))
+            if reasons is None:
+                reasons = reasons_of[id(decision)] = [r.as_dict() for r in decision.reasons]
+            number = blocks[(prefix, year)]
+            blocks[(prefix, year)] += 1
+            case = {
                 "case_ref": case_ref(facts.force, year, number),
                 "force": facts.force.value,
                 "status": CaseStatus.open,
@@ -271,9 +274,10 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                 "opened_at": now,
                 "origin_referral_id": rid_of[facts.key],
             }
-        )
-    before = conn.execute(select(func.coalesce(func.max(CASES.c.id), 0))).scalar_one()
-    copy_insert(conn, CASES, cases)
+            cases.append(case)
+            yield case
+
+    copy_insert(conn, CASES, opened())
     inserted = conn.execute(
         select(CASES.c.id, CASES.c.origin_referral_id).where(
             CASES.c.id > before, CASES.c.origin_referral_id.is_not(None)
