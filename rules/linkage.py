@@ -107,6 +107,9 @@ class Linked:
     earlier_referral_ids: tuple[int, ...] = ()  # the linked earlier referrals, for raising their cases
 
 
+_UNLINKED = Linked(duplicate_of=None, earlier_cases=0, other_victims=0)  # immutable, so shared
+
+
 def link(new: Sequence[LinkRow], existing: Sequence[LinkRow], *, duplicate_window_days: int) -> dict[int, Linked]:
     """Link each new referral's perpetrator to earlier referrals; spot the same referral sent by two sources.
 
@@ -131,12 +134,17 @@ def link(new: Sequence[LinkRow], existing: Sequence[LinkRow], *, duplicate_windo
     for row in sorted(new, key=lambda r: (r.received_date, r.key, r.referral_id)):
         seen: dict[int, LinkRow] = {}
         for perp_key in row.perp_keys:
-            for other in by_perp[perp_key]:
+            for other in by_perp.get(perp_key, ()):
                 seen[other.referral_id] = other
+        victim_rows = by_victim.get(row.victim_index or "")
+        if not seen and not victim_rows:
+            # Most referrals share neither perpetrator nor victim with an earlier one: nothing to sort or compare.
+            case_token[row.referral_id] = f"new:{row.referral_id}"
+            out[row.referral_id] = _UNLINKED
+            remember(row)
+            continue
         earlier = sorted(seen.values(), key=lambda r: (r.received_date, r.key), reverse=True)  # most recent first
-        same_victim = sorted(
-            by_victim.get(row.victim_index or "", []), key=lambda r: (r.received_date, r.key), reverse=True
-        )
+        same_victim = sorted(victim_rows or [], key=lambda r: (r.received_date, r.key), reverse=True)
         duplicate = next(
             (
                 other

@@ -1,7 +1,9 @@
-"""Bulk inserts without per-statement overhead: COPY on PostgreSQL, one executemany on SQLite.
+"""Bulk inserts and updates without per-statement overhead: COPY on PostgreSQL, one executemany on SQLite.
 
 SQLAlchemy's multi-VALUES executemany spends most of its time building and
-splitting very large statements; COPY streams rows instead.
+splitting very large statements, and an executemany UPDATE runs one statement
+per row; COPY streams rows instead, into the table or into a temporary table
+that one UPDATE ... FROM joins.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import JSON, Column, Connection, MetaData, Table, text
+from sqlalchemy import JSON, Column, Connection, MetaData, Table, bindparam, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
@@ -81,6 +83,34 @@ def copy_insert_ignoring(
     ).rowcount
     conn.execute(text(f"DROP TABLE {stage.name}"))
     return int(new)
+
+
+def update_rows(conn: Connection, table: Table, key: str, rows: Iterable[dict[str, Any]]) -> None:
+    """Set columns of existing rows found by `key` (each row: its key, once, and the same columns to set)."""
+    it = iter(rows)
+    first = next(it, None)
+    if first is None:
+        return
+    names = list(first)
+    columns = [n for n in names if n != key]
+    if conn.dialect.name != "postgresql":
+        # Bind names differ from column names, or an executemany UPDATE also sets every column named.
+        stmt = (
+            update(table).where(table.c[key] == bindparam(f"b_{key}")).values({n: bindparam(f"b_{n}") for n in columns})
+        )
+        conn.execute(stmt, [{f"b_{n}": row[n] for n in names} for row in chain([first], it)])
+        return
+    stage = Table(f"update_{table.name}", MetaData(), *[Column(n, table.c[n].type) for n in names])
+    conn.execute(
+        text(
+            f"CREATE TEMP TABLE {stage.name} ON COMMIT DROP AS SELECT {', '.join(names)} FROM {table.name} WITH NO DATA"
+        )
+    )
+    copy_rows(conn, stage.name, names, _copy_values(stage, names, chain([first], it)))
+    # One statement joining the stage on the key, instead of one statement (and round trip) per row.
+    assignments = ", ".join(f"{n} = s.{n}" for n in columns)
+    conn.execute(text(f"UPDATE {table.name} SET {assignments} FROM {stage.name} s WHERE {table.name}.{key} = s.{key}"))
+    conn.execute(text(f"DROP TABLE {stage.name}"))
 
 
 def _raw(conn: Connection) -> psycopg.Connection[Any]:

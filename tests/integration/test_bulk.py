@@ -1,0 +1,85 @@
+"""The bulk update on SQLite and PostgreSQL: only the rows named change, only in the columns given."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime
+
+import pytest
+from sqlalchemy import insert, select
+
+from iasu import wiring
+from models import Case
+from tasks.bulk import update_rows
+
+CASES = Case.__table__  # type: ignore[attr-defined]
+OPENED = datetime(2026, 11, 2, 17, tzinfo=UTC)
+TEXT = 'tab\there, "quoted", back\\slash, new\nline, café'
+
+
+@pytest.fixture
+def cases(configured: str) -> list[int]:
+    """Three open standard cases, ids ascending."""
+    with wiring.engine().begin() as conn:
+        return [
+            conn.execute(
+                insert(CASES)
+                .values(
+                    case_ref=f"CH-2026-{n:06d}",
+                    force="cheshire",
+                    status="open",
+                    tier="standard",
+                    queue="police_investigation",
+                    reasons=[{"rule": "sdash_band", "text": "standard", "inputs": {}}],
+                    interventions=[],
+                    turned_away_for_capacity=False,
+                    decided_by="policy",
+                    opened_on=date(2026, 11, 2),
+                    opened_at=OPENED,
+                )
+                .returning(CASES.c.id)
+            ).scalar_one()
+            for n in (1, 2, 3)
+        ]
+
+
+def _state() -> list[tuple[object, ...]]:
+    c = CASES.c
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(select(c.id, c.tier, c.reasons, c.turned_away_for_capacity, c.queue).order_by(c.id))
+        return [tuple(row) for row in rows]
+
+
+def test_only_the_rows_and_columns_given_change(cases: list[int]) -> None:
+    first, _, third = cases
+    before = _state()
+    reasons = [{"rule": "serial_perpetrator_linked", "text": TEXT, "inputs": {"revealed_by_referral_id": 7}}]
+    with wiring.engine().begin() as conn:
+        # A generator will do, as for the inserts; the key may come anywhere among the names.
+        update_rows(
+            conn,
+            CASES,
+            "id",
+            (
+                {"tier": "high", "id": case_id, "reasons": reasons, "turned_away_for_capacity": True}
+                for case_id in (third, first)
+            ),
+        )
+    after = _state()
+    assert after[1] == before[1]
+    for case_id, row in ((first, after[0]), (third, after[2])):
+        assert row == (case_id, "high", reasons, True, "police_investigation")
+
+
+def test_nothing_to_update_runs_nothing(cases: list[int]) -> None:
+    before = _state()
+    with wiring.engine().begin() as conn:
+        update_rows(conn, CASES, "id", iter([]))
+    assert _state() == before
+
+
+def test_two_updates_in_one_transaction(cases: list[int]) -> None:
+    # The staging table is dropped after each update, so a second one in the same transaction can stage again.
+    with wiring.engine().begin() as conn:
+        update_rows(conn, CASES, "id", [{"id": cases[0], "tier": "medium"}])
+        update_rows(conn, CASES, "id", [{"id": cases[1], "tier": "high"}])
+    assert [row[1] for row in _state()] == ["medium", "high", "standard"]
