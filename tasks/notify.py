@@ -34,6 +34,7 @@ from models import Alert
 from models.types import utcnow
 from rules.codes import AlertStatus
 from rules.policy import Policy
+from tasks.collector import gc_paused
 from tasks.messages import Message, grouped, keys_in_metadata, render
 from tasks.outbox import outbox_row, queue_alert
 
@@ -263,6 +264,7 @@ def _mark_tried(engine: Engine, ids: list[int], now: datetime) -> None:
         conn.execute(update(ALERTS).where(a.id.in_(ids), a.tried_at.is_(None)).values(tried_at=now))
 
 
+@gc_paused
 def dispatch(
     engine: Engine, notifier: Notifier, policy: Policy, *, limit: int = 10_000, now: Callable[[], datetime] = utcnow
 ) -> DispatchResult:

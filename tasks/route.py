@@ -27,9 +27,9 @@ from rules.codes import FORCE_PREFIX, CaseStatus, Force, Marker, PersonRole, Que
 from rules.linkage import Linked, LinkRow, link
 from rules.policy import Policy
 from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess_all
-from tasks.adapters.mapping import gc_paused
 from tasks.audit import AUDIT, os_user
 from tasks.bulk import copy_insert, update_rows
+from tasks.collector import gc_paused
 from tasks.load import dialect_insert
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN

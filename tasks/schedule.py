@@ -32,6 +32,7 @@ from rules.policy import Policy
 from rules.triage import TIER_RANK
 from tasks.audit import AUDIT, os_user
 from tasks.bulk import copy_insert
+from tasks.collector import gc_paused
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN
 
@@ -248,6 +249,7 @@ def _ops_alert_for_unassigned(
     )
 
 
+@gc_paused
 def schedule(
     conn: Connection,
     *,

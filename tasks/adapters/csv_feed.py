@@ -15,8 +15,9 @@ from typing import NamedTuple
 
 from rules.codes import Source
 from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns
-from tasks.adapters.mapping import canonical_columns, gc_paused
+from tasks.adapters.mapping import canonical_columns
 from tasks.adapters.normalise import DateFormat, Labels, label_key
+from tasks.collector import gc_paused
 
 UTF8_BOM = b"\xef\xbb\xbf"
 

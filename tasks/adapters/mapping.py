@@ -9,17 +9,15 @@ that, not per-row work, keeps a 100,000-record file to a second or two.
 
 from __future__ import annotations
 
-import gc
 from collections.abc import Callable, Mapping, Sequence
-from functools import partial, wraps
-from typing import ParamSpec, TypeVar
+from functools import partial
+from typing import TypeVar
 
 from rules.codes import SDASH_COLUMNS, Source
 from tasks.adapters.canonical import COLUMNS
 from tasks.adapters.normalise import DateFormat, Labels, code, codes, reference, text, whole_number, yes_no
 
 T = TypeVar("T")
-P = ParamSpec("P")
 
 PERSONAL_TEXT = (
     "victim_forename",
@@ -46,28 +44,6 @@ DATE_FIELDS = (
 )
 # Value types that can share one cache without equal-but-different keys (True == 1 == 1.0).
 _SAFE_MIXES = (frozenset({str, type(None), bool}), frozenset({str, type(None), int}))
-
-
-def gc_paused(read: Callable[P, T]) -> Callable[P, T]:
-    """Run a whole-file reader with the cyclic garbage collector paused.
-
-    Reading a file makes millions of small containers and no reference cycles;
-    on Python 3.11 the collector's repeated passes over them cost more than the
-    parsing itself (a 100,000-record JSON Lines file: 3.6 s of json.loads
-    against 1.2 s). The collector is restarted afterwards if it was running.
-    """
-
-    @wraps(read)
-    def paused(*args: P.args, **kwargs: P.kwargs) -> T:
-        was_enabled = gc.isenabled()
-        gc.disable()
-        try:
-            return read(*args, **kwargs)
-        finally:
-            if was_enabled:
-                gc.enable()
-
-    return paused
 
 
 def map_column(values: Sequence[object], compute: Callable[[object], T], *, plain: bool = False) -> list[T]:

@@ -8,8 +8,9 @@ from pathlib import Path
 from rules.codes import SDASH_COLUMNS, Behaviour, Force, Marker, ReferringAgency, Relationship, Source, SrpLevel
 from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns
 from tasks.adapters.csv_feed import UTF8_BOM
-from tasks.adapters.mapping import canonical_columns, gc_paused
+from tasks.adapters.mapping import canonical_columns
 from tasks.adapters.normalise import ISO_DATE, Labels, label_lookup, text
+from tasks.collector import gc_paused
 
 SOURCE = Source.nhs_trust
 FILE_EXTENSION = "jsonl"
