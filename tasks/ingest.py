@@ -27,7 +27,6 @@ from rules.gate import RowCountGate, row_count_hold_reason
 from tasks import audit
 from tasks.adapters import adapt
 from tasks.adapters.canonical import FileHeld
-from tasks.collector import gc_paused
 from tasks.load import QuarantinedRow, load_accepted, quarantine, stage_rows
 from tasks.outbox import outbox_row, queue_alert
 
@@ -121,7 +120,6 @@ def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_
     return int(conn.execute(BATCHES.insert().values(**values).returning(BATCHES.c.id)).scalar_one())
 
 
-@gc_paused
 def ingest_path(
     path: Path,
     *,

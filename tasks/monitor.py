@@ -27,7 +27,6 @@ from rules.clock import end_of_day
 from rules.codes import ContactStatus, Force, Queue
 from rules.escalation import channel_for, dedupe_key, escalation_level
 from rules.policy import Policy
-from tasks.collector import gc_paused
 from tasks.outbox import outbox_row, queue_alert
 from tasks.schedule import calendars
 
@@ -70,7 +69,6 @@ def overdue_query(now: datetime) -> Any:
     )
 
 
-@gc_paused
 def monitor(conn: Connection, *, policy: Policy, run_date: date, timezone: str) -> MonitorResult:
     """Find every missed contact as of the end of the run date and queue its alert at its current level."""
     result = MonitorResult()
