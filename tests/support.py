@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import subprocess
-from datetime import date
+from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 
-from sqlalchemy import create_engine
+from sqlalchemy import Connection, create_engine, insert
 from sqlalchemy.engine import make_url
 
 from iasu.synthetic import generate
@@ -112,3 +113,37 @@ def policy_with(tmp_path: Path, **replacements: str) -> Path:
     path = tmp_path / "policy.yaml"
     path.write_text(text, encoding="utf-8")
     return path
+
+
+def open_case(
+    conn: Connection,
+    case_ref: str,
+    *,
+    tier: str,
+    queue: str,
+    opened_at: datetime,
+    reasons: list[dict[str, Any]] | None = None,
+) -> int:
+    """Insert one open Cheshire case as the policy decided it (for tests of the tables around cases); its id."""
+    from models import Case
+
+    cases = Case.__table__  # type: ignore[attr-defined]
+    return int(
+        conn.execute(
+            insert(cases)
+            .values(
+                case_ref=case_ref,
+                force="cheshire",
+                status="open",
+                tier=tier,
+                queue=queue,
+                reasons=reasons or [],
+                interventions=[],
+                turned_away_for_capacity=False,
+                decided_by="policy",
+                opened_on=opened_at.date(),
+                opened_at=opened_at,
+            )
+            .returning(cases.c.id)
+        ).scalar_one()
+    )

@@ -2,42 +2,29 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 
 from iasu import wiring
 from models import Case
 from tasks.bulk import update_rows
+from tests.support import open_case
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 OPENED = datetime(2026, 11, 2, 17, tzinfo=UTC)
+POLICE = "police_investigation"
 TEXT = 'tab\there, "quoted", back\\slash, new\nline, café'
 
 
 @pytest.fixture
 def cases(configured: str) -> list[int]:
     """Three open standard cases, ids ascending."""
+    reasons = [{"rule": "sdash_band", "text": "standard", "inputs": {}}]
     with wiring.engine().begin() as conn:
         return [
-            conn.execute(
-                insert(CASES)
-                .values(
-                    case_ref=f"CH-2026-{n:06d}",
-                    force="cheshire",
-                    status="open",
-                    tier="standard",
-                    queue="police_investigation",
-                    reasons=[{"rule": "sdash_band", "text": "standard", "inputs": {}}],
-                    interventions=[],
-                    turned_away_for_capacity=False,
-                    decided_by="policy",
-                    opened_on=date(2026, 11, 2),
-                    opened_at=OPENED,
-                )
-                .returning(CASES.c.id)
-            ).scalar_one()
+            open_case(conn, f"CH-2026-{n:06d}", tier="standard", queue=POLICE, opened_at=OPENED, reasons=reasons)
             for n in (1, 2, 3)
         ]
 
@@ -67,7 +54,7 @@ def test_only_the_rows_and_columns_given_change(cases: list[int]) -> None:
     after = _state()
     assert after[1] == before[1]
     for case_id, row in ((first, after[0]), (third, after[2])):
-        assert row == (case_id, "high", reasons, True, "police_investigation")
+        assert row == (case_id, "high", reasons, True, POLICE)
 
 
 def test_nothing_to_update_runs_nothing(cases: list[int]) -> None:

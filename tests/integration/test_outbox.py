@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import pytest
@@ -13,6 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from iasu import wiring
 from models import Alert, Case, Contact
 from tasks.outbox import outbox_row, queue_alert
+from tests.support import open_case
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 CASES = Case.__table__  # type: ignore[attr-defined]
@@ -25,23 +26,7 @@ NOTE = 'tab\there, "quoted", back\\slash, new\nline, café'
 def contacts(configured: str) -> list[int]:
     """Four pending contacts of one case, ids ascending."""
     with wiring.engine().begin() as conn:
-        case_id = conn.execute(
-            insert(CASES)
-            .values(
-                case_ref="CH-2026-000001",
-                force="cheshire",
-                status="open",
-                tier="high",
-                queue="unit",
-                reasons=[],
-                interventions=[],
-                turned_away_for_capacity=False,
-                decided_by="policy",
-                opened_on=date(2026, 10, 1),
-                opened_at=DUE,
-            )
-            .returning(CASES.c.id)
-        ).scalar_one()
+        case_id = open_case(conn, "CH-2026-000001", tier="high", queue="unit", opened_at=DUE)
         return [
             conn.execute(
                 insert(CONTACTS)
