@@ -7,6 +7,7 @@ add a personal value, because nothing here reads one.
 from __future__ import annotations
 
 import re
+import textwrap
 from dataclasses import dataclass
 from typing import Any
 
@@ -45,28 +46,30 @@ class Message:
         return {"event_type": "iasu_alert", "event_payload": payload}
 
 
-def compact_keys(keys: list[str]) -> tuple[list[str], list[list[Any]]]:
-    """Keys as listed, but consecutive numbered ones as [prefix, first, last]: metadata stays small."""
+def compact_keys(keys: list[str]) -> tuple[list[str], list[dict[str, Any]]]:
+    """Keys as listed, but consecutive numbered ones as {prefix, first, last}: metadata stays small."""
     listed: list[str] = []
-    runs: list[list[Any]] = []
+    runs: list[dict[str, Any]] = []
     for key in keys:
         match = NUMBERED_KEY.match(key)
         if match is None:
             listed.append(key)
             continue
         prefix, number = match.group(1), int(match.group(2))
-        if runs and runs[-1][0] == prefix and runs[-1][2] == number - 1:
-            runs[-1][2] = number
+        if runs and runs[-1]["prefix"] == prefix and runs[-1]["last"] == number - 1:
+            runs[-1]["last"] = number
         else:
-            runs.append([prefix, number, number])
+            runs.append({"prefix": prefix, "first": number, "last": number})
     return listed, runs
 
 
 def keys_in_metadata(payload: dict[str, Any]) -> list[str]:
     """Every dedupe key a message's metadata names, listed or within a run (compact_keys undone)."""
     keys = [payload.get("dedupe_key"), *payload.get("dedupe_keys", [])]
-    for prefix, first, last in payload.get("dedupe_runs", []):
-        keys += [f"{prefix}{n:06d}" for n in range(int(first), int(last) + 1)]
+    for run in payload.get("dedupe_runs", []):
+        first, last = int(run["first"]), int(run["last"])
+        if 0 <= first <= last < 10**6:  # six-digit case numbers; anything else is not a run this code wrote
+            keys += [f"{run['prefix']}{n:06d}" for n in range(first, last + 1)]
     return list(dict.fromkeys(str(k) for k in keys if k))  # the first key is also among the listed ones
 
 
@@ -138,11 +141,13 @@ def _unassigned(p: dict[str, Any], key: str) -> Message:
     refs = ", ".join(p.get("case_refs", []))
     more = p["cases"] - len(p.get("case_refs", []))
     listed = f"{refs}{f' and {more} more' if more > 0 else ''}"
-    head = f"{p['cases']} open case(s) have no eligible worker ({p['date']}; by queue/force {where})"
+    head = f"{p['cases']} open case(s) have no eligible worker ({p['date']})"
     todo = "Add staff or raise a worker's capacity (`iasu staff add`, `iasu staff list`); the next night assigns them."
+    # Every force's queues may be listed: as many sections as the counts need, each within Block Kit's limit.
+    counts = [_section(part) for part in textwrap.wrap(f"By queue/force: {where}", MAX_SECTION_CHARS)]
     return Message(
-        text=f"Ops: {head}: {listed}",
-        blocks=[_section(f":gear: Ops: {head}"), _section(listed), _context(todo)],
+        text=f"Ops: {head}; by queue/force {where}: {listed}",
+        blocks=[_section(f":gear: Ops: {head}"), *counts, _section(listed), _context(todo)],
         dedupe_keys=[key],
     )
 
@@ -192,8 +197,8 @@ def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str
     lines: list[tuple[str, list[str], list[str]]] = []
     announced: list[tuple[str, int, str, str]] = []  # (prefix and year, number, reference, dedupe key)
     for kind, payload, key in items:
-        if kind == "new_high_risk":
-            prefix, _, number = str(payload["case_ref"]).rpartition("-")
+        prefix, _, number = str(payload.get("case_ref", "")).rpartition("-")
+        if kind == "new_high_risk" and number.isdigit():
             announced.append((prefix, int(number), payload["case_ref"], key))
         else:
             lines.append((_group_line(kind, payload), [key], [str(payload.get("case_ref", "-"))]))

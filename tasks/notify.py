@@ -15,7 +15,7 @@ import json
 import socket
 import time
 import urllib.error
-from collections import defaultdict, deque
+from collections import Counter, defaultdict, deque
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -146,8 +146,10 @@ class SlackNotifier:
         found: dict[str, str] = {}
         messages: list[dict[str, Any]] = response.get("messages", []) or []
         for msg in messages:
-            payload = (msg.get("metadata") or {}).get("event_payload") or {}
-            for key in keys_in_metadata(payload):
+            metadata = msg.get("metadata") or {}
+            if metadata.get("event_type") != "iasu_alert":  # another app's message: its metadata is not ours
+                continue
+            for key in keys_in_metadata(metadata.get("event_payload") or {}):
                 found[key] = str(msg.get("ts"))
         return found
 
@@ -299,7 +301,10 @@ def dispatch(
         if alerts:
             plans.append((channel, deque(_messages(alerts, policy))))
     # Channels take turns, one message each: Slack's one message a second is per channel, so one
-    # channel's wait overlaps the others' sends instead of adding to them.
+    # channel's wait overlaps the others' sends instead of adding to them. The breaker counts failures
+    # in a row across channels (Slack unreachable) and per channel (one channel's sends keep failing
+    # while others succeed: that channel leaves the rotation, its alerts stay pending).
+    failing: Counter[str] = Counter()
     while plans and not result.stopped_for_outage:
         for channel, queued in plans:
             if result.stopped_for_outage:
@@ -313,9 +318,10 @@ def dispatch(
                 result.errors[exc.error] = result.errors.get(exc.error, 0) + len(members)
                 if exc.status == 429 or exc.status >= 500:
                     outages += exc.status >= 500
+                    failing[channel] += exc.status >= 500
                     result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
                     continue  # transient: left pending, attempts not used up
-                outages = 0
+                outages = failing[channel] = 0
                 for m in members:
                     attempts = m["attempts"] + 1
                     final = exc.error in PERMANENT or attempts >= policy.alerts.max_attempts
@@ -331,10 +337,11 @@ def dispatch(
                 continue
             except OUTAGE as exc:
                 outages += 1
+                failing[channel] += 1
                 result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + len(members)
                 result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
                 continue
-            outages = 0
+            outages = failing[channel] = 0
             result.messages += 1
             status = AlertStatus.dry_run if notifier.dry_run else AlertStatus.sent
             sent_at = now()  # one instant per message, so its members settle in one UPDATE
@@ -345,7 +352,8 @@ def dispatch(
             else:
                 result.sent += len(members)
             _record(engine, changes, ops)
-        plans = [(channel, queued) for channel, queued in plans if queued]
+        breaker = policy.alerts.circuit_breaker_failures
+        plans = [(channel, queued) for channel, queued in plans if queued and failing[channel] < breaker]
     # Whatever was claimed and not settled goes back for the next dispatch, attempts untouched.
     with engine.begin() as conn:
         conn.execute(
@@ -379,9 +387,10 @@ def drain(
             total.errors[error] = total.errors.get(error, 0) + n
         total.pending, total.rate_limited = one.pending, one.rate_limited
         total.stopped_for_outage = one.stopped_for_outage
-        # A batch that was not full took everything there was; one that delivered nothing (failures only,
-        # or another dispatcher holding the rest) would only retry sooner than the next dispatch should.
-        if one.stopped_for_outage or one.claimed < limit or not (one.sent or one.dry_run):
+        # A batch that was not full took everything there was. After a refusal, or a batch that delivered
+        # nothing (another dispatcher holding the rest), another round would retry alerts sooner than the
+        # next dispatch should and could spend all their attempts in one run.
+        if one.stopped_for_outage or one.claimed < limit or not (one.sent or one.dry_run) or one.errors:
             break
     return total
 

@@ -69,6 +69,7 @@ class FakeSlack:
         self._requests: list[tuple[str, int]] = []
         self._errors: list[BaseException] = []
         self._forced: deque[Mode] = deque()
+        self._failing_channels: set[str] = set()
         self._recent: dict[str, deque[float]] = {}
         self._next_ts = FIRST_TS_MICROS
         self._server: _Server | None = None
@@ -130,6 +131,10 @@ class FakeSlack:
             raise ValueError(f"mode must be one of {', '.join(MODES)}, not {value!r}")
         self._mode = value
 
+    def fail_channel(self, channel: str) -> None:
+        """Answer every post to this channel with a 500 (one channel broken while the others work)."""
+        self._failing_channels.add(channel)
+
     def fail_next(self, n: int, mode: Mode) -> None:
         """Answer the next n requests (of any method) in `mode`, then return to the current mode."""
         if mode not in MODES:
@@ -180,7 +185,9 @@ class FakeSlack:
             return _Reply(200, {"ok": False, "error": mode})
         if not token:
             return _Reply(200, {"ok": False, "error": "invalid_auth"})
-        if method == "chat.postMessage":
+        if method == "chat.postMessage" and params.get("channel") in self._failing_channels:
+            reply = _Reply(500, {"ok": False, "error": "internal_error"})
+        elif method == "chat.postMessage":
             reply = self._post(params)
         elif method == "conversations.history":
             reply = self._history(params)

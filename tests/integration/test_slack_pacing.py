@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import time
 
+from sqlalchemy import select
+
 from iasu import wiring
 from iasu.policy import get_policy
 from tasks.messages import Message
 from tasks.notify import CHANNEL_INTERVAL_S, SlackNotifier, dispatch, drain
-from tasks.outbox import outbox_row, queue_alert
+from tasks.outbox import ALERTS, outbox_row, queue_alert
 from tests.slack_server import FakeSlack
 
 
@@ -85,3 +87,30 @@ def test_a_drain_takes_batch_after_batch_until_none_is_left(configured: str) -> 
         assert (one.sent, one.pending) == (10, 15)  # a single dispatch takes one batch
         rest = drain(wiring.engine(), notifier, get_policy(), limit=10)
     assert (rest.sent, rest.pending, rest.claimed) == (15, 0, 15)
+
+
+def test_one_broken_channel_leaves_the_rotation_and_the_others_are_delivered(configured: str) -> None:
+    """Channel A answers 500 while B works: A's alerts stay pending, attempts untouched, after the breaker's count."""
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, missed_rows(("C0BROKEN", "C0FINE"), 1500))  # about a dozen messages each
+    breaker = get_policy().alerts.circuit_breaker_failures
+    with FakeSlack() as fake:
+        fake.fail_channel("C0BROKEN")
+        result = drain(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
+        tried = [(method, status) for method, status in fake.requests if method == "chat.postMessage"]
+    assert result.sent == 1500 and result.pending == 1500 and result.failed == 0
+    assert sum(1 for _, status in tried if status == 500) == breaker  # then the channel is left alone
+    with wiring.engine().connect() as conn:
+        stuck = conn.execute(select(ALERTS.c.attempts).where(ALERTS.c.channel == "C0BROKEN")).scalars().all()
+    assert set(stuck) == {0}
+
+
+def test_a_drain_stops_after_a_refusal_rather_than_retrying_at_once(configured: str) -> None:
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, missed_rows(("C0BROKEN", "C0FINE"), 15))
+    with FakeSlack() as fake:
+        fake.fail_channel("C0BROKEN")
+        result = drain(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy(), limit=20)
+    # A full batch that delivered (5 to the working channel) but met a refusal ends the drain: another round
+    # would post the refused alerts again at once.
+    assert (result.claimed, result.sent, result.pending) == (20, 5, 25)

@@ -94,3 +94,14 @@ def test_metadata_lists_keys_that_are_not_numbered_and_reads_them_back() -> None
     payload = message.metadata()["event_payload"]
     assert payload["dedupe_keys"][:8] == [f"missed:{i}:L1" for i in range(8)]
     assert sorted(keys_in_metadata(payload)) == sorted(set(message.dedupe_keys))
+
+
+def test_metadata_runs_outside_six_digit_case_numbers_are_not_read() -> None:
+    payload = {
+        "dedupe_key": "new_high_risk:CH-2026-000001",
+        "dedupe_runs": [
+            {"prefix": "new_high_risk:CH-2026-", "first": 1, "last": 3},
+            {"prefix": "x-", "first": 0, "last": 10**9},  # not a run this code writes: ignored, not expanded
+        ],
+    }
+    assert keys_in_metadata(payload) == [f"new_high_risk:CH-2026-00000{n}" for n in (1, 2, 3)]
