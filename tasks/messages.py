@@ -16,6 +16,7 @@ MAX_SECTION_CHARS = 3000  # Block Kit's limit per section text
 # chat.postMessage refuses blocks holding more than about 12,000 characters of text in all
 # (msg_blocks_too_long), whatever the per-block limits allow: a grouped message stays below with margin.
 MAX_MESSAGE_CHARS = 11_000
+GROUPED_OPS_CHARS = 1000  # an ops event in a grouped message: its summary, cut where it would crowd the rest
 # Dedupe keys ending in a case number (new_high_risk:CH-2026-000123) run on across a night's new cases.
 NUMBERED_KEY = re.compile(r"^(.*-)(\d{6})$")
 LEVEL_WHO = {1: "team", 2: "supervisors", 3: "unit lead"}
@@ -171,7 +172,7 @@ def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
         close_section()
         if keys:
             header = _section(f":warning: {len(keys)} alerts for this channel")
-            text = f"{len(keys)} alerts: {', '.join(refs)}"[:MAX_SECTION_CHARS]
+            text = f"{len(keys)} alerts{': ' if refs else ''}{', '.join(refs)}"[:MAX_SECTION_CHARS]
             messages.append(Message(text=text, blocks=[header, *map(_section, sections)], dedupe_keys=list(keys)))
         for bucket in (sections, keys, refs):
             bucket.clear()
@@ -201,7 +202,8 @@ def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str
         if kind == "new_high_risk" and number.isdigit():
             announced.append((prefix, int(number), payload["case_ref"], key))
         else:
-            lines.append((_group_line(kind, payload), [key], [str(payload.get("case_ref", "-"))]))
+            refs = [str(payload["case_ref"])] if payload.get("case_ref") else []  # digests and ops name no case
+            lines.append((_group_line(kind, payload, key), [key], refs))
     run: list[tuple[str, int, str, str]] = []
 
     def close_run() -> None:
@@ -219,13 +221,16 @@ def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str
     return lines
 
 
-def _group_line(kind: str, payload: dict[str, Any]) -> str:
+def _group_line(kind: str, payload: dict[str, Any], key: str) -> str:
     if kind == "missed_contact":
         p = payload
         mention = f"<@{p['slack_user_id']}> " if p.get("slack_user_id") else ""
         late = p["working_days_late"]
         lateness = "due today" if late == 0 else f"{late} working day{'s' if late != 1 else ''} late"
         return f"• {mention}*{p['case_ref']}*: {KIND_WORDS.get(p['kind'], p['kind'])}, {lateness}, level {p['level']}"
-    if "case_ref" not in payload and "cases" in payload:
-        return f"• ops: {payload.get('event', kind)}, {payload['cases']} case(s)"
-    return f"• *{payload.get('case_ref', '-')}*: {payload.get('event', kind)}"
+    if kind == "digest":  # the day's counts, not just the word: a grouped digest must still say them
+        return f"• {_digest(payload, key).text}"
+    if "case_ref" not in payload:
+        summary = render(kind, payload, key).text  # an ops event's one-line summary
+        return f"• {summary[:GROUPED_OPS_CHARS]}{'…' if len(summary) > GROUPED_OPS_CHARS else ''}"
+    return f"• *{payload['case_ref']}*: {payload.get('event', kind)}"

@@ -105,3 +105,15 @@ def test_metadata_runs_outside_six_digit_case_numbers_are_not_read() -> None:
         ],
     }
     assert keys_in_metadata(payload) == [f"new_high_risk:CH-2026-00000{n}" for n in (1, 2, 3)]
+
+
+def test_a_digest_or_ops_event_grouped_with_other_alerts_still_says_what_it_is() -> None:
+    digest = {"date": "2026-11-02", "overdue_by_level": {"1": 9}, "overdue_by_queue": {"unit": 4}, "due_today": 3}
+    unassigned = {"event": "cases_unassigned", "date": "2026-11-02", "cases": 40, "by_queue": {"unit/cheshire": 40}}
+    items = [("missed_contact", missed(i), f"missed:{i}:L1") for i in range(6)]
+    items += [("digest", digest, "digest:C0UNIT:2026-11-02"), ("ops", {**unassigned, "case_refs": []}, "ops:u")]
+    [message] = grouped(items)
+    listed = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section")
+    assert "Daily digest 2026-11-02: overdue by level 1: 9; by queue unit: 4; due today 3" in listed
+    assert "40 open case(s) have no eligible worker" in listed
+    assert "*-*" not in listed and " -," not in message.text  # no stand-in for a reference that is not there
