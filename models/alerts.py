@@ -22,8 +22,9 @@ class Alert(SQLModel, table=True):
     kind: str = Field(max_length=32)  # missed_contact | new_high_risk | digest | ops
     level: int | None = None
     channel: str = Field(max_length=64)
-    case_id: int | None = Field(default=None, foreign_key="cases.id", index=True)
-    contact_id: int | None = Field(default=None, foreign_key="contacts.id", index=True)
+    # Not indexed: alerts are found by status, never by case or contact (cases and contacts are not deleted).
+    case_id: int | None = Field(default=None, foreign_key="cases.id")
+    contact_id: int | None = Field(default=None, foreign_key="contacts.id")
     # Case references, codes and counts only: never a personal value.
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     status: str = Field(default=AlertStatus.pending, max_length=16, index=True)

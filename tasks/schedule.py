@@ -23,7 +23,7 @@ from sqlalchemy import case as sql_case
 from iasu import wiring
 from iasu.policy import get_policy
 from iasu.settings import get_settings
-from models import Alert, Case, Contact, Staff
+from models import Case, Contact, Staff
 from models.types import utcnow
 from rules.cadence import applicable_kinds, initial_contacts, next_after_completion
 from rules.calendar import WorkingCalendar, calendar_for
@@ -39,7 +39,6 @@ from tasks.report import CASE_REFS_SHOWN
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 STAFF = Staff.__table__  # type: ignore[attr-defined]
-ALERTS = Alert.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
