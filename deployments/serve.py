@@ -3,6 +3,9 @@
 The nightly catch-up runs at 02:00 Europe/London for every night up to
 yesterday that has not completed; one run at a time (a new one is cancelled
 while another is still running), so two nights never load concurrently.
+Alert dispatch runs every five minutes, also one at a time, so alerts queued
+by day (a retry, a reassignment) do not wait for the night; a dispatch that
+meets the night's own takes only what the night's has not claimed.
 """
 
 from __future__ import annotations
@@ -16,10 +19,13 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 
 from flows.catchup import catch_up
+from flows.dispatch import alert_dispatch
 from iasu.prefect_env import quiet_prefect
 from iasu.settings import get_settings
 
 NIGHTLY_CRON = "0 2 * * *"
+DISPATCH_CRON = "*/5 * * * *"
+ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
 def yesterday(timezone: str) -> date:
@@ -33,17 +39,30 @@ def scheduled_nightly() -> None:
     catch_up(through=yesterday(get_settings().timezone))
 
 
+def deployments() -> list[RunnerDeployment]:
+    """The served deployments: the nightly catch-up and the alert dispatch between nights."""
+    timezone = get_settings().timezone
+    nightly = scheduled_nightly.to_deployment(
+        name="nightly",
+        schedule=Cron(NIGHTLY_CRON, timezone=timezone),
+        concurrency_limit=ONE_AT_A_TIME,
+        description="Nightly intake at 02:00 Europe/London, catching up any missed night.",
+    )
+    dispatch = alert_dispatch.to_deployment(
+        name="alert-dispatch",
+        schedule=Cron(DISPATCH_CRON, timezone=timezone),
+        concurrency_limit=ONE_AT_A_TIME,
+        description="Pending alerts to Slack every five minutes.",
+    )
+    # to_deployment is sync outside an event loop
+    assert isinstance(nightly, RunnerDeployment) and isinstance(dispatch, RunnerDeployment)
+    return [nightly, dispatch]
+
+
 def main() -> None:
     """Register and serve the deployments until interrupted."""
     quiet_prefect()
-    deployment = scheduled_nightly.to_deployment(
-        name="nightly",
-        schedule=Cron(NIGHTLY_CRON, timezone=get_settings().timezone),
-        concurrency_limit=ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW),
-        description="Nightly intake at 02:00 Europe/London, catching up any missed night.",
-    )
-    assert isinstance(deployment, RunnerDeployment)  # to_deployment is sync outside an event loop
-    serve(deployment)
+    serve(*deployments())
 
 
 if __name__ == "__main__":

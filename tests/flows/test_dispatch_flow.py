@@ -1,0 +1,34 @@
+"""Alert dispatch between nights: served every five minutes, one run at a time, and it delivers what is pending."""
+
+from __future__ import annotations
+
+import pytest
+from sqlalchemy import select
+
+from deployments.serve import DISPATCH_CRON, NIGHTLY_CRON, deployments
+from flows.dispatch import alert_dispatch
+from iasu import wiring
+from tasks.outbox import ALERTS, outbox_row, queue_alert
+
+pytestmark = pytest.mark.flow
+
+
+def test_the_served_deployments_are_the_nightly_and_a_dispatch_every_five_minutes() -> None:
+    served = {d.name: d for d in deployments()}
+    assert set(served) == {"nightly", "alert-dispatch"}
+    for name, cron in (("nightly", NIGHTLY_CRON), ("alert-dispatch", DISPATCH_CRON)):
+        [schedule] = served[name].schedules or []
+        assert getattr(schedule.schedule, "cron", None) == cron
+        # One run at a time: a run still going cancels the next rather than a second one starting beside it.
+        assert served[name].concurrency_limit == 1
+        options = served[name].concurrency_options
+        assert options is not None and options.collision_strategy == "CANCEL_NEW"
+
+
+def test_the_dispatch_flow_sends_what_is_pending(configured: str) -> None:
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, [outbox_row("ops", "ops:test:day", "C0OPS", {"event": "test"})])
+    result = alert_dispatch()
+    assert result["dry_run"] == 1 and result["pending"] == 0  # no Slack token here: the dry-run outbox
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(ALERTS.c.status)).scalars().all() == ["dry_run"]
