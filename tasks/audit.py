@@ -25,6 +25,22 @@ def os_user() -> str | None:
         return None
 
 
+def event(
+    *, at: datetime, actor: str, action: str, entity: str, entity_id: str | int | None, details: dict[str, Any]
+) -> dict[str, Any]:
+    """One audit row with no free-text reason, for inserting many at once (details: codes and counts only)."""
+    return {
+        "at": at,
+        "actor": actor,
+        "os_user": os_user(),
+        "action": action,
+        "entity": entity,
+        "entity_id": None if entity_id is None else str(entity_id),
+        "details": details,
+        "reason_enc": None,
+    }
+
+
 def record(
     conn: Connection,
     *,
@@ -40,15 +56,7 @@ def record(
     """Append one audit event; details hold codes and counts only, a free-text reason is encrypted."""
     if reason is not None and cipher is None:
         raise ValueError("a reason is free text and must be encrypted: pass the cipher")
-    conn.execute(
-        AUDIT.insert().values(
-            at=at or utcnow(),
-            actor=actor,
-            os_user=os_user(),
-            action=action,
-            entity=entity,
-            entity_id=None if entity_id is None else str(entity_id),
-            details=details,
-            reason_enc=cipher.encrypt("audit_events", "reason_enc", reason) if cipher and reason else None,
-        )
-    )
+    row = event(at=at or utcnow(), actor=actor, action=action, entity=entity, entity_id=entity_id, details=details)
+    if cipher and reason:
+        row["reason_enc"] = cipher.encrypt("audit_events", "reason_enc", reason)
+    conn.execute(AUDIT.insert().values(**row))

@@ -19,17 +19,32 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
 
-def copy_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> None:
-    """Insert rows (all with the same keys, a generator will do) into a table; no conflict handling, no RETURNING."""
+def _peek(rows: Iterable[dict[str, Any]]) -> tuple[list[str], Iterator[dict[str, Any]]] | None:
+    """The column names of the first row and every row again (a generator is read once), or None if none."""
     it = iter(rows)
     first = next(it, None)
-    if first is None:
+    return None if first is None else (list(first), chain([first], it))
+
+
+def _empty_copy(conn: Connection, table: Table, names: list[str], name: str) -> Table:
+    """A temporary table with these columns of `table`, empty, dropped at commit if not before."""
+    stage = Table(name, MetaData(), *[Column(n, table.c[n].type) for n in names])
+    conn.execute(
+        text(f"CREATE TEMP TABLE {name} ON COMMIT DROP AS SELECT {', '.join(names)} FROM {table.name} WITH NO DATA")
+    )
+    return stage
+
+
+def copy_insert(conn: Connection, table: Table, rows: Iterable[dict[str, Any]]) -> None:
+    """Insert rows (all with the same keys, a generator will do) into a table; no conflict handling, no RETURNING."""
+    peeked = _peek(rows)
+    if peeked is None:
         return
+    names, every = peeked
     if conn.dialect.name != "postgresql":
-        conn.execute(table.insert(), [first, *it])
+        conn.execute(table.insert(), list(every))
         return
-    names = list(first)
-    copy_rows(conn, table.name, names, _copy_values(table, names, chain([first], it)))
+    copy_rows(conn, table.name, names, _copy_values(table, names, every))
 
 
 def copy_insert_ignoring(
@@ -41,14 +56,13 @@ def copy_insert_ignoring(
     insert_order: str | None = None,
 ) -> int:
     """Insert rows, skipping any that conflict on `conflict`, ids in the order given; returns how many are new."""
-    it = iter(rows)
-    first = next(it, None)
-    if first is None:
+    peeked = _peek(rows)
+    if peeked is None:
         return 0
-    names = list(first)
+    names, every = peeked
     if conn.dialect.name != "postgresql":
         stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c[names[0]])
-        return len(conn.execute(stmt, [first, *it]).all())
+        return len(conn.execute(stmt, list(every)).all())
     key = table.autoincrement_column
     sequence = None
     if key is not None and key.name not in names:
@@ -57,10 +71,7 @@ def copy_insert_ignoring(
         ).scalar_one()
     staged = [key.name, *names] if key is not None and sequence is not None else names
     columns = ", ".join(staged)
-    stage = Table(f"stage_{table.name}", MetaData(), *[Column(n, table.c[n].type) for n in staged])
-    conn.execute(
-        text(f"CREATE TEMP TABLE {stage.name} ON COMMIT DROP AS SELECT {columns} FROM {table.name} WITH NO DATA")
-    )
+    stage = _empty_copy(conn, table, staged, f"stage_{table.name}")
     if key is not None and sequence is not None:
         # The stage's key draws on the table's own sequence as each row is copied in, so ids follow the
         # order the rows were given in, whatever order the insert below takes them in.
@@ -72,7 +83,7 @@ def copy_insert_ignoring(
             raise ValueError(f"{table.name}: rows can be reordered only once their ids are set")
         order = f" ORDER BY {insert_order}, {key.name}"
     # Copied as the caller builds them (a generator will do), so the server parses while the rows are built.
-    copy_rows(conn, stage.name, names, _copy_values(stage, names, chain([first], it)))
+    copy_rows(conn, stage.name, names, _copy_values(stage, names, every))
     # Unordered, the stage is read as written (a fresh heap, start to end). The row count counts inserted
     # rows only (not skipped conflicts), so nothing need come back per row.
     new = conn.execute(
@@ -87,26 +98,20 @@ def copy_insert_ignoring(
 
 def update_rows(conn: Connection, table: Table, key: str, rows: Iterable[dict[str, Any]]) -> None:
     """Set columns of existing rows found by `key` (each row: its key, once, and the same columns to set)."""
-    it = iter(rows)
-    first = next(it, None)
-    if first is None:
+    peeked = _peek(rows)
+    if peeked is None:
         return
-    names = list(first)
+    names, every = peeked
     columns = [n for n in names if n != key]
     if conn.dialect.name != "postgresql":
         # Bind names differ from column names, or an executemany UPDATE also sets every column named.
         stmt = (
             update(table).where(table.c[key] == bindparam(f"b_{key}")).values({n: bindparam(f"b_{n}") for n in columns})
         )
-        conn.execute(stmt, [{f"b_{n}": row[n] for n in names} for row in chain([first], it)])
+        conn.execute(stmt, [{f"b_{n}": row[n] for n in names} for row in every])
         return
-    stage = Table(f"update_{table.name}", MetaData(), *[Column(n, table.c[n].type) for n in names])
-    conn.execute(
-        text(
-            f"CREATE TEMP TABLE {stage.name} ON COMMIT DROP AS SELECT {', '.join(names)} FROM {table.name} WITH NO DATA"
-        )
-    )
-    copy_rows(conn, stage.name, names, _copy_values(stage, names, chain([first], it)))
+    stage = _empty_copy(conn, table, names, f"update_{table.name}")
+    copy_rows(conn, stage.name, names, _copy_values(stage, names, every))
     # One statement joining the stage on the key, instead of one statement (and round trip) per row.
     assignments = ", ".join(f"{n} = s.{n}" for n in columns)
     conn.execute(text(f"UPDATE {table.name} SET {assignments} FROM {stage.name} s WHERE {table.name}.{key} = s.{key}"))

@@ -31,7 +31,8 @@ from rules.calendar import calendar_for
 from rules.clock import end_of_day
 from rules.codes import CaseStatus, ContactStatus, Force
 from rules.policy import Policy
-from tasks.audit import AUDIT, os_user
+from tasks import audit
+from tasks.audit import AUDIT
 from tasks.ingest import BATCHES, FileCounts, insert_batch, record_held, seen_before
 from tasks.load import QuarantinedRow, dialect_insert, quarantine
 
@@ -171,21 +172,14 @@ def record_outcomes(
         updates.append(change)
         links.append({"oid": outcome_id, "cid": contact["id"]})
         events.append(
-            {
-                "at": now,
-                "actor": actor,
-                "os_user": os_user(),
-                "action": "contact_outcome",
-                "entity": "contacts",
-                "entity_id": str(contact["id"]),
-                "details": {
-                    "case_ref": report.case_ref,
-                    "kind": report.kind,
-                    "outcome": report.outcome,
-                    "origin": origin,
-                },
-                "reason_enc": None,
-            }
+            audit.event(
+                at=now,
+                actor=actor,
+                action="contact_outcome",
+                entity="contacts",
+                entity_id=contact["id"],
+                details={"case_ref": report.case_ref, "kind": report.kind, "outcome": report.outcome, "origin": origin},
+            )
         )
         result.applied += 1
         result.touched_cases.add(case.id)

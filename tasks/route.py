@@ -27,7 +27,8 @@ from rules.codes import FORCE_PREFIX, CaseStatus, Force, Marker, PersonRole, Que
 from rules.linkage import Linked, LinkRow, link
 from rules.policy import Policy
 from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess_all
-from tasks.audit import AUDIT, os_user
+from tasks import audit
+from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, update_rows
 from tasks.collector import gc_paused
 from tasks.load import dialect_insert
@@ -310,14 +311,13 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
 
     # Generators: COPY takes each event as it is built, so a night's events are never all held at once.
     decided = (
-        {
-            "at": now,
-            "actor": actor,
-            "os_user": os_user(),
-            "action": "decide",
-            "entity": "cases",
-            "entity_id": case["case_ref"],
-            "details": {
+        audit.event(
+            at=now,
+            actor=actor,
+            action="decide",
+            entity="cases",
+            entity_id=case["case_ref"],
+            details={
                 "referral_id": case["origin_referral_id"],
                 "tier": case["tier"],
                 "queue": case["queue"],
@@ -325,21 +325,18 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                 "turned_away_for_capacity": case["turned_away_for_capacity"],
                 "policy_version": policy.version,
             },
-            "reason_enc": None,
-        }
+        )
         for case in cases
     )
     merges = (
-        {
-            "at": now,
-            "actor": actor,
-            "os_user": os_user(),
-            "action": "merge",
-            "entity": "referrals",
-            "entity_id": str(rid),
-            "details": {"case_id": cid, "duplicate_of_referral_id": duplicates[rid], "source": by_id[rid].source},
-            "reason_enc": None,
-        }
+        audit.event(
+            at=now,
+            actor=actor,
+            action="merge",
+            entity="referrals",
+            entity_id=rid,
+            details={"case_id": cid, "duplicate_of_referral_id": duplicates[rid], "source": by_id[rid].source},
+        )
         for rid, cid in merged_into.items()
     )
     copy_insert(conn, AUDIT, chain(decided, merges))
@@ -454,16 +451,14 @@ def _raise_linked_cases(
             conn,
             AUDIT,
             (
-                {
-                    "at": now,
-                    "actor": actor,
-                    "os_user": os_user(),
-                    "action": "retier",
-                    "entity": "cases",
-                    "entity_id": ch["ref"],
-                    "details": {"tier": [ch["old"], ch["tier"]], "rule": "serial_perpetrator_linked"},
-                    "reason_enc": None,
-                }
+                audit.event(
+                    at=now,
+                    actor=actor,
+                    action="retier",
+                    entity="cases",
+                    entity_id=ch["ref"],
+                    details={"tier": [ch["old"], ch["tier"]], "rule": "serial_perpetrator_linked"},
+                )
                 for ch in changes
             ),
         )

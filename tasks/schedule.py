@@ -30,7 +30,8 @@ from rules.calendar import WorkingCalendar, calendar_for
 from rules.codes import CaseStatus, ContactKind, ContactStatus, Force, Queue, Tier
 from rules.policy import Policy
 from rules.triage import TIER_RANK
-from tasks.audit import AUDIT, os_user
+from tasks import audit
+from tasks.audit import AUDIT
 from tasks.bulk import copy_insert
 from tasks.collector import gc_paused
 from tasks.outbox import outbox_row, queue_alert
@@ -197,16 +198,14 @@ def assign_unassigned(
         conn.execute(
             AUDIT.insert(),
             [
-                {
-                    "at": now,
-                    "actor": actor,
-                    "os_user": os_user(),
-                    "action": "assign",
-                    "entity": "cases",
-                    "entity_id": c["ref"],
-                    "details": {"staff_code": c["code"]},
-                    "reason_enc": None,
-                }
+                audit.event(
+                    at=now,
+                    actor=actor,
+                    action="assign",
+                    entity="cases",
+                    entity_id=c["ref"],
+                    details={"staff_code": c["code"]},
+                )
                 for c in chosen
             ],
         )
