@@ -84,7 +84,11 @@ def night(rows: int, work: Path, slack_url: str | None) -> dict[str, Any]:
         cmd = [python, "-m", "benchmarks.night", "--url", url, "--work", str(work)]
         if slack_url:
             cmd += ["--slack", slack_url]
-        out = subprocess.run(cmd, check=True, capture_output=True, text=True, cwd=ROOT)
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+    if out.returncode != 0:
+        # The night's own log says why; without it a failed run reads as a bare exit status.
+        tail = "\n".join(out.stderr.strip().splitlines()[-40:])
+        raise SystemExit(f"the {rows}-referral night failed (exit {out.returncode}):\n{tail}")
     return dict(json.loads(out.stdout.strip().splitlines()[-1]))
 
 

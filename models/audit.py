@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Column
+from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
 from models.types import Encrypted, JSONType, UTCDateTime, utcnow
@@ -15,9 +15,11 @@ class AuditEvent(SQLModel, table=True):
     """Who (a person or a flow run) did what to which record, when and why."""
 
     __tablename__ = "audit_events"
+    # A record's history (case show) is read by what it concerns; nothing reads the log by time alone.
+    __table_args__ = (Index("ix_audit_events_entity", "entity", "entity_id"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime, index=True)
+    at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     actor: str = Field(max_length=128)  # a named person / staff code, or "flow:<name>/<run id>"
     os_user: str | None = Field(default=None, max_length=64)
     action: str = Field(max_length=32)  # collect | decide | override | reveal | close | ...

@@ -33,14 +33,26 @@ class Case(SQLModel, table=True):
     """The unit of work: a triage decision (tier, queue, reasons) and where it stands."""
 
     __tablename__ = "cases"
-    __table_args__ = (UniqueConstraint("origin_referral_id", name="uq_cases_origin_referral_id"),)
+    __table_args__ = (
+        UniqueConstraint("origin_referral_id", name="uq_cases_origin_referral_id"),
+        # Cases are looked up as open cases of a queue (and force): queue lists, the unit's free places.
+        # One partial index instead of one per column: each case written maintains one, not three, and
+        # closed cases (most of them, in time) stay out of it.
+        Index(
+            "ix_cases_open_queue_force",
+            "queue",
+            "force",
+            postgresql_where=text("status = 'open'"),
+            sqlite_where=text("status = 'open'"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     case_ref: str = Field(max_length=20, unique=True)  # e.g. CH-2026-000123: reveals nothing
-    force: str = Field(max_length=16, index=True)
-    status: str = Field(default=CaseStatus.open, max_length=16, index=True)
+    force: str = Field(max_length=16)
+    status: str = Field(default=CaseStatus.open, max_length=16)
     tier: str = Field(max_length=16)
-    queue: str = Field(max_length=32, index=True)
+    queue: str = Field(max_length=32)
     reasons: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     interventions: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     turned_away_for_capacity: bool = False

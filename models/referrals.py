@@ -19,7 +19,7 @@ class Referral(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     source: str = Field(max_length=32)
     source_ref: str = Field(max_length=64)
-    force: str = Field(max_length=16, index=True)
+    force: str = Field(max_length=16)  # counted by force, never looked up by it alone: no index
     received_date: date = Field(index=True)
     referring_agency: str = Field(max_length=32)
     crime_ref: str | None = Field(default=None, max_length=32)
