@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy import select
 
 from iasu import wiring
 from iasu.policy import get_policy
+from tasks import notify
 from tasks.messages import Message
-from tasks.notify import CHANNEL_INTERVAL_S, SlackNotifier, dispatch, drain
+from tasks.notify import CHANNEL_INTERVAL_S, SEND_WINDOW, SlackNotifier, dispatch, drain
 from tasks.outbox import ALERTS, outbox_row, queue_alert
 from tests.slack_server import FakeSlack
 
@@ -114,3 +118,50 @@ def test_a_drain_stops_after_a_refusal_rather_than_retrying_at_once(configured: 
     # A full batch that delivered (5 to the working channel) but met a refusal ends the drain: another round
     # would post the refused alerts again at once.
     assert (result.claimed, result.sent, result.pending) == (20, 5, 25)
+
+
+def test_batches_larger_than_an_id_list_are_claimed_sent_and_released_in_chunks(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Every statement over a batch's ids takes them a chunk at a time (SQLite binds 32,766 parameters at most)."""
+    monkeypatch.setattr(notify, "ID_CHUNK", 7)
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, missed_rows(("C0CHUNKA", "C0CHUNKB"), 20))
+    with FakeSlack() as fake:
+        fake.fail_channel("C0CHUNKB")
+        result = drain(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
+    assert (result.claimed, result.sent, result.pending) == (40, 20, 20)
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(select(ALERTS.c.channel, ALERTS.c.status, ALERTS.c.claimed_until, ALERTS.c.tried_at))
+        by_channel = {(r.channel, r.status, r.claimed_until is None, r.tried_at is not None) for r in rows}
+    # Sent on one channel; on the refused one, tried, left pending and handed back, every chunk of them.
+    assert by_channel == {("C0CHUNKA", "sent", True, True), ("C0CHUNKB", "pending", True, True)}
+
+
+def advancing(step: timedelta) -> Callable[[], datetime]:
+    """A clock that moves on by step each time it is read."""
+    current = [datetime(2026, 11, 2, 2, 0, tzinfo=UTC)]
+
+    def now() -> datetime:
+        current[0] += step
+        return current[0]
+
+    return now
+
+
+def test_a_dispatch_stops_sending_before_its_lease_runs_out_and_hands_the_rest_back(configured: str) -> None:
+    """Past the lease another dispatcher may claim the same alerts: no message starts after the send window."""
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, missed_rows(("C0SLOWA", "C0SLOWB", "C0SLOWC"), 1))
+    step = SEND_WINDOW / 4  # read at the claim, then before, while and after each send: the second send is too late
+    with FakeSlack() as fake:
+        notifier = SlackNotifier("xoxb-test", fake.base_url, 5)
+        one = dispatch(wiring.engine(), notifier, get_policy(), now=advancing(step))
+        assert (one.claimed, one.sent, one.pending, one.out_of_time) == (3, 1, 2, True)
+        with wiring.engine().connect() as conn:
+            held = conn.execute(select(ALERTS.c.id).where(ALERTS.c.claimed_until.is_not(None))).all()
+        assert held == []  # the rest are free for the next dispatch at once, not when the lease expires
+        # A drain goes on with a fresh claim when a batch ran out of time rather than out of alerts.
+        rest = drain(wiring.engine(), notifier, get_policy(), now=advancing(step))
+        assert (rest.sent, rest.pending) == (2, 0)
+        assert len(fake.messages) == 3
