@@ -129,7 +129,7 @@ def test_every_injected_defect_is_caught_by_its_named_expectation(source: Source
     assert int(repeats.sum()) == PER_KIND
 
 
-def test_stored_results_name_failing_rows_by_line_and_carry_no_frame_query(tmp_path: Path) -> None:
+def test_stored_results_name_failing_rows_by_line_and_carry_no_values_nor_frame_query(tmp_path: Path) -> None:
     path, _ = write_source_file(tmp_path / "inbox" / DAY.isoformat(), Source.police_rms, seed=7)
     adapted = adapt(path)
     validator = NightValidator(tmp_path / "docs")
@@ -144,9 +144,14 @@ def test_stored_results_name_failing_rows_by_line_and_carry_no_frame_query(tmp_p
     for suite_result in results:
         assert suite_result is not None
         for result in suite_result.results:
-            assert "unexpected_index_query" not in (result.result or {})
-            for entry in (result.result or {}).get("unexpected_index_list") or []:
-                named.setdefault(int(entry["line_no"]), []).append(str(result.expectation_config.meta["name"]))
+            stored = result.result or {}
+            assert "unexpected_index_query" not in stored
+            # Line numbers and counts only: not even the masked values of the failing cells.
+            assert not {"unexpected_list", "partial_unexpected_list", "partial_unexpected_counts"} & set(stored)
+            for entry in stored.get("unexpected_index_list") or []:
+                assert set(entry) == {"line_no"}
+                for line_no in entry["line_no"]:
+                    named.setdefault(int(line_no), []).append(str(result.expectation_config.meta["name"]))
     assert named and set(named) == set(verdicts.failed)
     for line, names in verdicts.failed.items():
         # The verdicts keep only "record_readable" for an unreadable record, which fails everything else too.
