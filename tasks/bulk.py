@@ -52,8 +52,6 @@ def copy_insert_ignoring(
     table: Table,
     rows: Iterable[dict[str, Any]],
     conflict: list[str],
-    *,
-    insert_order: str | None = None,
 ) -> int:
     """Insert rows, skipping any that conflict on `conflict`, ids in the order given; returns how many are new."""
     peeked = _peek(rows)
@@ -74,21 +72,15 @@ def copy_insert_ignoring(
     stage = _empty_copy(conn, table, staged, f"stage_{table.name}")
     if key is not None and sequence is not None:
         # The stage's key draws on the table's own sequence as each row is copied in, so ids follow the
-        # order the rows were given in, whatever order the insert below takes them in.
+        # order the rows were given in, whatever order the insert below reads them in.
         literal = "'" + str(sequence).replace("'", "''") + "'"
         conn.execute(text(f"ALTER TABLE {stage.name} ALTER COLUMN {key.name} SET DEFAULT nextval({literal})"))
-    order = ""
-    if insert_order is not None:
-        if key is None or key.name not in staged:
-            raise ValueError(f"{table.name}: rows can be reordered only once their ids are set")
-        order = f" ORDER BY {insert_order}, {key.name}"
     # Copied as the caller builds them (a generator will do), so the server parses while the rows are built.
     copy_rows(conn, stage.name, names, _copy_values(stage, names, every))
-    # Unordered, the stage is read as written (a fresh heap, start to end). The row count counts inserted
-    # rows only (not skipped conflicts), so nothing need come back per row.
+    # The row count counts inserted rows only (not skipped conflicts), so nothing need come back per row.
     new = conn.execute(
         text(
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {stage.name}{order} "
+            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {stage.name} "
             f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
         )
     ).rowcount

@@ -48,6 +48,4 @@ def outbox_row(
 
 def queue_alert(conn: Connection, rows: Iterable[dict[str, Any]]) -> int:
     """Insert outbox rows (built by outbox_row), skipping any whose dedupe key exists; returns how many are new."""
-    # Each new alert's foreign keys are checked by looking up (and locking) its contact and case: taken in
-    # contact order, those lookups walk both tables' pages once rather than once per due date.
-    return copy_insert_ignoring(conn, ALERTS, rows, ["dedupe_key"], insert_order="contact_id")
+    return copy_insert_ignoring(conn, ALERTS, rows, ["dedupe_key"])

@@ -92,8 +92,9 @@ def test_a_failure_while_the_alerts_are_built_queues_nothing(contacts: list[int]
 
 
 def test_an_alert_the_database_refuses_raises_as_any_statement_would(contacts: list[int]) -> None:
+    no_channel = next(missed(contacts[2:3])) | {"channel": None}  # every alert goes somewhere
     with pytest.raises(IntegrityError):
-        queue([*missed(contacts[:2]), *missed([999_999])])  # no such contact
+        queue([*missed(contacts[:2]), no_channel])
     assert queued() == []
 
 
