@@ -9,6 +9,9 @@ DEFAULTS = {
     "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     "DO_NOT_TRACK": "1",
     "GX_ANALYTICS_ENABLED": "false",
+    # The temporary server a run starts without PREFECT_API_URL creates its database on first use; on a
+    # cold, busy 2-core machine that can take longer than Prefect's 20 s, and the night would fail unread.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
 }
 
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import os
 
 import pytest
 from pydantic import ValidationError
@@ -52,3 +53,18 @@ def test_defaults_are_the_embedded_demo_setup() -> None:
     assert s.timezone == "Europe/London"
     assert str(s.inbox) == "inbox"
     assert s.encryption_key_bytes == b"g" * 32
+
+
+def test_prefect_defaults_apply_only_where_the_operator_set_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    from iasu.prefect_env import DEFAULTS, quiet_prefect
+
+    for key in DEFAULTS:
+        monkeypatch.setenv(key, "")  # so that whatever quiet_prefect sets is undone after the test
+        monkeypatch.delenv(key)
+    quiet_prefect()
+    # Room for a temporary server creating its database on a cold machine (Prefect waits 20 s by default).
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "120"
+    assert os.environ["PREFECT_SERVER_ANALYTICS_ENABLED"] == "false"
+    monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "45")
+    quiet_prefect()
+    assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "45"
