@@ -203,7 +203,7 @@ def monitor_deadlines(run_date: date, due_today: int, quarantined: int, night_ru
                 ],
             )
         # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well
-        # (found by creation time through a BRIN index, not by reading every night's alerts).
+        # (found through the index on creation time, not by reading every night's alerts).
         started = select(runs.c.started_at).where(runs.c.id == night_run_id).scalar_subquery()
         queued = conn.execute(
             select(func.count()).select_from(ALERTS).where(ALERTS.c.created_at >= started)

@@ -42,8 +42,9 @@ from tasks.outbox import outbox_row, queue_alert
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 LEASE = timedelta(minutes=5)
 # A dispatch stops starting new messages this long after its claim: past the lease another dispatcher may
-# claim the same alerts, and a message still going out then could be sent twice.
-SEND_WINDOW = LEASE - timedelta(minutes=1)
+# claim the same alerts, and a message still going out then could be sent twice. The margin covers a send
+# with its retries (10 s timeouts, a connection retry, Slack's Retry-After waits) in all but an outage.
+SEND_WINDOW = LEASE - timedelta(minutes=2)
 # Alerts one dispatch claims. A national night's forty thousand fit one batch, so each channel's grouped
 # messages are as few as Slack's limits allow rather than one batch's worth at a time, a second apart.
 DISPATCH_LIMIT = 50_000
@@ -382,10 +383,12 @@ def dispatch(
             settled |= _record(engine, changes, ops)
         breaker = policy.alerts.circuit_breaker_failures
         plans = [(channel, queued) for channel, queued in plans if queued and failing[channel] < breaker]
-    # Whatever was claimed and not settled goes back for the next dispatch, attempts untouched.
+    # Whatever was claimed and not settled goes back for the next dispatch, attempts untouched; only while
+    # the claim is still this dispatch's own (past its lease another may have claimed the same alerts).
     with engine.begin() as conn:
         unsettled = [a["id"] for a in claimed if a["id"] not in settled]
-        _update_ids(conn, unsettled, ALERTS.c.status == AlertStatus.pending, claimed_until=None)
+        own = ALERTS.c.claimed_until == claimed_at + LEASE
+        _update_ids(conn, unsettled, ALERTS.c.status == AlertStatus.pending, own, claimed_until=None)
         result.pending = conn.execute(
             select(func.count()).select_from(ALERTS).where(ALERTS.c.status == AlertStatus.pending)
         ).scalar_one()
@@ -404,7 +407,7 @@ def drain(
     limit: int = DISPATCH_LIMIT,
     now: Callable[[], datetime] = utcnow,
 ) -> DispatchResult:
-    """Dispatch batch after batch while each takes a full batch and delivers, so a big night leaves none waiting."""
+    """Dispatch batch after batch while each delivers and either took a full batch or ran out of time."""
     total = DispatchResult()
     for _ in range(MAX_ROUNDS):
         one = dispatch(engine, notifier, policy, limit=limit, now=now)
@@ -480,6 +483,10 @@ def dispatch_alerts() -> dict[str, Any]:
         result.dry_run,
         result.failed,
         result.pending,
-        " (stopped: Slack unreachable)" if result.stopped_for_outage else "",
+        " (stopped: Slack unreachable)"
+        if result.stopped_for_outage
+        else " (stopped: out of time; the rest go with the next dispatch)"
+        if result.out_of_time
+        else "",
     )
     return result.as_dict()

@@ -165,3 +165,24 @@ def test_a_dispatch_stops_sending_before_its_lease_runs_out_and_hands_the_rest_b
         rest = drain(wiring.engine(), notifier, get_policy(), now=advancing(step))
         assert (rest.sent, rest.pending) == (2, 0)
         assert len(fake.messages) == 3
+
+
+def test_a_dispatch_past_its_lease_leaves_another_dispatchers_claim_alone(configured: str) -> None:
+    """A late dispatcher hands back only what is still its own claim, never one taken since its lease ran out."""
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, missed_rows(("C0LATEA", "C0LATEB", "C0LATEC"), 1))
+    clock = advancing(SEND_WINDOW / 4)
+    later = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)  # after the first dispatcher's lease
+
+    class Overtaken(SlackNotifier):
+        def send(self, channel: str, message: Message) -> str:
+            # While this first message goes out, another dispatcher claims what this one's lease held.
+            notify._claim(wiring.engine(), limit=10, now=later)
+            return super().send(channel, message)
+
+    with FakeSlack() as fake:
+        one = dispatch(wiring.engine(), Overtaken("xoxb-test", fake.base_url, 5), get_policy(), now=clock)
+    assert (one.sent, one.out_of_time) == (1, True)
+    with wiring.engine().connect() as conn:
+        held = conn.execute(select(ALERTS.c.claimed_until).where(ALERTS.c.status == "pending")).scalars().all()
+    assert len(held) == 2 and set(held) == {later + notify.LEASE}
