@@ -48,6 +48,9 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     assert {"contacts", "overdue", "seconds", "uses_index"} <= set(report["monitor"]) and report["monitor"][
         "uses_index"
     ]
+    # Best of its runs, each finding (and queueing, then rolling back) the same overdue contacts.
+    assert report["monitor"]["seconds"] == min(report["monitor"]["runs_s"]) and report["monitor"]["overdue"] > 0
+    assert set(report["machine"]["python_loop_s"]) == {"before", "after"}
     assert {"alerts", "channels", "messages", "seconds", "rate_limited"} <= set(report["alert_burst"])
     assert report["alert_burst"]["messages"] < report["alert_burst"]["alerts"]  # grouped, not one per alert
     verdict = {v["budget"]: v for v in report["verdicts"]}
