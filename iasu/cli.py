@@ -142,6 +142,10 @@ def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
     inbox_dir = inbox or settings.inbox
     if not inbox_dir.is_dir():
         raise OperatorError(f"inbox folder {inbox_dir} does not exist")
+    from iasu import wiring
+    from iasu.db import ensure_current
+
+    ensure_current(wiring.engine())  # a missing or old schema is said in one line, not a failed task's traceback
     from iasu.prefect_env import quiet_prefect
 
     quiet_prefect()

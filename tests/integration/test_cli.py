@@ -121,6 +121,11 @@ def test_read_only_commands_import_neither_prefect_nor_great_expectations(env: d
         ),
         (["status"], {"IASU_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "database unreachable"),
         (["status"], {"IASU_DATABASE_URL": "sqlite:///empty.db"}, "iasu db upgrade"),
+        (
+            ["nightly", "--date", "2026-11-18", "--inbox", "."],
+            {"IASU_DATABASE_URL": "sqlite:///empty.db"},
+            "db upgrade",
+        ),
         (["nightly", "--date", "18/11/2026"], {}, "not a date"),
         (["nightly", "--date", "2026-11-18"], {"IASU_POLICY_FILE": "missing.yaml"}, "policy file missing.yaml"),
     ],
