@@ -51,7 +51,7 @@ DISPATCH_LIMIT = 50_000
 # When a night queues more than one run takes (its limit), missed deadlines go first, the most escalated
 # before the rest, then new high-risk cases, ops and digests; a big intake never holds back a missed contact.
 CLAIM_ORDER = sql_case({"missed_contact": 0, "new_high_risk": 1, "ops": 2}, value=ALERTS.c.kind, else_=3)
-ID_CHUNK = 5000  # ids per IN list: well inside SQLite's and PostgreSQL's bound-parameter limits
+ID_CHUNK = 5000  # ids per IN list on SQLite, well inside its bound-parameter limit (PostgreSQL takes an array)
 HISTORY_LIMIT = 200  # recent messages searched for a dedupe key before a resend
 # Errors that mean Slack will not take this message however often it is sent.
 PERMANENT = {
