@@ -82,14 +82,19 @@ def _context(text: str) -> dict[str, Any]:
     return {"type": "context", "elements": [{"type": "mrkdwn", "text": text[:MAX_SECTION_CHARS]}]}
 
 
-def missed_contact_text(p: dict[str, Any]) -> str:
-    """One line for a missed contact: reference, kind, due, how late, level."""
+def _missed_head(p: dict[str, Any]) -> tuple[str, str]:
+    """A missed contact's worker mention and reference with its kind, and how late it is."""
     mention = f"<@{p['slack_user_id']}> " if p.get("slack_user_id") else ""
     late = p["working_days_late"]
     lateness = "due today" if late == 0 else f"{late} working day{'s' if late != 1 else ''} late"
+    return f"{mention}*{p['case_ref']}*: {KIND_WORDS.get(p['kind'], p['kind'])}", lateness
+
+
+def missed_contact_text(p: dict[str, Any]) -> str:
+    """One line for a missed contact: reference, kind, due, how late, level."""
+    head, lateness = _missed_head(p)
     return (
-        f"{mention}*{p['case_ref']}*: {KIND_WORDS.get(p['kind'], p['kind'])} was due {p['due_local']} "
-        f"({lateness}), level {p['level']} ({LEVEL_WHO.get(p['level'], '?')}), "
+        f"{head} was due {p['due_local']} ({lateness}), level {p['level']} ({LEVEL_WHO.get(p['level'], '?')}), "
         f"worker {p.get('staff_code') or 'unassigned'}"
     )
 
@@ -223,11 +228,8 @@ def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str
 
 def _group_line(kind: str, payload: dict[str, Any], key: str) -> str:
     if kind == "missed_contact":
-        p = payload
-        mention = f"<@{p['slack_user_id']}> " if p.get("slack_user_id") else ""
-        late = p["working_days_late"]
-        lateness = "due today" if late == 0 else f"{late} working day{'s' if late != 1 else ''} late"
-        return f"• {mention}*{p['case_ref']}*: {KIND_WORDS.get(p['kind'], p['kind'])}, {lateness}, level {p['level']}"
+        head, lateness = _missed_head(payload)
+        return f"• {head}, {lateness}, level {payload['level']}"
     if kind == "digest":  # the day's counts, not just the word: a grouped digest must still say them
         return f"• {_digest(payload, key).text}"
     if "case_ref" not in payload:
