@@ -59,8 +59,11 @@ def _json_field(value: object) -> Any:
 class FakeSlack:
     """A Slack Web API for tests that records what it was sent and fails on demand."""
 
-    def __init__(self, *, hang_seconds: float = 3.0, rate_limit_per_second: float | None = None) -> None:
+    def __init__(
+        self, *, hang_seconds: float = 3.0, rate_limit_per_second: float | None = None, retry_after: int = 1
+    ) -> None:
         self.hang_seconds = hang_seconds
+        self.retry_after = retry_after  # seconds in each 429's Retry-After (0: the client waits only its jitter)
         self.rate_limit_per_second = rate_limit_per_second
         self._mode: Mode = "ok"
         self._lock = threading.Lock()
@@ -178,7 +181,7 @@ class FakeSlack:
         if mode == "down":
             return _Reply(DROPPED)
         if mode == "rate_limited":
-            return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+            return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)})
         if mode == "server_error":
             return _Reply(500, {"ok": False, "error": "internal_error"})
         if mode in ("channel_not_found", "invalid_auth"):
@@ -208,7 +211,7 @@ class FakeSlack:
         if blocks and block_text_chars(blocks) > BLOCKS_TEXT_LIMIT:
             return _Reply(200, {"ok": False, "error": "msg_blocks_too_long"})
         if self._over_rate(str(channel)):
-            return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": "1"})
+            return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)})
         self._next_ts += 100
         ts = f"{self._next_ts // 1_000_000}.{self._next_ts % 1_000_000:06d}"
         record = {

@@ -193,7 +193,8 @@ def test_a_simulated_fortnight_with_slack_randomly_failing_delivers_every_alert_
     start = date(2026, 8, 24)
     write_days(tmp_path / "inbox", start, days=10, per_day=12, dirty=0.0, seed=77)
     draw = random.Random(5)
-    with FakeSlack(hang_seconds=1.5) as fake:
+    # Retry-After 0: a rate-limited night still exhausts the client's retries, in seconds rather than a minute.
+    with FakeSlack(hang_seconds=1.5, retry_after=0) as fake:
         for i in range(10):
             day = start + timedelta(days=i)
             run_night_with_outcomes(
