@@ -36,7 +36,8 @@ typecheck: install
 
 test: install lint typecheck
 	@bash tests/ensure_postgres.sh
-	$(VENV)/bin/pytest -n 2
+	@# A module's tests on one worker: routing's and scheduling's simulated weeks are built once per database, not once per worker.
+	$(VENV)/bin/pytest -n 2 --dist loadscope
 
 bench: install
 	@bash tests/ensure_postgres.sh
