@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import http.client
 import json
+import math
 import socket
 import time
 import urllib.error
 from collections import Counter, defaultdict, deque
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -43,7 +44,7 @@ ALERTS = Alert.__table__  # type: ignore[attr-defined]
 LEASE = timedelta(minutes=5)
 # A dispatch stops starting new messages this long after its claim: past the lease another dispatcher may
 # claim the same alerts, and a message still going out then could be sent twice. The margin covers a send
-# with its retries (10 s timeouts, a connection retry, Slack's Retry-After waits) in all but an outage.
+# with its retries (10 s timeouts, a connection retry); Slack's Retry-After waits are cut off at the lease.
 SEND_WINDOW = LEASE - timedelta(minutes=2)
 # Alerts one dispatch claims. A national night's forty thousand fit one batch, so each channel's grouped
 # messages are as few as Slack's limits allow rather than one batch's worth at a time, a second apart.
@@ -71,6 +72,18 @@ PERMANENT = {
 OUTAGE = (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, OSError)
 
 
+def _retry_after(headers: Mapping[str, Any]) -> float:
+    """Seconds a 429 asks to wait (slack_sdk keeps each header as a list of values); 1 when it does not say."""
+    for name, values in headers.items():
+        if name.lower() == "retry-after":
+            value = values[0] if isinstance(values, list | tuple) and values else values
+            try:
+                return float(value)
+            except (TypeError, ValueError):
+                break
+    return 1.0
+
+
 class SlackRejectedError(Exception):
     """Slack answered and refused the message (ok: false)."""
 
@@ -84,7 +97,8 @@ class Notifier(Protocol):
 
     dry_run: bool
 
-    def send(self, channel: str, message: Message) -> str: ...  # returns the message ts
+    # Returns the message ts. `within`: seconds the send may still take (its retries' waits included).
+    def send(self, channel: str, message: Message, within: float = math.inf) -> str: ...
 
     def delivered_keys(self, channel: str) -> dict[str, str]: ...  # dedupe key -> ts, from recent history
 
@@ -105,6 +119,8 @@ class SlackNotifier:
 
         self.rate_limited = 0
         self._last_post: dict[str, float] = {}  # channel -> monotonic time of the last post
+        self._give_up_at = math.inf  # monotonic time past which the current send must not wait again
+        self._timeout = int(max(timeout, 1))
         outer = self
 
         class CountingRateLimitHandler(RateLimitErrorRetryHandler):
@@ -112,22 +128,28 @@ class SlackNotifier:
                 ok: bool = super()._can_retry(state=state, request=request, response=response, error=error)
                 if response is not None and response.status_code == 429:
                     outer.rate_limited += 1
+                    # Waiting out Retry-After (plus up to a second of jitter) and trying again, with the
+                    # connection retry that attempt may need, must end within the send's time: past the
+                    # dispatcher's lease, another may claim the alerts and the message could go out twice.
+                    after = _retry_after(response.headers)
+                    ok = ok and time.monotonic() + after + 1 + 2 * outer._timeout <= outer._give_up_at
                 return ok
 
         self.client = WebClient(
             token=token,
             base_url=base_url if base_url.endswith("/") else base_url + "/",
-            timeout=int(max(timeout, 1)),
+            timeout=self._timeout,
             retry_handlers=[
                 ConnectionErrorRetryHandler(max_retry_count=1),
                 CountingRateLimitHandler(max_retry_count=8),
             ],
         )
 
-    def send(self, channel: str, message: Message) -> str:
-        """Post one message; raise SlackRejectedError when Slack refuses it."""
+    def send(self, channel: str, message: Message, within: float = math.inf) -> str:
+        """Post one message; raise SlackRejectedError when Slack refuses it (or keeps rate-limiting past `within`)."""
         from slack_sdk.errors import SlackApiError
 
+        self._give_up_at = time.monotonic() + within
         wait = self._last_post.get(channel, float("-inf")) + CHANNEL_INTERVAL_S - time.monotonic()
         if wait > 0:
             time.sleep(wait)
@@ -170,7 +192,7 @@ class DryRunNotifier:
     def __init__(self, folder: Path, show: Callable[[str], None]) -> None:
         self.folder, self.show, self.count = folder, show, 0
 
-    def send(self, channel: str, message: Message) -> str:
+    def send(self, channel: str, message: Message, within: float = math.inf) -> str:
         """Write the message as JSON and show its fallback text."""
         self.folder.mkdir(parents=True, exist_ok=True)
         self.count += 1
@@ -342,7 +364,7 @@ def dispatch(
             changes, ops = [], []
             _mark_tried(engine, [m["id"] for m in members], now())
             try:
-                ts = notifier.send(channel, message)
+                ts = notifier.send(channel, message, within=(claimed_at + LEASE - now()).total_seconds())
             except SlackRejectedError as exc:
                 result.errors[exc.error] = result.errors.get(exc.error, 0) + len(members)
                 if exc.status == 429 or exc.status >= 500:

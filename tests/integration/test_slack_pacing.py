@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
@@ -175,10 +176,10 @@ def test_a_dispatch_past_its_lease_leaves_another_dispatchers_claim_alone(config
     later = datetime(2026, 11, 2, 3, 0, tzinfo=UTC)  # after the first dispatcher's lease
 
     class Overtaken(SlackNotifier):
-        def send(self, channel: str, message: Message) -> str:
+        def send(self, channel: str, message: Message, within: float = math.inf) -> str:
             # While this first message goes out, another dispatcher claims what this one's lease held.
             notify._claim(wiring.engine(), limit=10, now=later)
-            return super().send(channel, message)
+            return super().send(channel, message, within)
 
     with FakeSlack() as fake:
         one = dispatch(wiring.engine(), Overtaken("xoxb-test", fake.base_url, 5), get_policy(), now=clock)
@@ -186,3 +187,35 @@ def test_a_dispatch_past_its_lease_leaves_another_dispatchers_claim_alone(config
     with wiring.engine().connect() as conn:
         held = conn.execute(select(ALERTS.c.claimed_until).where(ALERTS.c.status == "pending")).scalars().all()
     assert len(held) == 2 and set(held) == {later + notify.LEASE}
+
+
+def test_a_rate_limited_send_stops_waiting_before_its_time_is_up() -> None:
+    """Slack's Retry-After waits are taken only while the wait and one more try fit in the send's time."""
+    with FakeSlack(retry_after=1) as fake:
+        fake.mode = "rate_limited"
+        notifier = SlackNotifier("xoxb-test", fake.base_url, 1)
+        started = time.monotonic()
+        with pytest.raises(notify.SlackRejectedError) as refused:
+            # One wait (1 s and up to 1 s of jitter) and a try of 1 s with its connection retry fit in 5 s;
+            # a second would not. Without the bound the client tries nine times, about 13 s.
+            notifier.send("C0LIMITED", _message(1), within=5.0)
+        elapsed = time.monotonic() - started
+        assert refused.value.status == 429
+        assert fake.requests == [("chat.postMessage", 429)] * 2
+        assert elapsed < 5.0
+
+
+def test_a_dispatch_leaves_a_message_pending_rather_than_wait_past_its_lease(configured: str) -> None:
+    """Slack asking for a wait longer than the lease has left: no wait, the alert stays pending for later."""
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, missed_rows(("C0WAIT",), 1))
+    with FakeSlack(retry_after=int(notify.LEASE.total_seconds())) as fake:
+        fake.mode = "rate_limited"
+        started = time.monotonic()
+        result = dispatch(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
+        elapsed = time.monotonic() - started
+    assert (result.sent, result.pending, result.rate_limited) == (0, 1, 1)
+    assert result.errors == {"ratelimited": 1}
+    assert elapsed < 10
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(ALERTS.c.claimed_until, ALERTS.c.attempts)).one() == (None, 0)
