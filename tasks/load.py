@@ -16,6 +16,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import date, datetime
+from itertools import islice
 from typing import Any
 
 import pandas as pd
@@ -205,6 +206,7 @@ def _type_name(conn: Connection, column: Column[Any]) -> str:
 # People sealed per step: big enough to amortise each step, small enough that the database
 # always has rows to insert while the next step runs.
 PEOPLE_CHUNK = 2000
+SEAL_AHEAD = 16  # chunks sealed ahead of the copy at most (a 100k night's largest file has 52)
 
 SealedChunk = tuple[list[int], list[tuple[Any, ...]]]  # staged row numbers, their people rows without referral_id
 
@@ -233,16 +235,14 @@ def _seal_chunk(
 
 def _seal_people(
     pool: Executor, staged: StagedRows, cipher: FieldCipher, index: BlindIndex
-) -> list[Future[SealedChunk]]:
-    """Start sealing every staged person, victims then perpetrators, a chunk per task, in order."""
-    futures = []
+) -> Iterator[Future[SealedChunk]]:
+    """Start sealing the staged people, victims then perpetrators, a chunk per task, in order, as asked for."""
     for role, people in staged.people.items():
         present = [i for i, given in enumerate(people.present) if given]
         names: dict[str | None, str] = {}  # normalised forenames and surnames, for this file only
         for start in range(0, len(present), PEOPLE_CHUNK):
             chunk = present[start : start + PEOPLE_CHUNK]
-            futures.append(pool.submit(_seal_chunk, role, people, chunk, names, cipher, index))
-    return futures
+            yield pool.submit(_seal_chunk, role, people, chunk, names, cipher, index)
 
 
 def _people_rows(
@@ -293,12 +293,17 @@ def load_accepted(
     # of only once the referrals are in. The people of duplicates are sealed too and dropped: few, and
     # sealed while waiting.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-people") as pool:
-        sealed = deque(_seal_people(pool, staged, cipher, index))
+        starting = _seal_people(pool, staged, cipher, index)
+        # At most SEAL_AHEAD chunks sealed and not yet copied: enough to keep the worker busy while the
+        # referrals go in, without holding a whole file's ciphertexts at once.
+        sealed = deque(islice(starting, SEAL_AHEAD))
 
         def in_order() -> Iterator[SealedChunk]:
-            # Each chunk is let go once copied, not kept until the whole file is in.
+            # Each chunk is let go once copied, and the next one started in its place.
             while sealed:
-                yield sealed.popleft().result()
+                chunk = sealed.popleft().result()
+                sealed.extend(islice(starting, 1))
+                yield chunk
 
         try:
             # What RETURNING gives back is what was loaded (rowcount of INSERT ... SELECT is not reliable across
