@@ -128,11 +128,12 @@ class SlackNotifier:
                 ok: bool = super()._can_retry(state=state, request=request, response=response, error=error)
                 if response is not None and response.status_code == 429:
                     outer.rate_limited += 1
-                    # Waiting out Retry-After (plus up to a second of jitter) and trying again, with the
-                    # connection retry that attempt may need, must end within the send's time: past the
-                    # dispatcher's lease, another may claim the alerts and the message could go out twice.
+                    # Waiting out Retry-After (plus up to a second of jitter) and trying again must end
+                    # within the send's time: past the dispatcher's lease, another may claim the alerts and
+                    # the message could go out twice. (The handlers share one attempt count, so after this
+                    # wait the connection handler's one retry is spent: one timeout is the try's longest.)
                     after = _retry_after(response.headers)
-                    ok = ok and time.monotonic() + after + 1 + 2 * outer._timeout <= outer._give_up_at
+                    ok = ok and time.monotonic() + after + 1 + outer._timeout <= outer._give_up_at
                 return ok
 
         self.client = WebClient(
@@ -146,10 +147,10 @@ class SlackNotifier:
         )
 
     def send(self, channel: str, message: Message, within: float = math.inf) -> str:
-        """Post one message; raise SlackRejectedError when Slack refuses it (or keeps rate-limiting past `within`)."""
+        """Post one message; raise SlackRejectedError when Slack refuses it, or asks for a wait past `within` s."""
         from slack_sdk.errors import SlackApiError
 
-        self._give_up_at = time.monotonic() + within
+        self._give_up_at = time.monotonic() + within  # counted from the call: the pacing wait takes from it
         wait = self._last_post.get(channel, float("-inf")) + CHANNEL_INTERVAL_S - time.monotonic()
         if wait > 0:
             time.sleep(wait)
@@ -161,6 +162,7 @@ class SlackNotifier:
             raise SlackRejectedError(str(exc.response.get("error", "unknown")), exc.response.status_code) from None
         finally:
             self._last_post[channel] = time.monotonic()
+            self._give_up_at = math.inf  # the bound is this send's only: a history read after it has its own
         return str(response["ts"])
 
     def delivered_keys(self, channel: str) -> dict[str, str]:
@@ -370,6 +372,8 @@ def dispatch(
                 if exc.status == 429 or exc.status >= 500:
                     outages += exc.status >= 500
                     failing[channel] += exc.status >= 500
+                    if exc.status == 429:  # Slack still asks this channel to wait: it sits out the rest of the run
+                        failing[channel] = policy.alerts.circuit_breaker_failures
                     result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
                     continue  # transient: left pending, attempts not used up
                 outages = failing[channel] = 0

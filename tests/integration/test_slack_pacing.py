@@ -6,6 +6,7 @@ import math
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from types import SimpleNamespace
 
 import pytest
 from sqlalchemy import select
@@ -196,26 +197,40 @@ def test_a_rate_limited_send_stops_waiting_before_its_time_is_up() -> None:
         notifier = SlackNotifier("xoxb-test", fake.base_url, 1)
         started = time.monotonic()
         with pytest.raises(notify.SlackRejectedError) as refused:
-            # One wait (1 s and up to 1 s of jitter) and a try of 1 s with its connection retry fit in 5 s;
-            # a second would not. Without the bound the client tries nine times, about 13 s.
-            notifier.send("C0LIMITED", _message(1), within=5.0)
+            # One wait (1 s and up to 1 s of jitter) and a try of at most 1 s fit in 4 s; a second wait,
+            # starting more than 1 s in, would not. Without the bound the client tries nine times, about 13 s.
+            notifier.send("C0LIMITED", _message(1), within=4.0)
         elapsed = time.monotonic() - started
         assert refused.value.status == 429
         assert fake.requests == [("chat.postMessage", 429)] * 2
-        assert elapsed < 5.0
+        assert elapsed < 4.0
+        # The bound was that send's only: a history read after it waits out its own 429 as usual.
+        fake.mode = "ok"
+        fake.fail_next(1, "rate_limited")
+        assert notifier.delivered_keys("C0LIMITED") == {}
+        assert fake.requests[2:] == [("conversations.history", 429), ("conversations.history", 200)]
 
 
-def test_a_dispatch_leaves_a_message_pending_rather_than_wait_past_its_lease(configured: str) -> None:
-    """Slack asking for a wait longer than the lease has left: no wait, the alert stays pending for later."""
+def test_a_dispatch_leaves_a_channel_pending_rather_than_wait_past_its_lease(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Slack asking for a wait longer than the lease has left: no wait, and the channel sits out the run."""
+    from slack_sdk.http_retry import builtin_handlers
+
+    def no_wait(seconds: float) -> None:
+        raise AssertionError(f"waited {seconds:.0f} s for Slack past the lease")
+
+    # Were the bound lost, the test fails at once rather than after eight five-minute waits.
+    monkeypatch.setattr(builtin_handlers, "time", SimpleNamespace(sleep=no_wait))
     with wiring.engine().begin() as conn:
-        queue_alert(conn, missed_rows(("C0WAIT",), 1))
+        queue_alert(conn, missed_rows(("C0WAIT",), 2))
     with FakeSlack(retry_after=int(notify.LEASE.total_seconds())) as fake:
         fake.mode = "rate_limited"
-        started = time.monotonic()
         result = dispatch(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
-        elapsed = time.monotonic() - started
-    assert (result.sent, result.pending, result.rate_limited) == (0, 1, 1)
+        requests = fake.requests
+    # One message tried and refused; the channel's other message is not tried in this run.
+    assert requests == [("chat.postMessage", 429)]
+    assert (result.sent, result.pending, result.rate_limited) == (0, 2, 1)
     assert result.errors == {"ratelimited": 1}
-    assert elapsed < 10
     with wiring.engine().connect() as conn:
-        assert conn.execute(select(ALERTS.c.claimed_until, ALERTS.c.attempts)).one() == (None, 0)
+        assert conn.execute(select(ALERTS.c.claimed_until, ALERTS.c.attempts)).all() == [(None, 0)] * 2
