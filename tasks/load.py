@@ -206,7 +206,7 @@ def _type_name(conn: Connection, column: Column[Any]) -> str:
 # People sealed per step: big enough to amortise each step, small enough that the database
 # always has rows to insert while the next step runs.
 PEOPLE_CHUNK = 2000
-SEAL_AHEAD = 16  # chunks sealed ahead of the copy at most (a 100k night's largest file has 52)
+SEAL_AHEAD = 16  # chunks queued ahead of the one being copied, at most (a 100k night's largest file has 52)
 
 SealedChunk = tuple[list[int], list[tuple[Any, ...]]]  # staged row numbers, their people rows without referral_id
 
@@ -294,8 +294,9 @@ def load_accepted(
     # sealed while waiting.
     with ThreadPoolExecutor(max_workers=1, thread_name_prefix="seal-people") as pool:
         starting = _seal_people(pool, staged, cipher, index)
-        # At most SEAL_AHEAD chunks sealed and not yet copied: enough to keep the worker busy while the
-        # referrals go in, without holding a whole file's ciphertexts at once.
+        # At most SEAL_AHEAD chunks queued ahead of the copy: the worker still seals while the referrals go
+        # in (the 100k night's load times did not move), without holding a whole file's ciphertexts at
+        # once on PostgreSQL (SQLite's insert takes its rows as one list anyway).
         sealed = deque(islice(starting, SEAL_AHEAD))
 
         def in_order() -> Iterator[SealedChunk]:
