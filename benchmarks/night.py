@@ -24,8 +24,14 @@ from typing import Any
 RUN_DATE = date(2026, 11, 2)
 
 
-def copy_floor(url: str, inbox: Path) -> tuple[int, float]:
-    """COPY the night's canonical rows, pre-serialised as CSV, into an unindexed table: the physical floor."""
+FLOOR_RUNS = 3  # the floor is the best of these COPYs: one alone moves with the server's checkpoints
+
+
+def copy_floor(url: str, inbox: Path) -> tuple[int, list[float]]:
+    """COPY the night's canonical rows, pre-serialised as CSV, into an unindexed table: the physical floor.
+
+    Returns the rows and each COPY's seconds (the table emptied before each).
+    """
     import psycopg
     from sqlalchemy.engine import make_url
 
@@ -42,18 +48,21 @@ def copy_floor(url: str, inbox: Path) -> tuple[int, float]:
             rows += 1
     data = buffer.getvalue().encode()
     u = make_url(url)
+    runs = []
     with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, dbname=u.database) as conn:
         conn.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS floor ({', '.join(f'{c} text' for c in COLUMNS)})")
-        conn.execute("TRUNCATE floor")
-        conn.commit()
-        started = time.perf_counter()
-        with conn.cursor() as cur, cur.copy(f"COPY floor ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)") as copy:
-            copy.write(data)
-        conn.commit()
-        seconds = time.perf_counter() - started
+        for _ in range(FLOOR_RUNS):
+            conn.execute("TRUNCATE floor")
+            conn.commit()
+            started = time.perf_counter()
+            copy_sql = f"COPY floor ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+            with conn.cursor() as cur, cur.copy(copy_sql) as copy:
+                copy.write(data)
+            conn.commit()
+            runs.append(time.perf_counter() - started)
         conn.execute("DROP TABLE floor")
         conn.commit()
-    return rows, seconds
+    return rows, runs
 
 
 def task_runs(flow_run_id: Any) -> tuple[int, dict[str, float]]:
@@ -79,8 +88,8 @@ def main() -> None:
     parser.add_argument("--floor-only", action="store_true", help="measure the COPY floor alone and print it")
     args = parser.parse_args()
     if args.floor_only:
-        rows, floor = copy_floor(args.url, args.work / "inbox")
-        sys.stdout.write(json.dumps({"rows": rows, "copy_floor_s": floor}) + "\n")
+        rows, runs = copy_floor(args.url, args.work / "inbox")
+        sys.stdout.write(json.dumps({"rows": rows, "copy_floor_runs_s": runs}) + "\n")
         return
     os.environ["IASU_DATABASE_URL"] = args.url
     for key in ("IASU_ENCRYPTION_KEY", "IASU_BLIND_INDEX_KEY"):  # synthetic data: throwaway keys
@@ -102,7 +111,8 @@ def main() -> None:
         text=True,
     )
     floor_result = json.loads(measured.stdout.strip().splitlines()[-1])
-    rows, floor = int(floor_result["rows"]), float(floor_result["copy_floor_s"])
+    rows, floor_runs = int(floor_result["rows"]), [float(r) for r in floor_result["copy_floor_runs_s"]]
+    floor = min(floor_runs)
 
     started = time.perf_counter()
     from flows.nightly import nightly
@@ -133,6 +143,7 @@ def main() -> None:
         "rows": rows,
         "received": summary["received"],
         "copy_floor_s": round(floor, 3),
+        "copy_floor_runs_s": [round(r, 3) for r in floor_runs],
         "end_to_end_s": round(ended - started, 2),
         "without_startup_s": round(running_for, 2),
         "rows_per_s": round(rows / running_for, 1) if running_for else None,
