@@ -6,6 +6,7 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from unittest.mock import ANY
 
 import pytest
 
@@ -26,6 +27,8 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
             "30000",
             "--alerts",
             "200",
+            "--repeat",
+            "1",
             "--out",
             str(out),
         ],
@@ -42,6 +45,9 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     for key in ("rows", "copy_floor_s", "end_to_end_s", "without_startup_s", "peak_rss_mb", "task_runs", "stages"):
         assert key in night
     assert night["rows"] >= 1000 and night["task_runs"] <= BUDGETS["task_runs"]
+    assert night["runs"] == [
+        {"copy_floor_s": night["copy_floor_s"], "without_startup_s": night["without_startup_s"], "multiple": ANY}
+    ]
     # The floor is the best of its COPYs, each of the same rows into an emptied table.
     assert len(night["copy_floor_runs_s"]) == 3 and night["copy_floor_s"] == min(night["copy_floor_runs_s"]) > 0
     assert night["slack_messages"] > 0  # the night's dispatch stage really delivered, to the local fake Slack
