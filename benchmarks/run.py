@@ -263,6 +263,8 @@ def main() -> None:
     parser.add_argument("--readme", action="store_true", help="also rewrite the README's benchmark table")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each night; the median one is reported")
     args = parser.parse_args()
+    if args.repeat < 1:
+        parser.error("--repeat must be at least 1")
     cpu_before = cpu_check()
     work = Path(os.environ.get("TMPDIR", "/tmp")) / f"iasu-bench-{uuid.uuid4().hex[:6]}"
     nights = []
