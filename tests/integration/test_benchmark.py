@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -16,6 +17,8 @@ from benchmarks.run import BUDGETS, ROOT
 @pytest.mark.postgres
 def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_template: str) -> None:
     out = tmp_path / "latest.json"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
     run = subprocess.run(
         [
             sys.executable,
@@ -33,12 +36,14 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
             str(out),
         ],
         cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch)},
         capture_output=True,
         text=True,
         timeout=600,
         check=False,
     )
     assert run.returncode == 0, run.stderr[-2000:]
+    assert not list(scratch.glob("iasu-bench-*"))  # the generated inboxes (synthetic people) are not left behind
     report = json.loads(out.read_text())
     assert report["git_revision"]
     [night] = report["nights"]
