@@ -86,15 +86,31 @@ def generate_night(rows: int, work: Path) -> None:
     )
 
 
+# Settings that would send a night's runs to an operator's Prefect server or profile.
+OPERATOR_PREFECT = ("PREFECT_API_URL", "PREFECT_API_KEY", "PREFECT_PROFILE", "PREFECT_PROFILES_PATH")
+
+
+def isolated_prefect(home: Path) -> dict[str, str]:
+    """This environment with a Prefect of its own: a temporary server over a new database under home.
+
+    Benchmark nights never show in the Prefect UI that operations staff watch, and each starts as fresh
+    as its application database.
+    """
+    env = {k: v for k, v in os.environ.items() if k not in OPERATOR_PREFECT}
+    env["PREFECT_HOME"] = str(home)
+    return env
+
+
 def night(work: Path, slack_url: str | None) -> dict[str, Any]:
     """Take in the night in work/inbox on a fresh database, in a process of its own (its peak RSS is its own)."""
     python = sys.executable
-    shutil.rmtree(work / "var", ignore_errors=True)  # each run starts from nothing, as its database does
+    for folder in ("var", "prefect"):  # each run starts from nothing, as its database does
+        shutil.rmtree(work / folder, ignore_errors=True)
     with fresh_database() as url:
         cmd = [python, "-m", "benchmarks.night", "--url", url, "--work", str(work)]
         if slack_url:
             cmd += ["--slack", slack_url]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT)
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=isolated_prefect(work / "prefect"))
     if out.returncode != 0:
         # The night's own log says why; without it a failed run reads as a bare exit status.
         tail = "\n".join(out.stderr.strip().splitlines()[-40:])
