@@ -105,11 +105,10 @@ class NightValidator:
             evaluated += 1
             assert er.expectation_config is not None
             name = str(er.expectation_config.meta["name"])
-            if er.exception_info and er.exception_info.get("raised_exception"):
+            # Great Expectations reports an exception either at the top of exception_info or per metric under it.
+            info = er.exception_info or {}
+            if any(isinstance(i, dict) and i.get("raised_exception") for i in (info, *info.values())):
                 raise ValidationError(f"expectation {name} could not be evaluated")
-            for exc in (er.exception_info or {}).values():
-                if isinstance(exc, dict) and exc.get("raised_exception"):
-                    raise ValidationError(f"expectation {name} could not be evaluated")
             if er.success:
                 continue
             for entry in er.result.get("unexpected_index_list") or []:

@@ -369,13 +369,14 @@ def dispatch(
                 ts = notifier.send(channel, message, within=(claimed_at + LEASE - now()).total_seconds())
             except SlackRejectedError as exc:
                 result.errors[exc.error] = result.errors.get(exc.error, 0) + len(members)
-                if exc.status == 429 or exc.status >= 500:
-                    outages += exc.status >= 500
-                    failing[channel] += exc.status >= 500
+                if exc.status == 429 or exc.status >= 500:  # transient: left pending, attempts not used up
                     if exc.status == 429:  # Slack still asks this channel to wait: it sits out the rest of the run
                         failing[channel] = policy.alerts.circuit_breaker_failures
+                    else:
+                        outages += 1
+                        failing[channel] += 1
                     result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
-                    continue  # transient: left pending, attempts not used up
+                    continue
                 outages = failing[channel] = 0
                 for m in members:
                     attempts = m["attempts"] + 1

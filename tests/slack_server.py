@@ -177,11 +177,14 @@ class FakeSlack:
             self._requests.append((method, reply.status))
             return reply
 
+    def _rate_limited(self) -> _Reply:
+        return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)})
+
     def _decide(self, mode: Mode, method: str, params: dict[str, Any], token: str | None) -> _Reply:
         if mode == "down":
             return _Reply(DROPPED)
         if mode == "rate_limited":
-            return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)})
+            return self._rate_limited()
         if mode == "server_error":
             return _Reply(500, {"ok": False, "error": "internal_error"})
         if mode in ("channel_not_found", "invalid_auth"):
@@ -211,7 +214,7 @@ class FakeSlack:
         if blocks and block_text_chars(blocks) > BLOCKS_TEXT_LIMIT:
             return _Reply(200, {"ok": False, "error": "msg_blocks_too_long"})
         if self._over_rate(str(channel)):
-            return _Reply(429, {"ok": False, "error": "ratelimited"}, {"Retry-After": str(self.retry_after)})
+            return self._rate_limited()
         self._next_ts += 100
         ts = f"{self._next_ts // 1_000_000}.{self._next_ts % 1_000_000:06d}"
         record = {
