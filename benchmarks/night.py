@@ -33,8 +33,8 @@ def copy_floor(url: str, inbox: Path) -> tuple[int, list[float]]:
     Returns the rows and each COPY's seconds (the table emptied before each).
     """
     import psycopg
-    from sqlalchemy.engine import make_url
 
+    from benchmarks.run import connect_args
     from tasks.adapters import adapt
     from tasks.adapters.canonical import COLUMNS
 
@@ -47,9 +47,8 @@ def copy_floor(url: str, inbox: Path) -> tuple[int, list[float]]:
             writer.writerow(["" if v is None else str(v) for v in record])
             rows += 1
     data = buffer.getvalue().encode()
-    u = make_url(url)
     runs = []
-    with psycopg.connect(host=u.host, port=u.port or 5432, user=u.username, dbname=u.database) as conn:
+    with psycopg.connect(**connect_args(url)) as conn:
         conn.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS floor ({', '.join(f'{c} text' for c in COLUMNS)})")
         for _ in range(FLOOR_RUNS):
             conn.execute("TRUNCATE floor")

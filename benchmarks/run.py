@@ -18,6 +18,7 @@ import sys
 import tempfile
 import time
 import uuid
+from collections import Counter
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import UTC, date, datetime
@@ -42,18 +43,29 @@ BUDGETS = {
 MONITOR_RUNS = 3  # the monitor's figure is the best of these (each rolled back)
 
 
+def connect_args(url: str) -> dict[str, Any]:
+    """psycopg's connection arguments for a SQLAlchemy URL (postgresql+psycopg://...)."""
+    u = make_url(url)
+    return {
+        "host": u.host,
+        "port": u.port or 5432,
+        "user": u.username,
+        "password": u.password,
+        "dbname": u.database or "postgres",
+    }
+
+
 @contextmanager
 def fresh_database() -> Iterator[str]:
     """A new, empty database on the benchmark server; dropped afterwards."""
-    u = make_url(ADMIN_URL)
     name = f"iasu_bench_{uuid.uuid4().hex[:8]}"
-    admin = {"host": u.host, "port": u.port or 5432, "user": u.username, "dbname": u.database or "postgres"}
-    with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+    admin = connect_args(ADMIN_URL)
+    with psycopg.connect(**admin, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
     try:
-        yield u.set(database=name).render_as_string(hide_password=False)
+        yield make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
     finally:
-        with psycopg.connect(**admin, autocommit=True) as conn:  # type: ignore[arg-type]
+        with psycopg.connect(**admin, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
@@ -111,11 +123,64 @@ def night(work: Path, slack_url: str | None) -> dict[str, Any]:
         if slack_url:
             cmd += ["--slack", slack_url]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=isolated_prefect(work / "prefect"))
-    if out.returncode != 0:
-        # The night's own log says why; without it a failed run reads as a bare exit status.
-        tail = "\n".join(out.stderr.strip().splitlines()[-40:])
-        raise SystemExit(f"the night in {work} failed (exit {out.returncode}):\n{tail}")
-    return dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        if out.returncode != 0:
+            # The night's own log says why; without it a failed run reads as a bare exit status.
+            tail = "\n".join(out.stderr.strip().splitlines()[-40:])
+            raise SystemExit(f"the night in {work} failed (exit {out.returncode}):\n{tail}")
+        result = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        return result | write_floor(url)
+
+
+WRITE_FLOOR_RUNS = 3
+
+
+def write_floor(url: str) -> dict[str, Any]:
+    """The night's rows as it stored them, COPYed in binary into a fresh schema's tables: the floor of its writes.
+
+    Only the writing: no parsing, validation, encryption (the ciphertexts are copied), decisions or Slack.
+    Indexes, unique and check constraints are kept, since every read and rerun relies on them; foreign-key
+    checks are not (session_replication_role = replica, which a superuser may set, because cases and
+    referrals name each other). Best of WRITE_FLOOR_RUNS, the tables emptied before each. Without a
+    superuser the figure is left out.
+    """
+    from iasu.db import upgrade
+
+    data: dict[str, bytes] = {}
+    with psycopg.connect(**connect_args(url)) as conn:
+        tables = [
+            str(name)
+            for (name,) in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version' "
+                "ORDER BY tablename"
+            )
+        ]
+        counted = conn.execute("SELECT " + " + ".join(f'(SELECT count(*) FROM "{t}")' for t in tables)).fetchone()
+        rows = int(counted[0]) if counted else 0
+        for t in tables:
+            with conn.cursor().copy(f'COPY "{t}" TO STDOUT (FORMAT binary)') as copy:
+                data[t] = b"".join(bytes(chunk) for chunk in copy)
+    runs = []
+    with fresh_database() as target:
+        upgrade(target)
+        with psycopg.connect(**connect_args(target)) as conn:
+            try:
+                conn.execute("SET session_replication_role = replica")
+            except psycopg.errors.InsufficientPrivilege:
+                return {"write_floor_s": None, "write_floor_note": "needs a superuser to skip foreign-key checks"}
+            for _ in range(WRITE_FLOOR_RUNS):
+                conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables))
+                conn.commit()
+                started = time.perf_counter()
+                for t in tables:
+                    with conn.cursor().copy(f'COPY "{t}" FROM STDIN (FORMAT binary)') as copy:
+                        copy.write(data[t])
+                conn.commit()
+                runs.append(time.perf_counter() - started)
+    return {
+        "written_rows": rows,
+        "write_floor_s": round(min(runs), 3),
+        "write_floor_runs_s": [round(r, 3) for r in runs],
+    }
 
 
 def multiple(run: dict[str, Any]) -> float:
@@ -297,7 +362,10 @@ def main() -> None:
             for _ in range(args.repeat):
                 with FakeSlack(rate_limit_per_second=1.0) as fake:
                     run = night(work / str(size), fake.base_url)
-                    run["slack_messages"] = len(fake.messages)
+                    per_channel = Counter(m["channel"] for m in fake.messages)
+                    run["slack_messages"] = sum(per_channel.values())
+                    # Slack's one message a second per channel makes the busiest channel's messages a floor too.
+                    run["slack_floor_s"] = max(per_channel.values(), default=1) - 1
                 runs.append(run)
                 print(f"night {size}: {json.dumps(run)}", file=sys.stderr)
             # The machine's speed drifts between runs: the median run is reported, every run's multiple beside it.
@@ -392,15 +460,16 @@ def table(report: dict[str, Any]) -> str:
         + _loop(report["machine"].get("python_loop_s"))
         + ".",
         "",
-        "| referrals | COPY floor s | end to end s | without start-up s | × floor | rows/s | peak RSS MB | task runs "
-        "| " + " / ".join(stages) + " s |",
-        "|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| referrals | COPY floor s | writes floor s | end to end s | without start-up s | × floor | rows/s "
+        "| peak RSS MB | task runs | " + " / ".join(stages) + " s |",
+        "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for n in report["nights"]:
         each = sorted(r["multiple"] for r in n.get("runs", []))
         spread = f" ({each[0]:.0f}–{each[-1]:.0f} over {len(each)} runs)" if len(each) > 1 else ""
         lines.append(
-            f"| {n['rows']:,} | {n['copy_floor_s']} | {n['end_to_end_s']} | {n['without_startup_s']} | "
+            f"| {n['rows']:,} | {n['copy_floor_s']} | {n.get('write_floor_s') or '–'} | {n['end_to_end_s']} | "
+            f"{n['without_startup_s']} | "
             f"{multiple(n):.0f}×{spread} | {n['rows_per_s']:,} | {n['peak_rss_mb']:,} | {n['task_runs']} | "
             + " / ".join(str(n["stages"].get(s, "–")) for s in stages)
             + " |"
@@ -411,6 +480,18 @@ def table(report: dict[str, Any]) -> str:
             + "; ".join(
                 f"{n['rows']:,}: {n['alerts']['queued']:,} / {n['alerts']['sent']:,} / {n['alerts']['pending']:,}"
                 for n in report["nights"]
+            )
+            + "."
+        )
+    floors = [n for n in report["nights"] if n.get("write_floor_s") and n["copy_floor_s"]]
+    if floors:
+        lines.append(
+            "The night's own writes alone (its stored rows COPYed into a fresh schema, indexes kept) and Slack's "
+            "pacing of its busiest channel, against the COPY floor: "
+            + "; ".join(
+                f"{n['rows']:,}: {n['write_floor_s']} s ({n['write_floor_s'] / n['copy_floor_s']:.1f}×) "
+                f"of {n['written_rows']:,} rows, {n.get('slack_floor_s', '–')} s"
+                for n in floors
             )
             + "."
         )

@@ -56,6 +56,9 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     ]
     # The floor is the best of its COPYs, each of the same rows into an emptied table.
     assert len(night["copy_floor_runs_s"]) == 3 and night["copy_floor_s"] == min(night["copy_floor_runs_s"]) > 0
+    # The writes' floor: the night's own stored rows (more than it received) copied into a fresh schema.
+    assert len(night["write_floor_runs_s"]) == 3 and night["write_floor_s"] == min(night["write_floor_runs_s"]) > 0
+    assert night["written_rows"] > night["rows"] and night["slack_floor_s"] >= 0
     assert night["slack_messages"] > 0  # the night's dispatch stage really delivered, to the local fake Slack
     assert night["alerts"]["sent"] > 0 and night["alerts"]["queued"] >= night["alerts"]["sent"]
     assert set(night["stages"]) == {"parse", "validate", "load", "route", "schedule", "monitor", "dispatch"}
