@@ -72,7 +72,8 @@ class NightValidator:
         name = suite or self.suite_name
         expectations = load_suite_json(name)["expectations"]
         gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}:{asset_name}", expectations=expectations))
-        batch = ctx.data_sources.add_pandas(f"ds:{asset_name}").add_dataframe_asset(asset_name)
+        source = f"ds:{asset_name}"
+        batch = ctx.data_sources.add_pandas(source).add_dataframe_asset(asset_name)
         definition = ctx.validation_definitions.add(
             gx.ValidationDefinition(
                 name=asset_name,
@@ -83,22 +84,28 @@ class NightValidator:
         # Run directly, not through a Checkpoint: one with no actions adds nothing but its own freshness
         # checks and serialisation (an eighth of a small file's validation). Data Docs are built once per
         # night from the stored results (build_docs).
-        result = definition.run(
-            batch_parameters={"dataframe": frame},
-            expectation_parameters=parameters,
-            result_format={
-                "result_format": "COMPLETE",
-                "unexpected_index_column_names": ["line_no"],
-                # Not the pandas query listing the failing rows by frame position: the index list above
-                # names them by line, and the query costs a filter of the whole frame per expectation.
-                "return_unexpected_index_query": False,
-                # Line numbers only, as one list per expectation: no failing values (masked as they are)
-                # and not one dict per failing row, whose building and storing was a quarter of the run.
-                "exclude_unexpected_values": True,
-                # No partial list besides: without values it would be the whole line list a second time.
-                "partial_unexpected_count": 0,
-            },
-        )
+        try:
+            result = definition.run(
+                batch_parameters={"dataframe": frame},
+                expectation_parameters=parameters,
+                result_format={
+                    "result_format": "COMPLETE",
+                    "unexpected_index_column_names": ["line_no"],
+                    # Not the pandas query listing the failing rows by frame position: the index list above
+                    # names them by line, and the query costs a filter of the whole frame per expectation.
+                    "return_unexpected_index_query": False,
+                    # Line numbers only, as one list per expectation: no failing values (masked as they are)
+                    # and not one dict per failing row, whose building and storing was a quarter of the run.
+                    "exclude_unexpected_values": True,
+                    # No partial list besides: without values it would be the whole line list a second time.
+                    "partial_unexpected_count": 0,
+                },
+            )
+        finally:
+            # The data source's engine keeps the validated frame for as long as the context lives (the
+            # night), so each file's frame would still be held while routing peaks. The stored results
+            # and Data Docs do not need it.
+            ctx.data_sources.delete(source)
         failed: dict[int, list[str]] = defaultdict(list)
         evaluated = 0
         for er in result.results:

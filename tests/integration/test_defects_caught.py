@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import gc
 import random
+import weakref
 from datetime import date
 from pathlib import Path
 
@@ -159,3 +161,21 @@ def test_stored_results_name_failing_rows_by_line_and_carry_no_values_nor_frame_
         # The verdicts keep only "record_readable" for an unreadable record, which fails everything else too.
         assert set(names) <= set(named[line])
         assert names == ["record_readable"] or set(names) == set(named[line])
+
+
+def test_a_validated_frame_is_not_kept_for_the_night_and_data_docs_still_show_it(tmp_path: Path) -> None:
+    # Great Expectations' data source would hold each file's frame until the night's context goes, through
+    # routing's peak memory; the validator lets go of it once the results are stored.
+    path, _ = write_source_file(tmp_path / "inbox" / DAY.isoformat(), Source.victim_service, seed=5)
+    adapted = adapt(path)
+    validator = NightValidator(tmp_path / "docs")
+    frame = validation_frame(adapted.frame, DAY, adapted.source_ref_pattern)
+    held = weakref.ref(frame)
+    verdicts = validator.validate(frame, path.name, {"source_ref_pattern": adapted.source_ref_pattern})
+    del frame
+    gc.collect()
+    assert held() is None
+    assert verdicts.failed  # the file has defects, and they are still named
+    index = validator.build_docs()
+    assert index is not None
+    assert list((tmp_path / "docs" / "validations").rglob("*.html"))  # the file's validation page is there
