@@ -6,12 +6,15 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from unittest.mock import ANY
 
 import pytest
 
-from benchmarks.run import BUDGETS, ROOT
+import benchmarks.run
+from benchmarks.run import BUDGETS, ROOT, write_floor
+from tests.conftest import PG_ADMIN_URL, _admin_execute
 
 
 @pytest.mark.postgres
@@ -78,3 +81,22 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
         "met": True,
     }
     assert verdict["monitor uses an index"]["met"]
+
+
+@pytest.mark.postgres
+def test_without_a_superuser_the_writes_floor_is_left_out_and_said_why(
+    pg_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy.engine import make_url
+
+    role, password = f"iasu_plain_{uuid.uuid4().hex[:8]}", uuid.uuid4().hex
+    _admin_execute(f"CREATE ROLE {role} LOGIN CREATEDB PASSWORD '{password}'")
+    try:
+        plain = make_url(PG_ADMIN_URL).set(username=role, password=password).render_as_string(hide_password=False)
+        monkeypatch.setattr(benchmarks.run, "ADMIN_URL", plain)
+        assert write_floor(pg_url) == {
+            "write_floor_s": None,
+            "write_floor_note": "needs a superuser to skip foreign-key checks",
+        }
+    finally:
+        _admin_execute(f"DROP ROLE IF EXISTS {role}")
