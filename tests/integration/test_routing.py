@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -16,7 +16,7 @@ from iasu import wiring
 from models import Case, Referral
 from rules.triage import TIER_RANK
 from tests.conftest import migrated_sqlite, pg_clone
-from tests.support import counts, night_without_prefect, policy_with, write_days
+from tests.support import counts, night_without_prefect, open_case, policy_with, write_days
 
 START = date(2026, 10, 19)
 NIGHTS = 10
@@ -127,3 +127,44 @@ def test_a_serial_perpetrator_raises_the_earlier_linked_cases_too(month: dict[st
     with wiring.engine().connect() as conn:
         retiered = conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'retier'")).scalar_one()
     assert retiered == len(raised)
+
+
+@pytest.mark.parametrize(
+    ("serial_tier", "raised"),
+    [("high", {"standard", "medium"}), ("medium", {"standard"}), ("standard", set())],
+)
+def test_a_serial_finding_raises_only_the_linked_open_cases_below_the_serial_tier(
+    configured: str, serial_tier: str, raised: set[str]
+) -> None:
+    from iasu.policy import get_policy
+    from rules.codes import Tier
+    from rules.linkage import Linked
+    from tasks.route import _raise_linked_cases
+
+    policy = get_policy()
+    policy = policy.model_copy(update={"linkage": policy.linkage.model_copy(update={"serial_tier": Tier(serial_tier)})})
+    opened = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    with wiring.engine().begin() as conn:
+        earlier = {
+            tier: open_case(conn, f"CH-2026-00000{n}", tier=tier, queue="police_investigation", opened_at=opened)
+            for n, tier in enumerate(("standard", "medium", "high"), start=1)
+        }
+        own = open_case(conn, "CH-2026-000009", tier="high", queue="unit", opened_at=opened)
+        count = _raise_linked_cases(
+            conn,
+            serial={100: Linked(duplicate_of=None, earlier_cases=3, other_victims=2, earlier_referral_ids=(1, 2, 3))},
+            case_of={1: earlier["standard"], 2: earlier["medium"], 3: earlier["high"], 100: own},
+            policy=policy,
+            actor="test",
+            now=opened,
+            run_date=opened.date(),
+        )
+        cases = Case.__table__  # type: ignore[attr-defined]
+        tiers: dict[int, str] = {row.id: row.tier for row in conn.execute(select(cases.c.id, cases.c.tier))}
+        retiered = conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'retier'")).scalar_one()
+    assert count == retiered == len(raised)
+    # Raised to the serial tier, never lowered; the new referral's own case is not its own earlier case.
+    assert {tier: tiers[case_id] for tier, case_id in earlier.items()} == {
+        tier: serial_tier if tier in raised else tier for tier in earlier
+    }
+    assert tiers[own] == "high"
