@@ -72,19 +72,18 @@ class NightValidator:
         name = suite or self.suite_name
         expectations = load_suite_json(name)["expectations"]
         gx_suite = ctx.suites.add(gx.ExpectationSuite(name=f"{name}:{asset_name}", expectations=expectations))
-        source = f"ds:{asset_name}"
-        batch = ctx.data_sources.add_pandas(source).add_dataframe_asset(asset_name)
-        definition = ctx.validation_definitions.add(
-            gx.ValidationDefinition(
-                name=asset_name,
-                data=batch.add_batch_definition_whole_dataframe("whole"),
-                suite=gx_suite,
-            )
-        )
-        # Run directly, not through a Checkpoint: one with no actions adds nothing but its own freshness
-        # checks and serialisation (an eighth of a small file's validation). Data Docs are built once per
-        # night from the stored results (build_docs).
+        source = ctx.data_sources.add_pandas(f"ds:{asset_name}")
         try:
+            definition = ctx.validation_definitions.add(
+                gx.ValidationDefinition(
+                    name=asset_name,
+                    data=source.add_dataframe_asset(asset_name).add_batch_definition_whole_dataframe("whole"),
+                    suite=gx_suite,
+                )
+            )
+            # Run directly, not through a Checkpoint: one with no actions adds nothing but its own freshness
+            # checks and serialisation (an eighth of a small file's validation). Data Docs are built once per
+            # night from the stored results (build_docs).
             result = definition.run(
                 batch_parameters={"dataframe": frame},
                 expectation_parameters=parameters,
@@ -105,7 +104,7 @@ class NightValidator:
             # The data source's engine keeps the validated frame for as long as the context lives (the
             # night), so each file's frame would still be held while routing peaks. The stored results
             # and Data Docs do not need it.
-            ctx.data_sources.delete(source)
+            ctx.data_sources.delete(source.name)
         failed: dict[int, list[str]] = defaultdict(list)
         evaluated = 0
         for er in result.results:
