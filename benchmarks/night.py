@@ -34,7 +34,7 @@ def copy_floor(url: str, inbox: Path) -> tuple[int, list[float]]:
     """
     import psycopg
 
-    from benchmarks.run import connect_args
+    from benchmarks.run import connect_args, timed_copies
     from tasks.adapters import adapt
     from tasks.adapters.canonical import COLUMNS
 
@@ -47,18 +47,10 @@ def copy_floor(url: str, inbox: Path) -> tuple[int, list[float]]:
             writer.writerow(["" if v is None else str(v) for v in record])
             rows += 1
     data = buffer.getvalue().encode()
-    runs = []
     with psycopg.connect(**connect_args(url)) as conn:
         conn.execute(f"CREATE UNLOGGED TABLE IF NOT EXISTS floor ({', '.join(f'{c} text' for c in COLUMNS)})")
-        for _ in range(FLOOR_RUNS):
-            conn.execute("TRUNCATE floor")
-            conn.commit()
-            started = time.perf_counter()
-            copy_sql = f"COPY floor ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
-            with conn.cursor() as cur, cur.copy(copy_sql) as copy:
-                copy.write(data)
-            conn.commit()
-            runs.append(time.perf_counter() - started)
+        copy_sql = f"COPY floor ({', '.join(COLUMNS)}) FROM STDIN WITH (FORMAT csv)"
+        runs = timed_copies(conn, "TRUNCATE floor", {copy_sql: data}, FLOOR_RUNS)
         conn.execute("DROP TABLE floor")
         conn.commit()
     return rows, runs

@@ -148,31 +148,35 @@ def write_floor(url: str) -> dict[str, Any]:
     """
     from iasu.db import upgrade
 
-    runs = []
-    with fresh_database() as target:
-        with psycopg.connect(**connect_args(target)) as conn:
-            try:  # asked first: without it, reading the night's tables would be for nothing
-                conn.execute("SET session_replication_role = replica")
-            except psycopg.errors.InsufficientPrivilege:
-                return {"write_floor_s": None, "write_floor_note": NO_WRITE_FLOOR}
+    with fresh_database() as target, psycopg.connect(**connect_args(target)) as conn:
+        try:  # asked first: without it, reading the night's tables would be for nothing
+            conn.execute("SET session_replication_role = replica")
+        except psycopg.errors.InsufficientPrivilege:
+            return {"write_floor_s": None, "write_floor_note": NO_WRITE_FLOOR}
         upgrade(target)
         rows, data = _stored_rows(url)
-        with psycopg.connect(**connect_args(target)) as conn:
-            conn.execute("SET session_replication_role = replica")
-            for _ in range(WRITE_FLOOR_RUNS):
-                conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in data))
-                conn.commit()
-                started = time.perf_counter()
-                for t, copied in data.items():
-                    with conn.cursor().copy(f'COPY "{t}" FROM STDIN (FORMAT binary)') as copy:
-                        copy.write(copied)
-                conn.commit()
-                runs.append(time.perf_counter() - started)
+        copies = {f'COPY "{t}" FROM STDIN (FORMAT binary)': copied for t, copied in data.items()}
+        runs = timed_copies(conn, "TRUNCATE " + ", ".join(f'"{t}"' for t in data), copies, WRITE_FLOOR_RUNS)
     return {
         "written_rows": rows,
         "write_floor_s": round(min(runs), 3),
         "write_floor_runs_s": [round(r, 3) for r in runs],
     }
+
+
+def timed_copies(conn: psycopg.Connection[Any], empty: str, copies: dict[str, bytes], runs: int) -> list[float]:
+    """Seconds of each of `runs` passes of the COPY statements with their data, the tables emptied before each."""
+    seconds = []
+    for _ in range(runs):
+        conn.execute(empty)
+        conn.commit()
+        started = time.perf_counter()
+        for statement, data in copies.items():
+            with conn.cursor() as cur, cur.copy(statement) as copy:
+                copy.write(data)
+        conn.commit()
+        seconds.append(time.perf_counter() - started)
+    return seconds
 
 
 def _stored_rows(url: str) -> tuple[int, dict[str, bytes]]:
