@@ -14,7 +14,7 @@ from typing import Any
 
 import orjson
 import psycopg
-from sqlalchemy import JSON, Column, Connection, MetaData, Table, bindparam, text, update
+from sqlalchemy import JSON, Column, ColumnElement, Connection, MetaData, Row, Table, bindparam, text, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
@@ -54,13 +54,35 @@ def copy_insert_ignoring(
     conflict: list[str],
 ) -> int:
     """Insert rows, skipping any that conflict on `conflict`, ids in the order given; returns how many are new."""
+    return _insert_ignoring(conn, table, rows, conflict, ())[0]
+
+
+def copy_insert_returning(
+    conn: Connection,
+    table: Table,
+    rows: Iterable[dict[str, Any]],
+    conflict: list[str],
+    returning: Sequence[str],
+) -> list[Row[Any]]:
+    """Insert rows, skipping any that conflict on `conflict`, ids in the order given; the new rows' `returning`."""
+    return _insert_ignoring(conn, table, rows, conflict, returning)[1]
+
+
+def _insert_ignoring(
+    conn: Connection, table: Table, rows: Iterable[dict[str, Any]], conflict: list[str], returning: Sequence[str]
+) -> tuple[int, list[Row[Any]]]:
+    """How many rows are new, and their `returning` columns (none asked for, none read back)."""
     peeked = _peek(rows)
     if peeked is None:
-        return 0
+        return 0, []
     names, every = peeked
+    back = [table.c[n] for n in returning]
     if conn.dialect.name != "postgresql":
-        stmt = sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(table.c[names[0]])
-        return len(conn.execute(stmt, list(every)).all())
+        stmt = (
+            sqlite_insert(table).on_conflict_do_nothing(index_elements=conflict).returning(*back or [table.c[names[0]]])
+        )
+        new = list(conn.execute(stmt, list(every)).all())
+        return len(new), new if back else []
     key = table.autoincrement_column
     sequence = None
     if key is not None and key.name not in names:
@@ -77,36 +99,54 @@ def copy_insert_ignoring(
         conn.execute(text(f"ALTER TABLE {stage.name} ALTER COLUMN {key.name} SET DEFAULT nextval({literal})"))
     # Copied as the caller builds them (a generator will do), so the server parses while the rows are built.
     copy_rows(conn, stage.name, names, _copy_values(stage, names, every))
-    # The row count counts inserted rows only (not skipped conflicts), so nothing need come back per row.
-    new = conn.execute(
-        text(
-            f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {stage.name} "
-            f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
-        )
-    ).rowcount
+    insert = (
+        f"INSERT INTO {table.name} ({columns}) SELECT {columns} FROM {stage.name} "
+        f"ON CONFLICT ({', '.join(conflict)}) DO NOTHING"
+    )
+    if back:
+        # One statement returns what the insert kept, typed as the table's columns (as on SQLite).
+        new = list(conn.execute(text(f"{insert} RETURNING {', '.join(returning)}").columns(*back)).all())
+        count = len(new)
+    else:
+        # The row count counts inserted rows only (not skipped conflicts), so nothing need come back per row.
+        new, count = [], int(conn.execute(text(insert)).rowcount)
     conn.execute(text(f"DROP TABLE {stage.name}"))
-    return int(new)
+    return count, new
 
 
-def update_rows(conn: Connection, table: Table, key: str, rows: Iterable[dict[str, Any]]) -> None:
-    """Set columns of existing rows found by `key` (each row: its key, once, and the same columns to set)."""
+def update_rows(
+    conn: Connection,
+    table: Table,
+    key: str,
+    rows: Iterable[dict[str, Any]],
+    *,
+    where: ColumnElement[bool] | None = None,
+) -> None:
+    """Set columns of existing rows found by `key` (each row: its key, once, and the same columns to set).
+
+    `where`, a condition on `table`, narrows the rows changed: a key may then name several rows of which
+    only some change (the pending contacts of a case, say).
+    """
     peeked = _peek(rows)
     if peeked is None:
         return
     names, every = peeked
     columns = [n for n in names if n != key]
+    narrowed = [] if where is None else [where]
     if conn.dialect.name != "postgresql":
         # Bind names differ from column names, or an executemany UPDATE also sets every column named.
         stmt = (
-            update(table).where(table.c[key] == bindparam(f"b_{key}")).values({n: bindparam(f"b_{n}") for n in columns})
+            update(table)
+            .where(table.c[key] == bindparam(f"b_{key}"), *narrowed)
+            .values({n: bindparam(f"b_{n}") for n in columns})
         )
         conn.execute(stmt, [{f"b_{n}": row[n] for n in names} for row in every])
         return
     stage = _empty_copy(conn, table, names, f"update_{table.name}")
     copy_rows(conn, stage.name, names, _copy_values(stage, names, every))
-    # One statement joining the stage on the key, instead of one statement (and round trip) per row.
-    assignments = ", ".join(f"{n} = s.{n}" for n in columns)
-    conn.execute(text(f"UPDATE {table.name} SET {assignments} FROM {stage.name} s WHERE {table.name}.{key} = s.{key}"))
+    # One statement joining the stage on the key (UPDATE ... FROM), instead of one statement (and round trip)
+    # per row.
+    conn.execute(update(table).where(table.c[key] == stage.c[key], *narrowed).values({n: stage.c[n] for n in columns}))
     conn.execute(text(f"DROP TABLE {stage.name}"))
 
 

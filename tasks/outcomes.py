@@ -20,12 +20,12 @@ from zoneinfo import ZoneInfo
 import pandas as pd
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, Engine, bindparam, func, select, update
+from sqlalchemy import Connection, Engine, select, update
 
 from expectations.runner import NightValidator
 from iasu.privacy import BlindIndex, FieldCipher
 from models import Case, Contact, ContactOutcome
-from models.types import UTCDateTime, utcnow
+from models.types import utcnow
 from rules.cadence import rescheduled, retry_after_no_answer
 from rules.calendar import calendar_for
 from rules.clock import end_of_day
@@ -33,8 +33,9 @@ from rules.codes import CaseStatus, ContactStatus, Force
 from rules.policy import Policy
 from tasks import audit
 from tasks.audit import AUDIT
+from tasks.bulk import copy_insert, copy_insert_returning, update_rows
 from tasks.ingest import BATCHES, FileCounts, insert_batch, record_held, seen_before
-from tasks.load import QuarantinedRow, dialect_insert, quarantine
+from tasks.load import QuarantinedRow, quarantine
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
@@ -117,12 +118,14 @@ def record_outcomes(
         }
         for _, r, case in candidates
     ]
-    inserted = conn.execute(
-        dialect_insert(conn, OUTCOMES)
-        .on_conflict_do_nothing(index_elements=["case_id", "kind", "happened_at", "outcome"])
-        .returning(OUTCOMES.c.id, OUTCOMES.c.case_id, OUTCOMES.c.kind, OUTCOMES.c.happened_at, OUTCOMES.c.outcome),
+    # Staged and inserted in one statement (COPY on PostgreSQL): a feed reports a day's contacts at once.
+    inserted = copy_insert_returning(
+        conn,
+        OUTCOMES,
         rows,
-    ).all()
+        ["case_id", "kind", "happened_at", "outcome"],
+        ["id", "case_id", "kind", "happened_at", "outcome"],
+    )
     new_ids = {(o.case_id, o.kind, o.happened_at, o.outcome): o.id for o in inserted}
     fresh = []
     for i, report, case in candidates:
@@ -135,13 +138,13 @@ def record_outcomes(
     pending = {
         (row.case_id, row.kind): dict(row._mapping)
         for row in conn.execute(
-            select(CONTACTS.c.id, CONTACTS.c.case_id, CONTACTS.c.kind, CONTACTS.c.attempts).where(
+            select(CONTACTS.c.id, CONTACTS.c.case_id, CONTACTS.c.kind, CONTACTS.c.attempts, CONTACTS.c.due_at).where(
                 CONTACTS.c.status == ContactStatus.pending,
                 CONTACTS.c.case_id.in_(sorted({case.id for _, _, case, _ in fresh})),
             )
         )
     }
-    updates: list[dict[str, Any]] = []
+    updates: dict[int, dict[str, Any]] = {}  # contact id -> its state after the reports so far
     links: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for i, report, case, outcome_id in sorted(fresh, key=lambda f: (f[1].happened_at, f[0])):
@@ -151,7 +154,7 @@ def record_outcomes(
             continue
         cal = calendar_for(Force(case.force), policy, timezone)
         change: dict[str, Any] = {
-            "cid": contact["id"],
+            "id": contact["id"],
             "attempts": contact["attempts"] + 1,
             "last_attempt_at": report.happened_at,
             "status": ContactStatus.pending,
@@ -168,8 +171,12 @@ def record_outcomes(
         else:  # rescheduled
             assert report.new_date is not None
             change.update(due_at=rescheduled(report.new_date, cal), attempts=contact["attempts"])
-        contact["attempts"] = change["attempts"]
-        updates.append(change)
+        # A contact not moved keeps its due time; one reported on twice (no answer, then done) ends as the last
+        # report left it, with the due time the earlier one gave.
+        if change["due_at"] is None:
+            change["due_at"] = contact["due_at"]
+        contact["attempts"], contact["due_at"] = change["attempts"], change["due_at"]
+        updates[contact["id"]] = change
         links.append({"oid": outcome_id, "cid": contact["id"]})
         events.append(
             audit.event(
@@ -183,34 +190,11 @@ def record_outcomes(
         )
         result.applied += 1
         result.touched_cases.add(case.id)
-    if updates:
-        c = CONTACTS.c
-        # One statement for every kind of outcome: a done contact keeps its due time, a moved one gets a new one.
-        conn.execute(
-            update(CONTACTS)
-            .where(c.id == bindparam("cid"))
-            .values(
-                status=bindparam("b_status"),
-                outcome=bindparam("b_outcome"),
-                completed_at=bindparam("b_completed_at", type_=UTCDateTime()),
-                attempts=bindparam("b_attempts"),
-                last_attempt_at=bindparam("b_last_attempt_at", type_=UTCDateTime()),
-                due_at=func.coalesce(bindparam("b_due_at", type_=UTCDateTime()), c.due_at),
-            ),
-            [_bound(u) for u in updates],
-        )
-    if links:
-        conn.execute(
-            update(OUTCOMES).where(OUTCOMES.c.id == bindparam("oid")).values(contact_id=bindparam("cid")), links
-        )
-    if events:
-        conn.execute(AUDIT.insert(), events)
+    # Set-based: a feed reports a day's contacts at once, thousands at national scale.
+    update_rows(conn, CONTACTS, "id", updates.values())
+    update_rows(conn, OUTCOMES, "id", ({"id": link["oid"], "contact_id": link["cid"]} for link in links))
+    copy_insert(conn, AUDIT, events)
     return result
-
-
-def _bound(change: dict[str, Any]) -> dict[str, Any]:
-    # Bind names must differ from column names, or an executemany UPDATE also sets every column named.
-    return {("cid" if k == "cid" else f"b_{k}"): v for k, v in change.items()}
 
 
 def feed_frame(path: Path, timezone: str) -> pd.DataFrame:

@@ -17,7 +17,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, and_, bindparam, func, select, update
+from sqlalchemy import Connection, and_, func, select, update
 from sqlalchemy import case as sql_case
 
 from iasu import wiring
@@ -32,7 +32,7 @@ from rules.policy import Policy
 from rules.triage import TIER_RANK
 from tasks import audit
 from tasks.audit import AUDIT
-from tasks.bulk import copy_insert
+from tasks.bulk import copy_insert, update_rows
 from tasks.collector import gc_paused
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN
@@ -188,16 +188,20 @@ def assign_unassigned(
         worker[0] += 1
         chosen.append({"cid": case.id, "sid": worker[2], "ref": case.case_ref, "code": worker[1]})
     if chosen:
-        conn.execute(update(CASES).where(k.id == bindparam("cid")).values(assigned_staff_id=bindparam("sid")), chosen)
-        conn.execute(
-            update(CONTACTS)
-            .where(CONTACTS.c.case_id == bindparam("cid"), CONTACTS.c.status == ContactStatus.pending)
-            .values(assigned_staff_id=bindparam("sid")),
-            chosen,
+        # Set-based, not a statement per case: the night after a roster is loaded, or a backlog is taken in,
+        # assigns every waiting case the roster has room for, tens of thousands at national scale.
+        update_rows(conn, CASES, "id", ({"id": c["cid"], "assigned_staff_id": c["sid"]} for c in chosen))
+        update_rows(
+            conn,
+            CONTACTS,
+            "case_id",
+            ({"case_id": c["cid"], "assigned_staff_id": c["sid"]} for c in chosen),
+            where=CONTACTS.c.status == ContactStatus.pending,
         )
-        conn.execute(
-            AUDIT.insert(),
-            [
+        copy_insert(
+            conn,
+            AUDIT,
+            (
                 audit.event(
                     at=now,
                     actor=actor,
@@ -207,7 +211,7 @@ def assign_unassigned(
                     details={"staff_code": c["code"]},
                 )
                 for c in chosen
-            ],
+            ),
         )
     if left:
         _ops_alert_for_unassigned(conn, left, left_by, policy=policy, now=now, on=on, cause=cause)
@@ -386,7 +390,7 @@ def reschedule_for_tier_change(
             ContactKind(row.kind), new, changed_on, row.due_at, policy, cals[Force(row.force)], old_tier=old
         )
         if due != row.due_at:
-            moved.append({"cid": row.id, "b_due_at": due})
-    if moved:
-        conn.execute(update(CONTACTS).where(c.id == bindparam("cid")).values(due_at=bindparam("b_due_at")), moved)
+            moved.append({"id": row.id, "due_at": due})
+    # One UPDATE joining the moved contacts: a serial perpetrator found in a backlog raises thousands of cases.
+    update_rows(conn, CONTACTS, "id", moved)
     return len(moved)

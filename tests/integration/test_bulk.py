@@ -70,3 +70,11 @@ def test_two_updates_in_one_transaction(cases: list[int]) -> None:
         update_rows(conn, CASES, "id", [{"id": cases[0], "tier": "medium"}])
         update_rows(conn, CASES, "id", [{"id": cases[1], "tier": "high"}])
     assert [row[1] for row in _state()] == ["medium", "high", "standard"]
+
+
+def test_a_condition_narrows_the_rows_a_key_names(cases: list[int]) -> None:
+    first, second, third = cases
+    with wiring.engine().begin() as conn:
+        # The queue names all three cases; the condition leaves the second as it was.
+        update_rows(conn, CASES, "queue", [{"queue": POLICE, "tier": "high"}], where=CASES.c.id != second)
+    assert [(row[0], row[1]) for row in _state()] == [(first, "high"), (second, "standard"), (third, "high")]

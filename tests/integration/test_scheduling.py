@@ -301,3 +301,48 @@ def test_cases_nobody_can_take_are_summarised_in_one_ops_alert_a_night(configure
     message = render("ops", payload, ops[0].dedupe_key)
     assert f"{open_cases} open case(s) have no eligible worker" in message.text
     assert f"and {open_cases - 30} more" in message.text
+
+
+def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(configured: str) -> None:
+    """Reassignment moves only what is still to do: a done contact stays with whoever did it."""
+    from tasks.outcomes import OutcomeReport, record_outcomes
+    from tasks.staff import add_staff, deactivate_staff
+    from tests.support import open_case
+
+    day, policy, tz = date(2026, 11, 2), get_policy(), "Europe/London"
+    police = Queue("police_investigation")
+
+    def add(code: str) -> int:
+        with wiring.engine().begin() as conn:
+            add_staff(conn, staff_code=code, queue=police, force=Force.cheshire, cipher=wiring.cipher(), actor="test")
+            return int(conn.execute(select(STAFF.c.id).where(STAFF.c.staff_code == code)).scalar_one())
+
+    def assignees() -> dict[str, int | None]:
+        with wiring.engine().connect() as conn:
+            rows = conn.execute(select(CONTACTS.c.kind, CONTACTS.c.status, CONTACTS.c.assigned_staff_id)).all()
+        return {f"{r.kind}/{r.status}": r.assigned_staff_id for r in rows}
+
+    first = add("CH-POL-01")
+    with wiring.engine().begin() as conn:
+        open_case(
+            conn, "CH-2026-000001", tier="high", queue=police.value, opened_at=datetime(2026, 11, 2, 9, tzinfo=UTC)
+        )
+        schedule(conn, policy=policy, run_date=day, actor="test", timezone=tz)
+    pending = assignees()
+    assert pending and set(pending.values()) == {first}
+    done_kind = sorted(pending)[0].split("/")[0]
+    with wiring.engine().begin() as conn:
+        report = OutcomeReport(
+            case_ref="CH-2026-000001",
+            kind=done_kind,
+            happened_at=datetime(2026, 11, 2, 15, tzinfo=UTC),
+            outcome="completed",
+        )
+        assert record_outcomes(conn, [report], origin="test", actor="test", policy=policy, timezone=tz).applied == 1
+        deactivate_staff(conn, "CH-POL-01", by="test", reason=None, cipher=wiring.cipher())
+    second = add("CH-POL-02")
+    with wiring.engine().begin() as conn:
+        assert schedule(conn, policy=policy, run_date=day + timedelta(days=1), actor="test", timezone=tz).assigned == 1
+    after = assignees()
+    assert after[f"{done_kind}/done"] == first
+    assert {v for k, v in after.items() if k.endswith("/pending")} == {second}
