@@ -497,6 +497,12 @@ def table(report: dict[str, Any]) -> str:
             )
             + "."
         )
+    if all("assigned_cases" in n for n in report["nights"]):
+        lines.append(
+            "Cases each night assigned to its staff (the demo's roster, as far as its capacity goes): "
+            + "; ".join(f"{n['rows']:,}: {n['assigned_cases']:,}" for n in report["nights"])
+            + "."
+        )
     floors = [n for n in report["nights"] if n.get("write_floor_s") and n["copy_floor_s"]]
     if floors:
         lines.append(
