@@ -18,6 +18,8 @@ from sqlalchemy import JSON, Column, ColumnElement, Connection, MetaData, Row, T
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 
+from models.types import UTCDateTime
+
 
 def _peek(rows: Iterable[dict[str, Any]]) -> tuple[list[str], Iterator[dict[str, Any]]] | None:
     """The column names of the first row and every row again (a generator is read once), or None if none."""
@@ -124,8 +126,8 @@ def update_rows(
 ) -> None:
     """Set columns of existing rows found by `key` (each row: its key, once, and the same columns to set).
 
-    `where`, a condition on `table`, narrows the rows changed: a key may then name several rows of which
-    only some change (the pending contacts of a case, say).
+    A key may name several rows (a case's contacts); `where`, a condition on `table`, narrows which of
+    them change (the pending ones, say).
     """
     peeked = _peek(rows)
     if peeked is None:
@@ -146,7 +148,11 @@ def update_rows(
     copy_rows(conn, stage.name, names, _copy_values(stage, names, every))
     # One statement joining the stage on the key (UPDATE ... FROM), instead of one statement (and round trip)
     # per row.
-    conn.execute(update(table).where(table.c[key] == stage.c[key], *narrowed).values({n: stage.c[n] for n in columns}))
+    # Not cached: each call's stage is a new Table object, so its statement would never be found again.
+    conn.execute(
+        update(table).where(table.c[key] == stage.c[key], *narrowed).values({n: stage.c[n] for n in columns}),
+        execution_options={"compiled_cache": None},
+    )
     conn.execute(text(f"DROP TABLE {stage.name}"))
 
 
@@ -159,11 +165,17 @@ def _raw(conn: Connection) -> psycopg.Connection[Any]:
 def _copy_values(table: Table, names: list[str], rows: Iterable[dict[str, Any]]) -> Iterator[list[Any]]:
     """Each row's values in column order, JSON columns serialised, as COPY takes them."""
     json_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, JSON)]
+    # COPY bypasses UTCDateTime's bind processing: its refusal of naive datetimes is kept here, or the server
+    # would read one in its session's time zone.
+    aware_at = [i for i, n in enumerate(names) if isinstance(table.c[n].type, UTCDateTime)]
     for row in rows:
         values = [row[n] for n in names]
         for i in json_at:
             if values[i] is not None:
                 values[i] = _json(values[i])
+        for i in aware_at:
+            if values[i] is not None and values[i].tzinfo is None:
+                raise ValueError(f"naive datetime given for {table.name}.{names[i]}; store times as aware UTC")
         yield values
 
 

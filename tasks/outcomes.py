@@ -12,7 +12,7 @@ import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -126,10 +126,12 @@ def record_outcomes(
         ["case_id", "kind", "happened_at", "outcome"],
         ["id", "case_id", "kind", "happened_at", "outcome"],
     )
-    new_ids = {(o.case_id, o.kind, o.happened_at, o.outcome): o.id for o in inserted}
+    # Instants compared in UTC: a feed's local time in the hour the clocks go back never equals its UTC
+    # value across zones (PEP 495), so the report would read as a duplicate of its own new row.
+    new_ids = {(o.case_id, o.kind, o.happened_at.astimezone(UTC), o.outcome): o.id for o in inserted}
     fresh = []
     for i, report, case in candidates:
-        key = (case.id, report.kind, report.happened_at, report.outcome)
+        key = (case.id, report.kind, report.happened_at.astimezone(UTC), report.outcome)
         outcome_id = new_ids.pop(key, None)  # pop: a repeat inside the same input is a duplicate too
         if outcome_id is None:
             result.duplicates += 1

@@ -6,6 +6,7 @@ from datetime import UTC, datetime
 
 import pytest
 from sqlalchemy import select
+from sqlalchemy.exc import StatementError
 
 from iasu import wiring
 from models import Case
@@ -78,3 +79,11 @@ def test_a_condition_narrows_the_rows_a_key_names(cases: list[int]) -> None:
         # The queue names all three cases; the condition leaves the second as it was.
         update_rows(conn, CASES, "queue", [{"queue": POLICE, "tier": "high"}], where=CASES.c.id != second)
     assert [(row[0], row[1]) for row in _state()] == [(first, "high"), (second, "standard"), (third, "high")]
+
+
+def test_a_naive_time_is_refused_on_both_databases(cases: list[int]) -> None:
+    # COPY would let the server read it in its session's time zone; the column type refuses it on SQLite.
+    before = _state()
+    with pytest.raises((ValueError, StatementError), match="naive datetime"), wiring.engine().begin() as conn:
+        update_rows(conn, CASES, "id", [{"id": cases[0], "opened_at": datetime(2026, 11, 2, 17)}])
+    assert _state() == before

@@ -13,14 +13,14 @@ from models import AuditEvent, Contact, ContactOutcome
 from rules.cadence import rescheduled, retry_after_no_answer
 from rules.calendar import calendar_for
 from rules.codes import Force
-from tasks.outcomes import OutcomeReport, record_outcomes
+from tasks.outcomes import OutcomeReport, parse_when, record_outcomes
 from tasks.schedule import schedule
 from tests.support import open_case
 
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 OUTCOMES = ContactOutcome.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
-OPENED = datetime(2026, 11, 2, 10, tzinfo=UTC)  # a Monday
+OPENED = datetime(2026, 10, 19, 10, tzinfo=UTC)  # a Monday, the week before the clocks go back
 KIND = "victim_first_contact"
 TZ = "Europe/London"
 
@@ -98,3 +98,37 @@ def test_a_report_given_again_changes_nothing(contacts: dict[str, int]) -> None:
         again = record_outcomes(conn, [report], origin="test", actor="test", policy=get_policy(), timezone=TZ)
     assert (again.applied, again.duplicates) == (0, 1)
     assert _contact(contacts[ref]) == before
+
+
+def test_a_report_after_the_contact_is_done_is_kept_but_not_applied(contacts: dict[str, int]) -> None:
+    ref = next(iter(contacts))
+    done, later = datetime(2026, 11, 3, 11, tzinfo=UTC), datetime(2026, 11, 4, 11, tzinfo=UTC)
+    reports = [
+        OutcomeReport(case_ref=ref, kind=KIND, happened_at=later, outcome="attempted_no_answer"),
+        OutcomeReport(case_ref=ref, kind=KIND, happened_at=done, outcome="completed"),
+    ]
+    with wiring.engine().begin() as conn:
+        result = record_outcomes(conn, reports, origin="test", actor="test", policy=get_policy(), timezone=TZ)
+    assert (result.applied, result.rejected) == (1, {0: "contact_pending"})
+    contact = _contact(contacts[ref])
+    assert (contact["status"], contact["outcome"], contact["attempts"], contact["last_attempt_at"]) == (
+        "done",
+        "completed",
+        1,
+        done,
+    )
+
+
+def test_a_local_time_in_the_hour_the_clocks_go_back_is_applied(contacts: dict[str, int]) -> None:
+    """01:30 on 25 October 2026 happens twice in London; a feed time without an offset is the first of them."""
+    ref = next(iter(contacts))
+    when = parse_when("2026-10-25T01:30:00", TZ)
+    assert when is not None and when.astimezone(UTC) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    report = OutcomeReport(case_ref=ref, kind=KIND, happened_at=when, outcome="attempted_no_answer")
+    with wiring.engine().begin() as conn:
+        result = record_outcomes(conn, [report], origin="test", actor="test", policy=get_policy(), timezone=TZ)
+    assert (result.applied, result.duplicates) == (1, 0)
+    contact = _contact(contacts[ref])
+    assert (contact["attempts"], contact["last_attempt_at"]) == (1, datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(OUTCOMES.c.contact_id)).scalars().all() == [contacts[ref]]
