@@ -44,7 +44,7 @@ from models.referrals import PERSON_FIELDS
 from models.types import UTCDateTime
 from rules.codes import SDASH_COLUMNS, PersonRole
 from rules.linkage import name_dob_keys, pnc_key
-from tasks.bulk import copy_rows
+from tasks.bulk import copy_rows, one_of
 
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
@@ -391,7 +391,9 @@ def quarantine(
     known = set(
         conn.execute(
             select(q.raw_index).where(
-                q.status == QuarantineStatus.open, q.source == source, q.raw_index.in_([v["raw_index"] for v in values])
+                q.status == QuarantineStatus.open,
+                q.source == source,
+                one_of(conn, q.raw_index, [v["raw_index"] for v in values]),
             )
         ).scalars()
     )

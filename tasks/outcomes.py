@@ -33,7 +33,7 @@ from rules.codes import CaseStatus, ContactStatus, Force
 from rules.policy import Policy
 from tasks import audit
 from tasks.audit import AUDIT
-from tasks.bulk import copy_insert, copy_insert_returning, update_rows
+from tasks.bulk import copy_insert, copy_insert_returning, one_of, update_rows
 from tasks.ingest import BATCHES, FileCounts, insert_batch, record_held, seen_before
 from tasks.load import QuarantinedRow, quarantine
 
@@ -90,7 +90,9 @@ def record_outcomes(
     cases = {
         row.case_ref: row
         for row in conn.execute(
-            select(CASES.c.id, CASES.c.case_ref, CASES.c.force, CASES.c.status).where(CASES.c.case_ref.in_(refs))
+            select(CASES.c.id, CASES.c.case_ref, CASES.c.force, CASES.c.status).where(
+                one_of(conn, CASES.c.case_ref, refs)
+            )
         )
     }
     candidates: list[tuple[int, OutcomeReport, Any]] = []
@@ -142,7 +144,7 @@ def record_outcomes(
         for row in conn.execute(
             select(CONTACTS.c.id, CONTACTS.c.case_id, CONTACTS.c.kind, CONTACTS.c.attempts, CONTACTS.c.due_at).where(
                 CONTACTS.c.status == ContactStatus.pending,
-                CONTACTS.c.case_id.in_(sorted({case.id for _, _, case, _ in fresh})),
+                one_of(conn, CONTACTS.c.case_id, sorted({case.id for _, _, case, _ in fresh})),
             )
         )
     }

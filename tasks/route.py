@@ -29,7 +29,7 @@ from rules.policy import Policy
 from rules.triage import TIER_RANK, Decision, LinkedHistory, ReferralFacts, allocate, assess_all
 from tasks import audit
 from tasks.audit import AUDIT
-from tasks.bulk import copy_insert, update_rows
+from tasks.bulk import copy_insert, one_of, update_rows
 from tasks.collector import gc_paused
 from tasks.load import dialect_insert
 from tasks.outbox import outbox_row, queue_alert
@@ -407,7 +407,7 @@ def _raise_linked_cases(
     # Only the open cases below the serial tier: the others need no change, and their reasons are long.
     rows = conn.execute(
         select(c.id, c.case_ref, c.tier, c.queue, c.reasons).where(
-            c.id.in_(list(wanted)), c.status == CaseStatus.open, c.tier.in_(below)
+            one_of(conn, c.id, wanted), c.status == CaseStatus.open, c.tier.in_(below)
         )
     ).all()
     changes = []

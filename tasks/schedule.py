@@ -32,7 +32,7 @@ from rules.policy import Policy
 from rules.triage import TIER_RANK
 from tasks import audit
 from tasks.audit import AUDIT
-from tasks.bulk import copy_insert, update_rows
+from tasks.bulk import copy_insert, one_of, update_rows
 from tasks.collector import gc_paused
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN
@@ -138,7 +138,7 @@ def _contact_state(
         c.case_id, c.kind
     )
     open_cases = select(CASES.c.id).where(CASES.c.status == CaseStatus.open)
-    stmt = stmt.where(c.case_id.in_(open_cases if case_ids is None else list(case_ids)))
+    stmt = stmt.where(c.case_id.in_(open_cases) if case_ids is None else one_of(conn, c.case_id, case_ids))
     state: dict[int, dict[str, tuple[bool, datetime | None]]] = defaultdict(dict)
     for row in conn.execute(stmt):
         last = row.last_done
@@ -272,7 +272,7 @@ def schedule(
         k.status == CaseStatus.open
     )
     if case_ids is not None:
-        cases_q = cases_q.where(k.id.in_(list(case_ids)))
+        cases_q = cases_q.where(one_of(conn, k.id, case_ids))
     state = _contact_state(conn, case_ids)
     new_rows: list[dict[str, Any]] = []
     # missing_contacts reads only these of a case: a night's new cases share a few dozen combinations.
@@ -380,7 +380,7 @@ def reschedule_for_tier_change(
     rows = conn.execute(
         select(c.id, c.kind, c.due_at, k.id.label("case_id"), k.force)
         .join(CASES, k.id == c.case_id)
-        .where(c.status == ContactStatus.pending, c.case_id.in_(list(changes)))
+        .where(c.status == ContactStatus.pending, one_of(conn, c.case_id, changes))
     ).all()
     cals = calendars(policy, timezone)
     moved = []

@@ -10,7 +10,7 @@ from sqlalchemy.exc import StatementError
 
 from iasu import wiring
 from models import Case
-from tasks.bulk import update_rows
+from tasks.bulk import one_of, update_rows
 from tests.support import open_case
 
 CASES = Case.__table__  # type: ignore[attr-defined]
@@ -87,3 +87,14 @@ def test_a_naive_time_is_refused_on_both_databases(cases: list[int]) -> None:
     with pytest.raises((ValueError, StatementError), match="naive datetime"), wiring.engine().begin() as conn:
         update_rows(conn, CASES, "id", [{"id": cases[0], "opened_at": datetime(2026, 11, 2, 17)}])
     assert _state() == before
+
+
+def test_one_of_takes_more_values_than_a_statement_takes_parameters(cases: list[int]) -> None:
+    # 70,000 values: PostgreSQL refuses an IN list of them (65,535 parameters at most in one statement).
+    ids = [*range(10**6, 10**6 + 70_000), cases[1]]
+    refs = [*(f"XX-2026-{n:06d}" for n in range(70_000)), "CH-2026-000003"]
+    with wiring.engine().connect() as conn:
+        found = conn.execute(select(CASES.c.id).where(one_of(conn, CASES.c.id, ids))).scalars().all()
+        named = conn.execute(select(CASES.c.case_ref).where(one_of(conn, CASES.c.case_ref, refs))).scalars().all()
+        none = conn.execute(select(CASES.c.id).where(one_of(conn, CASES.c.id, []))).scalars().all()
+    assert (found, named, none) == ([cases[1]], ["CH-2026-000003"], [])
