@@ -21,6 +21,7 @@ from sqlalchemy import (
     Connection,
     MetaData,
     Row,
+    String,
     Table,
     any_,
     bindparam,
@@ -180,7 +181,11 @@ def one_of(conn: Connection, column: Column[Any], values: Iterable[Any]) -> Colu
     """
     items = list(values)
     if conn.dialect.name == "postgresql":
-        return column == any_(bindparam(None, items, type_=ARRAY(column.type)))
+        # Text as text, not as the column's VARCHAR(n): casting to that would cut a longer value to n
+        # characters, and the cut value could match a row the whole value does not.
+        text_column = isinstance(getattr(column.type, "impl_instance", column.type), String)  # AutoString too
+        element = String() if text_column else column.type
+        return column == any_(bindparam(None, items, type_=ARRAY(element)))
     return column.in_(select(literal_column("value")).select_from(func.json_each(orjson.dumps(items).decode())))
 
 

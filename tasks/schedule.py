@@ -263,6 +263,7 @@ def schedule(
 ) -> ScheduleResult:
     """Cancel contacts that no longer apply, assign cases, and create every missing next contact."""
     now = utcnow()
+    case_ids = None if case_ids is None else list(case_ids)  # read twice below: a generator would be empty
     result = ScheduleResult(cancelled=_cancel_stale(conn, policy))
     if case_ids is None:
         result.assigned, result.unassigned = assign_unassigned(conn, policy=policy, actor=actor, now=now, on=run_date)

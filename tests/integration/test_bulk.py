@@ -93,8 +93,13 @@ def test_one_of_takes_more_values_than_a_statement_takes_parameters(cases: list[
     # 70,000 values: PostgreSQL refuses an IN list of them (65,535 parameters at most in one statement).
     ids = [*range(10**6, 10**6 + 70_000), cases[1]]
     refs = [*(f"XX-2026-{n:06d}" for n in range(70_000)), "CH-2026-000003"]
+    full = "CH-2026-000004-ABCDE"  # as long as a case reference may be (20)
+    with wiring.engine().begin() as conn:
+        open_case(conn, full, tier="standard", queue=POLICE, opened_at=OPENED)
     with wiring.engine().connect() as conn:
         found = conn.execute(select(CASES.c.id).where(one_of(conn, CASES.c.id, ids))).scalars().all()
         named = conn.execute(select(CASES.c.case_ref).where(one_of(conn, CASES.c.case_ref, refs))).scalars().all()
         none = conn.execute(select(CASES.c.id).where(one_of(conn, CASES.c.id, []))).scalars().all()
-    assert (found, named, none) == ([cases[1]], ["CH-2026-000003"], [])
+        # A longer value is not cut to the column's length and matched by what is left.
+        longer = conn.execute(select(CASES.c.id).where(one_of(conn, CASES.c.case_ref, [f"{full}Z"]))).all()
+    assert (found, named, none, longer) == ([cases[1]], ["CH-2026-000003"], [], [])
