@@ -99,3 +99,8 @@ def calendar_for(force: Force, policy: Policy, timezone: str = "Europe/London") 
         timezone=timezone,
         end_of_day=policy.contacts.end_of_working_day,
     )
+
+
+def calendars(policy: Policy, timezone: str) -> dict[Force, WorkingCalendar]:
+    """One working-day calendar per force (its jurisdiction's bank holidays)."""
+    return {force: calendar_for(force, policy, timezone) for force in Force}

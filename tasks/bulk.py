@@ -163,9 +163,8 @@ def update_rows(
         return
     stage = _empty_copy(conn, table, names, f"update_{table.name}")
     copy_rows(conn, stage.name, names, _copy_values(stage, names, every))
-    # One statement joining the stage on the key (UPDATE ... FROM), instead of one statement (and round trip)
-    # per row.
-    # Not cached: each call's stage is a new Table object, so its statement would never be found again.
+    # One statement joining the stage on the key (UPDATE ... FROM), not one (and a round trip) per row; not
+    # cached, as each call's stage is a new Table object and its statement would never be found again.
     conn.execute(
         update(table).where(table.c[key] == stage.c[key], *narrowed).values({n: stage.c[n] for n in columns}),
         execution_options={"compiled_cache": None},

@@ -22,13 +22,12 @@ from iasu.policy import get_policy
 from iasu.settings import get_settings
 from models import Alert, Case, Contact, Staff
 from models.types import utcnow
-from rules.calendar import WorkingCalendar
+from rules.calendar import WorkingCalendar, calendars
 from rules.clock import end_of_day
 from rules.codes import ContactStatus, Force, Queue
 from rules.escalation import channel_for, dedupe_key, escalation_level
 from rules.policy import Policy
 from tasks.outbox import outbox_row, queue_alert
-from tasks.schedule import calendars
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 CASES = Case.__table__  # type: ignore[attr-defined]

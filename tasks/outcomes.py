@@ -27,7 +27,7 @@ from iasu.privacy import BlindIndex, FieldCipher
 from models import Case, Contact, ContactOutcome
 from models.types import utcnow
 from rules.cadence import rescheduled, retry_after_no_answer
-from rules.calendar import calendar_for
+from rules.calendar import calendars
 from rules.clock import end_of_day
 from rules.codes import CaseStatus, ContactStatus, Force
 from rules.policy import Policy
@@ -149,6 +149,7 @@ def record_outcomes(
         )
     }
     updates: dict[int, dict[str, Any]] = {}  # contact id -> its state after the reports so far
+    cals = calendars(policy, timezone)  # once per feed, not once per report
     links: list[dict[str, Any]] = []
     events: list[dict[str, Any]] = []
     for i, report, case, outcome_id in sorted(fresh, key=lambda f: (f[1].happened_at, f[0])):
@@ -156,7 +157,7 @@ def record_outcomes(
         if contact is None:
             result.rejected[i] = "contact_pending"  # nothing due of that kind: kept as reported, not applied
             continue
-        cal = calendar_for(Force(case.force), policy, timezone)
+        cal = cals[Force(case.force)]
         change: dict[str, Any] = {
             "id": contact["id"],
             "attempts": contact["attempts"] + 1,
@@ -181,7 +182,7 @@ def record_outcomes(
             change["due_at"] = contact["due_at"]
         contact["attempts"], contact["due_at"] = change["attempts"], change["due_at"]
         updates[contact["id"]] = change
-        links.append({"oid": outcome_id, "cid": contact["id"]})
+        links.append({"id": outcome_id, "contact_id": contact["id"]})
         events.append(
             audit.event(
                 at=now,
@@ -196,7 +197,7 @@ def record_outcomes(
         result.touched_cases.add(case.id)
     # Set-based: a feed reports a day's contacts at once, thousands at national scale.
     update_rows(conn, CONTACTS, "id", updates.values())
-    update_rows(conn, OUTCOMES, "id", ({"id": link["oid"], "contact_id": link["cid"]} for link in links))
+    update_rows(conn, OUTCOMES, "id", links)
     copy_insert(conn, AUDIT, events)
     return result
 

@@ -26,7 +26,7 @@ from iasu.settings import get_settings
 from models import Case, Contact, Staff
 from models.types import utcnow
 from rules.cadence import applicable_kinds, initial_contacts, next_after_completion
-from rules.calendar import WorkingCalendar, calendar_for
+from rules.calendar import WorkingCalendar, calendars
 from rules.codes import CaseStatus, ContactKind, ContactStatus, Force, Queue, Tier
 from rules.policy import Policy
 from rules.triage import TIER_RANK
@@ -60,11 +60,6 @@ class ScheduleResult:
             "unassigned": self.unassigned[:CASE_REFS_SHOWN],  # the first few, for the report
             "unassigned_count": len(self.unassigned),
         }
-
-
-def calendars(policy: Policy, timezone: str) -> dict[Force, WorkingCalendar]:
-    """One working-day calendar per force (its jurisdiction's bank holidays)."""
-    return {force: calendar_for(force, policy, timezone) for force in Force}
 
 
 def _cancel_stale(conn: Connection, policy: Policy) -> int:
