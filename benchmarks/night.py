@@ -1,7 +1,8 @@
 """One benchmarked night of N referrals on a fresh PostgreSQL database, in its own process (peak RSS is its own).
 
 Prints one JSON object: the COPY floor for the same rows, each stage's seconds,
-end to end with and without Prefect's start-up, peak RSS and task runs.
+end to end with and without Prefect's start-up, peak RSS, the CPU the process
+used during the night, and task runs.
 """
 
 from __future__ import annotations
@@ -54,6 +55,12 @@ def copy_floor(url: str, inbox: Path) -> tuple[int, list[float]]:
         conn.execute("DROP TABLE floor")
         conn.commit()
     return rows, runs
+
+
+def _cpu_seconds() -> float:
+    """CPU seconds this process has used so far, user and system, all its threads."""
+    used = resource.getrusage(resource.RUSAGE_SELF)
+    return used.ru_utime + used.ru_stime
 
 
 def task_runs(flow_run_id: Any) -> tuple[int, dict[str, float]]:
@@ -113,11 +120,11 @@ def main() -> None:
     with wiring.engine().begin() as conn:
         ensure_roster(conn, cipher=wiring.cipher(), actor="benchmark")
 
-    started = time.perf_counter()
     from flows.nightly import nightly
 
+    started, cpu_before = time.perf_counter(), _cpu_seconds()
     state = nightly(run_date=RUN_DATE, inbox=inbox, return_state=True)
-    ended = time.perf_counter()
+    ended, cpu_used = time.perf_counter(), _cpu_seconds() - cpu_before
     summary = state.result()
     from prefect.client.orchestration import get_client
 
@@ -149,6 +156,7 @@ def main() -> None:
         "without_startup_s": round(running_for, 2),
         "rows_per_s": round(rows / running_for, 1) if running_for else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
+        "process_cpu_s": round(cpu_used, 2),
         "task_runs": count,
         "stages": {k: round(v, 2) for k, v in stages.items()},
         "alerts": {k: summary["alerts"][k] for k in ("queued", "sent", "pending")},
