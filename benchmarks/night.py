@@ -122,9 +122,13 @@ def main() -> None:
 
     from flows.nightly import nightly
 
-    started, cpu_before = time.perf_counter(), _cpu_seconds()
-    state = nightly(run_date=RUN_DATE, inbox=inbox, return_state=True)
-    ended, cpu_used = time.perf_counter(), _cpu_seconds() - cpu_before
+    # The CPU count starts where "without start-up" does, once the flow run is Running: Prefect's start-up
+    # in this process is not the night's work.
+    running: list[float] = []
+    night = nightly.with_options(on_running=[lambda *_: running.append(_cpu_seconds())])
+    started = time.perf_counter()
+    state = night(run_date=RUN_DATE, inbox=inbox, return_state=True)
+    ended, cpu_used = time.perf_counter(), _cpu_seconds() - running[0]
     summary = state.result()
     from prefect.client.orchestration import get_client
 
