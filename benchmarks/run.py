@@ -515,18 +515,18 @@ def table(report: dict[str, Any]) -> str:
             )
             + "."
         )
-    cpus = int(report["machine"]["cpus"])
-    bounded = [n for n in floors if n.get("process_cpu_s") is not None]
+    cpus = int(report["machine"].get("cpus") or 1)
+    bounded = [n for n in report["nights"] if n.get("process_cpu_s") is not None and n["copy_floor_s"]]
     if bounded:
-        # CPU work can overlap only as far as there are cores: the process's CPU and the server's writes,
-        # shared out over every core, are the least time the night can take however its stages overlap.
+        # A process's CPU can spread over no more than the machine's cores: that share is the least time the
+        # night could take however its stages overlapped, even if the database's own work cost nothing.
         lines.append(
-            f"CPU the night's own process used, and that with the writes floor shared over {cpus} cores (the "
-            "least the night could take if every core were busy throughout), against the COPY floor: "
+            f"CPU the night's own process used from Running to Completed, and that shared over {cpus} cores "
+            "(the least the night could take if every core were busy with it throughout and the database's "
+            "work cost nothing), against the COPY floor: "
             + "; ".join(
                 f"{n['rows']:,}: {n['process_cpu_s']} s ({n['process_cpu_s'] / n['copy_floor_s']:.1f}×), "
-                f"{(n['process_cpu_s'] + n['write_floor_s']) / cpus:.2f} s "
-                f"({(n['process_cpu_s'] + n['write_floor_s']) / cpus / n['copy_floor_s']:.1f}×)"
+                f"{n['process_cpu_s'] / cpus:.2f} s ({n['process_cpu_s'] / cpus / n['copy_floor_s']:.1f}×)"
                 for n in bounded
             )
             + "."
