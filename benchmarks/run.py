@@ -462,6 +462,19 @@ def update_readme(readme: Path, report: dict[str, Any]) -> None:
     readme.write_text(f"{text[:start]}\n{table(report)}\n{text[end:]}", encoding="utf-8")
 
 
+def _cpu_bound(night: dict[str, Any], cpus: int) -> str:
+    """A night's process and database CPU, and their sum over the cores, each also as a multiple of its floor."""
+    floor, process, database = night["copy_floor_s"], night["process_cpu_s"], night.get("database_cpu_s")
+    # CPU spreads over no more than the machine's cores: however the stages overlapped, the night's wall time
+    # cannot be less than its CPU shared out over them (less still is left out if the server is elsewhere).
+    least = (process + (database or 0)) / cpus
+    server = f"{database} s ({database / floor:.1f}×)" if database is not None else "–"
+    return (
+        f"{night['rows']:,}: process {process} s ({process / floor:.1f}×), database {server}, "
+        f"over the cores {least:.2f} s ({least / floor:.1f}×)"
+    )
+
+
 def _loop(check: dict[str, float] | None) -> str:
     return f"; a fixed Python loop took {check['before']} s before, {check['after']} s after" if check else ""
 
@@ -518,17 +531,11 @@ def table(report: dict[str, Any]) -> str:
     cpus = int(report["machine"].get("cpus") or 1)
     bounded = [n for n in report["nights"] if n.get("process_cpu_s") is not None and n["copy_floor_s"]]
     if bounded:
-        # A process's CPU can spread over no more than the machine's cores: that share is the least time the
-        # night could take however its stages overlapped, even if the database's own work cost nothing.
         lines.append(
-            f"CPU the night's own process used from Running to Completed, and that shared over {cpus} cores "
-            "(the least the night could take if every core were busy with it throughout and the database's "
-            "work cost nothing), against the COPY floor: "
-            + "; ".join(
-                f"{n['rows']:,}: {n['process_cpu_s']} s ({n['process_cpu_s'] / n['copy_floor_s']:.1f}×), "
-                f"{n['process_cpu_s'] / cpus:.2f} s ({n['process_cpu_s'] / cpus / n['copy_floor_s']:.1f}×)"
-                for n in bounded
-            )
+            "CPU used from Running to Completed by the night's own process and by PostgreSQL (every server "
+            f"process on this machine; – if the server is elsewhere), and both shared over {cpus} cores: the "
+            "least the night could take however its stages overlapped, against the COPY floor: "
+            + "; ".join(_cpu_bound(n, cpus) for n in bounded)
             + "."
         )
     m, b = report.get("monitor"), report.get("alert_burst")

@@ -32,13 +32,14 @@ def test_a_floor_of_zero_is_no_multiple_at_all() -> None:
     assert multiple(_run(0.5, 5.0)) == 10.0
 
 
-def test_the_cpu_bound_shares_the_process_over_the_cores() -> None:
+def test_the_cpu_bound_shares_the_process_and_the_database_over_the_cores() -> None:
     night = {
         "rows": 100_000,
         "copy_floor_s": 0.5,
         "write_floor_s": 3.0,
         "written_rows": 600_000,
         "process_cpu_s": 13.0,
+        "database_cpu_s": 3.0,
         "end_to_end_s": 40.0,
         "without_startup_s": 20.0,
         "rows_per_s": 5000.0,
@@ -47,7 +48,9 @@ def test_the_cpu_bound_shares_the_process_over_the_cores() -> None:
         "stages": {},
     }
     report = {"git_revision": "0" * 40, "when": "2026-11-29", "machine": {"cpus": 2}, "nights": [night]}
-    # 13 s over 2 cores = 6.5 s, 13x the floor: no overlap of stages could bring the night under that.
-    assert "100,000: 13.0 s (26.0×), 6.50 s (13.0×)" in table(report)
+    # (13 + 3) s over 2 cores = 8 s, 16x the floor: no overlap of stages could bring the night under that.
+    assert "100,000: process 13.0 s (26.0×), database 3.0 s (6.0×), over the cores 8.00 s (16.0×)" in table(report)
+    night["database_cpu_s"] = None  # a server on another machine: the process's share alone
+    assert "100,000: process 13.0 s (26.0×), database –, over the cores 6.50 s (13.0×)" in table(report)
     night.pop("process_cpu_s")  # a results file from before the figure existed still renders
-    assert "CPU the night" not in table(report)
+    assert "CPU used from Running" not in table(report)
