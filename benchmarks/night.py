@@ -2,7 +2,8 @@
 
 Prints one JSON object: the COPY floor for the same rows, each stage's seconds,
 end to end with and without Prefect's start-up, peak RSS, the CPU the process
-and (on this machine) PostgreSQL used during the night, and task runs.
+and (on this machine) its database's PostgreSQL backends used during the
+night, and task runs.
 """
 
 from __future__ import annotations
@@ -63,29 +64,45 @@ def _cpu_seconds() -> float:
     return used.ru_utime + used.ru_stime
 
 
-LOCAL_HOSTS = (None, "", "localhost", "127.0.0.1", "::1")
+def _backend_cpu_seconds(url: str) -> dict[int, float]:
+    """CPU seconds so far of each live PostgreSQL backend on this machine serving the URL's database, by pid.
 
-
-def _server_cpu_seconds(url: str) -> float | None:
-    """CPU seconds every PostgreSQL process on this machine has used so far; None if the server is elsewhere.
-
-    A backend's time goes to the postmaster's children's times once it ends, so ended connections count.
+    Found by process title ("postgres: ... user database host activity"), so none are found when the server
+    runs on another machine or where this one's process table is hidden or absent.
     """
     from sqlalchemy.engine import make_url
 
-    if make_url(url).host not in LOCAL_HOSTS or not Path("/proc/self/stat").exists():
-        return None
-    tick, total = os.sysconf("SC_CLK_TCK"), 0
+    found: dict[int, float] = {}
+    if not Path("/proc").is_dir():
+        return found
+    database, tick = f" {make_url(url).database} ", os.sysconf("SC_CLK_TCK")
     for proc in Path("/proc").iterdir():
         try:
             if not proc.name.isdigit() or (proc / "comm").read_text().strip() != "postgres":
                 continue
-            # Fields after the command name (which may hold spaces): utime, stime, cutime, cstime are 14-17.
+            if database not in (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace"):
+                continue
+            # Fields after the command name (which may hold spaces): utime and stime are the 14th and 15th.
             fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
         except OSError:  # ended while being read, or not ours to read
             continue
-        total += sum(int(v) for v in fields[11:15])
-    return total / tick
+        found[int(proc.name)] = (int(fields[11]) + int(fields[12])) / tick
+    return found
+
+
+def _round(seconds: float | None) -> float | None:
+    return None if seconds is None else round(seconds, 2)
+
+
+def _database_cpu(before: dict[int, float], after: dict[int, float]) -> float | None:
+    """The night database's backends' CPU between two readings; None if none was seen at the end.
+
+    A backend that ended in between is not counted (its time goes to the postmaster, mixed with every other
+    database's), so the figure can only fall short: the pool keeps the night's own connections open.
+    """
+    if not after:
+        return None
+    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
 
 
 def task_runs(flow_run_id: Any) -> tuple[int, dict[str, float]]:
@@ -152,13 +169,13 @@ def main() -> None:
 
     # The CPU count covers the same span as "without start-up": from the flow run's Running state to its
     # Completed one, so neither Prefect's start-up in this process nor its teardown counts as the night's.
-    cpu_at: dict[str, tuple[float, float | None]] = {}
+    cpu_at: dict[str, tuple[float, dict[int, float]]] = {}
 
     def cpu_when_running(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-        cpu_at["running"] = (_cpu_seconds(), _server_cpu_seconds(args.url))
+        cpu_at["running"] = (_cpu_seconds(), _backend_cpu_seconds(args.url))
 
     def cpu_when_completed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-        cpu_at["completed"] = (_cpu_seconds(), _server_cpu_seconds(args.url))
+        cpu_at["completed"] = (_cpu_seconds(), _backend_cpu_seconds(args.url))
 
     night = nightly.with_options(
         on_running=[*nightly.on_running_hooks, cpu_when_running],
@@ -170,7 +187,7 @@ def main() -> None:
     summary = state.result()  # a failed night raises its own error here, before the CPU figure is read
     # Prefect logs a hook's failure and carries on: a missing reading must not pass as a figure.
     assert set(cpu_at) == {"running", "completed"}, f"CPU read only at {sorted(cpu_at)}"
-    (process_from, server_from), (process_to, server_to) = cpu_at["running"], cpu_at["completed"]
+    (process_from, backends_from), (process_to, backends_to) = cpu_at["running"], cpu_at["completed"]
     from prefect.client.orchestration import get_client
 
     flow_run_id = state.state_details.flow_run_id
@@ -202,7 +219,7 @@ def main() -> None:
         "rows_per_s": round(rows / running_for, 1) if running_for else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "process_cpu_s": round(process_to - process_from, 2),
-        "database_cpu_s": None if server_from is None or server_to is None else round(server_to - server_from, 2),
+        "database_cpu_s": _round(_database_cpu(backends_from, backends_to)),
         "task_runs": count,
         "stages": {k: round(v, 2) for k, v in stages.items()},
         "alerts": {k: summary["alerts"][k] for k in ("queued", "sent", "pending")},

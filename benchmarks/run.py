@@ -466,7 +466,8 @@ def _cpu_bound(night: dict[str, Any], cpus: int) -> str:
     """A night's process and database CPU, and their sum over the cores, each also as a multiple of its floor."""
     floor, process, database = night["copy_floor_s"], night["process_cpu_s"], night.get("database_cpu_s")
     # CPU spreads over no more than the machine's cores: however the stages overlapped, the night's wall time
-    # cannot be less than its CPU shared out over them (less still is left out if the server is elsewhere).
+    # cannot be less than its CPU shared out over them. The backends' figure can only fall short of theirs
+    # (ended ones are not counted), and the server's background writers are left out, so the bound holds.
     least = (process + (database or 0)) / cpus
     server = f"{database} s ({database / floor:.1f}×)" if database is not None else "–"
     return (
@@ -532,9 +533,9 @@ def table(report: dict[str, Any]) -> str:
     bounded = [n for n in report["nights"] if n.get("process_cpu_s") is not None and n["copy_floor_s"]]
     if bounded:
         lines.append(
-            "CPU used from Running to Completed by the night's own process and by PostgreSQL (every server "
-            f"process on this machine; – if the server is elsewhere), and both shared over {cpus} cores: the "
-            "least the night could take however its stages overlapped, against the COPY floor: "
+            "CPU used from Running to Completed by the night's own process and by its database's PostgreSQL "
+            "backends (– where they are not visible on this machine), and both shared over "
+            f"{cpus} cores: the least the night could take however its stages overlapped, against the COPY floor: "
             + "; ".join(_cpu_bound(n, cpus) for n in bounded)
             + "."
         )

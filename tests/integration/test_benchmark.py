@@ -12,6 +12,7 @@ from unittest.mock import ANY
 
 import psycopg
 import pytest
+from sqlalchemy.engine import make_url
 
 import benchmarks.run
 from benchmarks.run import BUDGETS, NO_WRITE_FLOOR, ROOT, write_floor
@@ -65,7 +66,9 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     assert night["written_rows"] > night["rows"] and night["slack_floor_s"] >= 0
     assert night["slack_messages"] > 0  # the night's dispatch stage really delivered, to the local fake Slack
     assert night["alerts"]["sent"] > 0 and night["alerts"]["queued"] >= night["alerts"]["sent"]
-    assert night["process_cpu_s"] > 0 and night["database_cpu_s"] > 0  # the test server is on this machine
+    assert night["process_cpu_s"] > 0
+    if make_url(PG_ADMIN_URL).host in ("127.0.0.1", "localhost", None):  # its backends are on this machine
+        assert night["database_cpu_s"] > 0
     assert night["assigned_cases"] > 0  # the night has a roster: scheduling assigned cases as in service
     assert set(night["stages"]) == {"parse", "validate", "load", "route", "schedule", "monitor", "dispatch"}
     assert {"contacts", "overdue", "seconds", "uses_index"} <= set(report["monitor"]) and report["monitor"][
