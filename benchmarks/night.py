@@ -90,10 +90,6 @@ def _backend_cpu_seconds(url: str) -> dict[int, float]:
     return found
 
 
-def _round(seconds: float | None) -> float | None:
-    return None if seconds is None else round(seconds, 2)
-
-
 def _database_cpu(before: dict[int, float], after: dict[int, float]) -> float | None:
     """The night database's backends' CPU between two readings; None if none was seen at the end.
 
@@ -102,7 +98,7 @@ def _database_cpu(before: dict[int, float], after: dict[int, float]) -> float | 
     """
     if not after:
         return None
-    return sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items())
+    return round(sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items()), 2)
 
 
 def task_runs(flow_run_id: Any) -> tuple[int, dict[str, float]]:
@@ -164,6 +160,7 @@ def main() -> None:
 
     from prefect import Flow, State
     from prefect.client.schemas.objects import FlowRun
+    from prefect.flows import FlowStateHook
 
     from flows.nightly import nightly
 
@@ -171,15 +168,15 @@ def main() -> None:
     # Completed one, so neither Prefect's start-up in this process nor its teardown counts as the night's.
     cpu_at: dict[str, tuple[float, dict[int, float]]] = {}
 
-    def cpu_when_running(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-        cpu_at["running"] = (_cpu_seconds(), _backend_cpu_seconds(args.url))
+    def read_cpu(moment: str) -> FlowStateHook[..., Any]:
+        def hook(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
+            cpu_at[moment] = (_cpu_seconds(), _backend_cpu_seconds(args.url))
 
-    def cpu_when_completed(flow: Flow[..., Any], flow_run: FlowRun, state: State[Any]) -> None:
-        cpu_at["completed"] = (_cpu_seconds(), _backend_cpu_seconds(args.url))
+        return hook
 
     night = nightly.with_options(
-        on_running=[*nightly.on_running_hooks, cpu_when_running],
-        on_completion=[*nightly.on_completion_hooks, cpu_when_completed],
+        on_running=[*nightly.on_running_hooks, read_cpu("running")],
+        on_completion=[*nightly.on_completion_hooks, read_cpu("completed")],
     )
     started = time.perf_counter()
     state = night(run_date=RUN_DATE, inbox=inbox, return_state=True)
@@ -219,7 +216,7 @@ def main() -> None:
         "rows_per_s": round(rows / running_for, 1) if running_for else None,
         "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1),
         "process_cpu_s": round(process_to - process_from, 2),
-        "database_cpu_s": _round(_database_cpu(backends_from, backends_to)),
+        "database_cpu_s": _database_cpu(backends_from, backends_to),
         "task_runs": count,
         "stages": {k: round(v, 2) for k, v in stages.items()},
         "alerts": {k: summary["alerts"][k] for k in ("queued", "sent", "pending")},
