@@ -14,9 +14,10 @@ from datetime import date, datetime, timedelta
 from itertools import chain
 from typing import Any
 
+import orjson
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import Connection, Text, and_, cast, func, or_, select, update
 from sqlalchemy.orm import aliased
 
 from iasu import wiring
@@ -82,7 +83,8 @@ def _link_select(policy: Policy) -> Any:
             r.sdash_violence_this_episode,
             r.sdash_threats_violence,
             r.srp,
-            r.markers,
+            # As text: a night's hundred thousand lists are a few hundred distinct ones, decoded once each (_facts).
+            cast(r.markers, Text).label("markers"),
             r.case_id,
             victim.c.name_dob_index.label("victim_index"),
             perp.c.name_dob_index.label("perp_name_dob"),
@@ -128,17 +130,17 @@ _SRP = {m.value: m for m in SrpLevel}
 _MARKER = {m.value: m for m in Marker}
 
 
-def _facts(row: Any, marker_sets: dict[tuple[str, ...], frozenset[Marker]]) -> ReferralFacts:
-    markers = tuple(row.markers)
-    if markers not in marker_sets:
-        marker_sets[markers] = frozenset(_MARKER[m] for m in markers)
+def _facts(row: Any, marker_sets: dict[str, frozenset[Marker]]) -> ReferralFacts:
+    markers = marker_sets.get(row.markers)
+    if markers is None:
+        markers = marker_sets[row.markers] = frozenset(_MARKER[m] for m in orjson.loads(row.markers))
     return ReferralFacts(
         key=f"{row.source}:{row.source_ref}",
         force=_FORCE[row.force],
         received_date=row.received_date,
         referring_agency=_AGENCY[row.referring_agency],
         sdash_yes_count=row.sdash_yes_count,
-        markers=marker_sets[markers],
+        markers=markers,
         srp=_SRP[row.srp] if row.srp else None,
         crime_ref_present=bool(row.crime_ref),
         violence_this_episode=bool(row.sdash_violence_this_episode),
@@ -233,7 +235,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         duplicate_window_days=policy.linkage.duplicate_window_days,
     )
     duplicates = {rid: found.duplicate_of for rid, found in links.items() if found.duplicate_of is not None}
-    marker_sets: dict[tuple[str, ...], frozenset[Marker]] = {}
+    marker_sets: dict[str, frozenset[Marker]] = {}  # markers as stored (JSON text) -> codes
     batch = [
         (_facts(by_id[rid], marker_sets), LinkedHistory(found.earlier_cases, found.other_victims), rid)
         for rid, found in links.items()
