@@ -25,9 +25,8 @@ from typing import Any, Protocol
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, Engine, Integer, any_, bindparam, func, or_, select, update
+from sqlalchemy import Connection, Engine, func, or_, select, update
 from sqlalchemy import case as sql_case
-from sqlalchemy.dialects import postgresql
 
 from iasu import wiring
 from iasu.policy import get_policy
@@ -36,6 +35,7 @@ from models import Alert
 from models.types import utcnow
 from rules.codes import AlertStatus
 from rules.policy import Policy
+from tasks.bulk import one_of
 from tasks.collector import gc_paused
 from tasks.messages import Message, grouped, keys_in_metadata, render
 from tasks.outbox import outbox_row, queue_alert
@@ -52,7 +52,6 @@ DISPATCH_LIMIT = 50_000
 # When a night queues more than one run takes (its limit), missed deadlines go first, the most escalated
 # before the rest, then new high-risk cases, ops and digests; a big intake never holds back a missed contact.
 CLAIM_ORDER = sql_case({"missed_contact": 0, "new_high_risk": 1, "ops": 2}, value=ALERTS.c.kind, else_=3)
-ID_CHUNK = 5000  # ids per IN list on SQLite, well inside its bound-parameter limit (PostgreSQL takes an array)
 HISTORY_LIMIT = 200  # recent messages searched for a dedupe key before a resend
 # Errors that mean Slack will not take this message however often it is sent.
 PERMANENT = {
@@ -250,17 +249,9 @@ def notifier_from_settings(show: Callable[[str], None]) -> Notifier:
 
 
 def _update_ids(conn: Connection, ids: Sequence[int], *where: Any, **values: Any) -> None:
-    """Set values on the alerts with these ids: one array on PostgreSQL, ID_CHUNK ids per statement on SQLite."""
-    if not ids:
-        return
-    if conn.dialect.name == "postgresql":
-        # One array parameter: binding and planning tens of thousands of IN-list parameters took a third
-        # of the time of the update itself.
-        chosen = ALERTS.c.id == any_(bindparam("b_ids", list(ids), type_=postgresql.ARRAY(Integer)))
-        conn.execute(update(ALERTS).where(chosen, *where).values(**values))
-        return
-    for start in range(0, len(ids), ID_CHUNK):
-        conn.execute(update(ALERTS).where(ALERTS.c.id.in_(ids[start : start + ID_CHUNK]), *where).values(**values))
+    """Set values on the alerts with these ids, in one statement however many they are."""
+    if ids:
+        conn.execute(update(ALERTS).where(one_of(conn, ALERTS.c.id, ids), *where).values(**values))
 
 
 def _claim(engine: Engine, *, limit: int, now: datetime) -> list[dict[str, Any]]:

@@ -122,11 +122,8 @@ def test_a_drain_stops_after_a_refusal_rather_than_retrying_at_once(configured: 
     assert (result.claimed, result.sent, result.pending) == (20, 5, 25)
 
 
-def test_batches_larger_than_an_id_list_are_claimed_sent_and_released_in_chunks(
-    configured: str, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """Every statement over a batch's ids takes them a chunk at a time (SQLite binds 32,766 parameters at most)."""
-    monkeypatch.setattr(notify, "ID_CHUNK", 7)
+def test_a_batch_is_claimed_sent_and_released_whole(configured: str) -> None:
+    """Every statement over a batch's ids takes them all as one parameter (tasks.bulk.one_of), on both databases."""
     with wiring.engine().begin() as conn:
         queue_alert(conn, missed_rows(("C0CHUNKA", "C0CHUNKB"), 20))
     with FakeSlack() as fake:
