@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from sqlalchemy import text
 from sqlmodel import SQLModel
 
 import models
@@ -24,3 +25,44 @@ def test_migrations_match_the_models(fixture: str, request: pytest.FixtureReques
         diff = compare_metadata(MigrationContext.configure(conn), SQLModel.metadata)
     engine.dispose()
     assert diff == []
+
+
+# Every character column an index is built on, with its collation; compare_metadata does not look at collations.
+INDEXED_TEXT = """
+SELECT DISTINCT t.relname, a.attname, coalesce(co.collname, '')
+FROM pg_index x
+JOIN pg_class t ON t.oid = x.indrelid
+JOIN pg_namespace n ON n.oid = t.relnamespace
+JOIN pg_attribute a ON a.attrelid = t.oid AND a.attnum = ANY (x.indkey)
+LEFT JOIN pg_collation co ON co.oid = a.attcollation
+WHERE n.nspname = current_schema()
+  AND t.relname <> 'alembic_version'
+  AND a.atttypid IN ('varchar'::regtype, 'text'::regtype)
+"""
+
+
+@pytest.mark.postgres
+def test_indexed_text_is_byte_ordered_as_the_models_say(pg_url: str) -> None:
+    engine = make_engine(pg_url)
+    declared = {
+        (table.name, column.name)
+        for table in SQLModel.metadata.tables.values()
+        for column in table.columns
+        if 'COLLATE "C"' in column.type.compile(dialect=engine.dialect)
+    }
+    with engine.connect() as conn:
+        indexed = {(str(t), str(c)): str(coll) for t, c, coll in conn.execute(text(INDEXED_TEXT))}
+        migrated = {
+            (str(t), str(c))
+            for t, c in conn.execute(
+                text(
+                    "SELECT table_name, column_name FROM information_schema.columns "
+                    "WHERE table_schema = current_schema() AND collation_name = 'C'"
+                )
+            )
+        }
+    engine.dispose()
+    assert ("people", "name_dob_index") in indexed  # the query finds indexed columns at all
+    # A new index on a text column should declare it byte_ordered (models.types) and collate it in a migration.
+    assert {col: coll for col, coll in indexed.items() if coll != "C"} == {}
+    assert migrated == declared
