@@ -1,15 +1,17 @@
-"""Indexed codes, references and keyed digests compared byte by byte on PostgreSQL (COLLATE "C").
+"""Indexed codes, references and digests compared byte by byte on PostgreSQL (COLLATE "C").
 
-Blind indexes, source references, case references, dedupe keys, statuses and
-the other codes that indexes are built on are identifiers: no reader sees them
-sorted by a language's rules. Under the server's locale every B-tree insert and
-look-up on them went through that locale's comparison. On a database collated
-en_GB.UTF-8, a 100,000-referral night's database CPU fell from 11.1-11.6 s to
-9.3-9.7 s and the night from 21.1-22.0 s to 19.4-20.4 s; on one collated
-C.UTF-8, from 9.6-10.0 s to 9.5-9.7 s and 19.7-20.2 s to 19.4-19.9 s (three
-runs of each, old and new alternating). Equality, uniqueness and what
-any query returns are unchanged; only the order of these columns in an ORDER BY
-may differ, and each is a code or a reference of one fixed format.
+Blind indexes, file checksums, source and case references, dedupe keys, alert
+and quarantine statuses, staff codes and the other codes that indexes are built
+on are identifiers: no reader sees them sorted by a language's rules. Under the
+server's locale every B-tree insert and look-up on them went through that
+locale's comparison. On a database collated en_GB.UTF-8, a 100,000-referral
+night's database CPU fell from 11.1-11.6 s to 9.3-9.7 s and the night from
+21.1-22.0 s to 19.4-20.4 s; on one collated C.UTF-8, from 9.6-10.0 s to
+9.5-9.7 s and 19.7-20.2 s to 19.4-19.9 s (three runs of each, old and new
+alternating). Equality and uniqueness are unchanged, and no query compares these
+columns by range. Only rows sorted by them may come in another order: staff
+codes, which operators choose, now sort upper case before lower case; the
+references and codes the platform issues sort as before.
 
 One ALTER TABLE per table, so each table's indexes are rebuilt once; each
 table is locked while its indexes are rebuilt, so run it outside the nightly
