@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from models.types import JSONType, UTCDateTime, byte_ordered, utcnow
+from models.types import JSONType, UTCDateTime, identifier_field, utcnow
 from rules.codes import AlertStatus
 
 
@@ -22,7 +22,7 @@ class Alert(SQLModel, table=True):
     __table_args__ = (Index("ix_alerts_created_at", "created_at"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    dedupe_key: str = Field(max_length=200, unique=True, sa_type=byte_ordered(200))
+    dedupe_key: str = identifier_field(200, unique=True)
     kind: str = Field(max_length=32)  # missed_contact | new_high_risk | digest | ops
     level: int | None = None
     channel: str = Field(max_length=64)
@@ -33,7 +33,7 @@ class Alert(SQLModel, table=True):
     contact_id: int | None = None
     # Case references, codes and counts only: never a personal value.
     payload: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
-    status: str = Field(default=AlertStatus.pending, max_length=16, index=True, sa_type=byte_ordered(16))
+    status: str = identifier_field(16, default=AlertStatus.pending, index=True)
     attempts: int = 0
     last_error: str | None = Field(default=None, max_length=500)
     slack_ts: str | None = Field(default=None, max_length=32)

@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Column, Index
 from sqlmodel import Field, SQLModel
 
-from models.types import Encrypted, JSONType, UTCDateTime, byte_ordered, utcnow
+from models.types import Encrypted, JSONType, UTCDateTime, identifier_field, utcnow
 
 
 class AuditEvent(SQLModel, table=True):
@@ -23,8 +23,8 @@ class AuditEvent(SQLModel, table=True):
     actor: str = Field(max_length=128)  # a named person / staff code, or "flow:<name>/<run id>"
     os_user: str | None = Field(default=None, max_length=64)
     action: str = Field(max_length=32)  # collect | decide | override | reveal | close | ...
-    entity: str = Field(max_length=32, sa_type=byte_ordered(32))  # table the event concerns
-    entity_id: str | None = Field(default=None, max_length=64, sa_type=byte_ordered(64))
+    entity: str = identifier_field(32)  # table the event concerns
+    entity_id: str | None = identifier_field(64, default=None)
     # Codes, ids and counts only; a free-text reason a person types may name someone, so it is encrypted.
     details: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
     reason_enc: bytes | None = Field(default=None, sa_type=Encrypted)

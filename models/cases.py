@@ -8,7 +8,7 @@ from typing import Any
 from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
-from models.types import Encrypted, JSONType, UTCDateTime, byte_ordered, utcnow
+from models.types import Encrypted, JSONType, UTCDateTime, identifier_field, utcnow
 from rules.codes import CaseStatus, ContactStatus
 
 
@@ -19,7 +19,7 @@ class Staff(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     # Shown in alerts and lists instead of a name.
-    staff_code: str = Field(max_length=32, unique=True, sa_type=byte_ordered(32))
+    staff_code: str = identifier_field(32, unique=True)
     name_enc: bytes | None = Field(default=None, sa_type=Encrypted)
     role: str = Field(default="worker", max_length=16)  # worker | supervisor | lead
     queue: str = Field(max_length=32)
@@ -49,11 +49,11 @@ class Case(SQLModel, table=True):
     )
 
     id: int | None = Field(default=None, primary_key=True)
-    case_ref: str = Field(max_length=20, unique=True, sa_type=byte_ordered(20))  # e.g. CH-2026-000123: reveals nothing
-    force: str = Field(max_length=16, sa_type=byte_ordered(16))
+    case_ref: str = identifier_field(20, unique=True)  # e.g. CH-2026-000123: reveals nothing
+    force: str = identifier_field(16)
     status: str = Field(default=CaseStatus.open, max_length=16)
     tier: str = Field(max_length=16)
-    queue: str = Field(max_length=32, sa_type=byte_ordered(32))
+    queue: str = identifier_field(32)
     reasons: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     interventions: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     turned_away_for_capacity: bool = False
@@ -79,7 +79,7 @@ class CaseRefCounter(SQLModel, table=True):
 
     __tablename__ = "case_ref_counters"
 
-    prefix: str = Field(primary_key=True, max_length=3, sa_type=byte_ordered(3))
+    prefix: str = identifier_field(3, primary_key=True)
     year: int = Field(primary_key=True)
     last_value: int = 0
 
@@ -109,7 +109,7 @@ class Contact(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
-    kind: str = Field(max_length=32, sa_type=byte_ordered(32))  # rules.codes.ContactKind
+    kind: str = identifier_field(32)  # rules.codes.ContactKind
     due_at: datetime = Field(sa_type=UTCDateTime)
     status: str = Field(default=ContactStatus.pending, max_length=16)
     assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
@@ -130,10 +130,10 @@ class ContactOutcome(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     case_id: int = Field(foreign_key="cases.id", index=True)
-    kind: str = Field(max_length=32, sa_type=byte_ordered(32))
+    kind: str = identifier_field(32)
     happened_at: datetime = Field(sa_type=UTCDateTime)
     # completed | attempted_no_answer | refused | rescheduled
-    outcome: str = Field(max_length=32, sa_type=byte_ordered(32))
+    outcome: str = identifier_field(32)
     new_date: date | None = None
     contact_id: int | None = Field(default=None, foreign_key="contacts.id")  # the contact it was applied to
     recorded_by: str | None = Field(default=None, max_length=128)

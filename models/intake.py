@@ -9,7 +9,7 @@ from typing import Any
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.types import Encrypted, JSONType, UTCDateTime, byte_ordered, utcnow
+from models.types import Encrypted, JSONType, UTCDateTime, identifier_field, utcnow
 
 
 class BatchStatus(StrEnum):
@@ -51,7 +51,7 @@ class IngestBatch(SQLModel, table=True):
     run_date: date = Field(index=True)
     file_name: str = Field(max_length=255)
     source: str | None = Field(default=None, max_length=32)
-    sha256: str = Field(max_length=64, unique=True, sa_type=byte_ordered(64))
+    sha256: str = identifier_field(64, unique=True)
     status: str = Field(max_length=16)  # BatchStatus
     held_reason: str | None = Field(default=None, max_length=500)
     received: int = 0
@@ -73,12 +73,12 @@ class QuarantineEntry(SQLModel, table=True):
     line_no: int
     source: str = Field(max_length=32)
     # Lets a corrected resend of the same referral resolve this entry; not personal.
-    source_ref: str | None = Field(default=None, max_length=64, index=True, sa_type=byte_ordered(64))
+    source_ref: str | None = identifier_field(64, default=None, index=True)
     failed_expectations: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     raw_enc: bytes = Field(sa_type=Encrypted)
     # Keyed hash of the raw text: a resent identical row is recognised without reading the ciphertext.
-    raw_index: str | None = Field(default=None, max_length=64, index=True, sa_type=byte_ordered(64))
-    status: str = Field(default=QuarantineStatus.open, max_length=16, index=True, sa_type=byte_ordered(16))
+    raw_index: str | None = identifier_field(64, default=None, index=True)
+    status: str = identifier_field(16, default=QuarantineStatus.open, index=True)
     created_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     resolved_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     resolved_by_referral_id: int | None = Field(default=None, foreign_key="referrals.id")
@@ -89,6 +89,6 @@ class RunWatermark(SQLModel, table=True):
 
     __tablename__ = "run_watermarks"
 
-    name: str = Field(primary_key=True, max_length=64, sa_type=byte_ordered(64))
+    name: str = identifier_field(64, primary_key=True)
     last_completed_date: date
     updated_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

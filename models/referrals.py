@@ -7,7 +7,7 @@ from datetime import date, datetime
 from sqlalchemy import Column, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from models.types import Encrypted, JSONType, UTCDateTime, byte_ordered, utcnow
+from models.types import Encrypted, JSONType, UTCDateTime, identifier_field, utcnow
 
 
 class Referral(SQLModel, table=True):
@@ -17,8 +17,8 @@ class Referral(SQLModel, table=True):
     __table_args__ = (UniqueConstraint("source", "source_ref", name="uq_referrals_source_ref"),)
 
     id: int | None = Field(default=None, primary_key=True)
-    source: str = Field(max_length=32, sa_type=byte_ordered(32))
-    source_ref: str = Field(max_length=64, sa_type=byte_ordered(64))
+    source: str = identifier_field(32)
+    source_ref: str = identifier_field(64)
     force: str = Field(max_length=16)  # counted by force, never looked up by it alone: no index
     received_date: date = Field(index=True)
     referring_agency: str = Field(max_length=32)
@@ -71,7 +71,7 @@ class Person(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     # No index of its own: uq_people_referral_role leads with referral_id and serves lookups by referral.
     referral_id: int = Field(foreign_key="referrals.id")
-    role: str = Field(max_length=16, sa_type=byte_ordered(16))  # rules.codes.PersonRole
+    role: str = identifier_field(16)  # rules.codes.PersonRole
     forename_enc: bytes | None = Field(default=None, sa_type=Encrypted)
     surname_enc: bytes | None = Field(default=None, sa_type=Encrypted)
     dob_enc: bytes | None = Field(default=None, sa_type=Encrypted)
@@ -81,5 +81,5 @@ class Person(SQLModel, table=True):
     postcode_enc: bytes | None = Field(default=None, sa_type=Encrypted)
     pnc_enc: bytes | None = Field(default=None, sa_type=Encrypted)
     # Keyed HMACs of normalised name + date of birth, and of the PNC id (rules.linkage).
-    name_dob_index: str | None = Field(default=None, max_length=64, index=True, sa_type=byte_ordered(64))
-    pnc_index: str | None = Field(default=None, max_length=64, index=True, sa_type=byte_ordered(64))
+    name_dob_index: str | None = identifier_field(64, default=None, index=True)
+    pnc_index: str | None = identifier_field(64, default=None, index=True)

@@ -9,6 +9,7 @@ from sqlalchemy import JSON, DateTime, LargeBinary, String
 from sqlalchemy.dialects.postgresql import BYTEA, JSONB
 from sqlalchemy.engine import Dialect
 from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -46,6 +47,11 @@ def byte_ordered(length: int) -> Any:
     from 11.1-11.6 s to 9.3-9.7 s with these columns byte-ordered (migration 0009).
     """
     return String(length).with_variant(String(length, collation="C"), "postgresql")
+
+
+def identifier_field(length: int, **field: Any) -> Any:
+    """A model field for a byte-ordered identifier of at most length characters (other Field options as given)."""
+    return Field(max_length=length, sa_type=byte_ordered(length), **field)
 
 
 def utcnow() -> datetime:

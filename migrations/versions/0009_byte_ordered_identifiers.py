@@ -33,7 +33,7 @@ down_revision: str | None = '0008'
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# table -> (column, VARCHAR length): the models declare the same with models.types.byte_ordered.
+# table -> (column, VARCHAR length): the models declare the same with models.types.identifier_field.
 COLUMNS: dict[str, list[tuple[str, int]]] = {
     "alerts": [("dedupe_key", 200), ("status", 16)],
     "audit_events": [("entity", 32), ("entity_id", 64)],

@@ -65,6 +65,6 @@ def test_indexed_text_is_byte_ordered_as_the_models_say(pg_url: str) -> None:
         }
     engine.dispose()
     assert ("people", "name_dob_index") in indexed  # the query finds indexed columns at all
-    # A new index on a text column should declare it byte_ordered (models.types) and collate it in a migration.
+    # A new index on a text column should declare it with identifier_field (models.types) and collate it in a migration.
     assert {col: coll for col, coll in indexed.items() if coll != "C"} == {}
     assert migrated == declared
