@@ -181,26 +181,15 @@ def stage_rows(accepted: pd.DataFrame, *, batch_id: int) -> StagedRows:
     return StagedRows(count=count, referrals=referrals, people=people)
 
 
-def _insert_rows(
-    conn: Connection, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]], *, binary: bool = False
-) -> None:
-    """Insert rows (values in the order of names): streamed by COPY on PostgreSQL, one executemany on SQLite.
-
-    `binary` sends them in COPY's binary format, for tables of plain columns (no JSON).
-    """
+def _insert_rows(conn: Connection, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
+    """Insert rows (values in the order of names): streamed by COPY on PostgreSQL, one executemany on SQLite."""
     if conn.dialect.name != "postgresql":
         values = [dict(zip(names, row, strict=True)) for row in rows]
         if values:
             conn.execute(table.insert(), values)
         return
     # COPY is the physical floor for bulk intake; executemany would be several times slower.
-    types = [_type_name(conn, table.c[name]) for name in names] if binary else None
-    copy_rows(conn, table.name, names, rows, binary_types=types)
-
-
-def _type_name(conn: Connection, column: Column[Any]) -> str:
-    """The PostgreSQL type of a column as COPY's binary format names it: "varchar" for VARCHAR(16)."""
-    return column.type.compile(dialect=conn.dialect).split("(")[0].lower()
+    copy_rows(conn, table, names, rows)
 
 
 # People sealed per step: big enough to amortise each step, small enough that the database
@@ -311,9 +300,7 @@ def load_accepted(
             # drivers); line numbers are unique in a file, so they say which staged rows' people to store.
             referral_ids = {int(line_no): int(referral_id) for line_no, referral_id in conn.execute(ins)}
             people = _people_rows(staged, referral_ids, in_order())
-            # Binary: ciphertexts go as they are, not as hex text the database must decode (about a
-            # fifth of its work on people).
-            _insert_rows(conn, PEOPLE, ["referral_id", "role", *PERSON_COLUMNS], people, binary=True)
+            _insert_rows(conn, PEOPLE, ["referral_id", "role", *PERSON_COLUMNS], people)
         finally:
             for future in sealed:  # on an error, what is not sealed yet need not be
                 future.cancel()
