@@ -280,6 +280,28 @@ def monitor_at_scale(contacts: int) -> dict[str, Any]:
     }
 
 
+# What a night's writes and the floor depend on in the server: recorded beside the figures, since the same
+# code measured against another server's settings gives other multiples.
+SERVER_SETTINGS = ("shared_buffers", "max_wal_size", "synchronous_commit", "fsync", "full_page_writes", "wal_level")
+
+
+def server_facts() -> dict[str, Any]:
+    """The benchmark server's PostgreSQL version, the collation new databases get, and the settings above."""
+    with psycopg.connect(**connect_args(ADMIN_URL)) as conn:
+
+        def one(query: str, *params: str) -> str:
+            row = conn.execute(query, params).fetchone()
+            assert row is not None
+            return str(row[0])
+
+        return {
+            "version": one("SHOW server_version"),
+            # fresh_database creates from template1, so its databases are collated as template1 is.
+            "collation": one("SELECT datcollate FROM pg_database WHERE datname = 'template1'"),
+            "settings": {name: one("SELECT current_setting(%s)", name) for name in SERVER_SETTINGS},
+        }
+
+
 def cpu_check() -> float:
     """Seconds for a fixed pure-Python loop (best of three): how fast this machine was around the run."""
     best = float("inf")
@@ -402,6 +424,7 @@ def main() -> None:
             "platform": platform.platform(),
             # The same loop before and after: a shared machine's speed drifts, and every figure here with it.
             "python_loop_s": {"before": cpu_before, "after": cpu_check()},
+            "postgresql": server_facts(),
         },
         "versions": {
             p: version(p) for p in ("prefect", "great-expectations", "sqlalchemy", "psycopg", "slack-sdk", "pandas")
@@ -480,13 +503,21 @@ def _loop(check: dict[str, float] | None) -> str:
     return f"; a fixed Python loop took {check['before']} s before, {check['after']} s after" if check else ""
 
 
+def _server(facts: dict[str, Any] | None) -> str:
+    if not facts:
+        return ""
+    settings = ", ".join(f"{name} {value}" for name, value in facts["settings"].items())
+    return f"\nPostgreSQL {facts['version']}, databases collated {facts['collation']}; {settings}."
+
+
 def table(report: dict[str, Any]) -> str:
     """The results as Markdown: nights beside their COPY floor, monitor, burst, and each budget's verdict."""
     stages = ("parse", "validate", "load", "route", "schedule", "monitor", "dispatch")
     lines = [
         f"Revision {report['git_revision'][:10]}, {report['machine']['cpus']} cores, {report['when'][:10]}"
         + _loop(report["machine"].get("python_loop_s"))
-        + ".",
+        + "."
+        + _server(report["machine"].get("postgresql")),
         "",
         "| referrals | COPY floor s | writes floor s | end to end s | without start-up s | × floor | rows/s "
         "| peak RSS MB | task runs | " + " / ".join(stages) + " s |",

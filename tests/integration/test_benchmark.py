@@ -77,6 +77,9 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     # Best of its runs, each finding (and queueing, then rolling back) the same overdue contacts.
     assert report["monitor"]["seconds"] == min(report["monitor"]["runs_s"]) and report["monitor"]["overdue"] > 0
     assert set(report["machine"]["python_loop_s"]) == {"before", "after"}
+    server = report["machine"]["postgresql"]
+    assert server["version"] and server["collation"] and all(server["settings"].values())
+    assert f"PostgreSQL {server['version']}, databases collated {server['collation']}" in run.stdout
     assert {"alerts", "channels", "messages", "seconds", "rate_limited"} <= set(report["alert_burst"])
     assert report["alert_burst"]["messages"] < report["alert_burst"]["alerts"]  # grouped, not one per alert
     verdict = {v["budget"]: v for v in report["verdicts"]}
