@@ -36,7 +36,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from models.types import UTCDateTime
 
@@ -230,9 +230,31 @@ class _JsonbText(Dumper):
         return b"\x01" + (obj.encode() if isinstance(obj, str) else obj)
 
 
-def _type_name(conn: Connection, column: Column[Any]) -> str:
-    """The PostgreSQL type of a column as COPY's binary format names it: "varchar" for VARCHAR(16)."""
-    return column.type.compile(dialect=conn.dialect).split("(")[0].lower()
+# Binary COPY packs an integer into its column's width without a range check (a value past it would wrap
+# round, where the text format had the server refuse it): each is checked against its column's range first.
+INTEGER_BITS = {_pg_types[name].oid: bits for name, bits in (("int2", 16), ("int4", 32), ("int8", 64))}
+
+
+def _column_types(cur: psycopg.Cursor[Any], table: str, names: Sequence[str]) -> list[int]:
+    """The type of each named column, as the database has it (a temporary table's too)."""
+    found = dict(
+        cur.execute(
+            "SELECT attname, atttypid FROM pg_attribute WHERE attrelid = %s::regclass AND attnum > 0",
+            [table],
+        ).fetchall()
+    )
+    return [int(found[name]) for name in names]
+
+
+def _in_range(rows: Iterable[Sequence[Any]], types: list[int], names: Sequence[str]) -> Iterator[Sequence[Any]]:
+    """The rows, each integer first checked against its column's range."""
+    limits = [(i, 1 << (INTEGER_BITS[t] - 1)) for i, t in enumerate(types) if t in INTEGER_BITS]
+    for row in rows:
+        for i, limit in limits:
+            value = row[i]
+            if value is not None and not -limit <= value < limit:
+                raise ValueError(f"value out of range for integer column {names[i]}")
+        yield row
 
 
 def copy_rows(conn: Connection, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -245,15 +267,15 @@ def copy_rows(conn: Connection, table: Table, names: Sequence[str], rows: Iterab
     """
     quote = conn.dialect.identifier_preparer.quote
     statement = f"COPY {quote(table.name)} ({', '.join(map(quote, names))}) FROM STDIN (FORMAT BINARY)"
-    types = [_type_name(conn, table.c[name]) for name in names]
     try:
         with _raw(conn).cursor() as cur:
+            types = _column_types(cur, quote(table.name), names)
             # By type only (no Python class): used for the JSONB columns named below, nowhere else.
             cur.adapters.register_dumper(None, _JsonbText)
             with cur.copy(statement) as copy:
                 copy.set_types(types)
                 write_row = copy.write_row
-                for row in rows:
+                for row in _in_range(rows, types, names):
                     write_row(row)
     except psycopg.Error as exc:
         # Raised as SQLAlchemy raises for the statements it runs (IntegrityError, OperationalError, ...), so
@@ -261,3 +283,7 @@ def copy_rows(conn: Connection, table: Table, names: Sequence[str], rows: Iterab
         raise DBAPIError.instance(
             statement, None, exc, psycopg.Error, hide_parameters=True, dialect=conn.dialect
         ) from exc
+    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+        # A value this side refused (out of its column's range, of a type its column cannot take, a naive
+        # time): raised as SQLAlchemy raises a value its column type refuses.
+        raise StatementError(str(exc), statement, None, exc, hide_parameters=True) from exc

@@ -1,16 +1,33 @@
-"""The bulk update on SQLite and PostgreSQL: only the rows named change, only in the columns given."""
+"""Bulk writes: the update changes only the rows and columns named (SQLite and PostgreSQL); binary COPY stores
+what an INSERT would, and refuses what a column cannot hold."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 
 import pytest
-from sqlalchemy import select
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Column,
+    Date,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    create_engine,
+    select,
+    text,
+)
+from sqlalchemy.dialects.postgresql import TIMESTAMP
 from sqlalchemy.exc import StatementError
 
 from iasu import wiring
 from models import Case
-from tasks.bulk import one_of, update_rows
+from models.types import Encrypted, JSONType, UTCDateTime, byte_ordered
+from tasks.bulk import copy_insert, copy_rows, one_of, update_rows
+from tasks.load import JSON_TEXT
 from tests.support import open_case
 
 CASES = Case.__table__  # type: ignore[attr-defined]
@@ -103,3 +120,94 @@ def test_one_of_takes_more_values_than_a_statement_takes_parameters(cases: list[
         # A longer value is not cut to the column's length and matched by what is left.
         longer = conn.execute(select(CASES.c.id).where(one_of(conn, CASES.c.case_ref, [f"{full}Z"]))).all()
     assert (found, named, none, longer) == ([cases[1]], ["CH-2026-000003"], [], [])
+
+
+@pytest.mark.postgres
+def test_binary_copy_stores_what_an_insert_stores(pg_url: str) -> None:
+    """Every kind of column the schema has, NULLs and awkward values included, COPYed as an INSERT stores them."""
+    table = Table(
+        "t",
+        MetaData(),
+        Column("n", Integer),
+        Column("role", String(64)),
+        Column("code", byte_ordered(64)),
+        Column("blob", Encrypted),
+        Column("on", Date),
+        Column("at", UTCDateTime),
+        Column("at_ms", TIMESTAMP(timezone=True, precision=3)),
+        Column("note", Text(collation="C")),
+        Column("big", BigInteger),
+        Column("flag", Boolean),
+        Column("doc", JSONType),
+    )
+    awkward = 'tab\there, "quoted", back\\slash, new\nline, café, \u2603'
+    rows = [
+        {
+            "n": 1,
+            "role": "victim",
+            "code": "ab" * 32,
+            "blob": b"\x01\x00\xff\\",
+            "on": date(2026, 2, 28),
+            "at": datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC),
+            "at_ms": datetime(2026, 10, 25, 1, 30, 0, 123000, tzinfo=UTC),
+            "note": awkward,
+            "big": 2**63 - 1,
+            "flag": True,
+            "doc": {"reasons": [{"text": awkward, "inputs": {"n": 3, "ok": None}}], "k": [1.5, False]},
+        },
+        dict.fromkeys(("code", "blob", "on", "at", "at_ms", "note", "big", "flag", "doc")) | {"n": 2, "role": awkward},
+        {"n": 3, "role": "", "code": "", "blob": b"", "on": date(1900, 1, 1), "at": None, "at_ms": None}
+        | {"note": "", "big": -(2**63), "flag": False, "doc": []},
+    ]
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            stored = []
+            for write in (lambda: conn.execute(table.insert(), rows), lambda: copy_insert(conn, table, rows)):
+                table.create(conn)
+                write()
+                stored.append(conn.execute(select(table).order_by(table.c.n)).all())
+                table.drop(conn)
+            # The referral stage's JSON arrives as text already serialised: stored as the same value.
+            stage = Table("s", MetaData(), Column("doc", JSON_TEXT))
+            stage.create(conn)
+            copy_rows(conn, stage, ["doc"], [('{"b": [1, "\u00e9"], "a": null}',), (None,)])
+            staged = conn.execute(select(text("doc")).select_from(stage)).scalars().all()
+    finally:
+        engine.dispose()
+    assert stored[1] == stored[0]
+    assert [r._asdict() for r in stored[1]] == rows
+    assert staged == [{"a": None, "b": [1, "é"]}, None]
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize(
+    ("value", "refused"),
+    [
+        # Binary COPY would pack these into four bytes and store them wrapped round: refused first.
+        (2**31, "out of range for integer column n"),
+        (-(2**31) - 1, "out of range for integer column n"),
+        ("7", None),  # of a type the column cannot take: refused as a bind would be, not as a bare TypeError
+    ],
+)
+def test_a_value_its_column_cannot_hold_is_refused_and_nothing_is_stored(
+    pg_url: str, value: object, refused: str | None
+) -> None:
+    table = Table("t", MetaData(), Column("n", Integer), Column("on", Date))
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            table.create(conn)
+        with pytest.raises(StatementError, match=refused), engine.begin() as conn:
+            copy_insert(conn, table, [{"n": 1, "on": date(2026, 11, 2)}, {"n": value, "on": None}])
+        with engine.begin() as conn:
+            assert conn.execute(select(table)).all() == []
+            # The range's own ends are stored as they are; a date given as text is refused the same way.
+            copy_insert(conn, table, [{"n": 2**31 - 1, "on": None}, {"n": -(2**31), "on": None}])
+            assert sorted(conn.execute(select(table.c.n)).scalars()) == [-(2**31), 2**31 - 1]
+            with pytest.raises(StatementError):
+                copy_insert(conn, table, [{"n": 3, "on": "2026-11-02"}])
+    finally:
+        with engine.begin() as conn:
+            table.drop(conn, checkfirst=True)
+        engine.dispose()

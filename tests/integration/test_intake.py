@@ -2,22 +2,19 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import date
 from pathlib import Path
 
 import pytest
-from sqlalchemy import Boolean, Column, Date, Integer, MetaData, String, Table, create_engine, select, text
+from sqlalchemy import select
 
 from expectations.runner import NightValidator
 from iasu import wiring
 from models import IngestBatch, Person, QuarantineEntry, Referral
 from models.referrals import PERSON_FIELDS
-from models.types import Encrypted, JSONType, UTCDateTime, byte_ordered
 from rules.linkage import name_dob_key, pnc_key
 from tasks.adapters import adapt
-from tasks.bulk import copy_insert, copy_rows
 from tasks.ingest import FileCounts, ingest_path
-from tasks.load import JSON_TEXT
 from tasks.night import input_files
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
 
@@ -264,54 +261,3 @@ def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path,
     docs = "".join(p.read_text(errors="ignore") for p in (tmp_path / "docs").rglob("*") if p.is_file())
     assert "index.html" in {p.name for p in (tmp_path / "docs").rglob("*")}
     assert leaks(docs, needles) == []
-
-
-@pytest.mark.postgres
-def test_binary_copy_stores_what_an_insert_stores(pg_url: str) -> None:
-    """Every kind of column the schema has, NULLs and awkward values included, COPYed as an INSERT stores them."""
-    table = Table(
-        "t",
-        MetaData(),
-        Column("n", Integer),
-        Column("role", String(64)),
-        Column("code", byte_ordered(64)),
-        Column("blob", Encrypted),
-        Column("on", Date),
-        Column("at", UTCDateTime),
-        Column("flag", Boolean),
-        Column("doc", JSONType),
-    )
-    awkward = 'tab\there, "quoted", back\\slash, new\nline, café, \u2603'
-    rows = [
-        {
-            "n": 1,
-            "role": "victim",
-            "code": "ab" * 32,
-            "blob": b"\x01\x00\xff\\",
-            "on": date(2026, 2, 28),
-            "at": datetime(2026, 3, 29, 0, 59, 59, 999999, tzinfo=UTC),
-            "flag": True,
-            "doc": {"reasons": [{"text": awkward, "inputs": {"n": 3, "ok": None}}], "k": [1.5, False]},
-        },
-        {"n": 2, "role": awkward, "code": None, "blob": None, "on": None, "at": None, "flag": None, "doc": None},
-        {"n": 3, "role": "", "code": "", "blob": b"", "on": date(1900, 1, 1), "at": None, "flag": False, "doc": []},
-    ]
-    engine = create_engine(pg_url)
-    try:
-        with engine.begin() as conn:
-            stored = []
-            for write in (lambda: conn.execute(table.insert(), rows), lambda: copy_insert(conn, table, rows)):
-                table.create(conn)
-                write()
-                stored.append(conn.execute(select(table).order_by(table.c.n)).all())
-                table.drop(conn)
-            # The referral stage's JSON arrives as text already serialised: stored as the same value.
-            stage = Table("s", MetaData(), Column("doc", JSON_TEXT))
-            stage.create(conn)
-            copy_rows(conn, stage, ["doc"], [('{"b": [1, "\u00e9"], "a": null}',), (None,)])
-            staged = conn.execute(select(text("doc")).select_from(stage)).scalars().all()
-    finally:
-        engine.dispose()
-    assert stored[1] == stored[0]
-    assert [tuple(r) for r in stored[1]] == [tuple(r.values()) for r in rows]
-    assert staged == [{"a": None, "b": [1, "é"]}, None]
