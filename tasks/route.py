@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, Text, and_, cast, func, or_, select, update
+from sqlalchemy import Connection, Text, and_, cast, func, select, union, update
 from sqlalchemy.orm import aliased
 
 from iasu import wiring
@@ -93,7 +93,7 @@ def _link_select(policy: Policy) -> Any:
         .select_from(REFERRALS)
         .outerjoin(victim, and_(victim.c.referral_id == r.id, victim.c.role == PersonRole.victim))
         .outerjoin(perp, and_(perp.c.referral_id == r.id, perp.c.role == PersonRole.perpetrator))
-    ), perp
+    )
 
 
 def _link_rows(rows: Iterable[Any], policy: Policy, open_of: Callable[[Any], bool] | None = None) -> list[LinkRow]:
@@ -148,33 +148,60 @@ def _facts(row: Any, marker_sets: dict[str, frozenset[Marker]]) -> ReferralFacts
     )
 
 
+def linked_history(policy: Policy, earliest: date) -> Any:
+    """The routed referrals (with their case's status) sharing a key with an unrouted one, as linkage reads them.
+
+    A victim's key links within the duplicate window (from `earliest`), a perpetrator's at any distance.
+    Each signal finds its matches through its key's own index and the union of those is read. Asked as one
+    OR of the signals per joined row, the server read every routed referral with its two people and case
+    and tested each: against a history of 962,120 referrals, 2.1-2.7 s for a night of 1,000 (0.32-0.34 s
+    this way) and 4.3-4.5 s for 10,000 (0.96-1.01 s), growing with every night stored.
+    """
+    p, r = PEOPLE.c, REFERRALS.c
+    unrouted = select(r.id).where(r.case_id.is_(None))
+    victim_key, perp_key = (
+        select(p.name_dob_index, p.pnc_index).where(p.referral_id.in_(unrouted), p.role == role).subquery().c
+        for role in (PersonRole.victim, PersonRole.perpetrator)
+    )
+    # Same victim within the window: the same referral from another source, even with no perpetrator key.
+    matches = [
+        select(p.referral_id)
+        .join(REFERRALS, r.id == p.referral_id)
+        .where(
+            p.role == PersonRole.victim,
+            p.name_dob_index.in_(select(victim_key.name_dob_index)),
+            r.received_date >= earliest,
+        )
+    ]
+    if "name_dob" in policy.linkage.signals:
+        matches.append(
+            select(p.referral_id).where(
+                p.role == PersonRole.perpetrator, p.name_dob_index.in_(select(perp_key.name_dob_index))
+            )
+        )
+    if "pnc" in policy.linkage.signals:
+        matches.append(
+            select(p.referral_id).where(
+                p.role == PersonRole.perpetrator,
+                p.pnc_index.is_not(None),
+                p.pnc_index.in_(select(perp_key.pnc_index)),
+            )
+        )
+    return (
+        _link_select(policy)
+        .add_columns(CASES.c.status)
+        .join(CASES, CASES.c.id == r.case_id)
+        .where(r.case_id.is_not(None), r.id.in_(union(*matches)))
+    )
+
+
 def _read(conn: Connection, policy: Policy) -> tuple[list[Any], list[LinkRow]]:
-    """The unrouted referrals, and the routed ones sharing a perpetrator index with them (two queries)."""
-    base, perp = _link_select(policy)
-    new_rows = conn.execute(base.where(REFERRALS.c.case_id.is_(None))).all()
+    """The unrouted referrals, and the routed ones sharing a key with them (two queries)."""
+    new_rows = conn.execute(_link_select(policy).where(REFERRALS.c.case_id.is_(None))).all()
     if not new_rows:
         return [], []
-    unrouted = select(REFERRALS.c.id).where(REFERRALS.c.case_id.is_(None))
-    new_perp = select(PEOPLE.c.name_dob_index, PEOPLE.c.pnc_index).where(
-        PEOPLE.c.referral_id.in_(unrouted), PEOPLE.c.role == PersonRole.perpetrator
-    )
-    victim = aliased(PEOPLE)
-    new_victims = select(victim.c.name_dob_index).where(
-        victim.c.referral_id.in_(unrouted), victim.c.role == PersonRole.victim
-    )
     earliest = min(row.received_date for row in new_rows) - timedelta(days=policy.linkage.duplicate_window_days)
-    victim_col = base.selected_columns.victim_index
-    # Same victim within the window: the same referral from another source, even with no perpetrator key.
-    signals = [and_(victim_col.in_(new_victims), REFERRALS.c.received_date >= earliest)]
-    if "name_dob" in policy.linkage.signals:
-        signals.append(perp.c.name_dob_index.in_(select(new_perp.subquery().c.name_dob_index)))
-    if "pnc" in policy.linkage.signals:
-        signals.append(perp.c.pnc_index.in_(select(new_perp.subquery().c.pnc_index)))
-    linked = (
-        base.add_columns(CASES.c.status)
-        .join(CASES, CASES.c.id == REFERRALS.c.case_id)
-        .where(REFERRALS.c.case_id.is_not(None), or_(*signals))
-    )
+    linked = linked_history(policy, earliest)
     existing = _link_rows(conn.execute(linked), policy, lambda row: bool(row.status == CaseStatus.open))
     return list(new_rows), existing
 

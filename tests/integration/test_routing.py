@@ -13,8 +13,10 @@ from sqlalchemy import select, text
 from sqlalchemy.exc import DBAPIError
 
 from iasu import wiring
-from models import Case, Referral
+from iasu.policy import get_policy
+from models import Case, Person, Referral
 from rules.triage import TIER_RANK
+from tasks.route import linked_history
 from tests.conftest import migrated_sqlite, pg_clone
 from tests.support import counts, night_without_prefect, open_case, policy_with, write_days
 
@@ -53,6 +55,7 @@ def month(request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFacto
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
+PEOPLE = Person.__table__  # type: ignore[attr-defined]
 
 
 def cases_and_referrals() -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
@@ -168,3 +171,53 @@ def test_a_serial_finding_raises_only_the_linked_open_cases_below_the_serial_tie
         tier: serial_tier if tier in raised else tier for tier in earlier
     }
     assert tiers[own] == "high"
+
+
+def _scanned(plan: dict[str, Any], tables: set[str]) -> int:
+    """Rows the plan's nodes read from these tables, over all their loops."""
+    own = plan["Actual Rows"] * plan["Actual Loops"] if plan.get("Relation Name") in tables else 0
+    return own + sum(_scanned(child, tables) for child in plan.get("Plans", []))
+
+
+def test_linkage_reads_what_tonight_shares_a_key_with_not_the_whole_history(month: dict[str, Any]) -> None:
+    if not month["url"].startswith("postgresql"):
+        pytest.skip("reads the server's query plan")
+    last = START + timedelta(days=NIGHTS - 1)
+    policy = get_policy()
+    r_names = [c.name for c in REFERRALS.c if c.name != "id"]
+    r_values = {"source_ref": "source_ref || '-h' || g", "received_date": "received_date - 40 * g"}
+    p_names = [c.name for c in PEOPLE.c if c.name not in ("id", "referral_id")]
+    p_values = {n: f"md5(p.{n} || g)" for n in ("name_dob_index", "pnc_index")}  # keys no one shares
+    with wiring.engine().connect() as conn, conn.begin() as tx:
+        # Tonight: the last night's referrals, as before routing. History: twenty copies of every routed
+        # referral and its people, older and with keys of their own. All rolled back.
+        conn.execute(text("UPDATE referrals SET case_id = NULL WHERE received_date = :d"), {"d": last})
+        conn.execute(
+            text(
+                f"INSERT INTO referrals ({', '.join(r_names)}) SELECT "
+                + ", ".join(r_values.get(n, n) for n in r_names)
+                + " FROM referrals CROSS JOIN generate_series(1, 20) AS g WHERE case_id IS NOT NULL"
+            )
+        )
+        conn.execute(
+            text(
+                f"INSERT INTO people (referral_id, {', '.join(p_names)}) SELECT h.id, "
+                + ", ".join(p_values.get(n, f"p.{n}") for n in p_names)
+                + " FROM people p JOIN referrals o ON o.id = p.referral_id CROSS JOIN generate_series(1, 20) AS g"
+                " JOIN referrals h ON h.source = o.source AND h.source_ref = o.source_ref || '-h' || g"
+            )
+        )
+        history = conn.execute(text("SELECT count(*) FROM referrals WHERE case_id IS NOT NULL")).scalar_one()
+        tonight = conn.execute(text("SELECT count(*) FROM referrals WHERE case_id IS NULL")).scalar_one()
+        conn.execute(text("ANALYZE referrals, people, cases"))
+        # The plan a long history gets: scans only where no index can serve.
+        conn.execute(text("SET LOCAL enable_seqscan = off"))
+        earliest = last - timedelta(days=policy.linkage.duplicate_window_days)
+        query = linked_history(policy, earliest).compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True})
+        [explained] = conn.execute(text(f"EXPLAIN (ANALYZE, FORMAT JSON) {query}")).scalar_one()
+        linked = conn.execute(linked_history(policy, earliest)).all()
+        tx.rollback()
+    assert history > 20 * tonight and linked, "a history far larger than tonight, some of it linked"
+    read = _scanned(explained["Plan"], {"referrals", "people", "cases"})
+    # Each signal's keys for tonight's referrals and each match, a few rows apiece: not the history's rows.
+    assert read < history / 4, f"read {read} rows for {tonight} referrals against a history of {history}"
