@@ -246,15 +246,12 @@ def _column_types(cur: psycopg.Cursor[Any], table: str, names: Sequence[str]) ->
     return [int(found[name]) for name in names]
 
 
-def _in_range(rows: Iterable[Sequence[Any]], types: list[int], names: Sequence[str]) -> Iterator[Sequence[Any]]:
-    """The rows, each integer first checked against its column's range."""
-    limits = [(i, 1 << (INTEGER_BITS[t] - 1)) for i, t in enumerate(types) if t in INTEGER_BITS]
-    for row in rows:
-        for i, limit in limits:
-            value = row[i]
-            if value is not None and not -limit <= value < limit:
-                raise ValueError(f"value out of range for integer column {names[i]}")
-        yield row
+def _check_range(row: Sequence[Any], limits: list[tuple[int, int]], names: Sequence[str]) -> None:
+    """Refuse an integer past its column's range: (position, 2 ** (bits - 1)) for each integer column."""
+    for i, limit in limits:
+        value = row[i]
+        if value is not None and not -limit <= value < limit:
+            raise ValueError(f"value out of range for integer column {names[i]}")
 
 
 def copy_rows(conn: Connection, table: Table, names: Sequence[str], rows: Iterable[Sequence[Any]]) -> None:
@@ -270,20 +267,23 @@ def copy_rows(conn: Connection, table: Table, names: Sequence[str], rows: Iterab
     try:
         with _raw(conn).cursor() as cur:
             types = _column_types(cur, quote(table.name), names)
+            limits = [(i, 1 << (INTEGER_BITS[t] - 1)) for i, t in enumerate(types) if t in INTEGER_BITS]
             # By type only (no Python class): used for the JSONB columns named below, nowhere else.
             cur.adapters.register_dumper(None, _JsonbText)
             with cur.copy(statement) as copy:
                 copy.set_types(types)
                 write_row = copy.write_row
-                for row in _in_range(rows, types, names):
-                    write_row(row)
+                for row in rows:  # an error in building the rows is the caller's, and stays as raised
+                    try:
+                        _check_range(row, limits, names)
+                        write_row(row)
+                    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
+                        # A value refused this side (out of its column's range, or of a type the column
+                        # cannot take): raised as SQLAlchemy raises a value its column type refuses.
+                        raise StatementError(str(exc), statement, None, exc, hide_parameters=True) from exc
     except psycopg.Error as exc:
         # Raised as SQLAlchemy raises for the statements it runs (IntegrityError, OperationalError, ...), so
         # callers and the CLI's error handling see one kind of error whichever way the rows went in.
         raise DBAPIError.instance(
             statement, None, exc, psycopg.Error, hide_parameters=True, dialect=conn.dialect
         ) from exc
-    except (TypeError, ValueError, AttributeError, OverflowError) as exc:
-        # A value this side refused (out of its column's range, of a type its column cannot take, a naive
-        # time): raised as SQLAlchemy raises a value its column type refuses.
-        raise StatementError(str(exc), statement, None, exc, hide_parameters=True) from exc
