@@ -346,3 +346,74 @@ def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(co
     after = assignees()
     assert after[f"{done_kind}/done"] == first
     assert {v for k, v in after.items() if k.endswith("/pending")} == {second}
+
+
+def test_waiting_cases_go_most_urgent_first_to_the_least_loaded_worker_with_room(configured: str) -> None:
+    """Highest tier, then longest waiting, then reference; least load, then staff code; capacity and roles kept."""
+    from tasks.outbox import ALERTS
+    from tasks.staff import add_staff, deactivate_staff
+    from tests.support import open_case
+
+    day, police, unit = date(2026, 11, 2), Queue("police_investigation"), Queue("unit")
+    with wiring.engine().begin() as conn:
+        for code, capacity in (("CH-POL-B", 3), ("CH-POL-A", 2), ("CH-POL-GONE", 10)):
+            add_staff(
+                conn,
+                staff_code=code,
+                queue=police,
+                force=Force.cheshire,
+                capacity=capacity,
+                cipher=wiring.cipher(),
+                actor="test",
+            )
+        add_staff(
+            conn,
+            staff_code="CH-POL-SUP",
+            queue=police,
+            force=Force.cheshire,
+            role="supervisor",
+            capacity=10,
+            cipher=wiring.cipher(),
+            actor="test",
+        )
+        deactivate_staff(conn, "CH-POL-GONE", by="test", reason=None, cipher=wiring.cipher())
+        staff_id = dict(conn.execute(select(STAFF.c.staff_code, STAFF.c.id)).all())
+        # CH-POL-A already works one case: one place left of its two.
+        held = open_case(
+            conn, "CH-2026-000090", tier="standard", queue=police.value, opened_at=datetime(2026, 10, 1, 9, tzinfo=UTC)
+        )
+        conn.execute(CASES.update().where(CASES.c.id == held).values(assigned_staff_id=staff_id["CH-POL-A"]))
+        waiting = [  # reference, tier, queue, day opened
+            ("CH-2026-000001", "standard", police, 2),
+            ("CH-2026-000002", "high", police, 2),
+            ("CH-2026-000003", "medium", police, 1),
+            ("CH-2026-000004", "high", police, 1),
+            ("CH-2026-000005", "high", unit, 2),
+            ("CH-2026-000006", "medium", police, 1),
+            ("CH-2026-000007", "high", police, 1),
+        ]
+        for ref, tier, queue, opened in waiting:
+            open_case(conn, ref, tier=tier, queue=queue.value, opened_at=datetime(2026, 11, opened, 9, tzinfo=UTC))
+        schedule(conn, policy=get_policy(), run_date=day, actor="test", timezone="Europe/London")
+        code_of = {v: k for k, v in staff_id.items()}
+        assigned = {
+            ref: code_of.get(sid)
+            for ref, sid in conn.execute(select(CASES.c.case_ref, CASES.c.assigned_staff_id)).all()
+        }
+        ops = conn.execute(select(ALERTS.c.payload).where(ALERTS.c.kind == "ops")).scalar_one()
+    # Police, most urgent first: 04 and 07 (high, 1 Nov), 02 (high, 2 Nov), 03 and 06 (medium, 1 Nov), 01.
+    # B has no case, A one: 04 to B; 07 to A (one each, A's code first), which fills A; 02 and 03 to B, which
+    # fills B. 06 and 01 wait, as does the unit's case: the unit has no worker.
+    assert assigned == {
+        "CH-2026-000090": "CH-POL-A",
+        "CH-2026-000004": "CH-POL-B",
+        "CH-2026-000007": "CH-POL-A",
+        "CH-2026-000002": "CH-POL-B",
+        "CH-2026-000003": "CH-POL-B",
+        "CH-2026-000006": None,
+        "CH-2026-000001": None,
+        "CH-2026-000005": None,
+    }
+    assert ops["cases"] == 3
+    assert ops["by_queue"] == {"police_investigation/cheshire": 2, "unit/cheshire": 1}
+    assert ops["case_refs"] == ["CH-2026-000005", "CH-2026-000006", "CH-2026-000001"]
