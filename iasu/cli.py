@@ -545,7 +545,7 @@ def staff_deactivate(
     with _read_engine().begin() as conn:
         released = deactivate_staff(conn, staff_code, by=by, reason=reason, cipher=wiring.cipher())
         now = datetime.now(UTC)
-        assigned, left = assign_unassigned(
+        done = assign_unassigned(
             conn,
             policy=get_policy(),
             actor=by,
@@ -554,7 +554,8 @@ def staff_deactivate(
             cause=f"deactivated:{staff_code}",
         )
     typer.echo(
-        f"{staff_code}: deactivated; {released} case(s) released, {assigned} reassigned, {len(left)} left unassigned"
+        f"{staff_code}: deactivated; {released} case(s) released, {done.assigned} reassigned, "
+        f"{done.waiting} left unassigned"
     )
 
 

@@ -17,7 +17,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, and_, func, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy import case as sql_case
 
 from iasu import wiring
@@ -25,6 +25,7 @@ from iasu.policy import get_policy
 from iasu.settings import get_settings
 from models import Case, Contact, Staff
 from models.types import utcnow
+from rules.assignment import Worker, allot, free_places
 from rules.cadence import applicable_kinds, initial_contacts, next_after_completion
 from rules.calendar import WorkingCalendar, calendars
 from rules.codes import CaseStatus, ContactKind, ContactStatus, Force, Queue, Tier
@@ -43,22 +44,30 @@ STAFF = Staff.__table__  # type: ignore[attr-defined]
 
 
 @dataclass
+class Assignment:
+    """What one assignment pass did: cases given, and the cases still waiting (their count, the first few)."""
+
+    assigned: int = 0
+    waiting: int = 0
+    first_waiting: list[str] = field(default_factory=list)  # case references, most urgent first
+
+
+@dataclass
 class ScheduleResult:
-    """What one scheduling pass did: counts, and the cases no worker could take."""
+    """What one scheduling pass did: counts, and the assignment of waiting cases."""
 
     scheduled: int = 0
     cancelled: int = 0
-    assigned: int = 0
-    unassigned: list[str] = field(default_factory=list)  # case references
+    assignment: Assignment = field(default_factory=Assignment)
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready."""
         return {
             "scheduled": self.scheduled,
             "cancelled": self.cancelled,
-            "assigned": self.assigned,
-            "unassigned": self.unassigned[:CASE_REFS_SHOWN],  # the first few, for the report
-            "unassigned_count": len(self.unassigned),
+            "assigned": self.assignment.assigned,
+            "unassigned": self.assignment.first_waiting,  # the first few, for the report
+            "unassigned_count": self.assignment.waiting,
         }
 
 
@@ -147,8 +156,8 @@ def _contact_state(
 
 def assign_unassigned(
     conn: Connection, *, policy: Policy, actor: str, now: datetime, on: date, cause: str = "night"
-) -> tuple[int, list[str]]:
-    """Give each open unassigned case to the least-loaded eligible worker (deterministic); returns (assigned, left)."""
+) -> Assignment:
+    """Give each open unassigned case to the least-loaded eligible worker (deterministic); summarise the rest."""
     s, k = STAFF.c, CASES.c
     load: dict[int, int] = dict(
         conn.execute(
@@ -157,31 +166,37 @@ def assign_unassigned(
             .group_by(k.assigned_staff_id)
         ).all()
     )
-    workers: dict[tuple[str, str], list[list[Any]]] = defaultdict(list)  # (queue, force) -> [load, code, id, capacity]
+    workers: dict[tuple[str, str], list[Worker]] = defaultdict(list)  # by (queue, force)
     for w in conn.execute(select(s.id, s.staff_code, s.queue, s.force, s.capacity).where(s.active, s.role == "worker")):
-        workers[(w.queue, w.force)].append([int(load.get(w.id, 0)), w.staff_code, w.id, w.capacity])
-    waiting = list(
-        conn.execute(
-            select(k.id, k.case_ref, k.queue, k.force, k.tier, k.opened_on).where(
-                k.status == CaseStatus.open, k.assigned_staff_id.is_(None)
+        workers[(w.queue, w.force)].append(Worker(w.id, w.staff_code, int(load.get(w.id, 0)), w.capacity))
+    room = {group: n for group, ws in workers.items() if (n := free_places(ws))}
+    rank = sql_case({t.value: n for t, n in TIER_RANK.items()}, value=k.tier, else_=-1)
+    urgent_first = (rank.desc(), k.opened_on, k.case_ref)
+    waiting = and_(k.status == CaseStatus.open, k.assigned_staff_id.is_(None))
+    taken: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    if room:
+        # Only the cases the roster has room for are read: each group's first ones, most urgent first. A
+        # unit whose workers are full does not re-read and re-sort its whole waiting list every night.
+        in_group = [(k.queue == q) & (k.force == f) for q, f in room]
+        ranked = (
+            select(
+                k.id,
+                k.case_ref,
+                k.queue,
+                k.force,
+                func.row_number().over(partition_by=(k.queue, k.force), order_by=urgent_first).label("place"),
+                sql_case(*zip(in_group, room.values(), strict=True), else_=0).label("room"),
             )
-        ).all()
-    )
-    rank = {t.value: n for t, n in TIER_RANK.items()}  # by stored value: no Enum call per waiting case
-    waiting.sort(key=lambda r: (-rank[r.tier], r.opened_on, r.case_ref))
-    chosen: list[dict[str, Any]] = []
-    left: list[str] = []
-    left_by: Counter[tuple[str, str]] = Counter()  # (queue, force) -> cases nobody could take
-    for case in waiting:
-        group = workers.get((case.queue, case.force))
-        pool = [w for w in group if w[0] < w[3]] if group else None
-        if not pool:
-            left.append(case.case_ref)
-            left_by[(case.queue, case.force)] += 1
-            continue
-        worker = min(pool, key=lambda w: (w[0], w[1]))
-        worker[0] += 1
-        chosen.append({"cid": case.id, "sid": worker[2], "ref": case.case_ref, "code": worker[1]})
+            .where(waiting, or_(*in_group))
+            .subquery()
+        )
+        for case in conn.execute(select(ranked).where(ranked.c.place <= ranked.c.room)):
+            taken[(case.queue, case.force)].append(case)
+    chosen = [
+        {"cid": case.id, "sid": worker.id, "ref": case.case_ref, "code": worker.code}
+        for group, cases in taken.items()
+        for case, worker in allot(sorted(cases, key=lambda c: c.place), workers[group])
+    ]
     if chosen:
         # Set-based, not a statement per case: the night after a roster is loaded, or a backlog is taken in,
         # assigns every waiting case the roster has room for, tens of thousands at national scale.
@@ -208,14 +223,26 @@ def assign_unassigned(
                 for c in chosen
             ),
         )
-    if left:
-        _ops_alert_for_unassigned(conn, left, left_by, policy=policy, now=now, on=on, cause=cause)
-    return len(chosen), left
+    # The cases still unassigned now are the ones nobody had room for: counted and the first few named.
+    left_by: Counter[tuple[str, str]] = Counter(
+        {
+            (row.queue, row.force): int(row.n)
+            for row in conn.execute(
+                select(k.queue, k.force, func.count().label("n")).where(waiting).group_by(k.queue, k.force)
+            )
+        }
+    )
+    outcome = Assignment(assigned=len(chosen), waiting=left_by.total())
+    if outcome.waiting:
+        refs = select(k.case_ref).where(waiting).order_by(*urgent_first).limit(CASE_REFS_SHOWN)
+        outcome.first_waiting = list(conn.execute(refs).scalars())
+        _ops_alert_for_unassigned(conn, outcome, left_by, policy=policy, now=now, on=on, cause=cause)
+    return outcome
 
 
 def _ops_alert_for_unassigned(
     conn: Connection,
-    case_refs: list[str],
+    left: Assignment,
     by_queue: Counter[tuple[str, str]],
     *,
     policy: Policy,
@@ -236,9 +263,9 @@ def _ops_alert_for_unassigned(
                 {
                     "event": "cases_unassigned",
                     "date": on.isoformat(),
-                    "cases": len(case_refs),
+                    "cases": left.waiting,
                     "by_queue": {f"{q}/{f}": n for (q, f), n in sorted(by_queue.items())},
-                    "case_refs": case_refs[:CASE_REFS_SHOWN],
+                    "case_refs": left.first_waiting,
                 },
                 created_at=now,
             )
@@ -261,7 +288,7 @@ def schedule(
     case_ids = None if case_ids is None else list(case_ids)  # read twice below: a generator would be empty
     result = ScheduleResult(cancelled=_cancel_stale(conn, policy))
     if case_ids is None:
-        result.assigned, result.unassigned = assign_unassigned(conn, policy=policy, actor=actor, now=now, on=run_date)
+        result.assignment = assign_unassigned(conn, policy=policy, actor=actor, now=now, on=run_date)
     cals = calendars(policy, timezone)
     k = CASES.c
     cases_q = select(k.id, k.case_ref, k.force, k.tier, k.queue, k.opened_on, k.assigned_staff_id).where(
@@ -351,8 +378,8 @@ def schedule_contacts(run_date: date, actor: str) -> dict[str, Any]:
         "scheduled %d contact(s), cancelled %d, assigned %d case(s), %d with no eligible worker; %d open, %d due today",
         result.scheduled,
         result.cancelled,
-        result.assigned,
-        len(result.unassigned),
+        result.assignment.assigned,
+        result.assignment.waiting,
         out["open_contacts"],
         out["due_today"],
     )

@@ -281,9 +281,9 @@ def test_cases_nobody_can_take_are_summarised_in_one_ops_alert_a_night(configure
     write_days(inbox, first, days=1, per_day=40, dirty=0.0, seed=3)
     night_without_prefect(inbox, first, tmp_path / "docs")
 
-    def schedule_on(day: date) -> list[str]:
+    def schedule_on(day: date) -> Any:
         with wiring.engine().begin() as conn:
-            return schedule(conn, policy=get_policy(), run_date=day, actor="test", timezone="Europe/London").unassigned
+            return schedule(conn, policy=get_policy(), run_date=day, actor="test", timezone="Europe/London").assignment
 
     left = schedule_on(first)
     schedule_on(first)  # a rerun of the same night
@@ -293,11 +293,11 @@ def test_cases_nobody_can_take_are_summarised_in_one_ops_alert_a_night(configure
         ops = conn.execute(
             select(ALERTS.c.dedupe_key, ALERTS.c.payload).where(ALERTS.c.kind == "ops").order_by(ALERTS.c.id)
         ).all()
-    assert len(left) == open_cases > 30
+    assert left.waiting == open_cases > 30 and left.assigned == 0
     assert [o.dedupe_key for o in ops] == ["ops:unassigned:2026-11-02:night", "ops:unassigned:2026-11-03:night"]
     payload = ops[0].payload
     assert payload["cases"] == open_cases == sum(payload["by_queue"].values())
-    assert payload["case_refs"] == left[:30]
+    assert payload["case_refs"] == left.first_waiting and len(left.first_waiting) == 30
     message = render("ops", payload, ops[0].dedupe_key)
     assert f"{open_cases} open case(s) have no eligible worker" in message.text
     assert f"and {open_cases - 30} more" in message.text
@@ -342,7 +342,12 @@ def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(co
         deactivate_staff(conn, "CH-POL-01", by="test", reason=None, cipher=wiring.cipher())
     second = add("CH-POL-02")
     with wiring.engine().begin() as conn:
-        assert schedule(conn, policy=policy, run_date=day + timedelta(days=1), actor="test", timezone=tz).assigned == 1
+        assert (
+            schedule(
+                conn, policy=policy, run_date=day + timedelta(days=1), actor="test", timezone=tz
+            ).assignment.assigned
+            == 1
+        )
     after = assignees()
     assert after[f"{done_kind}/done"] == first
     assert {v for k, v in after.items() if k.endswith("/pending")} == {second}
@@ -377,7 +382,7 @@ def test_waiting_cases_go_most_urgent_first_to_the_least_loaded_worker_with_room
             actor="test",
         )
         deactivate_staff(conn, "CH-POL-GONE", by="test", reason=None, cipher=wiring.cipher())
-        staff_id = dict(conn.execute(select(STAFF.c.staff_code, STAFF.c.id)).all())
+        staff_id = {code: int(sid) for code, sid in conn.execute(select(STAFF.c.staff_code, STAFF.c.id))}
         # CH-POL-A already works one case: one place left of its two.
         held = open_case(
             conn, "CH-2026-000090", tier="standard", queue=police.value, opened_at=datetime(2026, 10, 1, 9, tzinfo=UTC)
