@@ -500,6 +500,34 @@ def _raise_linked_cases(
     return len(changes)
 
 
+# A table's statistics are taken again once it has grown by more than this share since they were last taken:
+# the server's own default for when autovacuum re-analyses a table (autovacuum_analyze_scale_factor).
+STALE_GROWTH = 0.10
+
+
+def refresh_statistics(conn: Connection, tables: Iterable[str]) -> list[str]:
+    """ANALYZE those of the tables (PostgreSQL) grown by more than STALE_GROWTH since their statistics; their names.
+
+    Size on disk is read live, where the server's own change counters can lag behind the writes that moved
+    them. A night of a thousand over a history of millions re-reads nothing; a first night, or a backfill,
+    is measured before it is planned.
+    """
+    stale = list(
+        conn.execute(
+            text(
+                "SELECT relname FROM pg_class WHERE oid = ANY(CAST(:tables AS regclass[])) AND (reltuples < 0 "
+                "OR pg_relation_size(oid) > (1 + :growth) * relpages * current_setting('block_size')::bigint) "
+                "ORDER BY relname"
+            ),
+            {"tables": list(tables), "growth": STALE_GROWTH},
+        ).scalars()
+    )
+    if stale:
+        quote = conn.dialect.identifier_preparer.quote
+        conn.execute(text(f"ANALYZE {', '.join(quote(name) for name in stale)}"))
+    return stale
+
+
 @task(name="route-referrals", cache_policy=NO_CACHE)
 def route_referrals(run_date: date, actor: str) -> dict[str, Any]:
     """Triage every referral not yet in a case: tier, queue, reasons, capacity, linkage; audited."""
@@ -509,7 +537,7 @@ def route_referrals(run_date: date, actor: str) -> dict[str, Any]:
         # with them; linkage's read is planned on these counts. Its own short transaction: ANALYZE holds a lock
         # that a second one would wait for until this commits.
         with engine.begin() as conn:
-            conn.execute(text("ANALYZE referrals, people"))
+            refresh_statistics(conn, ("referrals", "people"))
     with engine.begin() as conn:
         result = route(conn, policy=get_policy(), run_date=run_date, actor=actor)
     get_run_logger().info(

@@ -221,3 +221,35 @@ def test_linkage_reads_what_tonight_shares_a_key_with_not_the_whole_history(mont
     read = _scanned(explained["Plan"], {"referrals", "people", "cases"})
     # Each signal's keys for tonight's referrals and each match, a few rows apiece: not the history's rows.
     assert read < history / 4, f"read {read} rows for {tonight} referrals against a history of {history}"
+
+
+@pytest.mark.postgres
+def test_statistics_are_taken_again_only_once_a_table_has_grown_past_the_servers_threshold(pg_url: str) -> None:
+    """Routing's ANALYZE: a never-measured table is measured; 5% more rows is not stale, 20% more is."""
+    from sqlalchemy import create_engine
+
+    from tasks.route import refresh_statistics
+
+    engine = create_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE TABLE grown (n integer, label text)"))
+
+        def grow_and_refresh(rows: int) -> list[str]:
+            with engine.begin() as conn:
+                if rows:
+                    conn.execute(
+                        text("INSERT INTO grown SELECT g, md5(g::text) FROM generate_series(1, :n) AS g"), {"n": rows}
+                    )
+                return refresh_statistics(conn, ["grown", "referrals"])
+
+        assert grow_and_refresh(0) == ["grown", "referrals"]  # never measured
+        assert grow_and_refresh(0) == []
+        assert grow_and_refresh(100_000) == ["grown"]
+        assert grow_and_refresh(5_000) == []  # within the server's own threshold: left to autovacuum
+        assert grow_and_refresh(20_000) == ["grown"]
+        with engine.connect() as conn:
+            reltuples = conn.execute(text("SELECT reltuples FROM pg_class WHERE relname = 'grown'")).scalar_one()
+        assert reltuples == 125_000  # the last ANALYZE saw every row (the table is smaller than its sample)
+    finally:
+        engine.dispose()
