@@ -1,10 +1,10 @@
 """Scheduling: every open case has exactly its next contact of each applicable kind, assigned to active staff.
 
-Set-based and self-healing: one query reads the open cases, one reads their
-contacts' state; the cadence rules say what is missing; missing contacts are
-inserted in bulk. Completing a contact (feed or CLI) only marks it done: the
-next one is created here, by the same rules, so there is one place that
-decides what is due.
+Set-based and self-healing: one query reads the open cases lacking a pending
+contact of some kind that applies to them, one reads their contacts' state;
+the cadence rules say what is missing; missing contacts are inserted in bulk.
+Completing a contact (feed or CLI) only marks it done: the next one is created
+here, by the same rules, so there is one place that decides what is due.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, and_, func, or_, select, update
+from sqlalchemy import ColumnElement, Connection, and_, func, or_, select, update
 from sqlalchemy import case as sql_case
 
 from iasu import wiring
@@ -133,16 +133,32 @@ def missing_contacts(
     return wanted
 
 
-def _contact_state(
-    conn: Connection, case_ids: Iterable[int] | None
-) -> dict[int, dict[str, tuple[bool, datetime | None]]]:
+def lacking_a_contact(policy: Policy) -> ColumnElement[bool]:
+    """Of a case: it may want a contact, since a kind that applies to its queue has none pending.
+
+    For the first contact, none at all: a case has one, whatever came of it. missing_contacts wants nothing
+    of any other case, so the night reads these, not every open case: a case between its contacts (most of a
+    unit's caseload) costs nothing.
+    """
+    k, c = CASES.c, CONTACTS.c
+    lacking = []
+    for kind in ContactKind:
+        queues = [q.value for q in Queue if kind in applicable_kinds(q, policy)]
+        held = select(c.id).where(c.case_id == k.id, c.kind == kind.value)
+        if kind is not ContactKind.victim_first_contact:
+            held = held.where(c.status == ContactStatus.pending)
+        lacking.append(and_(k.queue.in_(queues), ~held.exists()))
+    return or_(*lacking)
+
+
+def _contact_state(conn: Connection, case_ids: list[int]) -> dict[int, dict[str, tuple[bool, datetime | None]]]:
     c = CONTACTS.c
     pending = func.max(sql_case((c.status == ContactStatus.pending, 1), else_=0))
-    stmt = select(c.case_id, c.kind, pending.label("pending"), func.max(c.completed_at).label("last_done")).group_by(
-        c.case_id, c.kind
+    stmt = (
+        select(c.case_id, c.kind, pending.label("pending"), func.max(c.completed_at).label("last_done"))
+        .where(one_of(conn, c.case_id, case_ids))
+        .group_by(c.case_id, c.kind)
     )
-    open_cases = select(CASES.c.id).where(CASES.c.status == CaseStatus.open)
-    stmt = stmt.where(c.case_id.in_(open_cases) if case_ids is None else one_of(conn, c.case_id, case_ids))
     state: dict[int, dict[str, tuple[bool, datetime | None]]] = defaultdict(dict)
     for row in conn.execute(stmt):
         last = row.last_done
@@ -292,15 +308,16 @@ def schedule(
     cals = calendars(policy, timezone)
     k = CASES.c
     cases_q = select(k.id, k.case_ref, k.force, k.tier, k.queue, k.opened_on, k.assigned_staff_id).where(
-        k.status == CaseStatus.open
+        k.status == CaseStatus.open, lacking_a_contact(policy)
     )
     if case_ids is not None:
         cases_q = cases_q.where(one_of(conn, k.id, case_ids))
-    state = _contact_state(conn, case_ids)
+    cases = conn.execute(cases_q).all()
+    state = _contact_state(conn, [case.id for case in cases]) if cases else {}
     new_rows: list[dict[str, Any]] = []
     # missing_contacts reads only these of a case: a night's new cases share a few dozen combinations.
     decided: dict[tuple[Any, ...], list[tuple[ContactKind, datetime]]] = {}
-    for case in conn.execute(cases_q):
+    for case in cases:
         known = state.get(case.id, {})
         key = (case.force, case.tier, case.queue, case.opened_on, tuple(sorted(known.items())))
         wanted = decided.get(key)

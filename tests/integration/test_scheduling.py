@@ -422,3 +422,32 @@ def test_waiting_cases_go_most_urgent_first_to_the_least_loaded_worker_with_room
     assert ops["cases"] == 3
     assert ops["by_queue"] == {"police_investigation/cheshire": 2, "unit/cheshire": 1}
     assert ops["case_refs"] == ["CH-2026-000005", "CH-2026-000006", "CH-2026-000001"]
+
+
+def test_every_case_the_rules_want_a_contact_for_is_among_the_cases_scheduling_reads(weeks: dict[str, Any]) -> None:
+    """Scheduling reads only the cases lacking a contact: the rest, by the rules, want nothing, whatever came before."""
+    from tasks.schedule import _contact_state, lacking_a_contact, missing_contacts
+
+    policy, day = get_policy(), START + timedelta(days=NIGHTS)
+    cals = {force: calendar_for(force, policy, "Europe/London") for force in Force}
+    with wiring.engine().connect() as conn, conn.begin() as tx:
+        # A day's outcomes (done, and a few cancelled) across the pending contacts: the next ones become wanted.
+        done_at = datetime.combine(day, datetime.min.time(), tzinfo=UTC)
+        c = CONTACTS.c
+        conn.execute(
+            CONTACTS.update().where(c.status == "pending", c.id % 3 == 0).values(status="done", completed_at=done_at)
+        )
+        conn.execute(CONTACTS.update().where(c.status == "pending", c.id % 7 == 0).values(status="cancelled"))
+        open_cases = conn.execute(select(CASES).where(CASES.c.status == "open")).all()
+        state = _contact_state(conn, [case.id for case in open_cases])
+        read = set(
+            conn.execute(select(CASES.c.id).where(CASES.c.status == "open", lacking_a_contact(policy))).scalars()
+        )
+        wanted = {
+            case.id
+            for case in open_cases
+            if missing_contacts(case, state.get(case.id, {}), run_date=day, policy=policy, cal=cals[Force(case.force)])
+        }
+        tx.rollback()
+    assert wanted and wanted <= read
+    assert len(read) < len(open_cases)  # and the cases between their contacts are not read
