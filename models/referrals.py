@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.types import Encrypted, JSONType, UTCDateTime, identifier_field, utcnow
@@ -66,7 +66,16 @@ class Person(SQLModel, table=True):
     """A victim or perpetrator as one referral describes them; linked across referrals by blind index only."""
 
     __tablename__ = "people"
-    __table_args__ = (UniqueConstraint("referral_id", "role", name="uq_people_referral_role"),)
+    __table_args__ = (
+        UniqueConstraint("referral_id", "role", name="uq_people_referral_role"),
+        # Only people with a PNC id: most have none (victims never do), and linkage looks up only those who do.
+        Index(
+            "ix_people_pnc_index",
+            "pnc_index",
+            postgresql_where=text("pnc_index IS NOT NULL"),
+            sqlite_where=text("pnc_index IS NOT NULL"),
+        ),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     # No index of its own: uq_people_referral_role leads with referral_id and serves lookups by referral.
@@ -82,4 +91,4 @@ class Person(SQLModel, table=True):
     pnc_enc: bytes | None = Field(default=None, sa_type=Encrypted)
     # Keyed HMACs of normalised name + date of birth, and of the PNC id (rules.linkage).
     name_dob_index: str | None = identifier_field(64, default=None, index=True)
-    pnc_index: str | None = identifier_field(64, default=None, index=True)
+    pnc_index: str | None = identifier_field(64, default=None)

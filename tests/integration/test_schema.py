@@ -68,3 +68,32 @@ def test_indexed_text_is_byte_ordered_as_the_models_say(pg_url: str) -> None:
     # A new index on a text column should declare it with identifier_field (models.types) and collate it in a migration.
     assert {col: coll for col, coll in indexed.items() if coll != "C"} == {}
     assert migrated == declared
+
+
+# Each partial index's condition as the server stores it (normalised), by index name.
+PARTIAL_INDEXES = """
+SELECT i.relname, pg_get_expr(x.indpred, x.indrelid)
+FROM pg_index x
+JOIN pg_class i ON i.oid = x.indexrelid
+JOIN pg_namespace n ON n.oid = i.relnamespace
+WHERE n.nspname = :schema AND x.indpred IS NOT NULL
+"""
+
+
+@pytest.mark.postgres
+def test_partial_indexes_hold_the_rows_the_models_say(pg_url: str) -> None:
+    """compare_metadata does not read an index's condition: the migrated one is compared with the models' own."""
+    engine = make_engine(pg_url)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text("CREATE SCHEMA from_models"))
+            SQLModel.metadata.create_all(conn.execution_options(schema_translate_map={None: "from_models"}))
+        with engine.connect() as conn:
+            migrated, modelled = (
+                {str(name): str(rows) for name, rows in conn.execute(text(PARTIAL_INDEXES), {"schema": schema})}
+                for schema in (conn.execute(text("SELECT current_schema()")).scalar_one(), "from_models")
+            )
+    finally:
+        engine.dispose()
+    assert migrated["ix_people_pnc_index"] == "(pnc_index IS NOT NULL)"
+    assert migrated == modelled
