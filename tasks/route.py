@@ -500,28 +500,29 @@ def _raise_linked_cases(
     return len(changes)
 
 
-# A table's statistics are taken again once it has grown by more than this share since they were last taken:
-# the server's own default for when autovacuum re-analyses a table (autovacuum_analyze_scale_factor).
-STALE_GROWTH = 0.10
+# Statistics are stale once a table's rows have changed by more than the server's own threshold for
+# re-analysing (autovacuum_analyze_threshold + autovacuum_analyze_scale_factor x rows), counted by the server,
+# or once it has grown on disk by that share: the server's counts can lag the last writes by seconds.
+STALE = """
+SELECT c.relname FROM pg_class c LEFT JOIN pg_stat_user_tables s ON s.relid = c.oid
+WHERE c.oid = ANY(CAST(:tables AS regclass[])) AND (
+    c.reltuples < 0
+    OR coalesce(s.n_mod_since_analyze, 0) > current_setting('autovacuum_analyze_threshold')::float8
+        + current_setting('autovacuum_analyze_scale_factor')::float8 * c.reltuples
+    OR pg_relation_size(c.oid) > (1 + current_setting('autovacuum_analyze_scale_factor')::float8)
+        * c.relpages * current_setting('block_size')::bigint
+)
+ORDER BY c.relname
+"""
 
 
 def refresh_statistics(conn: Connection, tables: Iterable[str]) -> list[str]:
-    """ANALYZE those of the tables (PostgreSQL) grown by more than STALE_GROWTH since their statistics; their names.
+    """ANALYZE those of the tables (PostgreSQL) whose statistics are stale; their names.
 
-    Size on disk is read live, where the server's own change counters can lag behind the writes that moved
-    them. A night of a thousand over a history of millions re-reads nothing; a first night, or a backfill,
-    is measured before it is planned.
+    A night of a thousand over a history of millions re-reads nothing; a first night, a backfill, or the
+    night after one (whose routing changed every referral it linked) is measured before it is planned.
     """
-    stale = list(
-        conn.execute(
-            text(
-                "SELECT relname FROM pg_class WHERE oid = ANY(CAST(:tables AS regclass[])) AND (reltuples < 0 "
-                "OR pg_relation_size(oid) > (1 + :growth) * relpages * current_setting('block_size')::bigint) "
-                "ORDER BY relname"
-            ),
-            {"tables": list(tables), "growth": STALE_GROWTH},
-        ).scalars()
-    )
+    stale = list(conn.execute(text(STALE), {"tables": list(tables)}).scalars())
     if stale:
         quote = conn.dialect.identifier_preparer.quote
         conn.execute(text(f"ANALYZE {', '.join(quote(name) for name in stale)}"))
@@ -533,9 +534,9 @@ def route_referrals(run_date: date, actor: str) -> dict[str, Any]:
     """Triage every referral not yet in a case: tier, queue, reasons, capacity, linkage; audited."""
     engine = wiring.engine()
     if engine.dialect.name == "postgresql":
-        # Tonight's referrals and people were loaded moments ago, before the server's own statistics caught up
-        # with them; linkage's read is planned on these counts. Its own short transaction: ANALYZE holds a lock
-        # that a second one would wait for until this commits.
+        # Tonight's referrals and people were loaded moments ago, perhaps before the server's own statistics
+        # caught up with them; linkage's read is planned on these counts. Its own short transaction: ANALYZE
+        # holds a lock that a second one would wait for until this commits.
         with engine.begin() as conn:
             refresh_statistics(conn, ("referrals", "people"))
     with engine.begin() as conn:

@@ -137,8 +137,9 @@ def lacking_a_contact(policy: Policy) -> ColumnElement[bool]:
     """Of a case: it may want a contact, since a kind that applies to its queue has none pending.
 
     For the first contact, none at all: a case has one, whatever came of it. missing_contacts wants nothing
-    of any other case, so the night reads these, not every open case: a case between its contacts (most of a
-    unit's caseload) costs nothing.
+    of any other case, so the night fetches and decides these, not every open case: a case between its
+    contacts (most of a unit's caseload) costs the server a look in the pending contacts' index, and Python
+    nothing.
     """
     k, c = CASES.c, CONTACTS.c
     lacking = []
@@ -189,10 +190,10 @@ def assign_unassigned(
     rank = sql_case({t.value: n for t, n in TIER_RANK.items()}, value=k.tier, else_=-1)
     urgent_first = (rank.desc(), k.opened_on, k.case_ref)
     waiting = and_(k.status == CaseStatus.open, k.assigned_staff_id.is_(None))
-    taken: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    taken: list[Any] = []  # most urgent first, across groups
     if room:
-        # Only the cases the roster has room for are read: each group's first ones, most urgent first. A
-        # unit whose workers are full does not re-read and re-sort its whole waiting list every night.
+        # Only the cases the roster has room for come back: each group's first ones, most urgent first. A
+        # unit whose workers are full does not fetch and re-sort its whole waiting list every night.
         in_group = [(k.queue == q) & (k.force == f) for q, f in room]
         ranked = (
             select(
@@ -200,18 +201,26 @@ def assign_unassigned(
                 k.case_ref,
                 k.queue,
                 k.force,
+                rank.label("rank"),
+                k.opened_on,
                 func.row_number().over(partition_by=(k.queue, k.force), order_by=urgent_first).label("place"),
                 sql_case(*zip(in_group, room.values(), strict=True), else_=0).label("room"),
             )
             .where(waiting, or_(*in_group))
             .subquery()
         )
-        for case in conn.execute(select(ranked).where(ranked.c.place <= ranked.c.room)):
-            taken[(case.queue, case.force)].append(case)
+        r = ranked.c
+        taken = list(
+            conn.execute(select(ranked).where(r.place <= r.room).order_by(r.rank.desc(), r.opened_on, r.case_ref))
+        )
+    by_group: dict[tuple[str, str], list[Any]] = defaultdict(list)
+    for case in taken:
+        by_group[(case.queue, case.force)].append(case)
+    worker_of = {case.id: worker for group, cases in by_group.items() for case, worker in allot(cases, workers[group])}
     chosen = [
-        {"cid": case.id, "sid": worker.id, "ref": case.case_ref, "code": worker.code}
-        for group, cases in taken.items()
-        for case, worker in allot(sorted(cases, key=lambda c: c.place), workers[group])
+        {"cid": case.id, "sid": worker_of[case.id].id, "ref": case.case_ref, "code": worker_of[case.id].code}
+        for case in taken
+        if case.id in worker_of
     ]
     if chosen:
         # Set-based, not a statement per case: the night after a roster is loaded, or a backlog is taken in,

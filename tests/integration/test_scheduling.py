@@ -360,12 +360,19 @@ def test_waiting_cases_go_most_urgent_first_to_the_least_loaded_worker_with_room
     from tests.support import open_case
 
     day, police, unit = date(2026, 11, 2), Queue("police_investigation"), Queue("unit")
+    advocacy, health = Queue("victim_advocacy"), Queue("mental_health")
     with wiring.engine().begin() as conn:
-        for code, capacity in (("CH-POL-B", 3), ("CH-POL-A", 2), ("CH-POL-GONE", 10)):
+        for code, queue, capacity in (
+            ("CH-POL-B", police, 3),
+            ("CH-POL-A", police, 2),
+            ("CH-POL-GONE", police, 10),
+            ("CH-ADV-A", advocacy, 1),
+            ("CH-MH-A", health, 1),
+        ):
             add_staff(
                 conn,
                 staff_code=code,
-                queue=police,
+                queue=queue,
                 force=Force.cheshire,
                 capacity=capacity,
                 cipher=wiring.cipher(),
@@ -383,11 +390,12 @@ def test_waiting_cases_go_most_urgent_first_to_the_least_loaded_worker_with_room
         )
         deactivate_staff(conn, "CH-POL-GONE", by="test", reason=None, cipher=wiring.cipher())
         staff_id = {code: int(sid) for code, sid in conn.execute(select(STAFF.c.staff_code, STAFF.c.id))}
-        # CH-POL-A already works one case: one place left of its two.
-        held = open_case(
-            conn, "CH-2026-000090", tier="standard", queue=police.value, opened_at=datetime(2026, 10, 1, 9, tzinfo=UTC)
-        )
-        conn.execute(CASES.update().where(CASES.c.id == held).values(assigned_staff_id=staff_id["CH-POL-A"]))
+        # CH-POL-A already works one case: one place left of its two. CH-MH-A's one place is taken.
+        for ref, queue, code in (("CH-2026-000090", police, "CH-POL-A"), ("CH-2026-000091", health, "CH-MH-A")):
+            held = open_case(
+                conn, ref, tier="standard", queue=queue.value, opened_at=datetime(2026, 10, 1, 9, tzinfo=UTC)
+            )
+            conn.execute(CASES.update().where(CASES.c.id == held).values(assigned_staff_id=staff_id[code]))
         waiting = [  # reference, tier, queue, day opened
             ("CH-2026-000001", "standard", police, 2),
             ("CH-2026-000002", "high", police, 2),
@@ -396,6 +404,9 @@ def test_waiting_cases_go_most_urgent_first_to_the_least_loaded_worker_with_room
             ("CH-2026-000005", "high", unit, 2),
             ("CH-2026-000006", "medium", police, 1),
             ("CH-2026-000007", "high", police, 1),
+            ("CH-2026-000008", "standard", advocacy, 1),
+            ("CH-2026-000009", "high", advocacy, 2),
+            ("CH-2026-000010", "high", health, 1),
         ]
         for ref, tier, queue, opened in waiting:
             open_case(conn, ref, tier=tier, queue=queue.value, opened_at=datetime(2026, 11, opened, 9, tzinfo=UTC))
@@ -408,9 +419,11 @@ def test_waiting_cases_go_most_urgent_first_to_the_least_loaded_worker_with_room
         ops = conn.execute(select(ALERTS.c.payload).where(ALERTS.c.kind == "ops")).scalar_one()
     # Police, most urgent first: 04 and 07 (high, 1 Nov), 02 (high, 2 Nov), 03 and 06 (medium, 1 Nov), 01.
     # B has no case, A one: 04 to B; 07 to A (one each, A's code first), which fills A; 02 and 03 to B, which
-    # fills B. 06 and 01 wait, as does the unit's case: the unit has no worker.
+    # fills B. 06 and 01 wait, as does the unit's case: the unit has no worker. Advocacy's one place goes to
+    # its high-risk case, not the older standard one; mental health's worker is full.
     assert assigned == {
         "CH-2026-000090": "CH-POL-A",
+        "CH-2026-000091": "CH-MH-A",
         "CH-2026-000004": "CH-POL-B",
         "CH-2026-000007": "CH-POL-A",
         "CH-2026-000002": "CH-POL-B",
@@ -418,10 +431,25 @@ def test_waiting_cases_go_most_urgent_first_to_the_least_loaded_worker_with_room
         "CH-2026-000006": None,
         "CH-2026-000001": None,
         "CH-2026-000005": None,
+        "CH-2026-000008": None,
+        "CH-2026-000009": "CH-ADV-A",
+        "CH-2026-000010": None,
     }
-    assert ops["cases"] == 3
-    assert ops["by_queue"] == {"police_investigation/cheshire": 2, "unit/cheshire": 1}
-    assert ops["case_refs"] == ["CH-2026-000005", "CH-2026-000006", "CH-2026-000001"]
+    assert ops["cases"] == 5
+    assert ops["by_queue"] == {
+        "mental_health/cheshire": 1,
+        "police_investigation/cheshire": 2,
+        "unit/cheshire": 1,
+        "victim_advocacy/cheshire": 1,
+    }
+    # Across queues, most urgent first.
+    assert ops["case_refs"] == [
+        "CH-2026-000010",
+        "CH-2026-000005",
+        "CH-2026-000006",
+        "CH-2026-000008",
+        "CH-2026-000001",
+    ]
 
 
 def test_every_case_the_rules_want_a_contact_for_is_among_the_cases_scheduling_reads(weeks: dict[str, Any]) -> None:
