@@ -26,6 +26,9 @@ BATCHES = IngestBatch.__table__  # type: ignore[attr-defined]
 AUDIT_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 TIER_ORDER = case({Tier.high.value: 0, Tier.medium.value: 1, Tier.standard.value: 2}, value=CASES.c.tier, else_=3)
+# Open cases in priority order: the highest tier, then the longest waiting, then the reference (queue lists,
+# and assignment, which offers waiting cases in this order).
+MOST_URGENT_FIRST = (TIER_ORDER, CASES.c.opened_on, CASES.c.case_ref)
 
 
 def _case(conn: Connection, case_ref: str) -> Any:
@@ -233,7 +236,7 @@ def queue_list(conn: Connection, *, queue: Queue | None, force: str | None) -> d
     """Open cases in priority order; for the unit, also high-risk partner cases turned away for capacity."""
     c = CASES.c
     columns = (c.case_ref, c.force, c.tier, c.queue, c.opened_on, c.turned_away_for_capacity, c.assigned_staff_id)
-    stmt = select(*columns).where(c.status == CaseStatus.open).order_by(TIER_ORDER, c.opened_on, c.case_ref)
+    stmt = select(*columns).where(c.status == CaseStatus.open).order_by(*MOST_URGENT_FIRST)
     if queue is not None:
         stmt = stmt.where(c.queue == queue.value)
     if force is not None:

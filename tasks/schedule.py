@@ -30,10 +30,10 @@ from rules.cadence import applicable_kinds, initial_contacts, next_after_complet
 from rules.calendar import WorkingCalendar, calendars
 from rules.codes import CaseStatus, ContactKind, ContactStatus, Force, Queue, Tier
 from rules.policy import Policy
-from rules.triage import TIER_RANK
 from tasks import audit
 from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, one_of, update_rows
+from tasks.cases import MOST_URGENT_FIRST, TIER_ORDER
 from tasks.collector import gc_paused
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN
@@ -187,8 +187,6 @@ def assign_unassigned(
     for w in conn.execute(select(s.id, s.staff_code, s.queue, s.force, s.capacity).where(s.active, s.role == "worker")):
         workers[(w.queue, w.force)].append(Worker(w.id, w.staff_code, int(load.get(w.id, 0)), w.capacity))
     room = {group: n for group, ws in workers.items() if (n := free_places(ws))}
-    rank = sql_case({t.value: n for t, n in TIER_RANK.items()}, value=k.tier, else_=-1)
-    urgent_first = (rank.desc(), k.opened_on, k.case_ref)
     waiting = and_(k.status == CaseStatus.open, k.assigned_staff_id.is_(None))
     taken: list[Any] = []  # most urgent first, across groups
     if room:
@@ -201,9 +199,9 @@ def assign_unassigned(
                 k.case_ref,
                 k.queue,
                 k.force,
-                rank.label("rank"),
+                TIER_ORDER.label("tier_order"),
                 k.opened_on,
-                func.row_number().over(partition_by=(k.queue, k.force), order_by=urgent_first).label("place"),
+                func.row_number().over(partition_by=(k.queue, k.force), order_by=MOST_URGENT_FIRST).label("place"),
                 sql_case(*zip(in_group, room.values(), strict=True), else_=0).label("room"),
             )
             .where(waiting, or_(*in_group))
@@ -211,7 +209,7 @@ def assign_unassigned(
         )
         r = ranked.c
         taken = list(
-            conn.execute(select(ranked).where(r.place <= r.room).order_by(r.rank.desc(), r.opened_on, r.case_ref))
+            conn.execute(select(ranked).where(r.place <= r.room).order_by(r.tier_order, r.opened_on, r.case_ref))
         )
     by_group: dict[tuple[str, str], list[Any]] = defaultdict(list)
     for case in taken:
@@ -259,7 +257,7 @@ def assign_unassigned(
     )
     outcome = Assignment(assigned=len(chosen), waiting=left_by.total())
     if outcome.waiting:
-        refs = select(k.case_ref).where(waiting).order_by(*urgent_first).limit(CASE_REFS_SHOWN)
+        refs = select(k.case_ref).where(waiting).order_by(*MOST_URGENT_FIRST).limit(CASE_REFS_SHOWN)
         outcome.first_waiting = list(conn.execute(refs).scalars())
         _ops_alert_for_unassigned(conn, outcome, left_by, policy=policy, now=now, on=on, cause=cause)
     return outcome
@@ -267,7 +265,7 @@ def assign_unassigned(
 
 def _ops_alert_for_unassigned(
     conn: Connection,
-    left: Assignment,
+    outcome: Assignment,
     by_queue: Counter[tuple[str, str]],
     *,
     policy: Policy,
@@ -288,9 +286,9 @@ def _ops_alert_for_unassigned(
                 {
                     "event": "cases_unassigned",
                     "date": on.isoformat(),
-                    "cases": left.waiting,
+                    "cases": outcome.waiting,
                     "by_queue": {f"{q}/{f}": n for (q, f), n in sorted(by_queue.items())},
-                    "case_refs": left.first_waiting,
+                    "case_refs": outcome.first_waiting,
                 },
                 created_at=now,
             )
