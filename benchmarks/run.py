@@ -560,6 +560,18 @@ def table(report: dict[str, Any]) -> str:
             )
             + "."
         )
+    unlogged = [n for n in report["nights"] if n.get("copy_floor_unlogged_s")]
+    if unlogged:
+        lines.append(
+            "The same COPY into an UNLOGGED table instead (no write-ahead log, so emptied by a crash), and the "
+            "night against it: "
+            + "; ".join(
+                f"{n['rows']:,}: {n['copy_floor_unlogged_s']} s, "
+                f"the night {n['without_startup_s'] / n['copy_floor_unlogged_s']:.0f}×"
+                for n in unlogged
+            )
+            + "."
+        )
     cpus = int(report["machine"].get("cpus") or 1)
     bounded = [n for n in report["nights"] if n.get("process_cpu_s") is not None and n["copy_floor_s"]]
     if bounded:

@@ -15,7 +15,8 @@ import pytest
 from sqlalchemy.engine import make_url
 
 import benchmarks.run
-from benchmarks.run import BUDGETS, NO_WRITE_FLOOR, ROOT, write_floor
+from benchmarks.night import copy_floor
+from benchmarks.run import BUDGETS, NO_WRITE_FLOOR, ROOT, generate_night, write_floor
 from tests.conftest import PG_ADMIN_URL, _admin_conninfo, _admin_execute
 
 
@@ -59,8 +60,11 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     assert night["runs"] == [
         {"copy_floor_s": night["copy_floor_s"], "without_startup_s": night["without_startup_s"], "multiple": ANY}
     ]
-    # The floor is the best of its COPYs, each of the same rows into an emptied table.
+    # The floor is the best of its COPYs, each of the same rows into an emptied table; the unlogged one beside it.
     assert len(night["copy_floor_runs_s"]) == 3 and night["copy_floor_s"] == min(night["copy_floor_runs_s"]) > 0
+    unlogged = night["copy_floor_unlogged_runs_s"]
+    assert len(unlogged) == 3 and night["copy_floor_unlogged_s"] == min(unlogged) > 0
+    assert "The same COPY into an UNLOGGED table instead" in run.stdout
     # The writes' floor: the night's own stored rows (more than it received) copied into a fresh schema.
     assert len(night["write_floor_runs_s"]) == 3 and night["write_floor_s"] == min(night["write_floor_runs_s"]) > 0
     assert night["written_rows"] > night["rows"] and night["slack_floor_s"] >= 0
@@ -113,3 +117,20 @@ def test_without_a_superuser_the_writes_floor_is_left_out_and_said_why(
             for (name,) in owned:
                 conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             conn.execute(f"DROP ROLE IF EXISTS {role}")
+
+
+@pytest.mark.postgres
+def test_the_copy_floor_is_written_through_the_write_ahead_log_as_the_nights_tables_are(
+    tmp_path: Path, pg_url: str
+) -> None:
+    generate_night(1000, tmp_path)
+    with psycopg.connect(**_admin_conninfo(), autocommit=True) as conn:  # type: ignore[arg-type]
+        (wal_before,) = conn.execute("SELECT pg_current_wal_lsn()").fetchone() or (None,)
+        rows, runs = copy_floor(pg_url, tmp_path / "inbox")
+        (logged,) = conn.execute("SELECT pg_current_wal_lsn() - %s::pg_lsn", [wal_before]).fetchone() or (0,)
+    assert rows >= 1000 and set(runs) == {"copy_floor_runs_s", "copy_floor_unlogged_runs_s"}
+    assert all(len(seconds) == 3 and min(seconds) > 0 for seconds in runs.values())
+    # Each canonical row keeps its raw input line, so three COPYs through the log write the inbox's size three
+    # times over at least; into an UNLOGGED table alone, the floor would log next to nothing.
+    inbox_bytes = sum(path.stat().st_size for path in (tmp_path / "inbox").rglob("*") if path.is_file())
+    assert int(logged) >= 3 * inbox_bytes
