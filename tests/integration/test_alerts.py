@@ -226,3 +226,125 @@ def test_when_a_run_cannot_take_everything_missed_deadlines_go_first(overdue: di
     assert result.sent == len(sent) == len(missed) - 1
     assert {a["id"] for a in sent} == {a["id"] for a in missed[:-1]}
     assert {a["level"] for a in sent} >= {max(a["level"] for a in missed)}
+
+
+def test_each_missed_contact_is_queued_with_the_payload_and_channel_its_rules_give(overdue: dict[str, Any]) -> None:
+    # Pins every column of every missed-contact alert against the rules applied to the stored contact, case and
+    # worker, so a faster way of building the same rows (in SQL, say) has to give exactly these.
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from models import Case, Contact, Staff
+    from rules.calendar import calendar_for
+    from rules.clock import end_of_day
+    from rules.codes import Force, Queue
+    from rules.escalation import channel_for, dedupe_key, escalation_level
+    from tasks.staff import add_staff
+
+    contacts = Contact.__table__  # type: ignore[attr-defined]
+    cases = Case.__table__  # type: ignore[attr-defined]
+    staff = Staff.__table__  # type: ignore[attr-defined]
+    policy = get_policy()
+    with wiring.engine().begin() as conn:
+        # Workers for one force's queues (one of them without a Slack id, one made inactive afterwards), so some
+        # alerts name a worker and mention them, some name one who has left, and the rest name nobody.
+        forces = sorted({str(f) for f in conn.execute(select(cases.c.force).distinct()).scalars()})
+        force = Force(forces[0])
+        for n, queue in enumerate(Queue):
+            add_staff(
+                conn,
+                staff_code=f"T-{queue.value[:3].upper()}",
+                queue=queue,
+                force=force,
+                capacity=3,
+                slack_user_id=None if n == 0 else f"U0TEST{n}",
+                cipher=wiring.cipher(),
+                actor="test",
+            )
+        schedule(conn, policy=policy, run_date=DAY, actor="test", timezone="Europe/London")
+        conn.execute(
+            staff.update().where(staff.c.staff_code == f"T-{list(Queue)[-1].value[:3].upper()}").values(active=False)
+        )
+    days = [DAY + timedelta(days=d) for d in (5, 12, 20)]
+    counted = [run_monitor(day) for day in days]
+
+    expected: dict[str, dict[str, Any]] = {}
+    by_level: list[Counter[str]] = []
+    with wiring.engine().connect() as conn:
+        rows = (
+            conn.execute(
+                select(
+                    contacts,
+                    cases.c.case_ref,
+                    cases.c.force,
+                    cases.c.queue,
+                    cases.c.tier,
+                    staff.c.staff_code,
+                    staff.c.slack_user_id,
+                    staff.c.active,
+                )
+                .join(cases, cases.c.id == contacts.c.case_id)
+                .outerjoin(staff, staff.c.id == contacts.c.assigned_staff_id)
+                .where(contacts.c.status == "pending")
+            )
+            .mappings()
+            .all()
+        )
+    for day in days:
+        now = end_of_day(day, "Europe/London")
+        levels: Counter[str] = Counter()
+        for r in rows:
+            cal = calendar_for(Force(r["force"]), policy, "Europe/London")
+            level = escalation_level(r["due_at"], r["completed_at"], now, cal, policy)
+            if level == 0:
+                continue
+            levels[str(level)] += 1
+            worker = r["staff_code"] if r["active"] else None
+            key = dedupe_key(r["id"], level)
+            expected.setdefault(
+                key,
+                {
+                    "kind": "missed_contact",
+                    "level": level,
+                    "case_id": r["case_id"],
+                    "contact_id": r["id"],
+                    "channel": channel_for(
+                        level,
+                        queue_channel=policy.queues[Queue(r["queue"])].channel,
+                        force=Force(r["force"]),
+                        policy=policy,
+                    ),
+                    "status": "pending",
+                    "attempts": 0,
+                    "payload": {
+                        "case_ref": r["case_ref"],
+                        "kind": r["kind"],
+                        "queue": r["queue"],
+                        "tier": r["tier"],
+                        "level": level,
+                        "due_local": r["due_at"].astimezone(ZoneInfo("Europe/London")).strftime("%a %d %b %Y %H:%M"),
+                        "working_days_late": cal.working_days_between(cal.local_date(r["due_at"]), day),
+                        "staff_code": worker,
+                        "slack_user_id": (r["slack_user_id"] if r["active"] else None) if level == 1 else None,
+                    },
+                },
+            )
+        by_level.append(levels)
+    assert counted == [{str(lv): levels.get(str(lv), 0) for lv in (1, 2, 3)} for levels in by_level]
+    queued = {
+        a["dedupe_key"]: {
+            k: a[k] for k in ("kind", "level", "case_id", "contact_id", "channel", "status", "attempts", "payload")
+        }
+        for a in outbox()
+        if a["kind"] == "missed_contact"
+    }
+    assert queued == expected
+    # The cases the rows cover: every level, a worker named and mentioned, one named but not mentioned (no Slack
+    # id, or past level 1), and alerts naming nobody (no worker, or one no longer active).
+    payloads = [a["payload"] for a in queued.values()]
+    assert {p["level"] for p in payloads} == {1, 2, 3}
+    assert any(p["slack_user_id"] for p in payloads) and any(
+        p["staff_code"] and not p["slack_user_id"] for p in payloads
+    )
+    assert any(p["staff_code"] is None for p in payloads)
+    assert all(isinstance(a["created_at"], datetime) and a["created_at"].tzinfo is not None for a in outbox())
