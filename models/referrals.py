@@ -62,6 +62,11 @@ PERSON_FIELDS = (
 )
 
 
+# The partial index's condition, the same on both databases (migration 0010 writes it out again, as
+# migrations do not import the models they would otherwise follow).
+_WITH_A_PNC_ID = text("pnc_index IS NOT NULL")
+
+
 class Person(SQLModel, table=True):
     """A victim or perpetrator as one referral describes them; linked across referrals by blind index only."""
 
@@ -69,12 +74,7 @@ class Person(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("referral_id", "role", name="uq_people_referral_role"),
         # Only people with a PNC id: most have none (victims never do), and linkage looks up only those who do.
-        Index(
-            "ix_people_pnc_index",
-            "pnc_index",
-            postgresql_where=text("pnc_index IS NOT NULL"),
-            sqlite_where=text("pnc_index IS NOT NULL"),
-        ),
+        Index("ix_people_pnc_index", "pnc_index", postgresql_where=_WITH_A_PNC_ID, sqlite_where=_WITH_A_PNC_ID),
     )
 
     id: int | None = Field(default=None, primary_key=True)
