@@ -18,6 +18,7 @@ from sqlalchemy import select
 from iasu import wiring
 from iasu.policy import get_policy
 from models import Alert
+from tasks import notify
 from tasks.messages import keys_in_metadata
 from tasks.monitor import monitor
 from tasks.notify import SlackNotifier, dispatch
@@ -27,6 +28,16 @@ from tests.support import leaks, night_without_prefect, personal_needles, policy
 
 DAY = date(2026, 8, 20)  # a Thursday; first contacts fall due from Friday 21st
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
+
+
+@pytest.fixture(autouse=True)
+def quick_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Posts to one channel 50 ms apart, not a second: these tests are about what arrives, not when.
+
+    The pacing itself is tested in test_slack_pacing.py against the fake's rate limit; here a dispatch of five
+    messages to one channel spent four seconds asleep.
+    """
+    monkeypatch.setattr(notify, "CHANNEL_INTERVAL_S", 0.05)
 
 
 @pytest.fixture
