@@ -1,9 +1,10 @@
-"""One benchmarked night of N referrals on a fresh PostgreSQL database, in its own process (peak RSS is its own).
+"""One benchmarked night of N referrals on a PostgreSQL database, in its own process (peak RSS is its own).
 
 Prints one JSON object: the COPY floor for the same rows, each stage's seconds,
 end to end with and without Prefect's start-up, peak RSS, the CPU the process
 and (on this machine) its database's PostgreSQL backends used during the
-night, and task runs.
+night, and task runs. The database is fresh, or (--history-days) holds the
+nights before it, taken in by another process with staff at work in between.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 
 RUN_DATE = date(2026, 11, 2)
+HISTORY_SEED = 12  # staff behaviour in the history's contacts feeds (the demo's shares of on time, late, never)
 
 
 FLOOR_RUNS = 3  # the floor is the best of these COPYs: one alone moves with the server's checkpoints
@@ -113,6 +115,59 @@ def _database_cpu(before: dict[int, float], after: dict[int, float]) -> float | 
     return round(sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items()), 2)
 
 
+def staff_feed(inbox: Path, day: date) -> None:
+    """Write the day's contacts feed: what the roster's staff did with what was due (the demo's shares)."""
+    from iasu import wiring
+    from iasu.policy import get_policy
+    from iasu.settings import get_settings
+    from iasu.simulation import Behaviour, write_contacts_feed
+
+    with wiring.engine().begin() as conn:
+        write_contacts_feed(
+            conn,
+            inbox=inbox,
+            day=day,
+            policy=get_policy(),
+            timezone=get_settings().timezone,
+            seed=HISTORY_SEED,
+            behaviour=Behaviour(),
+        )
+
+
+def build_history(inbox: Path, days: int) -> None:
+    """Take in the `days` nights before RUN_DATE from the inbox, each after a contacts feed of what staff did.
+
+    As the demo runs its nights: staff complete most contacts on time, some late, a few never, so the
+    history holds open cases with their next contacts pending, not every first contact overdue.
+    """
+    from flows.nightly import nightly
+    from iasu import wiring
+    from iasu.simulation import ensure_roster
+
+    with wiring.engine().begin() as conn:
+        ensure_roster(conn, cipher=wiring.cipher(), actor="benchmark")
+    for offset in range(days, 0, -1):
+        day = date.fromordinal(RUN_DATE.toordinal() - offset)
+        staff_feed(inbox, day)
+        nightly(run_date=day, inbox=inbox)
+
+
+def history_facts() -> dict[str, int]:
+    """What the database holds before the night: referrals, open cases and pending contacts."""
+    from sqlalchemy import text
+
+    from iasu import wiring
+
+    with wiring.engine().connect() as conn:
+        row = conn.execute(
+            text(
+                "SELECT (SELECT count(*) FROM referrals), (SELECT count(*) FROM cases WHERE status = 'open'), "
+                "(SELECT count(*) FROM contacts WHERE status = 'pending')"
+            )
+        ).one()
+    return {"referrals": int(row[0]), "open_cases": int(row[1]), "pending_contacts": int(row[2])}
+
+
 def task_runs(flow_run_id: Any) -> tuple[int, dict[str, float]]:
     """Task runs the flow run created, and seconds per task name prefix."""
     from prefect.client.orchestration import get_client
@@ -134,26 +189,41 @@ def main() -> None:
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--slack", default=None, help="base URL of a local fake Slack server")
     parser.add_argument("--floor-only", action="store_true", help="measure the COPY floor alone and print it")
+    parser.add_argument(
+        "--history-days", type=int, default=0, help="first take in this many nights before it (in another process)"
+    )
+    parser.add_argument("--history-only", action="store_true", help="take in the history alone (internal)")
     args = parser.parse_args()
     if args.floor_only:
         rows, floors = copy_floor(args.url, args.work / "inbox")
         sys.stdout.write(json.dumps({"rows": rows} | floors) + "\n")
         return
     os.environ["IASU_DATABASE_URL"] = args.url
-    for key in ("IASU_ENCRYPTION_KEY", "IASU_BLIND_INDEX_KEY"):  # synthetic data: throwaway keys
+    # Synthetic data: throwaway keys, the same for the history's process and the night's (linkage needs them).
+    for key in ("IASU_ENCRYPTION_KEY", "IASU_BLIND_INDEX_KEY"):
         os.environ.setdefault(key, base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
     os.environ["IASU_VAR_DIR"] = str(args.work / "var")
-    if args.slack:
-        os.environ["IASU_SLACK_BASE_URL"], os.environ["IASU_SLACK_TOKEN"] = args.slack, "xoxb-bench"
     from iasu.db import upgrade
     from iasu.prefect_env import quiet_prefect
 
     quiet_prefect()
     upgrade(args.url)
     inbox = args.work / "inbox"  # generated by the caller in another process, so RSS here is the night's own
+    if args.history_only:  # no Slack: the history's alerts are dry runs, as in the demo
+        build_history(inbox, args.history_days)
+        return
+    itself = [sys.executable, "-m", "benchmarks.night", "--url", args.url, "--work", str(args.work)]
+    if args.history_days:
+        subprocess.run(
+            [*itself, "--history-only", "--history-days", str(args.history_days)],
+            check=True,
+            stdout=subprocess.DEVNULL,  # its log goes to stderr, where the caller looks when a night fails
+        )
+    if args.slack:
+        os.environ["IASU_SLACK_BASE_URL"], os.environ["IASU_SLACK_TOKEN"] = args.slack, "xoxb-bench"
     # The floor in a process of its own too: holding the night's rows as one CSV would count in this RSS.
     measured = subprocess.run(
-        [sys.executable, "-m", "benchmarks.night", "--url", args.url, "--work", str(args.work), "--floor-only"],
+        [*itself, "--floor-only"],
         check=True,
         capture_output=True,
         text=True,
@@ -170,6 +240,11 @@ def main() -> None:
     # A unit's roster (the demo's: two workers per queue and force), so scheduling assigns cases as in service.
     with wiring.engine().begin() as conn:
         ensure_roster(conn, cipher=wiring.cipher(), actor="benchmark")
+    history: dict[str, int] | None = None
+    if args.history_days:
+        history = {"days": args.history_days} | history_facts()
+        # Written after the floor was measured, which reads every file of the night's folder as referrals.
+        staff_feed(inbox, RUN_DATE)
 
     from prefect import Flow, State
     from prefect.client.schemas.objects import FlowRun
@@ -209,7 +284,7 @@ def main() -> None:
     with wiring.engine().connect() as conn:
         assigned = conn.execute(text("SELECT count(*) FROM cases WHERE assigned_staff_id IS NOT NULL")).scalar_one()
     stages = {"parse": 0.0, "validate": 0.0, "load": 0.0}
-    for f in summary["file_counts"]:
+    for f in summary["file_counts"]:  # the referrals' files: a contacts feed's counts have no stages
         for k, v in f.get("stage_seconds", {}).items():
             stages[k] = stages.get(k, 0.0) + v
     for stage, task_name in (
@@ -238,6 +313,13 @@ def main() -> None:
         "alerts": {k: summary["alerts"][k] for k in ("queued", "sent", "pending")},
         "assigned_cases": assigned,
     }
+    if history is not None:
+        result["history"] = history
+        result["contacts_feed"] = {
+            "received": summary["contacts_feed"]["received"],
+            "applied": summary["contacts_feed"]["applied"],
+            "seconds": round(per_task.get("contacts", 0.0), 2),
+        }
     sys.stdout.write(json.dumps(result) + "\n")
 
 

@@ -29,6 +29,8 @@ from typing import Any
 import psycopg
 from sqlalchemy.engine import make_url
 
+from benchmarks.night import RUN_DATE
+
 ROOT = Path(__file__).resolve().parent.parent
 ADMIN_URL = os.environ.get("IASU_TEST_DATABASE_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
 BUDGETS = {
@@ -69,8 +71,12 @@ def fresh_database() -> Iterator[str]:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def generate_night(rows: int, work: Path) -> None:
-    """Write a night of N generated referrals (5% dirty, three forces, three sources) to work/inbox."""
+def generate_night(rows: int, work: Path, days: int = 1) -> None:
+    """Write nights of N generated referrals (5% dirty, three forces, three sources) to work/inbox.
+
+    The last is the benchmark's night; with days > 1 the nights before it come first, from the same
+    generator, so their references never collide with the night's and their perpetrators recur in it.
+    """
     python = sys.executable
     inbox = work / "inbox"
     subprocess.run(
@@ -80,9 +86,9 @@ def generate_night(rows: int, work: Path) -> None:
             "iasu.cli",
             "generate",
             "--start",
-            "2026-11-02",
+            date.fromordinal(RUN_DATE.toordinal() - (days - 1)).isoformat(),
             "--days",
-            "1",
+            str(days),
             "--per-day",
             str(rows),
             "--seed",
@@ -113,8 +119,12 @@ def isolated_prefect(home: Path) -> dict[str, str]:
     return env
 
 
-def night(work: Path, slack_url: str | None) -> dict[str, Any]:
-    """Take in the night in work/inbox on a fresh database, in a process of its own (its peak RSS is its own)."""
+def night(work: Path, slack_url: str | None, history_days: int = 0) -> dict[str, Any]:
+    """Take in the night in work/inbox on a fresh database, in a process of its own (its peak RSS is its own).
+
+    With history_days, the nights before it in work/inbox are taken in first, and the writes floor is left
+    out: the database holds more than the night's own rows.
+    """
     python = sys.executable
     for folder in ("var", "prefect"):  # each run starts from nothing, as its database does
         shutil.rmtree(work / folder, ignore_errors=True)
@@ -122,13 +132,15 @@ def night(work: Path, slack_url: str | None) -> dict[str, Any]:
         cmd = [python, "-m", "benchmarks.night", "--url", url, "--work", str(work)]
         if slack_url:
             cmd += ["--slack", slack_url]
+        if history_days:
+            cmd += ["--history-days", str(history_days)]
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=isolated_prefect(work / "prefect"))
         if out.returncode != 0:
             # The night's own log says why; without it a failed run reads as a bare exit status.
             tail = "\n".join(out.stderr.strip().splitlines()[-40:])
             raise SystemExit(f"the night in {work} failed (exit {out.returncode}):\n{tail}")
         result = dict(json.loads(out.stdout.strip().splitlines()[-1]))
-        return result | write_floor(url)
+        return result if history_days else result | write_floor(url)
 
 
 WRITE_FLOOR_RUNS = 3
@@ -380,28 +392,33 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
     parser.add_argument("--readme", action="store_true", help="also rewrite the README's benchmark table")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each night; the median one is reported")
+    parser.add_argument(
+        "--history-days", type=int, default=7, help="nights of history under the history night (0: none)"
+    )
+    parser.add_argument(
+        "--history-size", type=int, default=10_000, help="referrals a night, in the history and the night on it"
+    )
     args = parser.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",") if s]
     if args.repeat < 1:
         parser.error("--repeat must be at least 1")
+    if args.history_days < 0:
+        parser.error("--history-days must not be negative")
+    if args.history_days and args.history_size not in sizes:
+        parser.error("--history-size must be one of --sizes: the night on a history is read against the empty one")
     cpu_before = cpu_check()
     nights = []
     sys.path.insert(0, str(ROOT))
-    from tests.slack_server import FakeSlack
 
     # The generated inboxes (a 100k night is about 70 MB of synthetic people) go when the nights are done.
     with tempfile.TemporaryDirectory(prefix="iasu-bench-") as scratch:
         work = Path(scratch)
         # Each night dispatches its alerts to a local fake Slack at Slack's own per-channel rate.
-        for size in [int(s) for s in args.sizes.split(",") if s]:
+        for size in sizes:
             generate_night(size, work / str(size))
             runs = []
             for _ in range(args.repeat):
-                with FakeSlack(rate_limit_per_second=1.0) as fake:
-                    run = night(work / str(size), fake.base_url)
-                    per_channel = Counter(m["channel"] for m in fake.messages)
-                    run["slack_messages"] = sum(per_channel.values())
-                    # Slack's one message a second per channel makes the busiest channel's messages a floor too.
-                    run["slack_floor_s"] = max(per_channel.values(), default=1) - 1
+                run = slack_night(work / str(size))
                 runs.append(run)
                 print(f"night {size}: {json.dumps(run)}", file=sys.stderr)
             # The machine's speed drifts between runs: the median run is reported, every run's multiple beside it.
@@ -411,6 +428,14 @@ def main() -> None:
                 for r in runs
             ]
             nights.append(result)
+        on_history = None
+        if args.history_days:
+            place = work / f"{args.history_size}-history"
+            generate_night(args.history_size, place, days=args.history_days + 1)
+            on_history = slack_night(place, args.history_days)
+            print(f"night {args.history_size} on a history: {json.dumps(on_history)}", file=sys.stderr)
+            empty = next(n for n in nights if n["size"] == args.history_size)
+            on_history["against_empty"] = against_empty(on_history, empty)
     monitored = monitor_at_scale(args.contacts) if args.contacts else None
     burst = alert_burst(args.alerts, 10) if args.alerts else None
     report: dict[str, Any] = {
@@ -430,6 +455,7 @@ def main() -> None:
             p: version(p) for p in ("prefect", "great-expectations", "sqlalchemy", "psycopg", "slack-sdk", "pandas")
         },
         "nights": nights,
+        "history_night": on_history,
         "monitor": monitored,
         "alert_burst": burst,
         "budgets": BUDGETS,
@@ -440,6 +466,39 @@ def main() -> None:
     print(table(report))
     if args.readme:
         update_readme(ROOT / "README.md", report)
+
+
+def slack_night(work: Path, history_days: int = 0) -> dict[str, Any]:
+    """One night (see `night`) dispatching its alerts to a local fake Slack at Slack's own per-channel rate."""
+    from tests.slack_server import FakeSlack
+
+    with FakeSlack(rate_limit_per_second=1.0) as fake:
+        run = night(work, fake.base_url, history_days)
+        per_channel = Counter(m["channel"] for m in fake.messages)
+    run["slack_messages"] = sum(per_channel.values())
+    # Slack's one message a second per channel makes the busiest channel's messages a floor too.
+    run["slack_floor_s"] = max(per_channel.values(), default=1) - 1
+    return run
+
+
+# The stages a night's referrals pass through alone: what follows them (scheduling, the monitor, dispatch)
+# also answers for the staff's contacts feed and the history's open contacts, which an empty night lacks.
+REFERRAL_STAGES = ("parse", "validate", "load", "route")
+
+
+def against_empty(on_history: dict[str, Any], empty: dict[str, Any]) -> dict[str, float]:
+    """Seconds per referral of the night on a history over those of the same size's night on an empty database."""
+
+    def referral_stages(night: dict[str, Any]) -> float:
+        return sum(float(night["stages"][stage]) for stage in REFERRAL_STAGES)
+
+    def ratio(on: float, off: float) -> float:
+        return round((on / int(on_history["rows"])) / (off / int(empty["rows"])), 2)
+
+    return {
+        "referral_stages": ratio(referral_stages(on_history), referral_stages(empty)),
+        "without_startup": ratio(float(on_history["without_startup_s"]), float(empty["without_startup_s"])),
+    }
 
 
 def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -496,6 +555,22 @@ def _cpu_bound(night: dict[str, Any], cpus: int) -> str:
     return (
         f"{night['rows']:,}: process {process} s ({process / floor:.1f}×), database {server}, "
         f"over the cores {least:.2f} s ({least / floor:.1f}×)"
+    )
+
+
+def _history_line(h: dict[str, Any]) -> str:
+    """The night on a history against the empty database's night of the same size."""
+    before, feed, ratios = h["history"], h["contacts_feed"], h["against_empty"]
+    stages, plural = h["stages"], "s" if before["days"] != 1 else ""
+    return (
+        f"On a history: a night of {h['rows']:,} referrals after {before['days']} night{plural} of as many, with staff "
+        f"at work (the database held {before['referrals']:,} referrals, {before['open_cases']:,} open cases, "
+        f"{before['pending_contacts']:,} pending contacts), and its contacts feed of {feed['received']:,} rows "
+        f"({feed['applied']:,} applied): its referrals' stages ({', '.join(REFERRAL_STAGES)}) "
+        f"{sum(stages[s] for s in REFERRAL_STAGES):.2f} s, {ratios['referral_stages']}× the empty database's per "
+        f"referral; the whole night {h['without_startup_s']} s without start-up, {ratios['without_startup']}× per "
+        f"referral (feed {feed['seconds']} s, schedule / monitor / dispatch "
+        f"{stages['schedule']} / {stages['monitor']} / {stages['dispatch']} s)."
     )
 
 
@@ -582,6 +657,9 @@ def table(report: dict[str, Any]) -> str:
             + "; ".join(_cpu_bound(n, cpus) for n in bounded)
             + "."
         )
+    h = report.get("history_night")
+    if h:
+        lines.append(_history_line(h))
     m, b = report.get("monitor"), report.get("alert_burst")
     if m:
         lines.append(

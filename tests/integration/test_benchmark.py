@@ -39,6 +39,10 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
             "200",
             "--repeat",
             "1",
+            "--history-days",
+            "1",
+            "--history-size",
+            "1000",
             "--out",
             str(out),
         ],
@@ -95,6 +99,17 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
         "met": True,
     }
     assert verdict["monitor uses an index"]["met"]
+    # The same size's night again, on the nights before it taken in with staff at work: read against the first.
+    on_history = report["history_night"]
+    assert on_history["history"]["days"] == 1 and on_history["task_runs"] <= BUDGETS["task_runs"]
+    # A night of 1,000 loads about 950: the dirty rows are quarantined or duplicates.
+    assert on_history["history"]["referrals"] >= 900 and on_history["history"]["pending_contacts"] > 0
+    assert on_history["rows"] >= 1000 and on_history["received"] == on_history["rows"]
+    assert on_history["contacts_feed"]["applied"] > 0 and on_history["contacts_feed"]["seconds"] > 0
+    assert "write_floor_s" not in on_history  # the database holds more than the night's own rows
+    assert set(on_history["against_empty"]) == {"referral_stages", "without_startup"}
+    assert all(ratio > 0 for ratio in on_history["against_empty"].values())
+    assert f"On a history: a night of {on_history['rows']:,} referrals after 1 night of as many" in run.stdout
 
 
 @pytest.mark.postgres
