@@ -20,7 +20,8 @@ import secrets
 import subprocess
 import sys
 import time
-from datetime import date
+from contextlib import suppress
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -115,45 +116,38 @@ def _database_cpu(before: dict[int, float], after: dict[int, float]) -> float | 
     return round(sum(seconds - before.get(pid, 0.0) for pid, seconds in after.items()), 2)
 
 
-def staff_feed(inbox: Path, day: date) -> None:
-    """Write the day's contacts feed: what the roster's staff did with what was due (the demo's shares)."""
-    from iasu import wiring
-    from iasu.policy import get_policy
-    from iasu.settings import get_settings
-    from iasu.simulation import Behaviour, write_contacts_feed
-
-    with wiring.engine().begin() as conn:
-        write_contacts_feed(
-            conn,
-            inbox=inbox,
-            day=day,
-            policy=get_policy(),
-            timezone=get_settings().timezone,
-            seed=HISTORY_SEED,
-            behaviour=Behaviour(),
-        )
-
-
 def build_history(inbox: Path, days: int) -> None:
-    """Take in the `days` nights before RUN_DATE from the inbox, each after a contacts feed of what staff did.
+    """Take in the `days` nights before RUN_DATE, each after a contacts feed of what staff did; then RUN_DATE's feed.
 
     As the demo runs its nights: staff complete most contacts on time, some late, a few never, so the
-    history holds open cases with their next contacts pending, not every first contact overdue.
+    history holds open cases with their next contacts pending, not every first contact overdue. The
+    database is then vacuumed and analysed, and checkpointed where the role may: in service a day passes
+    between nights, and the night measured on it should not share the machine with the history's upkeep.
     """
+    import psycopg
+
+    from benchmarks.run import connect_args
     from flows.nightly import nightly
     from iasu import wiring
-    from iasu.simulation import ensure_roster
+    from iasu.simulation import Behaviour, ensure_roster, write_day_feed
 
     with wiring.engine().begin() as conn:
         ensure_roster(conn, cipher=wiring.cipher(), actor="benchmark")
     for offset in range(days, 0, -1):
-        day = date.fromordinal(RUN_DATE.toordinal() - offset)
-        staff_feed(inbox, day)
+        day = RUN_DATE - timedelta(days=offset)
+        write_day_feed(inbox, day, seed=HISTORY_SEED, behaviour=Behaviour())
         nightly(run_date=day, inbox=inbox)
+    write_day_feed(inbox, RUN_DATE, seed=HISTORY_SEED, behaviour=Behaviour())
+    wiring.engine().dispose()
+    with psycopg.connect(**connect_args(os.environ["IASU_DATABASE_URL"]), autocommit=True) as conn:
+        conn.execute("VACUUM (ANALYZE)")
+        # Without the right, the server's own checkpoints will come, and the night may carry some of one.
+        with suppress(psycopg.errors.InsufficientPrivilege):
+            conn.execute("CHECKPOINT")
 
 
-def history_facts() -> dict[str, int]:
-    """What the database holds before the night: referrals, open cases and pending contacts."""
+def database_facts() -> dict[str, int]:
+    """What the database holds: referrals, open and assigned cases, pending and done contacts."""
     from sqlalchemy import text
 
     from iasu import wiring
@@ -162,10 +156,31 @@ def history_facts() -> dict[str, int]:
         row = conn.execute(
             text(
                 "SELECT (SELECT count(*) FROM referrals), (SELECT count(*) FROM cases WHERE status = 'open'), "
-                "(SELECT count(*) FROM contacts WHERE status = 'pending')"
+                "(SELECT count(*) FROM cases WHERE assigned_staff_id IS NOT NULL), "
+                "(SELECT count(*) FROM contacts WHERE status = 'pending'), "
+                "(SELECT count(*) FROM contacts WHERE status = 'done')"
             )
         ).one()
-    return {"referrals": int(row[0]), "open_cases": int(row[1]), "pending_contacts": int(row[2])}
+    keys = ("referrals", "open_cases", "assigned_cases", "pending_contacts", "done_contacts")
+    return dict(zip(keys, (int(v) for v in row), strict=True))
+
+
+def linked_to_history() -> int:
+    """The night's referrals that joined a case opened on an earlier night: linkage across the two processes."""
+    from sqlalchemy import text
+
+    from iasu import wiring
+
+    with wiring.engine().connect() as conn:
+        return int(
+            conn.execute(
+                text(
+                    "SELECT count(*) FROM referrals r JOIN ingest_batches b ON b.id = r.batch_id "
+                    "JOIN cases c ON c.id = r.case_id WHERE b.run_date = :night AND c.opened_on < :night"
+                ),
+                {"night": RUN_DATE},
+            ).scalar_one()
+        )
 
 
 def task_runs(flow_run_id: Any) -> tuple[int, dict[str, float]]:
@@ -203,36 +218,39 @@ def main() -> None:
     for key in ("IASU_ENCRYPTION_KEY", "IASU_BLIND_INDEX_KEY"):
         os.environ.setdefault(key, base64.urlsafe_b64encode(secrets.token_bytes(32)).decode())
     os.environ["IASU_VAR_DIR"] = str(args.work / "var")
+    # The history's alerts are dry runs, as in the demo: never an operator's Slack, nor the fake's pacing.
+    quiet = {k: v for k, v in os.environ.items() if not k.startswith("IASU_SLACK_")}
+    if args.slack:
+        os.environ["IASU_SLACK_BASE_URL"], os.environ["IASU_SLACK_TOKEN"] = args.slack, "xoxb-bench"
     from iasu.db import upgrade
     from iasu.prefect_env import quiet_prefect
 
     quiet_prefect()
     upgrade(args.url)
     inbox = args.work / "inbox"  # generated by the caller in another process, so RSS here is the night's own
-    if args.history_only:  # no Slack: the history's alerts are dry runs, as in the demo
+    if args.history_only:
         build_history(inbox, args.history_days)
         return
     itself = [sys.executable, "-m", "benchmarks.night", "--url", args.url, "--work", str(args.work)]
-    if args.history_days:
-        subprocess.run(
-            [*itself, "--history-only", "--history-days", str(args.history_days)],
-            check=True,
-            stdout=subprocess.DEVNULL,  # its log goes to stderr, where the caller looks when a night fails
-        )
-    if args.slack:
-        os.environ["IASU_SLACK_BASE_URL"], os.environ["IASU_SLACK_TOKEN"] = args.slack, "xoxb-bench"
-    # The floor in a process of its own too: holding the night's rows as one CSV would count in this RSS.
+    # The floor in a process of its own too: holding the night's rows as one CSV would count in this RSS. It
+    # comes first, while the night's folder holds its referrals alone (the history adds its contacts feed).
     measured = subprocess.run(
         [*itself, "--floor-only"],
         check=True,
         capture_output=True,
         text=True,
     )
+    if args.history_days:
+        subprocess.run(
+            [*itself, "--history-only", "--history-days", str(args.history_days)],
+            check=True,
+            env=quiet,
+            stdout=subprocess.DEVNULL,  # its log goes to stderr, where the caller looks when a night fails
+        )
     floor_result = json.loads(measured.stdout.strip().splitlines()[-1])
     rows, floor_runs = int(floor_result["rows"]), [float(r) for r in floor_result["copy_floor_runs_s"]]
     unlogged_runs = [float(r) for r in floor_result["copy_floor_unlogged_runs_s"]]
     floor = min(floor_runs)
-    from sqlalchemy import text
 
     from iasu import wiring
     from iasu.simulation import ensure_roster
@@ -240,11 +258,7 @@ def main() -> None:
     # A unit's roster (the demo's: two workers per queue and force), so scheduling assigns cases as in service.
     with wiring.engine().begin() as conn:
         ensure_roster(conn, cipher=wiring.cipher(), actor="benchmark")
-    history: dict[str, int] | None = None
-    if args.history_days:
-        history = {"days": args.history_days} | history_facts()
-        # Written after the floor was measured, which reads every file of the night's folder as referrals.
-        staff_feed(inbox, RUN_DATE)
+    before = database_facts()
 
     from prefect import Flow, State
     from prefect.client.schemas.objects import FlowRun
@@ -281,8 +295,7 @@ def main() -> None:
         flow_run = client.read_flow_run(flow_run_id)
     running_for = flow_run.total_run_time.total_seconds()  # in the Running state: start-up excluded
     count, per_task = task_runs(flow_run.id)
-    with wiring.engine().connect() as conn:
-        assigned = conn.execute(text("SELECT count(*) FROM cases WHERE assigned_staff_id IS NOT NULL")).scalar_one()
+    after = database_facts()
     stages = {"parse": 0.0, "validate": 0.0, "load": 0.0}
     for f in summary["file_counts"]:  # the referrals' files: a contacts feed's counts have no stages
         for k, v in f.get("stage_seconds", {}).items():
@@ -311,10 +324,12 @@ def main() -> None:
         "task_runs": count,
         "stages": {k: round(v, 2) for k, v in stages.items()},
         "alerts": {k: summary["alerts"][k] for k in ("queued", "sent", "pending")},
-        "assigned_cases": assigned,
+        # Assigned tonight: on a history, the earlier nights' assigned cases are not the night's.
+        "assigned_cases": after["assigned_cases"] - before["assigned_cases"],
     }
-    if history is not None:
-        result["history"] = history
+    if args.history_days:
+        result["history"] = {"days": args.history_days} | before
+        result["linked_to_history"] = linked_to_history()
         result["contacts_feed"] = {
             "received": summary["contacts_feed"]["received"],
             "applied": summary["contacts_feed"]["applied"],

@@ -670,11 +670,11 @@ def demo(
     from iasu.db import upgrade
     from iasu.policy import get_policy
     from iasu.settings import get_settings
-    from iasu.simulation import Behaviour, ensure_roster, write_contacts_feed
+    from iasu.simulation import Behaviour, ensure_roster, write_day_feed
     from iasu.synthetic import generate as write_feeds
 
     settings = get_settings()
-    policy = get_policy()
+    get_policy()  # an invalid policy stops the demo before anything is written
     upgrade(settings.database_url)
     first = _parse_date(start)
     inbox = settings.var_dir / "demo" / "inbox"
@@ -685,10 +685,7 @@ def demo(
     summary: dict[str, Any] = {}
     for offset in range(days):
         night = first + timedelta(days=offset)
-        with wiring.engine().begin() as conn:
-            write_contacts_feed(
-                conn, inbox=inbox, day=night, policy=policy, timezone=settings.timezone, seed=seed, behaviour=behaviour
-            )
+        write_day_feed(inbox, night, seed=seed, behaviour=behaviour)
         summary = _run_night(night, inbox)
         if not as_json:
             typer.echo(f"night {summary['run_date']} done", err=True)

@@ -118,3 +118,21 @@ def write_contacts_feed(
         writer.writeheader()
         writer.writerows(rows)
     return path
+
+
+def write_day_feed(inbox: Path, day: date, *, seed: int, behaviour: Behaviour) -> Path | None:
+    """write_contacts_feed for `day` on the configured database, with the configured policy and clock."""
+    from iasu import wiring
+    from iasu.policy import get_policy
+    from iasu.settings import get_settings
+
+    with wiring.engine().begin() as conn:
+        return write_contacts_feed(
+            conn,
+            inbox=inbox,
+            day=day,
+            policy=get_policy(),
+            timezone=get_settings().timezone,
+            seed=seed,
+            behaviour=behaviour,
+        )
