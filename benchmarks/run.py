@@ -493,11 +493,11 @@ def against_empty(on_history: dict[str, Any], empty: dict[str, Any]) -> dict[str
     between the two (the history night runs once, after every empty one), and across their row counts.
     """
 
-    def over_floor(night: dict[str, Any], seconds: float) -> float:
-        return seconds / float(night["copy_floor_s"])
+    def over_floor(run: dict[str, Any], seconds: float) -> float:
+        return seconds / float(run["copy_floor_s"])
 
-    def referral_stages(night: dict[str, Any]) -> float:
-        return over_floor(night, sum(float(night["stages"][stage]) for stage in REFERRAL_STAGES))
+    def referral_stages(run: dict[str, Any]) -> float:
+        return over_floor(run, sum(float(run["stages"][stage]) for stage in REFERRAL_STAGES))
 
     return {
         "referral_stages": round(referral_stages(on_history) / referral_stages(empty), 2),
