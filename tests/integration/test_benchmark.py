@@ -94,7 +94,7 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     verdict = {v["budget"]: v for v in report["verdicts"]}
     assert verdict["task runs per night (most)"] == {
         "budget": "task runs per night (most)",
-        "measured": night["task_runs"],
+        "measured": max(night["task_runs"], report["history_night"]["task_runs"]),
         "limit": BUDGETS["task_runs"],
         "met": True,
     }
