@@ -328,7 +328,6 @@ def cpu_check() -> float:
 
 def alert_burst(alerts: int, channels: int) -> dict[str, Any]:
     """Pending alerts across channels against a fake Slack allowing one message per second per channel."""
-    sys.path.insert(0, str(ROOT))
     from sqlalchemy import insert
 
     from iasu import wiring
@@ -408,7 +407,6 @@ def main() -> None:
         parser.error("--history-size must be one of --sizes: the night on a history is read against the empty one")
     cpu_before = cpu_check()
     nights = []
-    sys.path.insert(0, str(ROOT))
 
     # The generated inboxes (a 100k night is about 70 MB of synthetic people) go when the nights are done.
     with tempfile.TemporaryDirectory(prefix="iasu-bench-") as scratch:
