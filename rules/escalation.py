@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 
 from rules.calendar import WorkingCalendar
 from rules.codes import Force
@@ -54,7 +54,16 @@ def channel_for(level: int, *, queue_channel: str, force: Force, policy: Policy)
     return policy.escalation.lead_channels[force]
 
 
-def dedupe_key(contact_id: int, level: int) -> str:
-    """Outbox key that allows one alert per contact per escalation level, ever."""
+def dedupe_key(contact_id: int, level: int, *, due_at: datetime, original_due_at: datetime) -> str:
+    """Outbox key that allows one alert per contact, deadline and escalation level.
+
+    A contact keeps its row when an unanswered attempt, a reschedule or a tier change moves its deadline;
+    a missed new deadline is a new thing to tell, from the team up again, so the key names the deadline.
+    The first deadline keeps the short key, the one alerts queued before deadlines were named carry.
+    """
     _require_level(level)
-    return f"missed:{contact_id}:L{level}"
+    _require_aware("due_at", due_at)
+    _require_aware("original_due_at", original_due_at)
+    if due_at == original_due_at:
+        return f"missed:{contact_id}:L{level}"
+    return f"missed:{contact_id}:{due_at.astimezone(UTC):%Y%m%dT%H%MZ}:L{level}"

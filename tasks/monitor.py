@@ -52,6 +52,7 @@ def overdue_query(now: datetime) -> Any:
             c.id,
             c.kind,
             c.due_at,
+            c.original_due_at,
             c.completed_at,
             k.id.label("case_id"),
             k.case_ref,
@@ -95,6 +96,7 @@ def _missed_alerts(
         contact_id,
         kind,
         due_at,
+        original_due_at,
         completed_at,
         case_id,
         case_ref,
@@ -120,7 +122,7 @@ def _missed_alerts(
             )
         yield outbox_row(
             "missed_contact",
-            dedupe_key(contact_id, level),
+            dedupe_key(contact_id, level, due_at=due_at, original_due_at=original_due_at),
             channel,
             {
                 "case_ref": case_ref,

@@ -112,6 +112,37 @@ def test_a_late_completion_stops_the_escalation(overdue: dict[str, Any]) -> None
     assert later == []
 
 
+def test_a_moved_deadline_missed_again_is_told_again_from_the_team_up(overdue: dict[str, Any]) -> None:
+    from datetime import UTC, datetime
+
+    from tasks.outcomes import OutcomeReport, record_outcomes
+
+    run_monitor(DAY + timedelta(days=5))  # Tue 25 Aug: the first deadlines are missed
+    first = [a for a in outbox() if a["kind"] == "missed_contact"]
+    assert first
+    refs = sorted({(a["payload"]["case_ref"], a["payload"]["kind"]) for a in first})
+    # Wed 26 Aug: each was tried and nobody answered; the same contact row is due again a working day later.
+    attempted = datetime(2026, 8, 26, 10, tzinfo=UTC)
+    reports = [OutcomeReport(ref, kind, attempted, "attempted_no_answer") for ref, kind in refs]
+    with wiring.engine().begin() as conn:
+        record_outcomes(conn, reports, origin="test", actor="test", policy=get_policy(), timezone="Europe/London")
+    retried = {a["contact_id"] for a in first}
+    friday = DAY + timedelta(days=8)
+    assert run_monitor(friday)["1"] >= len(retried)  # the retry's deadline passed on Thursday: missed again
+    run_monitor(friday)  # a rerun of the same night tells nobody twice
+    run_monitor(DAY + timedelta(days=20))  # and it stays missed: escalated again
+    again = [
+        a
+        for a in outbox()
+        if a["kind"] == "missed_contact" and a["contact_id"] in retried and a["id"] > max(b["id"] for b in first)
+    ]
+    per_level = Counter((a["contact_id"], a["level"]) for a in again)
+    assert {c for c, level in per_level if level == 1} == retried  # each told its team of the new deadline
+    assert max(per_level.values()) == 1
+    assert max(level for _, level in per_level) > 1
+    assert all(":2026082" in a["dedupe_key"] for a in again)  # the key names the moved deadline (UTC)
+
+
 def test_slack_down_for_a_night_loses_nothing_and_the_next_dispatch_sends_each_once(overdue: dict[str, Any]) -> None:
     run_monitor(DAY + timedelta(days=12))
     queued = len(outbox())
@@ -311,7 +342,7 @@ def test_each_missed_contact_is_queued_with_the_payload_and_channel_its_rules_gi
                 continue
             levels[str(level)] += 1
             worker = r["staff_code"] if r["active"] else None
-            key = dedupe_key(r["id"], level)
+            key = dedupe_key(r["id"], level, due_at=r["due_at"], original_due_at=r["original_due_at"])
             expected.setdefault(
                 key,
                 {

@@ -171,14 +171,36 @@ def test_there_is_no_channel_for_a_level_outside_one_to_three(level: int) -> Non
         channel_for(level, queue_channel="C0IASUUNIT", force=Force.met, policy=POLICY)
 
 
+FIRST_DUE = datetime(2026, 11, 2, 17, tzinfo=UTC)  # Mon 2 Nov 17:00 GMT
+RETRY_DUE = datetime(2026, 11, 4, 17, tzinfo=UTC)  # an unanswered attempt moved it to Wed
+BST_DUE = datetime(2026, 7, 20, 17, tzinfo=ZoneInfo("Europe/London"))  # 16:00 UTC
+
+
 @pytest.mark.parametrize(
-    ("contact_id", "level", "key"),
-    [(42, 1, "missed:42:L1"), (42, 2, "missed:42:L2"), (7, 3, "missed:7:L3")],
+    ("contact_id", "level", "due_at", "original_due_at", "key"),
+    [
+        (42, 1, FIRST_DUE, FIRST_DUE, "missed:42:L1"),
+        (42, 2, FIRST_DUE, FIRST_DUE, "missed:42:L2"),
+        (7, 3, FIRST_DUE, FIRST_DUE, "missed:7:L3"),
+        # the same instant written in another zone is the same deadline
+        (7, 1, FIRST_DUE.astimezone(ZoneInfo("Europe/London")), FIRST_DUE, "missed:7:L1"),
+        # a moved deadline is a new thing to tell: named in UTC, from level 1 again
+        (42, 1, RETRY_DUE, FIRST_DUE, "missed:42:20261104T1700Z:L1"),
+        (42, 3, RETRY_DUE, FIRST_DUE, "missed:42:20261104T1700Z:L3"),
+        (9, 1, BST_DUE, FIRST_DUE, "missed:9:20260720T1600Z:L1"),
+    ],
 )
-def test_the_dedupe_key_names_the_contact_and_the_level(contact_id: int, level: int, key: str) -> None:
-    assert dedupe_key(contact_id, level) == key
+def test_the_dedupe_key_names_the_contact_the_level_and_a_moved_deadline(
+    contact_id: int, level: int, due_at: datetime, original_due_at: datetime, key: str
+) -> None:
+    assert dedupe_key(contact_id, level, due_at=due_at, original_due_at=original_due_at) == key
 
 
 def test_there_is_no_dedupe_key_for_level_zero() -> None:
     with pytest.raises(ValueError, match="level"):
-        dedupe_key(42, 0)
+        dedupe_key(42, 0, due_at=FIRST_DUE, original_due_at=FIRST_DUE)
+
+
+def test_a_dedupe_key_needs_aware_deadlines() -> None:
+    with pytest.raises(ValueError, match="due_at must be timezone-aware"):
+        dedupe_key(42, 1, due_at=datetime(2026, 11, 4, 17), original_due_at=FIRST_DUE)
