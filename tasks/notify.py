@@ -256,19 +256,32 @@ def _update_ids(conn: Connection, ids: Sequence[int], *where: Any, **values: Any
 
 def _claim(engine: Engine, *, limit: int, now: datetime) -> list[dict[str, Any]]:
     a = ALERTS.c
+    unclaimed = (a.status == AlertStatus.pending, or_(a.claimed_until.is_(None), a.claimed_until < now))
     with engine.begin() as conn:
         rows = [
             dict(r._mapping)
             for r in conn.execute(
                 select(a.id, a.dedupe_key, a.kind, a.channel, a.payload, a.attempts, a.tried_at)
-                .where(a.status == AlertStatus.pending, or_(a.claimed_until.is_(None), a.claimed_until < now))
+                .where(*unclaimed)
                 .order_by(CLAIM_ORDER, a.level.desc().nulls_last(), a.id)
                 .limit(limit)
                 .with_for_update(skip_locked=True)
             )
         ]
-        _update_ids(conn, [r["id"] for r in rows], claimed_until=now + LEASE)
-    return rows
+        if not rows:
+            return rows
+        # The claim re-checks what the select saw and keeps only the rows it took. PostgreSQL's row locks
+        # make that all of them; SQLite has none, and another dispatcher may claim some of these rows
+        # between this select and this update (both would then have sent them).
+        taken = set(
+            conn.execute(
+                update(ALERTS)
+                .where(one_of(conn, a.id, [r["id"] for r in rows]), *unclaimed)
+                .values(claimed_until=now + LEASE)
+                .returning(a.id)
+            ).scalars()
+        )
+    return [r for r in rows if r["id"] in taken]
 
 
 def _record(engine: Engine, changes: list[dict[str, Any]], ops: list[dict[str, Any]]) -> set[int]:
