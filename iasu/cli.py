@@ -616,19 +616,33 @@ def alert_dispatch(as_json: JsonOption = False) -> None:
     else:
         typer.echo(
             f"{result.sent} sent, {result.dry_run} dry run, {result.failed} failed, {result.pending} pending"
+            + (" (stopped early: Slack refused the token)" if result.token_refused else "")
             + (" (stopped early: Slack unreachable)" if result.stopped_for_outage else "")
         )
 
 
 @alert_app.command("retry")
 @operator_errors
-def alert_retry(alert_id: Annotated[int, typer.Argument(help="Alert id (from `iasu alert list`).")]) -> None:
-    """Put a failed alert back in the outbox with its attempts reset; the next dispatch sends it."""
-    from tasks.queries import retry_alert
+def alert_retry(
+    alert_id: Annotated[int | None, typer.Argument(help="Alert id (from `iasu alert list`).")] = None,
+    failed_with: Annotated[
+        str | None,
+        typer.Option(help="Every failed alert whose last error is this (e.g. invalid_auth, once the token is fixed)."),
+    ] = None,
+) -> None:
+    """Put a failed alert, or every one failed with an error, back in the outbox; the next dispatch sends them."""
+    from tasks.queries import retry_alert, retry_failed
 
-    with _read_engine().begin() as conn:
-        retry_alert(conn, alert_id)
-    typer.echo(f"alert {alert_id}: pending again")
+    if alert_id is not None and failed_with is None:
+        with _read_engine().begin() as conn:
+            retry_alert(conn, alert_id)
+        typer.echo(f"alert {alert_id}: pending again")
+    elif failed_with is not None and alert_id is None:
+        with _read_engine().begin() as conn:
+            n = retry_failed(conn, failed_with)
+        typer.echo(f"{n} alert(s) failed with {failed_with}: pending again")
+    else:
+        _fail("give an alert id or --failed-with ERROR, one of the two")
 
 
 def _code(enum: Any, value: str, what: str) -> Any:

@@ -61,6 +61,7 @@ PERMANENT = {
     "is_archived",
     "account_inactive",
     "token_revoked",
+    "token_expired",
     "not_authed",
     "invalid_blocks",
     "msg_too_long",
@@ -68,6 +69,9 @@ PERMANENT = {
     "no_text",
     "restricted_action",
 }
+# Refusals of the token or the workspace, not of one message: every further post this run would be refused
+# alike, so the run stops at the first and the rest stay pending for a dispatch with a working token.
+TOKEN_REFUSED = {"invalid_auth", "not_authed", "token_revoked", "token_expired", "account_inactive"}
 OUTAGE = (urllib.error.URLError, ConnectionError, TimeoutError, socket.timeout, http.client.HTTPException, OSError)
 
 
@@ -220,6 +224,7 @@ class DispatchResult:
     messages: int = 0
     rate_limited: int = 0
     stopped_for_outage: bool = False
+    token_refused: bool = False  # Slack refused the token: the run stopped, the rest stay pending
     errors: dict[str, int] = field(default_factory=dict)
     claimed: int = 0  # taken from the outbox by this dispatch (not reported: pending says what is left)
     out_of_time: bool = False  # the send window closed with messages still to send (they stay pending)
@@ -359,9 +364,9 @@ def dispatch(
     # in a row across channels (Slack unreachable) and per channel (one channel's sends keep failing
     # while others succeed: that channel leaves the rotation, its alerts stay pending).
     failing: Counter[str] = Counter()
-    while plans and not result.stopped_for_outage and not result.out_of_time:
+    while plans and not (result.stopped_for_outage or result.out_of_time or result.token_refused):
         for channel, queued in plans:
-            if result.stopped_for_outage:
+            if result.stopped_for_outage or result.token_refused:
                 break
             if now() - claimed_at >= SEND_WINDOW:
                 result.out_of_time = True
@@ -392,8 +397,12 @@ def dispatch(
                     )
                     if final:
                         result.failed += 1
-                        ops.append(_ops_failed(m, exc.error, policy))
+                        # An ops alert that fails is not announced by another to the same ops channel: that
+                        # one would fail too, and breed a new one every dispatch. It shows as failed instead.
+                        if m["kind"] != "ops":
+                            ops.append(_ops_failed(m, exc.error, policy))
                 settled |= _record(engine, changes, ops)
+                result.token_refused = exc.error in TOKEN_REFUSED
                 continue
             except OUTAGE as exc:
                 outages += 1
@@ -451,6 +460,7 @@ def drain(
             total.errors[error] = total.errors.get(error, 0) + n
         total.pending, total.rate_limited = one.pending, one.rate_limited
         total.stopped_for_outage, total.out_of_time = one.stopped_for_outage, one.out_of_time
+        total.token_refused = one.token_refused
         # After a refusal, or a batch that delivered nothing (another dispatcher holding the rest), another
         # round would retry alerts sooner than the next dispatch should and could spend their attempts in one
         # run. A batch that was not full took everything there was, unless its send window closed first.
@@ -514,7 +524,9 @@ def dispatch_alerts() -> dict[str, Any]:
         result.dry_run,
         result.failed,
         result.pending,
-        " (stopped: Slack unreachable)"
+        " (stopped: Slack refused the token; the rest go with the next dispatch)"
+        if result.token_refused
+        else " (stopped: Slack unreachable)"
         if result.stopped_for_outage
         else " (stopped: out of time; the rest go with the next dispatch)"
         if result.out_of_time

@@ -114,6 +114,18 @@ def alerts(conn: Connection, *, status: str | None) -> list[dict[str, Any]]:
     return [{**dict(r._mapping), "created_at": r.created_at.isoformat()} for r in conn.execute(stmt)]
 
 
+def retry_failed(conn: Connection, error: str) -> int:
+    """Reset every failed alert whose last error is this one to pending (attempts zeroed); returns how many."""
+    a = Alert.__table__  # type: ignore[attr-defined]
+    return int(
+        conn.execute(
+            a.update()
+            .where(a.c.status == "failed", a.c.last_error == error)
+            .values(status="pending", attempts=0, last_error=None, claimed_until=None)
+        ).rowcount
+    )
+
+
 def retry_alert(conn: Connection, alert_id: int) -> None:
     """Reset a failed alert to pending (attempts zeroed) for the next dispatch."""
     from iasu.errors import OperatorError

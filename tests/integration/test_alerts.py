@@ -21,7 +21,7 @@ from models import Alert
 from tasks import notify
 from tasks.messages import keys_in_metadata
 from tasks.monitor import monitor
-from tasks.notify import SlackNotifier, dispatch
+from tasks.notify import SlackNotifier, dispatch, drain
 from tasks.schedule import schedule
 from tests.slack_server import FakeSlack
 from tests.support import leaks, night_without_prefect, personal_needles, policy_with, write_days
@@ -180,8 +180,47 @@ def test_what_slack_rejects_fails_and_tells_ops(overdue: dict[str, Any]) -> None
         result = dispatch(wiring.engine(), slack(fake), get_policy())
     failed = [a for a in outbox() if a["status"] == "failed"]
     assert result.failed == len(failed) > 0 and all(a["last_error"] == "channel_not_found" for a in failed)
-    ops = [a for a in outbox() if a["kind"] == "ops" and a["payload"]["event"] == "alert_failed"]
-    assert len(ops) == len(failed)
+    told = {
+        a["payload"]["alert_id"] for a in outbox() if a["kind"] == "ops" and a["payload"]["event"] == "alert_failed"
+    }
+    assert told == {a["id"] for a in failed if a["kind"] != "ops"}  # ops is told of each, bar its own
+
+
+def test_a_refused_token_stops_the_run_and_a_retry_sends_what_it_failed(overdue: dict[str, Any]) -> None:
+    from tasks.queries import retry_failed
+
+    run_monitor(DAY + timedelta(days=5))
+    queued = len(outbox())
+    with FakeSlack() as fake:
+        fake.mode = "invalid_auth"  # the token was revoked or rotated: every post would be refused alike
+        refused = drain(wiring.engine(), slack(fake), get_policy())
+        assert refused.token_refused and refused.messages == 0
+        failed = [a for a in outbox() if a["status"] == "failed"]
+        # The message Slack refused failed, as what Slack rejects does; nothing after it was tried.
+        assert 0 < len(failed) < queued and {a["last_error"] for a in failed} == {"invalid_auth"}
+        assert all(a["attempts"] == 0 for a in outbox() if a["status"] == "pending")
+        assert [m for m, _ in fake.requests if m == "chat.postMessage"] == ["chat.postMessage"]
+        fake.mode = "ok"  # the token is fixed
+        with wiring.engine().begin() as conn:
+            assert retry_failed(conn, "invalid_auth") == len(failed)
+        drain(wiring.engine(), slack(fake), get_policy())
+        seen = keys_at(fake)
+    # Everything reached Slack once, the ops alerts about the failures included, and nothing is left.
+    assert set(seen.values()) == {1} and set(seen) == {a["dedupe_key"] for a in outbox()}
+    assert {a["status"] for a in outbox()} == {"sent"}
+
+
+def test_a_failed_ops_alert_is_not_announced_by_another(overdue: dict[str, Any]) -> None:
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack() as fake:
+        fake.mode = "channel_not_found"  # every channel, the ops channel too
+        for _ in range(4):  # twenty minutes of five-minute dispatches
+            drain(wiring.engine(), slack(fake), get_policy())
+    alerts = outbox()
+    told = [a for a in alerts if a["kind"] == "ops" and a["payload"]["event"] == "alert_failed"]
+    # One ops alert for each other alert that failed, itself failed in turn; none about an ops alert.
+    assert sorted(a["payload"]["alert_id"] for a in told) == [a["id"] for a in alerts if a["kind"] != "ops"]
+    assert {a["status"] for a in alerts} == {"failed"}
 
 
 def test_no_payload_sent_carries_personal_data(overdue: dict[str, Any]) -> None:

@@ -127,6 +127,8 @@ def test_read_only_commands_import_neither_prefect_nor_great_expectations(env: d
             "db upgrade",
         ),
         (["nightly", "--date", "18/11/2026"], {}, "not a date"),
+        (["alert", "retry"], {}, "give an alert id or --failed-with ERROR"),
+        (["alert", "retry", "3", "--failed-with", "invalid_auth"], {}, "give an alert id or --failed-with ERROR"),
         (["nightly", "--date", "2026-11-18"], {"IASU_POLICY_FILE": "missing.yaml"}, "policy file missing.yaml"),
     ],
 )
