@@ -17,6 +17,10 @@ PNC = re.compile(r"^\d{2}/\d{1,7}[A-Z]$", re.IGNORECASE)
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 OLDEST_PLAUSIBLE_AGE_YEARS = 110
+# Floors no real referral goes below; year 1 would overflow the date arithmetic of later stages
+# (routing looks back from the earliest date received).
+EARLIEST_RECEIVED = date(2000, 1, 1)
+EARLIEST_INCIDENT_OR_BIRTH = date(1900, 1, 1)
 CRIME_REF = re.compile(r"^[A-Z]{2}/\d{5,8}/\d{2}$")
 _BEHAVIOURS = frozenset(Behaviour)
 _MARKERS = frozenset(Marker)
@@ -64,7 +68,7 @@ def _dob_plausible(dob: date | None, received: date | None, run_date: date) -> b
     if dob is None:
         return True  # presence and realness are separate expectations
     reference = received or run_date
-    return dob <= reference and (reference.year - dob.year) <= OLDEST_PLAUSIBLE_AGE_YEARS
+    return EARLIEST_INCIDENT_OR_BIRTH <= dob <= reference and (reference.year - dob.year) <= OLDEST_PLAUSIBLE_AGE_YEARS
 
 
 def _codes_known(codes: Iterable[str] | None, known: frozenset[str]) -> bool:
@@ -101,11 +105,13 @@ def validation_frame(canonical: pd.DataFrame, run_date: date, source_ref_pattern
             not given or rec is not None for given, rec in zip(c["received_date_given"], received, strict=True)
         ],
         "received_days_before_run": [days_before_run[rec] for rec in received],
+        "received_date_plausible": [rec is None or rec >= EARLIEST_RECEIVED for rec in received],
         "incident_date_real": [
             not given or inc is not None for given, inc in zip(c["incident_date_given"], incident, strict=True)
         ],
         "incident_days_before_received": [_days(rec, inc) for rec, inc in zip(received, incident, strict=True)],
         "incident_days_before_run": [_days(run_date, inc) for inc in incident],
+        "incident_date_plausible": [inc is None or inc >= EARLIEST_INCIDENT_OR_BIRTH for inc in incident],
         "duration_real": [
             not given or dur is not None for given, dur in zip(c["duration_given"], c["duration_months"], strict=True)
         ],

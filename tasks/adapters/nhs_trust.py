@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 from rules.codes import SDASH_COLUMNS, Behaviour, Force, Marker, ReferringAgency, Relationship, Source, SrpLevel
@@ -168,6 +169,20 @@ FIELDS: tuple[str, ...] = (
 _UNREAD: tuple[None, ...] = (None,) * len(FIELDS)
 
 
+# The content is decoded strictly, so a lone surrogate can only come from a \uD800-\uDFFF escape:
+# only a line holding such an escape needs the full check.
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
+def _encodable(record: object) -> bool:
+    """Whether every string in a parsed record, keys included, can be written as UTF-8."""
+    try:
+        json.dumps(record, ensure_ascii=False).encode("utf-8")
+    except (UnicodeEncodeError, RecursionError):  # too deep to walk: as unreadable as too deep to parse
+        return False
+    return True
+
+
 def fields(record: dict[str, object]) -> tuple[object, ...]:
     """One referral object flattened to values as found, in FIELDS order.
 
@@ -220,7 +235,11 @@ def adapt(path: Path) -> AdaptedFile:
         text_line = line.removesuffix("\r")
         try:
             record = json.loads(text_line)
-        except ValueError:
+        except (ValueError, RecursionError):  # nested past the parser's depth: as unreadable as broken JSON
+            record = None
+        # A lone surrogate (an unpaired \ud800 escape) parses, but no cipher or database takes it as UTF-8:
+        # unreadable, quarantined on its own instead of failing the whole file at load.
+        if isinstance(record, dict) and _SURROGATE_ESCAPE.search(text_line) and not _encodable(record):
             record = None
         ok = isinstance(record, dict)
         line_no.append(number)

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import csv
+import io
+import json
 from datetime import date
 from pathlib import Path
 
@@ -10,12 +13,14 @@ from sqlalchemy import select
 
 from expectations.runner import NightValidator
 from iasu import wiring
+from iasu.policy import get_policy
 from models import IngestBatch, Person, QuarantineEntry, Referral
 from models.referrals import PERSON_FIELDS
 from rules.linkage import name_dob_key, pnc_key
 from tasks.adapters import adapt
 from tasks.ingest import FileCounts, ingest_path
 from tasks.night import input_files
+from tasks.route import route
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
 
 DAY = date(2026, 11, 16)
@@ -261,3 +266,61 @@ def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path,
     docs = "".join(p.read_text(errors="ignore") for p in (tmp_path / "docs").rglob("*") if p.is_file())
     assert "index.html" in {p.name for p in (tmp_path / "docs").rglob("*")}
     assert leaks(docs, needles) == []
+
+
+def _generated(tmp_path: Path, prefix: str) -> Path:
+    """One clean generated export of the day, by source prefix."""
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=13)
+    return next(p for p in input_files(inbox, DAY) if p.name.startswith(prefix))
+
+
+def _quarantined() -> list[tuple[int, list[str]]]:
+    """(line, failed expectations) of every quarantine entry, in line order."""
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(select(QuarantineEntry.__table__)).mappings().all()  # type: ignore[attr-defined]
+    return sorted((row["line_no"], sorted(row["failed_expectations"])) for row in rows)
+
+
+def test_unreadable_json_lines_are_quarantined_and_the_rest_of_the_file_loads(configured: str, tmp_path: Path) -> None:
+    nhs = _generated(tmp_path, "nhs_trust")
+    good = [line for line in nhs.read_text(encoding="utf-8").split("\n") if line]
+    record = json.loads(good[0])
+    record["referralId"], record["notes"] = "NHS-REF-99999999", "Secret note \ud800 text"
+    deep = "[" * 1000  # too deep for the JSON parser: RecursionError, not ValueError
+    surrogate = json.dumps(record)  # a lone surrogate escape: no UTF-8 store or cipher takes it
+    nhs.write_text("\n".join([deep, *good, surrogate]) + "\n", encoding="utf-8")
+
+    [result] = run_files([nhs], tmp_path)
+    assert result.received == len(good) + 2
+    assert result.received == result.loaded + result.duplicates + result.quarantined
+    assert (result.loaded, result.quarantined) == (len(good), 2)
+    assert result.failed_expectations == {"record_readable": 2}
+    assert _quarantined() == [(1, ["record_readable"]), (len(good) + 2, ["record_readable"])]
+    docs = "".join(p.read_text(errors="ignore") for p in (tmp_path / "docs").rglob("*") if p.is_file())
+    assert "Secret note" not in docs + json.dumps(result.as_dict())
+    [again] = run_files([nhs], tmp_path)  # a rerun finishes as well, and changes nothing
+    assert again.status == "repeat" and counts(configured)["referrals"] == len(good)
+
+
+def test_dates_outside_a_sane_range_are_quarantined_and_routing_goes_on(configured: str, tmp_path: Path) -> None:
+    police = _generated(tmp_path, "police_rms")
+    header, *rows = list(csv.reader(io.StringIO(police.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("cp1252"))))
+    bad = dict(zip(header, rows[0], strict=True))
+    # Year 1 loaded once made routing's "earliest received minus the window" overflow every night after.
+    bad.update(DateReceived="0001-01-02", LastIncidentDate="", VictimDOB="0001-01-01", SuspectDOB="0001-01-01")
+    rows[0] = [bad[name] for name in header]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([header, *rows])
+    police.write_bytes(b"\xef\xbb\xbf" + out.getvalue().encode("cp1252"))
+
+    [result] = run_files([police], tmp_path)
+    assert result.received == len(rows)
+    assert result.received == result.loaded + result.duplicates + result.quarantined
+    assert (result.loaded, result.quarantined) == (len(rows) - 1, 1)
+    expected = ["perp_dob_plausible", "received_date_plausible", "victim_dob_plausible"]
+    assert result.failed_expectations == dict.fromkeys(expected, 1)
+    assert _quarantined() == [(2, expected)]
+    with wiring.engine().begin() as conn:
+        routed = route(conn, policy=get_policy(), run_date=DAY, actor="test")
+    assert sum(routed.routed.values()) + routed.merged == len(rows) - 1

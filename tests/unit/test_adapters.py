@@ -417,6 +417,61 @@ def test_broken_json_lines_are_not_parse_ok_and_blank_lines_are_skipped(tmp_path
     assert frame.iloc[1]["raw"] == "{not json"
 
 
+def test_a_json_line_nested_too_deep_to_parse_is_not_parse_ok(tmp_path: Path) -> None:
+    path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
+    good = json.dumps(nhs_record(), ensure_ascii=False)
+    deep = "[" * 1000
+    path.write_text(f"{good}\n{deep}\n{good}\n", encoding="utf-8")
+    frame = adapt(path).frame
+    assert list(frame["parse_ok"]) == [True, False, True]
+    assert frame.iloc[1]["raw"] == deep
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        _set(("notes",), "Secret note \ud800 text"),
+        _set(("victim", "name", "family"), "Sample\udfff"),
+        _set(("forceArea",), "\udc80"),
+        _set(("behaviours",), ["Following", "\ud83d"]),
+        _set(("victim", "contact", "extra"), {"\ud800": "a key nobody reads"}),
+    ],
+)
+def test_a_json_record_holding_a_lone_surrogate_is_not_parse_ok(
+    tmp_path: Path, change: Callable[[dict[str, object]], None]
+) -> None:
+    # No UTF-8 store or cipher takes a lone surrogate, and only a \uXXXX escape can make one.
+    record = nhs_record()
+    change(record)
+    path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
+    bad = json.dumps(record)  # ensure_ascii: the surrogate is written as its escape
+    assert "\\ud" in bad
+    path.write_text(f"{json.dumps(nhs_record())}\n{bad}\n", encoding="utf-8")
+    frame = adapt(path).frame
+    assert list(frame["parse_ok"]) == [True, False]
+    assert frame.iloc[1]["raw"] == bad
+    assert frame.iloc[1]["notes"] is None
+
+
+def test_an_escaped_surrogate_pair_is_one_character_and_reads(tmp_path: Path) -> None:
+    record = nhs_record()
+    record["notes"] = "Sent \U0001f600 twice"
+    path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
+    path.write_text(json.dumps(record) + "\n", encoding="utf-8")
+    assert "\\ud83d\\ude00" in path.read_text(encoding="utf-8")
+    row = only_row(path)
+    assert (row["parse_ok"], row["notes"]) == (True, "Sent \U0001f600 twice")
+
+
+def test_csv_feeds_cannot_yield_a_lone_surrogate_such_bytes_hold_the_file(tmp_path: Path) -> None:
+    # Both CSV feeds decode strictly (cp1252 has no surrogates; Python's UTF-8 codec rejects
+    # encoded ones), so a surrogate's bytes hold the file instead of reaching a record.
+    path = write_victim_service(tmp_path, [VICTIM_SERVICE_ROW])
+    path.write_bytes(path.read_bytes().replace("Łukasz".encode(), b"\xed\xa0\x80"))
+    with pytest.raises(FileHeld, match="not valid utf-8"):
+        adapt(path)
+
+
 def test_every_canonical_column_is_present_and_integers_stay_integers(tmp_path: Path) -> None:
     frame = adapt(write_police(tmp_path, [POLICE_ROW, {**POLICE_ROW, "DurationMonths": ""}])).frame
     assert tuple(frame.columns) == COLUMNS
