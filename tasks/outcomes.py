@@ -7,8 +7,6 @@ marks it done; the scheduler creates the next one.
 
 from __future__ import annotations
 
-import csv
-import io
 import re
 from collections import Counter
 from dataclasses import dataclass, field
@@ -205,37 +203,57 @@ def record_outcomes(
 def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
     """Read a contacts feed (UTF-8 CSV, header FEED_COLUMNS) into rows with validation flags."""
     from tasks.adapters.canonical import FileHeld
+    from tasks.adapters.csv_feed import UTF8_BOM, records
 
+    data = path.read_bytes()
+    body = data.removeprefix(UTF8_BOM)
     try:
-        text = path.read_bytes().decode("utf-8-sig")
+        text = body.decode("utf-8")
     except UnicodeDecodeError as exc:
-        raise FileHeld(f"not valid utf-8: undecodable byte at offset {exc.start}") from None
-    lines = text.splitlines()
-    reader = csv.reader(io.StringIO(text))
-    header = [h.strip().lower() for h in next(reader, [])]
+        # Records counted as the referral feeds count them, so a held file's received equals its held rows.
+        counted = sum(1 for _ in records(body.decode("utf-8", "replace")))
+        offset = exc.start + len(data) - len(body)
+        raise FileHeld(f"not valid utf-8: undecodable byte at offset {offset}", rows=max(counted - 1, 0)) from None
+    # The referral feeds' reader: records split on LF only (CR, form feed and U+2028 may sit in a cell), each
+    # with its own text and first line; one the csv module cannot read comes back without fields, not raised.
+    found = records(text)
+    first = next(found, None)
+    header = [h.strip().lower() for h in (first.fields or [])] if first else []
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
-        raise FileHeld(
-            f"missing column(s): {', '.join(missing)}", rows=max(len([ln for ln in lines if ln.strip()]) - 1, 0)
-        )
+        raise FileHeld(f"missing column(s): {', '.join(missing)}", rows=sum(1 for _ in found))
     position = {name: header.index(name) for name in FEED_COLUMNS if name in header}
-    records: list[dict[str, Any]] = []
-    for values in reader:
-        line_no = reader.line_num
-        if not any(v.strip() for v in values):
-            continue
-        raw = lines[line_no - 1] if line_no - 1 < len(lines) else ""
-        ok = len(values) == len(header)
-        get = {name: (values[idx].strip() or None) if ok else None for name, idx in position.items()}
-        records.append({"line_no": line_no, "raw": raw, "parse_ok": ok, **{n: get.get(n) for n in FEED_COLUMNS}})
-    frame = pd.DataFrame.from_records(records, columns=["line_no", "raw", "parse_ok", *FEED_COLUMNS])
+    rows: list[dict[str, Any]] = []
+    for record in found:
+        # A line of only commas is a record with every field empty: counted, and quarantined by the suite.
+        values = record.fields if record.fields is not None and len(record.fields) == len(header) else None
+        get = {name: (values[idx].strip() or None) if values else None for name, idx in position.items()}
+        rows.append(
+            {
+                "line_no": record.line_no,
+                "raw": record.raw,
+                "parse_ok": values is not None,
+                **{n: get.get(n) for n in FEED_COLUMNS},
+            }
+        )
+    frame = pd.DataFrame.from_records(rows, columns=["line_no", "raw", "parse_ok", *FEED_COLUMNS])
     return frame.astype(object).where(frame.notna(), None)
+
+
+def _local_date(when: datetime, zone: ZoneInfo) -> date | None:
+    """The instant's local date; None for one at the edge of datetime's range (year 1, 9999) that cannot move."""
+    try:
+        return when.astimezone(zone).date()
+    except OverflowError:
+        return None
 
 
 def validation_frame(frame: pd.DataFrame, run_date: date, timezone: str) -> pd.DataFrame:
     """The contacts feed as Great Expectations checks it (no personal data in this feed at all)."""
     run_end = end_of_day(run_date, timezone)
     happened = [parse_when(v, timezone) if v else None for v in frame["happened_at"]]
+    zone = ZoneInfo(timezone)
+    happened_days = [_local_date(h, zone) if h else None for h in happened]
     new_dates: list[date | None] = []
     for v in frame["new_date"]:
         try:
@@ -257,13 +275,16 @@ def validation_frame(frame: pd.DataFrame, run_date: date, timezone: str) -> pd.D
                 o != "rescheduled" or d is not None for o, d in zip(frame["outcome"], new_dates, strict=True)
             ],
             "new_date_days_after": [
-                float((d - h.astimezone(ZoneInfo(timezone)).date()).days) if d and h else None
-                for d, h in zip(new_dates, happened, strict=True)
+                float((d - day).days) if d and day else None for d, day in zip(new_dates, happened_days, strict=True)
             ],
+            # A length and a flag, not the value: the suite checks that it fits contact_outcomes.recorded_by.
+            "recorded_by_chars": [len(v) if v else None for v in frame["recorded_by"]],
+            "recorded_by_nul_free": [v is None or "\x00" not in v for v in frame["recorded_by"]],
         }
     )
     out["hours_after_run_end"] = pd.to_numeric(out["hours_after_run_end"], errors="coerce").astype("float64")
     out["new_date_days_after"] = pd.to_numeric(out["new_date_days_after"], errors="coerce").astype("float64")
+    out["recorded_by_chars"] = pd.to_numeric(out["recorded_by_chars"], errors="coerce").astype("float64")
     return out
 
 

@@ -2,27 +2,36 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, date, datetime
+from pathlib import Path
 
 import pytest
 from sqlalchemy import select
 
+from expectations.runner import NightValidator
 from iasu import wiring
 from iasu.policy import get_policy
-from models import AuditEvent, Contact, ContactOutcome
+from models import AuditEvent, Contact, ContactOutcome, QuarantineEntry
 from rules.cadence import rescheduled, retry_after_no_answer
 from rules.calendar import calendar_for
 from rules.codes import Force
-from tasks.outcomes import OutcomeReport, parse_when, record_outcomes
+from tasks.ingest import FileCounts
+from tasks.outcomes import OutcomeReport, ingest_contacts_path, parse_when, record_outcomes
 from tasks.schedule import schedule
 from tests.support import open_case
 
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 OUTCOMES = ContactOutcome.__table__  # type: ignore[attr-defined]
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+QUARANTINE = QuarantineEntry.__table__  # type: ignore[attr-defined]
 OPENED = datetime(2026, 10, 19, 10, tzinfo=UTC)  # a Monday, the week before the clocks go back
 KIND = "victim_first_contact"
 TZ = "Europe/London"
+RUN = date(2026, 10, 20)  # the night after OPENED: both first contacts pending
+HEADER = "case_ref,kind,happened_at,outcome,new_date,recorded_by\n"
+FIRST, SECOND, UNKNOWN = "CH-2026-000001", "CH-2026-000002", "CH-2026-000009"
+LONG_ID = "A" * 129  # one more than contact_outcomes.recorded_by holds (varchar(128) on PostgreSQL)
 
 
 @pytest.fixture
@@ -132,3 +141,112 @@ def test_a_local_time_in_the_hour_the_clocks_go_back_is_applied(contacts: dict[s
     assert (contact["attempts"], contact["last_attempt_at"]) == (1, datetime(2026, 10, 25, 0, 30, tzinfo=UTC))
     with wiring.engine().connect() as conn:
         assert conn.execute(select(OUTCOMES.c.contact_id)).scalars().all() == [contacts[ref]]
+
+
+def _row(
+    ref: str, when: str = "2026-10-20T10:00", outcome: str = "completed", new_date: str = "", by: str = "X"
+) -> str:
+    return f"{ref},{KIND},{when},{outcome},{new_date},{by}"
+
+
+def _ingest(path: Path, validator: NightValidator) -> FileCounts:
+    return ingest_contacts_path(
+        path,
+        run_date=RUN,
+        night_run_id=None,
+        actor="test",
+        engine=wiring.engine(),
+        cipher=wiring.cipher(),
+        index=wiring.blind_index(),
+        validator=validator,
+        policy=get_policy(),
+        timezone=TZ,
+    )
+
+
+def _quarantined() -> dict[int, tuple[list[str], str | None]]:
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(select(QUARANTINE.c.line_no, QUARANTINE.c.failed_expectations, QUARANTINE.c.raw_enc))
+        return {
+            r.line_no: (r.failed_expectations, wiring.cipher().decrypt("quarantine_entries", "raw_enc", r.raw_enc))
+            for r in rows
+        }
+
+
+CR_CELL = _row(FIRST, by="CH-UNI\r01")
+# Quoted cells over two lines that end alike: two records, not one record and its repeat.
+ALIKE_1, ALIKE_2 = _row(FIRST, by='"CH-UNI-01\nnight shift"'), _row(SECOND, by='"CH-UNI-02\nnight shift"')
+# Form feed and line separator are not line breaks in a CSV: the record is its own text, from its first line.
+ODD_BREAKS = _row(UNKNOWN, by='"CH-UNI-09\x0c\u2028night\nshift"')
+EMPTY_RECORD = ",,,,,"
+YEAR_ONE = _row(FIRST, when="0001-01-01T00:00+05:00")  # before the first instant UTC can hold
+YEAR_MAX = _row(FIRST, when="9999-12-31T23:00-05:00", outcome="rescheduled", new_date="9999-12-31")
+TOO_LONG = _row(SECOND, outcome="attempted_no_answer", by=LONG_ID)
+NUL_ID = _row(SECOND, when="2026-10-20T09:00", outcome="attempted_no_answer", by="CH-UNI\x0001")  # not in PG text
+ESCAPED_ID = _row(FIRST, when="2026-10-20T09:00", outcome="attempted_no_answer", by="CH\tUNI\\N01")  # COPY's escapes
+
+# body after the header; (received, loaded, duplicates, quarantined); line -> (reasons, raw) in quarantine
+FEEDS = {
+    "a lone CR in an unquoted cell": (
+        f"{CR_CELL}\n{_row(SECOND)}\n",
+        (2, 1, 0, 1),
+        {2: (["record_readable"], CR_CELL)},
+    ),
+    "multi-line cells ending alike": (
+        f"{ALIKE_1}\n{ALIKE_2}\n{ODD_BREAKS}\n",
+        (3, 2, 0, 1),
+        {6: (["case_known"], ODD_BREAKS)},
+    ),
+    "a line of only commas, an empty line": (
+        f"{EMPTY_RECORD}\n\n{_row(FIRST)}\n",
+        (2, 1, 0, 1),
+        {2: (["case_ref_present", "kind_present", "outcome_present", "happened_at_present"], EMPTY_RECORD)},
+    ),
+    "times out of range, staff ids PostgreSQL cannot store": (
+        f"{YEAR_ONE}\n{YEAR_MAX}\n{TOO_LONG}\n{NUL_ID}\n{ESCAPED_ID}\n{_row(FIRST, by='B' * 128)}\n{_row(SECOND)}\n",
+        (7, 3, 0, 4),
+        {
+            2: (["happened_at_not_too_old"], YEAR_ONE),
+            3: (["happened_at_not_future"], YEAR_MAX),
+            4: (["recorded_by_not_too_long"], TOO_LONG),
+            5: (["recorded_by_nul_free"], NUL_ID),
+        },
+    ),
+}
+
+
+@pytest.mark.parametrize(("body", "expected", "quarantined"), FEEDS.values(), ids=FEEDS.keys())
+def test_a_feed_accounts_for_every_record_and_applies_the_good_ones_once(
+    contacts: dict[str, int],
+    tmp_path: Path,
+    body: str,
+    expected: tuple[int, int, int, int],
+    quarantined: dict[int, tuple[list[str], str]],
+) -> None:
+    feed = tmp_path / "contacts_2026-10-20.csv"
+    feed.write_bytes((HEADER + body).encode())
+    validator = NightValidator(tmp_path / "docs")
+    first = _ingest(feed, validator)
+    assert (first.status, first.received, first.loaded, first.duplicates, first.quarantined) == ("loaded", *expected)
+    assert _quarantined() == quarantined
+    with wiring.engine().connect() as conn:
+        assert len(conn.execute(select(OUTCOMES.c.id)).all()) == first.loaded
+    # Resent with other bytes (a trailing empty line, not a record): nothing new, everything accounted for.
+    feed.write_bytes((HEADER + body + "\n").encode())
+    again = _ingest(feed, validator)
+    assert (again.received, again.loaded, again.quarantined, again.duplicates) == (expected[0], 0, 0, expected[0])
+    assert _quarantined() == quarantined
+    # Counts and Great Expectations' results name lines and expectations, never a cell's value.
+    assert validator.build_docs() is not None
+    published = json.dumps([first.as_dict(), again.as_dict()]) + "".join(
+        p.read_text(errors="replace") for p in (tmp_path / "docs").rglob("*") if p.is_file()
+    )
+    assert "CH-UNI" not in published and LONG_ID not in published
+
+
+def test_an_undecodable_feed_is_held_with_its_records_counted(contacts: dict[str, int], tmp_path: Path) -> None:
+    feed = tmp_path / "contacts_2026-10-20.csv"
+    feed.write_bytes((HEADER + f"{_row(FIRST)}\n{_row(SECOND, by='José')}\n{_row(UNKNOWN)}\n").encode("latin-1"))
+    counts = _ingest(feed, NightValidator(tmp_path / "docs"))
+    assert (counts.status, counts.received, counts.held_rows, counts.loaded, counts.quarantined) == ("held", 3, 3, 0, 0)
+    assert counts.held_reason is not None and "José" not in counts.held_reason
