@@ -52,7 +52,11 @@ DISPATCH_LIMIT = 50_000
 # When a night queues more than one run takes (its limit), missed deadlines go first, the most escalated
 # before the rest, then new high-risk cases, ops and digests; a big intake never holds back a missed contact.
 CLAIM_ORDER = sql_case({"missed_contact": 0, "new_high_risk": 1, "ops": 2}, value=ALERTS.c.kind, else_=3)
-HISTORY_LIMIT = 200  # recent messages searched for a dedupe key before a resend
+HISTORY_LIMIT = 200  # messages a page of a channel's history, searched for dedupe keys before a resend
+# A channel's messages since the first try are searched, up to this many pages: a busy channel's newer
+# messages no longer hide the one looked for. The margin covers our clock against Slack's.
+HISTORY_PAGES = 10
+HISTORY_MARGIN = timedelta(minutes=1)
 # Errors that mean Slack will not take this message however often it is sent.
 PERMANENT = {
     "channel_not_found",
@@ -103,12 +107,38 @@ class Notifier(Protocol):
     # Returns the message ts. `within`: seconds the send may still take (its retries' waits included).
     def send(self, channel: str, message: Message, within: float = math.inf) -> str: ...
 
-    def delivered_keys(self, channel: str) -> dict[str, str]: ...  # dedupe key -> ts, from recent history
+    # Dedupe key -> ts, from the channel's messages since `since` (the earliest try of what is looked for).
+    def delivered_keys(self, channel: str, since: datetime) -> dict[str, str]: ...
 
 
 # Slack allows chat.postMessage about one message per second per channel: pacing to that, rather than
 # sending at once and sleeping off each 429 (Retry-After plus up to a second of jitter), is quicker and politer.
 CHANNEL_INTERVAL_S = 1.0
+
+
+def _never_reached_slack(error: BaseException | None) -> bool:
+    """Whether a connection error shows the request never left: refused, or the host not found."""
+    reason = error.reason if isinstance(error, urllib.error.URLError) else error
+    return isinstance(reason, ConnectionRefusedError | socket.gaierror)
+
+
+def _connection_retry_handler() -> Any:
+    """slack_sdk's connection-error retry, kept from re-posting a message Slack may already have.
+
+    A reset or a dropped answer can come after Slack stored the post: trying it again at once would send it
+    twice. Such a post stays pending, marked as tried, and the next dispatch looks for it in the channel's
+    history first. Reads, and posts that never reached Slack, are retried as the SDK would.
+    """
+    from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler
+
+    class PostSafeConnectionRetry(ConnectionErrorRetryHandler):
+        def _can_retry(self, *, state: Any, request: Any, response: Any = None, error: Any = None) -> bool:
+            retry: bool = super()._can_retry(state=state, request=request, response=response, error=error)
+            if retry and str(request.url).endswith("/chat.postMessage"):
+                return _never_reached_slack(error)
+            return retry
+
+    return PostSafeConnectionRetry(max_retry_count=1)
 
 
 class SlackNotifier:
@@ -118,7 +148,7 @@ class SlackNotifier:
 
     def __init__(self, token: str, base_url: str, timeout: float) -> None:
         from slack_sdk import WebClient
-        from slack_sdk.http_retry.builtin_handlers import ConnectionErrorRetryHandler, RateLimitErrorRetryHandler
+        from slack_sdk.http_retry.builtin_handlers import RateLimitErrorRetryHandler
 
         self.rate_limited = 0
         self._last_post: dict[str, float] = {}  # channel -> monotonic time of the last post
@@ -144,7 +174,7 @@ class SlackNotifier:
             base_url=base_url if base_url.endswith("/") else base_url + "/",
             timeout=self._timeout,
             retry_handlers=[
-                ConnectionErrorRetryHandler(max_retry_count=1),
+                _connection_retry_handler(),
                 CountingRateLimitHandler(max_retry_count=8),
             ],
         )
@@ -168,24 +198,30 @@ class SlackNotifier:
             self._give_up_at = math.inf  # the bound is this send's only: a history read after it has its own
         return str(response["ts"])
 
-    def delivered_keys(self, channel: str) -> dict[str, str]:
-        """Dedupe keys found in the channel's recent messages' metadata."""
+    def delivered_keys(self, channel: str, since: datetime) -> dict[str, str]:
+        """Dedupe keys found in the metadata of the channel's messages since `since`, newest page first."""
         from slack_sdk.errors import SlackApiError
 
-        try:
-            response = self.client.conversations_history(
-                channel=channel, limit=HISTORY_LIMIT, include_all_metadata=True
-            )
-        except SlackApiError as exc:
-            raise SlackRejectedError(str(exc.response.get("error", "unknown")), exc.response.status_code) from None
+        oldest = f"{(since - HISTORY_MARGIN).timestamp():.6f}"
+        latest: str | None = None  # each page ends where the one before it stopped
         found: dict[str, str] = {}
-        messages: list[dict[str, Any]] = response.get("messages", []) or []
-        for msg in messages:
-            metadata = msg.get("metadata") or {}
-            if metadata.get("event_type") != "iasu_alert":  # another app's message: its metadata is not ours
-                continue
-            for key in keys_in_metadata(metadata.get("event_payload") or {}):
-                found[key] = str(msg.get("ts"))
+        for _ in range(HISTORY_PAGES):
+            try:
+                response = self.client.conversations_history(
+                    channel=channel, limit=HISTORY_LIMIT, oldest=oldest, latest=latest, include_all_metadata=True
+                )
+            except SlackApiError as exc:
+                raise SlackRejectedError(str(exc.response.get("error", "unknown")), exc.response.status_code) from None
+            messages: list[dict[str, Any]] = response.get("messages", []) or []
+            for msg in messages:
+                metadata = msg.get("metadata") or {}
+                if metadata.get("event_type") != "iasu_alert":  # another app's message: its metadata is not ours
+                    continue
+                for key in keys_in_metadata(metadata.get("event_payload") or {}):
+                    found[key] = str(msg.get("ts"))
+            if not response.get("has_more") or not messages:
+                break
+            latest = str(messages[-1].get("ts"))
         return found
 
 
@@ -208,7 +244,7 @@ class DryRunNotifier:
         self.show(f"[dry run] {channel}: {message.text}")
         return ts
 
-    def delivered_keys(self, channel: str) -> dict[str, str]:
+    def delivered_keys(self, channel: str, since: datetime) -> dict[str, str]:
         """Nothing was ever delivered."""
         return {}
 
@@ -343,8 +379,9 @@ def dispatch(
             break
         changes: list[dict[str, Any]] = []
         try:
-            if any(a["tried_at"] for a in alerts):  # a send may have arrived before a timeout or crash
-                seen, found_at = notifier.delivered_keys(channel), now()
+            tried = [a["tried_at"] for a in alerts if a["tried_at"]]
+            if tried:  # a send may have arrived before a timeout or crash
+                seen, found_at = notifier.delivered_keys(channel, since=min(tried)), now()
                 for a in [a for a in alerts if a["dedupe_key"] in seen]:
                     changes.append(_change(a, AlertStatus.sent, ts=seen[a["dedupe_key"]], sent_at=found_at))
                     result.sent += 1

@@ -15,7 +15,6 @@ from urllib.parse import parse_qsl, urlsplit
 
 Mode = Literal["ok", "rate_limited", "server_error", "down", "hang", "channel_not_found", "invalid_auth"]
 MODES: tuple[str, ...] = get_args(Mode)
-FIRST_TS_MICROS = 1_700_000_000_000_000  # ts values look like Slack's "1700000000.000100"
 # Slack refuses a message whose blocks hold more than about 12,000 characters of text in all, below
 # what 50 blocks of 3,000 would allow (answered as msg_blocks_too_long).
 BLOCKS_TEXT_LIMIT = 12_000
@@ -74,7 +73,7 @@ class FakeSlack:
         self._forced: deque[Mode] = deque()
         self._failing_channels: set[str] = set()
         self._recent: dict[str, deque[float]] = {}
-        self._next_ts = FIRST_TS_MICROS
+        self._next_ts = 0  # microseconds of the last ts given
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
 
@@ -215,7 +214,8 @@ class FakeSlack:
             return _Reply(200, {"ok": False, "error": "msg_blocks_too_long"})
         if self._over_rate(str(channel)):
             return self._rate_limited()
-        self._next_ts += 100
+        # As Slack's: the post's time ("1764500000.000100"), which history's oldest and latest compare; unique.
+        self._next_ts = max(self._next_ts + 100, time.time_ns() // 1_000)
         ts = f"{self._next_ts // 1_000_000}.{self._next_ts % 1_000_000:06d}"
         record = {
             "channel": str(channel),

@@ -5,8 +5,11 @@ The real slack_sdk WebClient talks to tests/slack_server.py over loopback.
 
 from __future__ import annotations
 
+import http.client
 import json
+import socket
 import threading
+import urllib.error
 from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
@@ -171,6 +174,65 @@ def test_a_timeout_after_delivery_does_not_produce_a_second_message(overdue: dic
         seen = keys_at(fake)
     assert set(seen.values()) == {1}
     assert {a["status"] for a in outbox()} == {"sent"}
+
+
+def test_a_delivered_post_is_found_behind_a_busy_channels_newer_messages(overdue: dict[str, Any]) -> None:
+    from slack_sdk import WebClient
+
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack(hang_seconds=2) as fake:
+        fake.fail_next(1, "hang")  # the first post arrives, then the client times out
+        first = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert first.pending >= 1
+        channel = next(m["channel"] for m in fake.messages)
+        team = WebClient(token="xoxb-team", base_url=fake.base_url)
+        for n in range(450):  # the team's own messages since: more than two pages of history
+            team.chat_postMessage(channel=channel, text=f"chat {n}")
+        second = dispatch(wiring.engine(), slack(fake), get_policy())
+        seen = keys_at(fake)
+    assert second.pending == 0 and set(seen.values()) == {1}
+    assert {a["status"] for a in outbox()} == {"sent"}
+
+
+def test_a_post_slack_stored_before_the_connection_dropped_is_not_posted_again(overdue: dict[str, Any]) -> None:
+    from tests.slack_server import DROPPED, _Reply
+
+    class DropsFirstAnswer(FakeSlack):
+        dropped = False
+
+        def _decide(self, mode: Any, method: str, params: dict[str, Any], token: str | None) -> _Reply:
+            reply = super()._decide(mode, method, params, token)
+            if method == "chat.postMessage" and reply.status == 200 and not self.dropped:
+                self.dropped = True  # stored, then the connection is reset before the answer
+                return _Reply(DROPPED)
+            return reply
+
+    run_monitor(DAY + timedelta(days=5))
+    with DropsFirstAnswer() as fake:
+        first = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert first.pending >= 1  # the dropped one waits, marked as tried
+        dispatch(wiring.engine(), slack(fake), get_policy())  # finds it in the channel's history
+        seen = keys_at(fake)
+        posts = [status for method, status in fake.requests if method == "chat.postMessage"]
+    assert posts.count(DROPPED) == 1 and set(seen.values()) == {1}
+    assert set(seen) == {a["dedupe_key"] for a in outbox()} and {a["status"] for a in outbox()} == {"sent"}
+
+
+@pytest.mark.parametrize(
+    ("error", "never_reached"),
+    [
+        (urllib.error.URLError(ConnectionRefusedError()), True),
+        (urllib.error.URLError(socket.gaierror()), True),
+        (ConnectionRefusedError(), True),
+        (urllib.error.URLError(ConnectionResetError()), False),
+        (ConnectionResetError(), False),
+        (http.client.RemoteDisconnected(), False),
+        (urllib.error.URLError(TimeoutError()), False),
+        (None, False),
+    ],
+)
+def test_only_a_post_that_never_reached_slack_is_retried_at_once(error: Any, never_reached: bool) -> None:
+    assert notify._never_reached_slack(error) is never_reached
 
 
 def test_what_slack_rejects_fails_and_tells_ops(overdue: dict[str, Any]) -> None:

@@ -204,7 +204,7 @@ def test_a_rate_limited_send_stops_waiting_before_its_time_is_up() -> None:
         # The bound was that send's only: a history read after it waits out its own 429 as usual.
         fake.mode = "ok"
         fake.fail_next(1, "rate_limited")
-        assert notifier.delivered_keys("C0LIMITED") == {}
+        assert notifier.delivered_keys("C0LIMITED", since=datetime.now(UTC)) == {}
         assert fake.requests[2:] == [("conversations.history", 429), ("conversations.history", 200)]
 
 

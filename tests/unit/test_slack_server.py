@@ -46,7 +46,7 @@ def test_each_post_gets_a_later_unique_ts(slack: FakeSlack) -> None:
     web = client(slack)
     stamps = [web.chat_postMessage(channel="C1", text=str(i))["ts"] for i in range(3)]
     assert stamps == sorted(set(stamps), key=float)
-    assert stamps[0] == "1700000000.000100"
+    assert abs(float(stamps[0]) - time.time()) < 60  # the post's time, as Slack's ts is
 
 
 def test_a_form_encoded_post_has_its_json_metadata_parsed(slack: FakeSlack) -> None:
