@@ -226,7 +226,7 @@ def test_a_post_slack_stored_before_the_connection_dropped_is_not_posted_again(o
         (ConnectionRefusedError(), True),
         (urllib.error.URLError(ConnectionResetError()), False),
         (ConnectionResetError(), False),
-        (http.client.RemoteDisconnected(), False),
+        (http.client.RemoteDisconnected("Remote end closed connection without response"), False),
         (urllib.error.URLError(TimeoutError()), False),
         (None, False),
     ],
