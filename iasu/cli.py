@@ -18,6 +18,8 @@ from iasu.errors import OperatorError
 app = typer.Typer(help="Referral platform for integrated anti-stalking units.", no_args_is_help=True)
 db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
 quarantine_app = typer.Typer(help="Rows held back by validation.", no_args_is_help=True)
+batch_app = typer.Typer(help="Input files as taken in: release a held one.", no_args_is_help=True)
+app.add_typer(batch_app, name="batch")
 app.add_typer(db_app, name="db")
 case_app = typer.Typer(help="One case: show, override, close.", no_args_is_help=True)
 queue_app = typer.Typer(help="Work queues.", no_args_is_help=True)
@@ -237,6 +239,25 @@ def quarantine_list(
         typer.echo("no quarantine entries" if show_all else "no open quarantine entries")
     for e in entries:
         typer.echo(f"{e['file']}:{e['line']}  {e['status']:8}  {', '.join(e['failed_expectations'])}")
+
+
+@batch_app.command("release")
+@operator_errors
+def batch_release(
+    batch_id: Annotated[int, typer.Argument(help="Batch id of a held file (in its ops alert).")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    reason: Annotated[str, typer.Option(help="Why the file may be taken in (encrypted in the audit log).")],
+) -> None:
+    """Release a held file: rerunning its night takes the same bytes in, past the size gate; audited."""
+    from iasu import wiring
+    from tasks.ingest import release_batch
+
+    with _read_engine().begin() as conn:
+        released = release_batch(conn, batch_id, by=by, reason=reason, cipher=wiring.cipher())
+    typer.echo(
+        f"batch {batch_id} ({released['file']}): released; rerun its night to take it in: "
+        f"iasu nightly --date {released['run_date']}"
+    )
 
 
 def _read_engine() -> Any:

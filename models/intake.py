@@ -17,6 +17,7 @@ class BatchStatus(StrEnum):
 
     loaded = "loaded"  # rows read, each loaded, duplicate or quarantined
     held = "held"  # the batch gate stopped the whole file; no row loaded
+    released = "released"  # held, then released by staff: the same bytes are taken in again, past the size gate
 
 
 class QuarantineStatus(StrEnum):

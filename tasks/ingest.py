@@ -75,11 +75,14 @@ def _previous(conn: Connection, sha256: str) -> Any:
 
 
 def seen_before(path: Path, engine: Engine) -> tuple[str, FileCounts | None]:
-    """The file's sha256, and its counts again if the same bytes were taken in before (a repeat adds nothing)."""
+    """The file's sha256, and its counts again if the same bytes were taken in before (a repeat adds nothing).
+
+    Bytes held and then released by staff are not a repeat: they are taken in again.
+    """
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     with engine.begin() as conn:
         previous = _previous(conn, sha256)
-    if previous is None:
+    if previous is None or previous["status"] == BatchStatus.released:
         return sha256, None
     held = previous["held_rows"]
     counts = FileCounts(
@@ -108,6 +111,7 @@ def _history(conn: Connection, source: str) -> list[int]:
 
 
 def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_run_id: int | None, sha256: str) -> int:
+    """Record a file taken in; the same bytes released after a hold take over their released batch."""
     values = {k: v for k, v in counts.as_dict().items() if k in BATCHES.c and k not in ("status",)}
     values.update(
         night_run_id=night_run_id,
@@ -118,7 +122,37 @@ def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_
         created_at=utcnow(),
     )
     values.pop("batch_id", None)
-    return int(conn.execute(BATCHES.insert().values(**values).returning(BATCHES.c.id)).scalar_one())
+    b = BATCHES.c
+    released = conn.execute(
+        select(b.id).where(b.sha256 == sha256, b.status == BatchStatus.released)
+    ).scalar_one_or_none()
+    if released is not None:  # one batch per file's bytes (sha256 is unique): the release's row is the file's
+        conn.execute(BATCHES.update().where(b.id == released).values(**values))
+        return int(released)
+    return int(conn.execute(BATCHES.insert().values(**values).returning(b.id)).scalar_one())
+
+
+def release_batch(conn: Connection, batch_id: int, *, by: str, reason: str, cipher: FieldCipher) -> dict[str, Any]:
+    """Release a held file: its same bytes are taken in again when its night reruns, past the size gate."""
+    from iasu.errors import OperatorError
+
+    batch = conn.execute(select(BATCHES).where(BATCHES.c.id == batch_id)).mappings().first()
+    if batch is None:
+        raise OperatorError(f"no batch {batch_id}")
+    if batch["status"] != BatchStatus.held:
+        raise OperatorError(f"batch {batch_id} is {batch['status']}, not held")
+    conn.execute(BATCHES.update().where(BATCHES.c.id == batch_id).values(status=BatchStatus.released))
+    audit.record(
+        conn,
+        actor=by,
+        action="release",
+        entity="ingest_batches",
+        entity_id=batch_id,
+        details={"file": batch["file_name"], "rows": batch["held_rows"], "held_for": batch["held_reason"]},
+        reason=reason,
+        cipher=cipher,
+    )
+    return {"batch_id": batch_id, "file": batch["file_name"], "run_date": batch["run_date"].isoformat()}
 
 
 def ingest_path(
@@ -155,7 +189,9 @@ def ingest_path(
     counts = FileCounts(file=path.name, source=adapted.source.value, status="loaded", received=len(frame))
     counts.stage_seconds["parse"], clock = time.perf_counter() - clock, time.perf_counter()
     with engine.begin() as conn:
-        reason = row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
+        # Bytes seen before and not a repeat were released by staff after a hold: the size gate has had its say.
+        released = _previous(conn, sha256) is not None
+        reason = None if released else row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
     if reason is not None:
         counts.status, counts.held_rows, counts.held_reason = "held", len(frame), reason
         return record_held(
@@ -237,6 +273,7 @@ def record_held(
                     get_policy().ops_channel,
                     {
                         "event": "file_held",
+                        "batch_id": counts.batch_id,  # what `iasu batch release` takes, once staff have looked
                         "file": counts.file,
                         "rows": counts.held_rows,
                         "reason": counts.held_reason,

@@ -256,6 +256,63 @@ def test_a_row_count_far_outside_history_holds_the_file(configured: str, tmp_pat
     assert all(r.status == "held" and "far above" in (r.held_reason or "") for r in results)
 
 
+def test_a_held_file_released_by_staff_is_taken_in_when_its_night_reruns(configured: str, tmp_path: Path) -> None:
+    from iasu.errors import OperatorError
+    from models import AuditEvent
+    from tasks.ingest import release_batch
+
+    inbox = tmp_path / "inbox"
+    days = [date(2026, 11, d) for d in range(1, 7)]
+    write_days(inbox, days[0], days=5, per_day=30, dirty=0.0, seed=5)
+    for d in days[:5]:
+        run_files(input_files(inbox, d), tmp_path, run_date=d)
+    write_days(inbox, days[5], days=1, per_day=900, dirty=0.0, seed=6)  # a real surge, held for its size
+    held = run_files(input_files(inbox, days[5]), tmp_path, run_date=days[5])
+    assert {r.status for r in held} == {"held"}
+    surge = held[0]
+    assert surge.batch_id is not None
+    assert run_files([inbox / days[5].isoformat() / surge.file], tmp_path, run_date=days[5])[0].status == "repeat"
+
+    with wiring.engine().begin() as conn:
+        released = release_batch(conn, surge.batch_id, by="ops-lead", reason="confirmed surge", cipher=wiring.cipher())
+        with pytest.raises(OperatorError, match="is released, not held"):
+            release_batch(conn, surge.batch_id, by="ops-lead", reason="again", cipher=wiring.cipher())
+    assert released["file"] == surge.file and released["run_date"] == days[5].isoformat()
+    [taken] = run_files([inbox / days[5].isoformat() / surge.file], tmp_path, run_date=days[5])  # the night reruns
+    assert taken.status == "loaded" and taken.batch_id == surge.batch_id  # the same batch: one per file's bytes
+    assert taken.received == surge.received == taken.loaded + taken.duplicates + taken.quarantined
+    assert taken.loaded > 0
+    [again] = run_files([inbox / days[5].isoformat() / surge.file], tmp_path, run_date=days[5])
+    assert again.status == "repeat" and again.batch_id == surge.batch_id
+    with wiring.engine().begin() as conn:
+        with pytest.raises(OperatorError, match="is loaded, not held"):
+            release_batch(conn, surge.batch_id, by="ops-lead", reason="no", cipher=wiring.cipher())
+        with pytest.raises(OperatorError, match="no batch 99999"):
+            release_batch(conn, 99999, by="ops-lead", reason="no", cipher=wiring.cipher())
+        events = conn.execute(select(AuditEvent.__table__)).mappings().all()  # type: ignore[attr-defined]
+    release = [e for e in events if e["action"] == "release"]
+    assert [(e["actor"], e["entity_id"]) for e in release] == [("ops-lead", str(surge.batch_id))]
+    assert "confirmed surge" not in str(release[0]["details"]) and release[0]["reason_enc"] is not None
+
+
+def test_a_misnamed_file_released_is_taken_in_under_its_right_name(
+    configured: str, inbox: Path, tmp_path: Path
+) -> None:
+    from tasks.ingest import release_batch
+
+    folder = inbox / DAY.isoformat()
+    police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
+    misnamed = police.rename(folder / police.name.upper())
+    [held] = run_files([misnamed], tmp_path)
+    assert held.held_reason == "no adapter for this file name" and held.batch_id is not None
+    renamed = misnamed.rename(police)  # the agency sends the same bytes again, named as agreed
+    assert run_files([renamed], tmp_path)[0].status == "repeat"  # same bytes: still the held batch
+    with wiring.engine().begin() as conn:
+        release_batch(conn, held.batch_id, by="ops", reason="renamed by the agency", cipher=wiring.cipher())
+    [taken] = run_files([renamed], tmp_path)
+    assert taken.status == "loaded" and taken.loaded > 0 and taken.batch_id == held.batch_id
+
+
 def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path, tmp_path: Path) -> None:
     run_files(input_files(inbox, DAY), tmp_path)
     needles = personal_needles(inbox)
