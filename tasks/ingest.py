@@ -177,7 +177,7 @@ def ingest_path(
     try:
         adapted = adapt(path)
     except FileHeld as held_file:
-        rows = held_file.rows or _count_lines(path)
+        rows = held_file.rows if held_file.rows is not None else _count_lines(path)
         counts = FileCounts(
             file=path.name, source=None, status="held", received=rows, held_rows=rows, held_reason=held_file.reason
         )

@@ -203,7 +203,7 @@ def record_outcomes(
 def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
     """Read a contacts feed (UTF-8 CSV, header FEED_COLUMNS) into rows with validation flags."""
     from tasks.adapters.canonical import FileHeld
-    from tasks.adapters.csv_feed import UTF8_BOM, records
+    from tasks.adapters.csv_feed import UTF8_BOM, hold_cr_only, records
 
     data = path.read_bytes()
     body = data.removeprefix(UTF8_BOM)
@@ -216,6 +216,7 @@ def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
         raise FileHeld(f"not valid utf-8: undecodable byte at offset {offset}", rows=max(counted - 1, 0)) from None
     # The referral feeds' reader: records split on LF only (CR, form feed and U+2028 may sit in a cell), each
     # with its own text and first line; one the csv module cannot read comes back without fields, not raised.
+    hold_cr_only(text)
     found = records(text)
     first = next(found, None)
     header = [h.strip().lower() for h in (first.fields or [])] if first else []
@@ -314,8 +315,8 @@ def ingest_contacts_path(
             file=path.name,
             source=SOURCE,
             status="held",
-            received=held.rows,
-            held_rows=held.rows,
+            received=held.rows or 0,
+            held_rows=held.rows or 0,
             held_reason=held.reason,
         )
         return record_held(

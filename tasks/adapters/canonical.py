@@ -83,10 +83,10 @@ CRIME_REF_PATTERN = rf"^({FORCE_PREFIXES})/[0-9]{{7}}/[0-9]{{2}}$"
 class FileHeld(Exception):  # noqa: N818 - the name the whole pipeline uses
     """The whole file is unfit to read (wrong shape or encoding); no row is loaded."""
 
-    def __init__(self, reason: str, rows: int = 0) -> None:
+    def __init__(self, reason: str, rows: int | None = None) -> None:
         super().__init__(reason)
         self.reason = reason
-        self.rows = rows  # input records counted before giving up, for reconciliation
+        self.rows = rows  # input records counted before giving up, for reconciliation; None: not counted
 
 
 @dataclass(frozen=True)

@@ -84,6 +84,13 @@ def physical_lines(text: str) -> list[str]:
     return lines
 
 
+def hold_cr_only(text: str) -> None:
+    """Hold a file whose lines end in CR alone, its records counted: read on LF, it would be one line."""
+    if "\r" in text and "\n" not in text:
+        lines = [line for line in text.split("\r") if line.strip()]
+        raise FileHeld("lines end in CR alone: export with LF or CRLF endings", rows=max(len(lines) - 1, 0))
+
+
 def records(text: str) -> Iterator[Record]:
     """Every non-blank record in the text, header included, with its starting line."""
     lines = physical_lines(text)
@@ -117,10 +124,13 @@ def adapt_csv(path: Path, feed: CsvFeed) -> AdaptedFile:
         raise FileHeld(
             f"not valid {feed.encoding}: undecodable byte at offset {offset}", rows=max(counted - 1, 0)
         ) from None
+    hold_cr_only(text)
     found = records(text)
     header = next(found, None)
-    if header is None or header.fields is None:
-        raise FileHeld("no header row")
+    if header is None:
+        raise FileHeld("no header row", rows=0)
+    if header.fields is None:  # the records after an unreadable header are still counted, not the header
+        raise FileHeld("no header row", rows=sum(1 for _ in found))
     position = {label_key(name): index for index, name in enumerate(header.fields)}
     missing = [name for name, column in feed.columns if label_key(name) not in position and column not in feed.optional]
     if missing:

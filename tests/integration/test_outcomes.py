@@ -250,3 +250,13 @@ def test_an_undecodable_feed_is_held_with_its_records_counted(contacts: dict[str
     counts = _ingest(feed, NightValidator(tmp_path / "docs"))
     assert (counts.status, counts.received, counts.held_rows, counts.loaded, counts.quarantined) == ("held", 3, 3, 0, 0)
     assert counts.held_reason is not None and "José" not in counts.held_reason
+
+
+def test_a_feed_whose_lines_end_in_cr_alone_is_held_with_its_records_counted(
+    contacts: dict[str, int], tmp_path: Path
+) -> None:
+    feed = tmp_path / "contacts_2026-10-20.csv"
+    feed.write_text((HEADER + f"{_row(FIRST)}\n{_row(SECOND)}\n").replace("\n", "\r"), encoding="utf-8")
+    counts = _ingest(feed, NightValidator(tmp_path / "docs"))
+    assert (counts.status, counts.received, counts.held_rows, counts.loaded) == ("held", 2, 2, 0)
+    assert counts.held_reason == "lines end in CR alone: export with LF or CRLF endings"

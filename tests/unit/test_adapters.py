@@ -365,6 +365,38 @@ def test_an_empty_csv_file_is_held_for_want_of_a_header(tmp_path: Path) -> None:
         adapt(path)
 
 
+@pytest.mark.parametrize("content", [b"", b"\xef\xbb\xbf", b"\r\n\r\n"])
+def test_a_file_with_no_record_at_all_is_held_with_none_counted(tmp_path: Path, content: bytes) -> None:
+    path = tmp_path / inbox_file_name(Source.victim_service, DAY)
+    path.write_bytes(content)
+    with pytest.raises(FileHeld, match="no header row") as held:
+        adapt(path)
+    assert held.value.rows == 0
+
+
+def test_the_records_after_an_unreadable_header_are_counted_not_the_header(tmp_path: Path) -> None:
+    path = write_police(tmp_path, [POLICE_ROW, POLICE_ROW])
+    data = path.read_bytes()
+    path.write_bytes(data.replace(b"URN,", b"UR\rN,", 1))  # a lone CR in an unquoted cell: the csv module refuses it
+    with pytest.raises(FileHeld, match="no header row") as held:
+        adapt(path)
+    assert held.value.rows == 2
+
+
+@pytest.mark.parametrize("writer", ["police", "victim_service"])
+def test_a_file_whose_lines_end_in_cr_alone_is_held_with_its_records_counted(tmp_path: Path, writer: str) -> None:
+    rows = 3
+    path = (
+        write_police(tmp_path, [POLICE_ROW] * rows)
+        if writer == "police"
+        else write_victim_service(tmp_path, [VICTIM_SERVICE_ROW] * rows)
+    )
+    path.write_bytes(path.read_bytes().replace(b"\r\n", b"\r").replace(b"\n", b"\r"))
+    with pytest.raises(FileHeld, match="lines end in CR alone") as held:
+        adapt(path)
+    assert held.value.rows == rows
+
+
 def test_a_header_only_file_gives_an_empty_frame_with_every_column(tmp_path: Path) -> None:
     frame = adapt(write_police(tmp_path, [])).frame
     assert (len(frame), tuple(frame.columns)) == (0, COLUMNS)
