@@ -232,7 +232,7 @@ def _group_line(kind: str, payload: dict[str, Any], key: str) -> str:
         return f"• {head}, {lateness}, level {payload['level']}"
     if kind == "digest":  # the day's counts, not just the word: a grouped digest must still say them
         return f"• {_digest(payload, key).text}"
-    if "case_ref" not in payload:
+    if not payload.get("case_ref"):  # an alert about a failed ops alert names no case, only the alert
         summary = render(kind, payload, key).text  # an ops event's one-line summary
         return f"• {summary[:GROUPED_OPS_CHARS]}{'…' if len(summary) > GROUPED_OPS_CHARS else ''}"
     return f"• *{payload['case_ref']}*: {payload.get('event', kind)}"

@@ -159,7 +159,8 @@ def queue_digests(conn: Connection, *, policy: Policy, run_date: date, result: M
     rows = [
         outbox_row(
             "digest",
-            f"digest:{config.channel}:{run_date.isoformat()}",
+            # Named by queue as well: queues may share a channel, and each digest says its own queue's counts.
+            f"digest:{config.channel}:{queue.value}:{run_date.isoformat()}",
             config.channel,
             {
                 "date": run_date.isoformat(),

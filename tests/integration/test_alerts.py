@@ -92,6 +92,25 @@ def test_each_missed_contact_gives_one_alert_per_level_across_reruns(overdue: di
     assert channels[2].endswith("SUPER") and channels[3].endswith("LEAD")
 
 
+def test_queues_sharing_a_channel_each_get_their_digest(
+    overdue: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.monitor import MonitorResult, queue_digests
+
+    shared = policy_with(tmp_path, a="probation: {channel: C0IASUPROBATION}=>probation: {channel: C0IASUMH}")
+    monkeypatch.setenv("IASU_POLICY_FILE", str(shared))
+    wiring.reset()
+    with wiring.engine().begin() as conn:
+        queued = queue_digests(conn, policy=get_policy(), run_date=DAY, result=MonitorResult(), due_today=0)
+        again = queue_digests(conn, policy=get_policy(), run_date=DAY, result=MonitorResult(), due_today=0)
+    digests = [a for a in outbox() if a["kind"] == "digest"]
+    assert queued == len(digests) == len(get_policy().queues) and again == 0
+    assert sorted(a["payload"]["queue"] for a in digests if a["channel"] == "C0IASUMH") == [
+        "mental_health",
+        "probation",
+    ]
+
+
 def test_a_late_completion_stops_the_escalation(overdue: dict[str, Any]) -> None:
     from tasks.outcomes import OutcomeReport, record_outcomes
 

@@ -111,9 +111,12 @@ def test_a_digest_or_ops_event_grouped_with_other_alerts_still_says_what_it_is()
     digest = {"date": "2026-11-02", "overdue_by_level": {"1": 9}, "overdue_by_queue": {"unit": 4}, "due_today": 3}
     unassigned = {"event": "cases_unassigned", "date": "2026-11-02", "cases": 40, "by_queue": {"unit/cheshire": 40}}
     items = [("missed_contact", missed(i), f"missed:{i}:L1") for i in range(6)]
+    failed = {"event": "alert_failed", "alert_id": 77, "error": "channel_not_found", "case_ref": None}
     items += [("digest", digest, "digest:C0UNIT:2026-11-02"), ("ops", {**unassigned, "case_refs": []}, "ops:u")]
+    items += [("ops", failed, "ops:alert_failed:77")]  # an ops alert's failure: no case to name
     [message] = grouped(items)
     listed = "\n".join(b["text"]["text"] for b in message.blocks if b["type"] == "section")
+    assert "alert_id: 77, error: channel_not_found" in listed and "*None*" not in listed
     assert "Daily digest 2026-11-02: overdue by level 1: 9; by queue unit: 4; due today 3" in listed
     assert "40 open case(s) have no eligible worker" in listed
     assert "*-*" not in listed and " -," not in message.text  # no stand-in for a reference that is not there
