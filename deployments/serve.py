@@ -10,6 +10,7 @@ meets the night's own takes only what the night's has not claimed.
 
 from __future__ import annotations
 
+import sys
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
@@ -61,6 +62,17 @@ def deployments() -> list[RunnerDeployment]:
 
 def main() -> None:
     """Register and serve the deployments until interrupted."""
+    from iasu.errors import OperatorError
+
+    settings = get_settings()
+    try:
+        # A served night handles personal data, and its alerts must reach Slack: both are checked before serving,
+        # not found missing at 02:00 (a dry run's alerts are final and would never be sent).
+        settings.require_keys()
+        settings.require_slack()
+    except OperatorError as exc:
+        sys.stderr.write(f"deployments.serve: {exc}\n")
+        raise SystemExit(2) from None
     quiet_prefect()
     serve(*deployments())
 

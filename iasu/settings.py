@@ -36,6 +36,8 @@ class Settings(BaseSettings):
     blind_index_key: SecretStr | None = None
     slack_token: SecretStr | None = None
     slack_base_url: str = "https://slack.com/api/"
+    # Serving without a token must be asked for: its alerts end `dry_run`, a final state, never sent.
+    slack_dry_run: bool = False
     timezone: str = "Europe/London"
     policy_file: Path | None = None
     inbox: Path = Path("inbox")
@@ -59,6 +61,16 @@ class Settings(BaseSettings):
         if not (value.startswith(("sqlite:///", "postgresql+psycopg://"))):
             raise ValueError("must be sqlite:///PATH or postgresql+psycopg://…")
         return value
+
+    def require_slack(self) -> None:
+        """Stop at start when served alerts would silently never reach Slack: no token, and no dry run asked for."""
+        if (self.slack_token is None or not self.slack_token.get_secret_value()) and not self.slack_dry_run:
+            from iasu.errors import OperatorError
+
+            raise OperatorError(
+                "bad settings: IASU_SLACK_TOKEN not set, so served alerts would be marked dry_run and never "
+                "sent; set it, or IASU_SLACK_DRY_RUN=true to serve without Slack"
+            )
 
     def require_keys(self) -> None:
         """Stop at start, with the variables named, when a command that handles personal data lacks its keys."""

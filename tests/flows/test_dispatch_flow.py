@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 from sqlalchemy import select
 
@@ -32,3 +37,16 @@ def test_the_dispatch_flow_sends_what_is_pending(configured: str) -> None:
     assert result["dry_run"] == 1 and result["pending"] == 0  # no Slack token here: the dry-run outbox
     with wiring.engine().connect() as conn:
         assert conn.execute(select(ALERTS.c.status)).scalars().all() == ["dry_run"]
+
+
+def test_serving_without_a_slack_token_stops_at_start_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("IASU_SLACK")}
+    env["PREFECT_HOME"] = str(tmp_path / "prefect")
+    served = subprocess.run(
+        [sys.executable, "-m", "deployments.serve"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert served.returncode == 2
+    assert served.stderr.strip().splitlines() == [
+        "deployments.serve: bad settings: IASU_SLACK_TOKEN not set, so served alerts would be marked dry_run and "
+        "never sent; set it, or IASU_SLACK_DRY_RUN=true to serve without Slack"
+    ]

@@ -68,3 +68,24 @@ def test_prefect_defaults_apply_only_where_the_operator_set_nothing(monkeypatch:
     monkeypatch.setenv("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "45")
     quiet_prefect()
     assert os.environ["PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS"] == "45"
+
+
+@pytest.mark.parametrize(
+    ("values", "served"),
+    [
+        ({"slack_token": "xoxb-1"}, True),
+        ({"slack_dry_run": "true"}, True),  # asked for: the served alerts end dry_run
+        ({"slack_token": "xoxb-1", "slack_dry_run": "true"}, True),
+        ({}, False),  # no token, no dry run asked for: alerts would silently never be sent
+        ({"slack_token": ""}, False),
+    ],
+)
+def test_serving_without_slack_must_be_asked_for(values: dict[str, str], served: bool) -> None:
+    from iasu.errors import OperatorError
+
+    settings = make(encryption_key=GOOD, blind_index_key=GOOD, **values)
+    if served:
+        settings.require_slack()
+    else:
+        with pytest.raises(OperatorError, match=r"IASU_SLACK_TOKEN not set.*IASU_SLACK_DRY_RUN=true"):
+            settings.require_slack()
