@@ -32,6 +32,8 @@ app.add_typer(contact_app, name="contact")
 app.add_typer(staff_app, name="staff")
 alert_app = typer.Typer(help="The alert outbox: list, dispatch, retry.", no_args_is_help=True)
 app.add_typer(alert_app, name="alert")
+linkage_app = typer.Typer(help="Linkage of perpetrators across referrals: blind indexes.", no_args_is_help=True)
+app.add_typer(linkage_app, name="linkage")
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -664,6 +666,22 @@ def alert_retry(
         typer.echo(f"{n} alert(s) failed with {failed_with}: pending again")
     else:
         _fail("give an alert id or --failed-with ERROR, one of the two")
+
+
+@linkage_app.command("reindex")
+@operator_errors
+def linkage_reindex(
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+) -> None:
+    """Recompute every person's name + date-of-birth index by the current rule (once after an upgrade); audited."""
+    from iasu import wiring
+    from iasu.settings import get_settings
+    from tasks.reindex import reindex_name_dob
+
+    get_settings().require_keys()  # it decrypts every person's name: say so before touching the database
+    with _read_engine().begin() as conn:
+        result = reindex_name_dob(conn, by=by, cipher=wiring.cipher(), index=wiring.blind_index())
+    typer.echo(f"{result.read} people read, {result.changed} name + date-of-birth index(es) changed")
 
 
 def _code(enum: Any, value: str, what: str) -> Any:

@@ -9,36 +9,33 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 
-_NOT_LETTER = re.compile(r"[^a-z ]+")
-_SPACES = re.compile(r"\s+")
+_NOT_LETTER = re.compile(r"[^a-z]+")
 _PNC = re.compile(r"[^0-9A-Z]+")
 # Letters Unicode does not decompose into a base letter plus an accent.
 _FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "ß": "ss", "ı": "i"})
 
 
 def normalise_name(forename: str | None, surname: str | None) -> str:
-    """Fold case and accents, drop punctuation, join hyphenated parts: "Zoë O'Brien-Hall" -> "zoe obrienhall"."""
+    """Each part normalised apart, joined by one space: "Zoë", "O'Brien-Hall" -> "zoe obrienhall"."""
+    # Apart, not over the joined text: a part's key never depends on the other part, so intake normalises
+    # each distinct forename and surname once, not each pairing of them (name_dob_keys).
     return " ".join(part for part in (normalise_name_part(forename), normalise_name_part(surname)) if part)
 
 
 def normalise_name_part(text: str | None) -> str:
-    """One name (a forename or a surname) as normalise_name treats it; the two parts never affect each other.
-
-    Every pass works character by character or on runs of what becomes spaces, so normalising the
-    parts apart and joining them with one space is normalising them joined; intake relies on that
-    to normalise each distinct forename and surname once, not each distinct pairing of them.
-    """
+    """One name part (a forename or a surname) as its letters a-z alone, case and accents folded."""
     text = text or ""
     if text.isascii():
         # Nothing to fold: ASCII is its own NFKD form and casefolds to lower case. Most names are ASCII,
         # and intake normalises every name of a night, so skipping the Unicode passes is worth it.
-        ascii_letters = text.lower()
+        letters = text.lower()
     else:
         folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
-        ascii_letters = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    # Apostrophes and hyphens vary between systems (O'Brien, OBrien, O Brien): remove them outright.
-    squeezed = ascii_letters.replace("'", "").replace("\u2019", "").replace("-", "")
-    return _SPACES.sub(" ", _NOT_LETTER.sub(" ", squeezed)).strip()
+        letters = "".join(ch for ch in folded if not unicodedata.combining(ch))
+    # Systems write what joins the pieces of a name differently (O'Brien, O´Brien, OʼBrien, O Brien, OBrien;
+    # Smith-Jones, Smith–Jones, Smith Jones; Mary Ann, Maryann), and each spelling would be another blind
+    # index, so a missed link: no apostrophe, dash or space of any kind is kept, only the letters.
+    return _NOT_LETTER.sub("", letters)
 
 
 def name_dob_key(forename: str | None, surname: str | None, dob: date | None) -> str | None:

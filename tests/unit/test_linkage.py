@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-from rules.linkage import LinkRow, link
+from rules.linkage import LinkRow, link, name_dob_key
 
 D = date(2026, 11, 10)
 
@@ -38,6 +38,14 @@ def test_the_same_perpetrator_against_another_victim_is_serial() -> None:
     out = link([row(2, "nhs_trust", "v2", {"name_dob:p"})], existing, duplicate_window_days=14)
     assert (out[2].duplicate_of, out[2].earlier_cases, out[2].other_victims) == (None, 1, 1)
     assert out[2].earlier_referral_ids == (1,)  # whose case the serial finding raises too
+
+
+def test_a_perpetrator_written_another_way_by_another_system_is_still_serial() -> None:
+    # The key stands in for its blind index: equal keys give equal indexes.
+    earlier, later = name_dob_key("Sean", "O Brien", D), name_dob_key("Seán", "O\u02bcBrien", D)
+    existing = [row(1, "police_rms", "v1", {f"name_dob:{earlier}"}, day=1, case_id=100)]
+    out = link([row(2, "nhs_trust", "v2", {f"name_dob:{later}"})], existing, duplicate_window_days=14)
+    assert (out[2].earlier_cases, out[2].other_victims) == (1, 1)
 
 
 def test_a_pnc_match_links_even_when_the_name_is_spelt_differently() -> None:
