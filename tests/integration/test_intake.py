@@ -245,14 +245,19 @@ def test_an_unreadable_file_is_held_whole_and_the_rest_goes_on(configured: str, 
     assert statuses["police_rms_broken.csv"] == "held"
 
 
-def test_a_row_count_far_outside_history_holds_the_file(configured: str, tmp_path: Path) -> None:
+def held_surge(tmp_path: Path) -> tuple[Path, date, list[FileCounts]]:
+    """Five nights of 30 referrals a file, then a night of 900 a file: the inbox, that night, its results."""
     inbox = tmp_path / "inbox"
     days = [date(2026, 11, d) for d in range(1, 7)]
     write_days(inbox, days[0], days=5, per_day=30, dirty=0.0, seed=5)
     for d in days[:5]:
         run_files(input_files(inbox, d), tmp_path, run_date=d)
     write_days(inbox, days[5], days=1, per_day=900, dirty=0.0, seed=6)
-    results = run_files(input_files(inbox, days[5]), tmp_path, run_date=days[5])
+    return inbox, days[5], run_files(input_files(inbox, days[5]), tmp_path, run_date=days[5])
+
+
+def test_a_row_count_far_outside_history_holds_the_file(configured: str, tmp_path: Path) -> None:
+    _, _, results = held_surge(tmp_path)
     assert all(r.status == "held" and "far above" in (r.held_reason or "") for r in results)
 
 
@@ -261,28 +266,22 @@ def test_a_held_file_released_by_staff_is_taken_in_when_its_night_reruns(configu
     from models import AuditEvent
     from tasks.ingest import release_batch
 
-    inbox = tmp_path / "inbox"
-    days = [date(2026, 11, d) for d in range(1, 7)]
-    write_days(inbox, days[0], days=5, per_day=30, dirty=0.0, seed=5)
-    for d in days[:5]:
-        run_files(input_files(inbox, d), tmp_path, run_date=d)
-    write_days(inbox, days[5], days=1, per_day=900, dirty=0.0, seed=6)  # a real surge, held for its size
-    held = run_files(input_files(inbox, days[5]), tmp_path, run_date=days[5])
+    inbox, surge_day, held = held_surge(tmp_path)  # a real surge, held for its size
     assert {r.status for r in held} == {"held"}
     surge = held[0]
     assert surge.batch_id is not None
-    assert run_files([inbox / days[5].isoformat() / surge.file], tmp_path, run_date=days[5])[0].status == "repeat"
+    assert run_files([inbox / surge_day.isoformat() / surge.file], tmp_path, run_date=surge_day)[0].status == "repeat"
 
     with wiring.engine().begin() as conn:
         released = release_batch(conn, surge.batch_id, by="ops-lead", reason="confirmed surge", cipher=wiring.cipher())
         with pytest.raises(OperatorError, match="is released, not held"):
             release_batch(conn, surge.batch_id, by="ops-lead", reason="again", cipher=wiring.cipher())
-    assert released["file"] == surge.file and released["run_date"] == days[5].isoformat()
-    [taken] = run_files([inbox / days[5].isoformat() / surge.file], tmp_path, run_date=days[5])  # the night reruns
+    assert released["file"] == surge.file and released["run_date"] == surge_day.isoformat()
+    [taken] = run_files([inbox / surge_day.isoformat() / surge.file], tmp_path, run_date=surge_day)  # the night reruns
     assert taken.status == "loaded" and taken.batch_id == surge.batch_id  # the same batch: one per file's bytes
     assert taken.received == surge.received == taken.loaded + taken.duplicates + taken.quarantined
     assert taken.loaded > 0
-    [again] = run_files([inbox / days[5].isoformat() / surge.file], tmp_path, run_date=days[5])
+    [again] = run_files([inbox / surge_day.isoformat() / surge.file], tmp_path, run_date=surge_day)
     assert again.status == "repeat" and again.batch_id == surge.batch_id
     with wiring.engine().begin() as conn:
         with pytest.raises(OperatorError, match="is loaded, not held"):
