@@ -16,10 +16,11 @@ _FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "
 
 
 def normalise_name(forename: str | None, surname: str | None) -> str:
-    """Each part normalised apart, joined by one space: "Zoë", "O'Brien-Hall" -> "zoe obrienhall"."""
-    # Apart, not over the joined text: a part's key never depends on the other part, so intake normalises
-    # each distinct forename and surname once, not each pairing of them (name_dob_keys).
-    return " ".join(part for part in (normalise_name_part(forename), normalise_name_part(surname)) if part)
+    """Each part normalised apart, then run together: "Zoë", "O'Brien-Hall" -> "zoeobrienhall"."""
+    # Run together because systems split a name differently ("Ludwig van" + "Beethoven", "Ludwig" +
+    # "van Beethoven"): where the forename ends is not the person's. Normalised apart, so intake
+    # normalises each distinct forename and surname once, not each pairing of them (name_dob_keys).
+    return normalise_name_part(forename) + normalise_name_part(surname)
 
 
 def normalise_name_part(text: str | None) -> str:
@@ -67,7 +68,7 @@ def name_dob_keys(
         last = parts.get(surname)
         if last is None:
             last = parts[surname] = normalise_name_part(surname)
-        name = f"{first} {last}" if first and last else first or last
+        name = first + last  # as normalise_name: where one part ends is not kept
         keys.append(f"{name}|{dob.isoformat()}" if name else None)
     return keys
 

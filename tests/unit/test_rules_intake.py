@@ -18,17 +18,19 @@ from rules.linkage import _FOLD, name_dob_key, name_dob_keys, normalise_name, no
 @pytest.mark.parametrize(
     ("forename", "surname", "expected"),
     [
-        ("Zoë", "O'Brien-Hall", "zoe obrienhall"),
-        ("  ZOE ", "obrien hall", "zoe obrienhall"),
-        ("Siobhán", "Ó Súilleabháin", "siobhan osuilleabhain"),
-        ("Łukasz", "Nowak", "lukasz nowak"),  # Ł has no decomposition: folded by table
-        ("Nguyễn", "Văn", "nguyen van"),
-        ("Mary", "O’Neill", "mary oneill"),
-        ("Søren", "Strauß", "soren strauss"),
-        ("Ana María", "van der Berg", "anamaria vanderberg"),
-        ("Aoife", "Ní Bhriain", "aoife nibhriain"),
+        ("Zoë", "O'Brien-Hall", "zoeobrienhall"),
+        ("  ZOE ", "obrien hall", "zoeobrienhall"),
+        ("Siobhán", "Ó Súilleabháin", "siobhanosuilleabhain"),
+        ("Łukasz", "Nowak", "lukasznowak"),  # Ł has no decomposition: folded by table
+        ("Nguyễn", "Văn", "nguyenvan"),
+        ("Mary", "O’Neill", "maryoneill"),
+        ("Søren", "Strauß", "sorenstrauss"),
+        ("Ana María", "van der Berg", "anamariavanderberg"),
+        ("Aoife", "Ní Bhriain", "aoifenibhriain"),
         (None, "Smith", "smith"),
-        ("Smith", "  '- ", "smith"),  # a part of separators only is no part: no stray space
+        ("Smith", "  '- ", "smith"),  # a part of separators only adds nothing
+        ("Ludwig van", "Beethoven", "ludwigvanbeethoven"),  # systems split a name differently
+        ("Ludwig", "van Beethoven", "ludwigvanbeethoven"),
         (None, None, ""),
     ],
 )
@@ -74,7 +76,6 @@ def test_every_spelling_of_one_name_part_is_one_key(written: str | None, expecte
         (("Sean", "O'Brien"), ("Sean", "O'Brian")),
         (("Jo", "Smith-Jones"), ("Jo", "Smith-Jonas")),
         (("Ann", "Lee"), ("Ann", "Leigh")),
-        (("Ann", "Marie Lee"), ("Ann Marie", "Lee")),  # the parts stay apart: where one ends is kept
         (("Lee", "Ann"), ("Ann", "Lee")),
     ],
 )
@@ -85,7 +86,7 @@ def test_two_different_names_still_differ(one: tuple[str, str], other: tuple[str
 
 
 def test_name_dob_key_needs_both_name_and_date_of_birth() -> None:
-    assert name_dob_key("Ann", "Lee", date(1990, 1, 2)) == "ann lee|1990-01-02"
+    assert name_dob_key("Ann", "Lee", date(1990, 1, 2)) == "annlee|1990-01-02"
     assert name_dob_key("Ann", "Lee", None) is None
     assert name_dob_key(None, None, date(1990, 1, 2)) is None
     assert name_dob_key("-", "\u2019", date(1990, 1, 2)) is None  # separators alone name nobody
@@ -116,7 +117,7 @@ def test_name_dob_keys_are_name_dob_key_for_each_person() -> None:
     assert parts["Zoë"] == "zoe"
     assert parts["O'Brien-Hall"] == "obrienhall"
     assert parts[None] == ""
-    assert name_dob_key(*people[-1]) == name_dob_key(*people[-2]) == "maryann obrien|1979-03-04"
+    assert name_dob_key(*people[-1]) == name_dob_key(*people[-2]) == "maryannobrien|1979-03-04"
 
 
 _SEPARATORS = (*APOSTROPHES, *DASHES, *SPACES, ".", ",", "1", "/")
@@ -125,12 +126,10 @@ _NAMEISH = st.text(alphabet=st.sampled_from(_NAME_CHARACTERS), max_size=8)
 
 
 @given(forename=st.none() | _NAMEISH, surname=st.none() | _NAMEISH)
-def test_a_name_is_its_parts_normalised_apart_and_joined_by_one_space(
-    forename: str | None, surname: str | None
-) -> None:
+def test_a_name_is_its_parts_normalised_apart_and_run_together(forename: str | None, surname: str | None) -> None:
     first, last = normalise_name_part(forename), normalise_name_part(surname)
     assert re.fullmatch("[a-z]*", first) and re.fullmatch("[a-z]*", last)
-    assert normalise_name(forename, surname) == " ".join(part for part in (first, last) if part)
+    assert normalise_name(forename, surname) == first + last
 
 
 @given(left=_NAMEISH, right=_NAMEISH, separator=st.sampled_from(_SEPARATORS))
