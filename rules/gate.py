@@ -16,6 +16,14 @@ class RowCountGate:
     min_history: int = 5  # files of the same source needed before the gate has an opinion
 
 
+SIZE_HOLD = "row count "  # how every size hold's reason begins: the one kind of hold staff may release
+
+
+def is_size_hold(reason: str | None) -> bool:
+    """Whether a file was held for its size alone (its bytes were readable and well formed)."""
+    return bool(reason) and str(reason).startswith(SIZE_HOLD)
+
+
 def row_count_hold_reason(rows: int, history: Sequence[int], gate: RowCountGate = RowCountGate()) -> str | None:
     """The reason to hold a file of `rows` records given earlier files' counts, or None to let it through."""
     if len(history) < gate.min_history:
@@ -24,7 +32,7 @@ def row_count_hold_reason(rows: int, history: Sequence[int], gate: RowCountGate 
     high = typical * gate.ratio + gate.slack
     low = typical / gate.ratio - gate.slack
     if rows > high:
-        return f"row count {rows} is far above this source's recent median of {typical:g} (limit {high:g})"
+        return f"{SIZE_HOLD}{rows} is far above this source's recent median of {typical:g} (limit {high:g})"
     if rows < low:
-        return f"row count {rows} is far below this source's recent median of {typical:g} (limit {low:g})"
+        return f"{SIZE_HOLD}{rows} is far below this source's recent median of {typical:g} (limit {low:g})"
     return None

@@ -23,9 +23,9 @@ from iasu.policy import get_policy
 from iasu.privacy import BlindIndex, FieldCipher
 from models import BatchStatus, IngestBatch
 from models.types import utcnow
-from rules.gate import RowCountGate, row_count_hold_reason
+from rules.gate import RowCountGate, is_size_hold, row_count_hold_reason
 from tasks import audit
-from tasks.adapters import adapt
+from tasks.adapters import NO_ADAPTER, adapt
 from tasks.adapters.canonical import FileHeld
 from tasks.collector import gc_paused
 from tasks.load import QuarantinedRow, load_accepted, quarantine, stage_rows
@@ -74,6 +74,18 @@ def _previous(conn: Connection, sha256: str) -> Any:
     return conn.execute(select(BATCHES).where(BATCHES.c.sha256 == sha256)).mappings().first()
 
 
+def _taken_over(previous: Any, file_name: str) -> bool:
+    """Whether these bytes, met before as `previous`, are taken in again instead of counted as a repeat.
+
+    Released after a hold by staff; or held for a file name no adapter knows, and now arriving under
+    another name (an agency resending its file named as agreed).
+    """
+    if previous["status"] == BatchStatus.released:
+        return True
+    misnamed = previous["status"] == BatchStatus.held and previous["held_reason"] == NO_ADAPTER
+    return bool(misnamed and previous["file_name"] != file_name)
+
+
 def seen_before(path: Path, engine: Engine) -> tuple[str, FileCounts | None]:
     """The file's sha256, and its counts again if the same bytes were taken in before (a repeat adds nothing).
 
@@ -82,7 +94,7 @@ def seen_before(path: Path, engine: Engine) -> tuple[str, FileCounts | None]:
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     with engine.begin() as conn:
         previous = _previous(conn, sha256)
-    if previous is None or previous["status"] == BatchStatus.released:
+    if previous is None or _taken_over(previous, path.name):
         return sha256, None
     held = previous["held_rows"]
     counts = FileCounts(
@@ -123,12 +135,14 @@ def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_
     )
     values.pop("batch_id", None)
     b = BATCHES.c
-    released = conn.execute(
-        select(b.id).where(b.sha256 == sha256, b.status == BatchStatus.released)
+    # One batch per file's bytes (sha256 is unique): bytes taken in again after a hold (seen_before) take
+    # over the held or released batch.
+    earlier = conn.execute(
+        select(b.id).where(b.sha256 == sha256, b.status.in_([BatchStatus.released, BatchStatus.held]))
     ).scalar_one_or_none()
-    if released is not None:  # one batch per file's bytes (sha256 is unique): the release's row is the file's
-        conn.execute(BATCHES.update().where(b.id == released).values(**values))
-        return int(released)
+    if earlier is not None:
+        conn.execute(BATCHES.update().where(b.id == earlier).values(**values))
+        return int(earlier)
     return int(conn.execute(BATCHES.insert().values(**values).returning(b.id)).scalar_one())
 
 
@@ -141,6 +155,12 @@ def release_batch(conn: Connection, batch_id: int, *, by: str, reason: str, ciph
         raise OperatorError(f"no batch {batch_id}")
     if batch["status"] != BatchStatus.held:
         raise OperatorError(f"batch {batch_id} is {batch['status']}, not held")
+    if not is_size_hold(batch["held_reason"]):
+        # A rerun would meet the same unreadable, misshapen or misnamed bytes and hold them again.
+        raise OperatorError(
+            f"batch {batch_id} was held for its content or name ({batch['held_reason']}), not its size: "
+            "only a corrected file (or the same file under its agreed name) can be taken in"
+        )
     conn.execute(BATCHES.update().where(BATCHES.c.id == batch_id).values(status=BatchStatus.released))
     audit.record(
         conn,
@@ -189,8 +209,9 @@ def ingest_path(
     counts = FileCounts(file=path.name, source=adapted.source.value, status="loaded", received=len(frame))
     counts.stage_seconds["parse"], clock = time.perf_counter() - clock, time.perf_counter()
     with engine.begin() as conn:
-        # Bytes seen before and not a repeat were released by staff after a hold: the size gate has had its say.
-        released = _previous(conn, sha256) is not None
+        # Bytes released by staff after a size hold: the size gate has had its say.
+        earlier = _previous(conn, sha256)
+        released = earlier is not None and earlier["status"] == BatchStatus.released
         reason = None if released else row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
     if reason is not None:
         counts.status, counts.held_rows, counts.held_reason = "held", len(frame), reason

@@ -48,11 +48,14 @@ def source_of(path: Path) -> Source | None:
     return None
 
 
+NO_ADAPTER = "no adapter for this file name"
+
+
 def adapt(path: Path) -> AdaptedFile:
     """Map one inbox file onto the canonical frame, or raise FileHeld."""
     source = source_of(path)
     if source is None:
-        raise FileHeld("no adapter for this file name")
+        raise FileHeld(NO_ADAPTER)
     return ADAPTERS[source](path)
 
 

@@ -294,9 +294,10 @@ def test_a_held_file_released_by_staff_is_taken_in_when_its_night_reruns(configu
     assert "confirmed surge" not in str(release[0]["details"]) and release[0]["reason_enc"] is not None
 
 
-def test_a_misnamed_file_released_is_taken_in_under_its_right_name(
+def test_a_misnamed_file_is_taken_in_when_it_comes_again_under_its_agreed_name(
     configured: str, inbox: Path, tmp_path: Path
 ) -> None:
+    from iasu.errors import OperatorError
     from tasks.ingest import release_batch
 
     folder = inbox / DAY.isoformat()
@@ -304,12 +305,14 @@ def test_a_misnamed_file_released_is_taken_in_under_its_right_name(
     misnamed = police.rename(folder / police.name.upper())
     [held] = run_files([misnamed], tmp_path)
     assert held.held_reason == "no adapter for this file name" and held.batch_id is not None
+    assert run_files([misnamed], tmp_path)[0].status == "repeat"  # the same bytes under the same wrong name
+    with wiring.engine().begin() as conn, pytest.raises(OperatorError, match="content or name"):
+        release_batch(conn, held.batch_id, by="ops", reason="no", cipher=wiring.cipher())  # a rerun cannot help
     renamed = misnamed.rename(police)  # the agency sends the same bytes again, named as agreed
-    assert run_files([renamed], tmp_path)[0].status == "repeat"  # same bytes: still the held batch
-    with wiring.engine().begin() as conn:
-        release_batch(conn, held.batch_id, by="ops", reason="renamed by the agency", cipher=wiring.cipher())
     [taken] = run_files([renamed], tmp_path)
     assert taken.status == "loaded" and taken.loaded > 0 and taken.batch_id == held.batch_id
+    assert taken.received == taken.loaded + taken.duplicates + taken.quarantined
+    assert run_files([renamed], tmp_path)[0].status == "repeat"
 
 
 def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path, tmp_path: Path) -> None:
