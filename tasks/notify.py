@@ -275,6 +275,7 @@ class DispatchResult:
             "messages": self.messages,
             "rate_limited": self.rate_limited,
             "stopped_for_outage": self.stopped_for_outage,
+            "token_refused": self.token_refused,
         }
 
 

@@ -142,7 +142,7 @@ def test_a_command_that_cannot_run_says_why_in_one_line(
     assert "Traceback" not in result.stderr
 
 
-def test_releasing_a_batch_that_is_not_held_says_why_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
+def test_releasing_a_batch_that_does_not_exist_says_why_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
     assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     result = iasu("batch", "release", "7", "--by", "ops", "--reason", "checked", env=env, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.strip() == "iasu: no batch 7", result.stderr
