@@ -325,6 +325,29 @@ def test_two_dispatchers_started_together_never_send_the_same_alert(overdue: dic
     assert set(seen) == {a["dedupe_key"] for a in outbox()}
 
 
+def test_a_dispatcher_claiming_between_anothers_read_and_write_never_takes_the_same_alerts(
+    overdue: dict[str, Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models.types import utcnow
+    from tasks.bulk import one_of
+
+    run_monitor(DAY + timedelta(days=5))
+    pending = {a["id"] for a in outbox()}
+    second: list[dict[str, Any]] = []
+
+    def the_other_claims_first(conn: Any, column: Any, values: Any) -> Any:
+        # Called as the first dispatcher builds its claim, after it read its rows: the second claims in full now.
+        monkeypatch.setattr("tasks.notify.one_of", one_of)
+        second.extend(notify._claim(wiring.engine(), limit=len(pending), now=utcnow()))
+        return one_of(conn, column, values)
+
+    monkeypatch.setattr("tasks.notify.one_of", the_other_claims_first)
+    first = notify._claim(wiring.engine(), limit=len(pending), now=utcnow())
+    mine, theirs = {a["id"] for a in first}, {a["id"] for a in second}
+    assert not mine & theirs  # PostgreSQL: the second skipped the locked rows; SQLite: the first's write re-checked
+    assert mine | theirs == pending
+
+
 @pytest.mark.postgres
 def test_a_simulated_fortnight_with_slack_randomly_failing_delivers_every_alert_exactly_once(
     pg_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
