@@ -86,16 +86,17 @@ def _taken_over(previous: Any, file_name: str) -> bool:
     return bool(misnamed and previous["file_name"] != file_name)
 
 
-def seen_before(path: Path, engine: Engine) -> tuple[str, FileCounts | None]:
-    """The file's sha256, and its counts again if the same bytes were taken in before (a repeat adds nothing).
+def seen_before(path: Path, engine: Engine) -> tuple[str, FileCounts | None, bool]:
+    """The file's sha256, its counts again if the same bytes were taken in before (a repeat adds nothing),
+    and whether staff released these bytes after a size hold (the size gate has then had its say).
 
-    Bytes held and then released by staff are not a repeat: they are taken in again.
+    Bytes released, or held for their name and now arriving under another, are not a repeat.
     """
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     with engine.begin() as conn:
         previous = _previous(conn, sha256)
     if previous is None or _taken_over(previous, path.name):
-        return sha256, None
+        return sha256, None, previous is not None and previous["status"] == BatchStatus.released
     held = previous["held_rows"]
     counts = FileCounts(
         file=path.name,
@@ -109,7 +110,7 @@ def seen_before(path: Path, engine: Engine) -> tuple[str, FileCounts | None]:
         batch_id=previous["id"],
     )
     counts.check()
-    return sha256, counts
+    return sha256, counts, False
 
 
 def _history(conn: Connection, source: str) -> list[int]:
@@ -123,7 +124,7 @@ def _history(conn: Connection, source: str) -> list[int]:
 
 
 def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_run_id: int | None, sha256: str) -> int:
-    """Record a file taken in; the same bytes released after a hold take over their released batch."""
+    """Record a file taken in; the same bytes taken in again after a hold take over the held or released batch."""
     values = {k: v for k, v in counts.as_dict().items() if k in BATCHES.c and k not in ("status",)}
     values.update(
         night_run_id=night_run_id,
@@ -189,7 +190,7 @@ def ingest_path(
 ) -> FileCounts:
     """Take in one file completely, in one transaction: either all of its rows are accounted for or none."""
     gate = gate or RowCountGate()
-    sha256, repeat = seen_before(path, engine)
+    sha256, repeat, released = seen_before(path, engine)
     if repeat is not None:
         return repeat
 
@@ -209,9 +210,6 @@ def ingest_path(
     counts = FileCounts(file=path.name, source=adapted.source.value, status="loaded", received=len(frame))
     counts.stage_seconds["parse"], clock = time.perf_counter() - clock, time.perf_counter()
     with engine.begin() as conn:
-        # Bytes released by staff after a size hold: the size gate has had its say.
-        earlier = _previous(conn, sha256)
-        released = earlier is not None and earlier["status"] == BatchStatus.released
         reason = None if released else row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
     if reason is not None:
         counts.status, counts.held_rows, counts.held_reason = "held", len(frame), reason
