@@ -105,9 +105,26 @@ def generate(
     typer.echo(json.dumps(summary.as_dict() if hasattr(summary, "as_dict") else str(summary), indent=2))
 
 
+def _actor(value: str | None) -> str | None:
+    """Refuse a --by the audit log cannot hold, before any work is done and without echoing it."""
+    from models.audit import ACTOR_MAX_CHARS
+
+    if value is None:
+        return None
+    if not value.strip():
+        _fail("--by must name someone (a name or staff id), not be blank")
+    if len(value) > ACTOR_MAX_CHARS:
+        _fail(f"--by takes at most {ACTOR_MAX_CHARS} characters ({len(value)} given)")
+    if not value.isprintable():
+        _fail("--by holds a control character")
+    return value.strip()
+
+
 def _parse_date(value: str) -> date:
+    from rules.calendar import iso_day
+
     try:
-        return date.fromisoformat(value)
+        return iso_day(value)
     except ValueError:
         _fail(f"not a date (YYYY-MM-DD): {value!r}")
         raise
@@ -247,7 +264,7 @@ def quarantine_list(
 @operator_errors
 def batch_release(
     batch_id: Annotated[int, typer.Argument(help="Batch id of a held file (in its ops alert).")],
-    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).", callback=_actor)],
     reason: Annotated[str, typer.Option(help="Why the file may be taken in (encrypted in the audit log).")],
 ) -> None:
     """Release a held file: rerunning its night takes the same bytes in, past the size gate; audited."""
@@ -276,7 +293,9 @@ def _read_engine() -> Any:
 def case_show(
     case_ref: Annotated[str, typer.Argument(help="Case reference, e.g. CH-2026-000123.")],
     reveal: Annotated[bool, typer.Option("--reveal", help="Also show personal fields (audited).")] = False,
-    by: Annotated[str | None, typer.Option(help="With --reveal: who is looking (name or staff id).")] = None,
+    by: Annotated[
+        str | None, typer.Option(help="With --reveal: who is looking (name or staff id).", callback=_actor)
+    ] = None,
     reason: Annotated[str | None, typer.Option(help="With --reveal: why the personal fields are needed.")] = None,
     as_json: JsonOption = False,
 ) -> None:
@@ -328,7 +347,7 @@ def case_show(
 def case_override(
     case_ref: Annotated[str, typer.Argument(help="Case reference.")],
     queue: Annotated[str, typer.Option(help="New queue code.")],
-    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).", callback=_actor)],
     reason: Annotated[str, typer.Option(help="Why the decision changes.")],
     tier: Annotated[str | None, typer.Option(help="New tier code.")] = None,
 ) -> None:
@@ -362,7 +381,7 @@ def case_override(
 def case_close(
     case_ref: Annotated[str, typer.Argument(help="Case reference.")],
     outcome: Annotated[str, typer.Option(help="Outcome code from the policy file.")],
-    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).", callback=_actor)],
     reason: Annotated[str | None, typer.Option(help="Optional note on why.")] = None,
 ) -> None:
     """Close a case with an outcome; its pending contacts are cancelled and a unit place frees."""
@@ -419,7 +438,7 @@ def contact_record(
     outcome: Annotated[str, typer.Option(help="completed, attempted_no_answer, refused or rescheduled.")],
     new_date: Annotated[str | None, typer.Option("--new-date", help="For rescheduled: the new day.")] = None,
     by: Annotated[
-        str | None, typer.Option(help="Who made the contact (name or staff id); default: the OS user.")
+        str | None, typer.Option(help="Who made the contact (name or staff id); default: the OS user.", callback=_actor)
     ] = None,
 ) -> None:
     """Record a contact's outcome; the next contact is scheduled at once (audited)."""
@@ -509,7 +528,7 @@ def staff_add(
     capacity: Annotated[int, typer.Option(min=0, help="Open cases this worker can carry.")] = 20,
     slack_user: Annotated[str | None, typer.Option("--slack-user", help="Slack user id, for mentions.")] = None,
     name: Annotated[str | None, typer.Option(help="Display name (stored encrypted).")] = None,
-    by: Annotated[str | None, typer.Option(help="Who adds them; default: the OS user.")] = None,
+    by: Annotated[str | None, typer.Option(help="Who adds them; default: the OS user.", callback=_actor)] = None,
 ) -> None:
     """Add (or update and re-activate) a member of staff."""
     from iasu import wiring
@@ -552,7 +571,7 @@ def staff_load(
 @operator_errors
 def staff_deactivate(
     staff_code: Annotated[str, typer.Argument(help="Staff id.")],
-    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).", callback=_actor)],
     reason: Annotated[str | None, typer.Option(help="Optional note on why.")] = None,
 ) -> None:
     """A worker leaves: their open cases and pending contacts go to other eligible workers (audited)."""
@@ -671,7 +690,7 @@ def alert_retry(
 @linkage_app.command("reindex")
 @operator_errors
 def linkage_reindex(
-    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).")],
+    by: Annotated[str, typer.Option(help="The responsible person (name or staff id).", callback=_actor)],
 ) -> None:
     """Recompute every person's name + date-of-birth index by the current rule (once after an upgrade); audited."""
     from iasu import wiring

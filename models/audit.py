@@ -10,6 +10,9 @@ from sqlmodel import Field, SQLModel
 
 from models.types import Encrypted, JSONType, UTCDateTime, identifier_field, utcnow
 
+# The longest name or staff id an audit event (and a contact outcome's recorded_by) can hold.
+ACTOR_MAX_CHARS = 128
+
 
 class AuditEvent(SQLModel, table=True):
     """Who (a person or a flow run) did what to which record, when and why."""
@@ -20,7 +23,7 @@ class AuditEvent(SQLModel, table=True):
 
     id: int | None = Field(default=None, primary_key=True)
     at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
-    actor: str = Field(max_length=128)  # a named person / staff code, or "flow:<name>/<run id>"
+    actor: str = Field(max_length=ACTOR_MAX_CHARS)  # a named person / staff code, or "flow:<name>/<run id>"
     os_user: str | None = Field(default=None, max_length=64)
     action: str = Field(max_length=32)  # collect | decide | override | reveal | close | ...
     entity: str = identifier_field(32)  # table the event concerns

@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import Column, ForeignKey, Index, Integer, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from models.audit import ACTOR_MAX_CHARS
 from models.types import Encrypted, JSONType, UTCDateTime, identifier_field, utcnow
 from rules.codes import CaseStatus, ContactStatus
 
@@ -57,7 +58,7 @@ class Case(SQLModel, table=True):
     reasons: list[dict[str, Any]] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     interventions: list[str] = Field(default_factory=list, sa_column=Column(JSONType, nullable=False))
     turned_away_for_capacity: bool = False
-    decided_by: str = Field(default="policy", max_length=128)
+    decided_by: str = Field(default="policy", max_length=ACTOR_MAX_CHARS)
     policy_version: str | None = Field(default=None, max_length=32)
     assigned_staff_id: int | None = Field(default=None, foreign_key="staff.id", index=True)
     opened_on: date
@@ -136,6 +137,6 @@ class ContactOutcome(SQLModel, table=True):
     outcome: str = identifier_field(32)
     new_date: date | None = None
     contact_id: int | None = Field(default=None, foreign_key="contacts.id")  # the contact it was applied to
-    recorded_by: str | None = Field(default=None, max_length=128)
+    recorded_by: str | None = Field(default=None, max_length=ACTOR_MAX_CHARS)
     origin: str = Field(max_length=255)  # feed file name or "cli"
     recorded_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
@@ -13,6 +14,17 @@ from rules.codes import Force
 from rules.policy import Policy
 
 JURISDICTIONS: tuple[str, ...] = ("ENG", "WLS", "SCT", "NIR")
+
+_ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+
+
+def iso_day(text: str) -> date:
+    """A day written YYYY-MM-DD and nothing else; raises ValueError otherwise."""
+    # date.fromisoformat also takes 20261021 and week dates such as 2026-W43-3, which the
+    # formats and commands do not promise and an operator would not expect to be read as a day.
+    if not _ISO_DAY.fullmatch(text):
+        raise ValueError("not a day written YYYY-MM-DD")
+    return date.fromisoformat(text)
 
 
 @lru_cache(maxsize=512)

@@ -25,7 +25,7 @@ from iasu.privacy import BlindIndex, FieldCipher
 from models import Case, Contact, ContactOutcome
 from models.types import utcnow
 from rules.cadence import rescheduled, retry_after_no_answer
-from rules.calendar import calendars
+from rules.calendar import calendars, iso_day
 from rules.clock import end_of_day
 from rules.codes import CaseStatus, ContactStatus, Force
 from rules.policy import Policy
@@ -258,7 +258,7 @@ def validation_frame(frame: pd.DataFrame, run_date: date, timezone: str) -> pd.D
     new_dates: list[date | None] = []
     for v in frame["new_date"]:
         try:
-            new_dates.append(date.fromisoformat(v) if v else None)
+            new_dates.append(iso_day(v) if v else None)
         except ValueError:
             new_dates.append(None)
     out = pd.DataFrame(
@@ -342,7 +342,7 @@ def ingest_contacts_path(
                 kind=row["kind"],
                 happened_at=happened,
                 outcome=row["outcome"],
-                new_date=date.fromisoformat(row["new_date"]) if row["new_date"] else None,
+                new_date=iso_day(row["new_date"]) if row["new_date"] else None,
                 recorded_by=row["recorded_by"],
                 line_no=int(row["line_no"]),
             )

@@ -183,6 +183,8 @@ YEAR_ONE = _row(FIRST, when="0001-01-01T00:00+05:00")  # before the first instan
 YEAR_MAX = _row(FIRST, when="9999-12-31T23:00-05:00", outcome="rescheduled", new_date="9999-12-31")
 TOO_LONG = _row(SECOND, outcome="attempted_no_answer", by=LONG_ID)
 NUL_ID = _row(SECOND, when="2026-10-20T09:00", outcome="attempted_no_answer", by="CH-UNI\x0001")  # not in PG text
+WEEK_DAY = _row(FIRST, outcome="rescheduled", new_date="2026-W43-5")  # an ISO week date: not YYYY-MM-DD
+BASIC_DAY = _row(SECOND, outcome="rescheduled", new_date="20261023")
 ESCAPED_ID = _row(FIRST, when="2026-10-20T09:00", outcome="attempted_no_answer", by="CH\tUNI\\N01")  # COPY's escapes
 
 # body after the header; (received, loaded, duplicates, quarantined); line -> (reasons, raw) in quarantine
@@ -210,6 +212,14 @@ FEEDS = {
             3: (["happened_at_not_future"], YEAR_MAX),
             4: (["recorded_by_not_too_long"], TOO_LONG),
             5: (["recorded_by_nul_free"], NUL_ID),
+        },
+    ),
+    "a new day written other than YYYY-MM-DD": (
+        f"{WEEK_DAY}\n{BASIC_DAY}\n{_row(FIRST)}\n",
+        (3, 1, 0, 2),
+        {
+            2: (["new_date_real", "rescheduled_has_new_date"], WEEK_DAY),
+            3: (["new_date_real", "rescheduled_has_new_date"], BASIC_DAY),
         },
     ),
 }
