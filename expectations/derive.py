@@ -9,11 +9,11 @@ from datetime import date
 import pandas as pd
 
 from rules.codes import SDASH_ANSWERS, Behaviour, Force, Marker, ReferringAgency, Relationship, SrpLevel
+from rules.linkage import PNC_ID
 
 PHONE = re.compile(r"^(?:\+44|0)\d{9,10}$")
 EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 POSTCODE = re.compile(r"^[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}$", re.IGNORECASE)
-PNC = re.compile(r"^\d{2}/\d{1,7}[A-Z]$", re.IGNORECASE)
 _PHONE_SEPARATORS = re.compile(r"[\s\-().]")
 
 OLDEST_PLAUSIBLE_AGE_YEARS = 110
@@ -169,6 +169,6 @@ def _personal_flags(c: pd.DataFrame, run_date: date) -> dict[str, list[bool]]:
         "postcodes_well_formed": [
             _ok(POSTCODE, v) and _ok(POSTCODE, p) for v, p in zip(c["victim_postcode"], c["perp_postcode"], strict=True)
         ],
-        "pnc_id_well_formed": [_ok(PNC, v) for v in c["perp_pnc_id"]],
+        "pnc_id_well_formed": [v is None or PNC_ID.fullmatch(v) is not None for v in c["perp_pnc_id"]],
     }
     return flags

@@ -692,15 +692,18 @@ def alert_retry(
 def linkage_reindex(
     by: Annotated[str, typer.Option(help="The responsible person (name or staff id).", callback=_actor)],
 ) -> None:
-    """Recompute every person's name + date-of-birth index by the current rule (once after an upgrade); audited."""
+    """Recompute every person's blind indexes by the current rules (once after an upgrade); audited."""
     from iasu import wiring
     from iasu.settings import get_settings
-    from tasks.reindex import reindex_name_dob
+    from tasks.reindex import reindex_people
 
     get_settings().require_keys()  # it decrypts every person's name: say so before touching the database
     with _read_engine().begin() as conn:
-        result = reindex_name_dob(conn, by=by, cipher=wiring.cipher(), index=wiring.blind_index())
-    typer.echo(f"{result.read} people read, {result.changed} name + date-of-birth index(es) changed")
+        result = reindex_people(conn, by=by, cipher=wiring.cipher(), index=wiring.blind_index())
+    typer.echo(
+        f"{result.read} people read; indexes changed: {result.name_dob_changed} name + date of birth,"
+        f" {result.pnc_changed} PNC id"
+    )
 
 
 def _code(enum: Any, value: str, what: str) -> Any:

@@ -11,6 +11,9 @@ from datetime import date
 
 _NOT_LETTER = re.compile(r"[^a-z]+")
 _PNC = re.compile(r"[^0-9A-Z]+")
+# A police national computer id: year of the record (two digits or four), serial, check letter;
+# "26/123456A", "2026/0123456A" and "26/0123456a" are one id.
+PNC_ID = re.compile(r"([0-9]{2}|[0-9]{4})/([0-9]{1,7})([A-Z])", re.IGNORECASE | re.ASCII)
 # Letters Unicode does not decompose into a base letter plus an accent.
 _FOLD = str.maketrans({"ł": "l", "ø": "o", "đ": "d", "ð": "d", "þ": "th", "æ": "ae", "œ": "oe", "ß": "ss", "ı": "i"})
 
@@ -74,11 +77,17 @@ def name_dob_keys(
 
 
 def pnc_key(pnc_id: str | None) -> str | None:
-    """Normalised police national computer id (upper case, separators removed), or None."""
+    """A PNC id in one spelling: "2026/123456a" -> "26/0123456A"; None for none."""
     if not pnc_id:
         return None
-    key = _PNC.sub("", pnc_id.upper())
-    return key or None
+    well_formed = PNC_ID.fullmatch(pnc_id)
+    if well_formed is None:
+        # Validation quarantines an id of any other shape before linkage; this keeps the function total.
+        return _PNC.sub("", pnc_id.upper()) or None
+    year, serial, letter = well_formed.groups()
+    # Systems write the year with two digits or four and drop the serial's leading zeros:
+    # the same perpetrator must give the same key, or a serial perpetrator goes unlinked.
+    return f"{year[-2:]}/{int(serial):07d}{letter.upper()}"
 
 
 @dataclass(frozen=True)

@@ -1,4 +1,4 @@
-"""Reindexing people stored under the old name rule: their indexes follow the new rule, and linkage finds them."""
+"""Reindexing people stored under the old rules: their indexes follow the new rules, and linkage finds them."""
 
 from __future__ import annotations
 
@@ -17,13 +17,14 @@ from typer.testing import CliRunner
 from iasu import wiring
 from iasu.cli import app
 from models import AuditEvent, Case, Person, Referral
-from rules.linkage import _FOLD, name_dob_key
-from tasks.reindex import ReindexResult, reindex_name_dob
+from rules.linkage import _FOLD, name_dob_key, pnc_key
+from tasks.reindex import ReindexResult, reindex_people
 from tests.support import leaks, night_without_prefect, personal_needles, write_days
 
 D1 = date(2026, 11, 9)
 D2 = D1 + timedelta(days=1)
 PERP_DOB = date(1980, 3, 4)
+PNC = "26/45678B"  # fictional; the other spelling below is one id
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 CASES = Case.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
@@ -64,8 +65,15 @@ def old_name_dob_keys(
     return keys
 
 
-def nhs_line(ref: str, received: date, victim: tuple[str, str, date], perp: tuple[str, str, date]) -> str:
-    """One low-risk NHS trust referral (no S-DASH yes, no marker, no PNC id) between fictional people."""
+def old_pnc_key(pnc_id: str | None) -> str | None:
+    """pnc_key as releases before the reindex had it: upper case, separators dropped, leading zeros kept."""
+    return re.sub(r"[^0-9A-Z]+", "", pnc_id.upper()) or None if pnc_id else None
+
+
+def nhs_line(
+    ref: str, received: date, victim: tuple[str, str, date], perp: tuple[str, str, date], pnc: str | None = None
+) -> str:
+    """One low-risk NHS trust referral (no S-DASH yes, no marker) between fictional people."""
 
     def person(forename: str, surname: str, dob: date, phone: str | None = None) -> dict[str, Any]:
         return {
@@ -93,7 +101,7 @@ def nhs_line(ref: str, received: date, victim: tuple[str, str, date], perp: tupl
         "srp": None,
         "markers": [],
         "victim": person(*victim, phone="07700 900" + ref[-3:]),  # Ofcom's drama range: nobody's number
-        "perpetrator": {**person(*perp), "pncId": None},
+        "perpetrator": {**person(*perp), "pncId": pnc},
         "notes": None,
     }
     return json.dumps(record, ensure_ascii=False) + "\n"
@@ -119,6 +127,11 @@ def new_rule_index(person: dict[str, Any]) -> str | None:
     )
     key = name_dob_key(forename, surname, date.fromisoformat(dob) if dob else None)
     return wiring.blind_index()("name_dob", key)
+
+
+def new_rule_pnc_index(person: dict[str, Any]) -> str | None:
+    """A stored person's PNC id index as the current rule computes it."""
+    return wiring.blind_index()("pnc", pnc_key(wiring.cipher().decrypt("people", "pnc_enc", person["pnc_enc"])))
 
 
 def reindex_events() -> list[dict[str, Any]]:
@@ -150,11 +163,12 @@ def stored_the_old_way(configured: str, tmp_path: Path, monkeypatch: pytest.Monk
     add_nhs_lines(
         inbox,
         D1,
-        nhs_line("NHS-REF-90000001", D1, ("Alex", "Testvictim", date(1991, 6, 7)), ("Seán", "O Brien", PERP_DOB)),
+        nhs_line("NHS-REF-90000001", D1, ("Alex", "Testvictim", date(1991, 6, 7)), ("Seán", "O Brien", PERP_DOB), PNC),
         *others,
     )
     with monkeypatch.context() as old_release:
         old_release.setattr("tasks.load.name_dob_keys", old_name_dob_keys)
+        old_release.setattr("tasks.load.pnc_key", old_pnc_key)
         night_without_prefect(inbox, D1, tmp_path / "docs")
     return inbox
 
@@ -176,23 +190,38 @@ def test_people_stored_under_the_old_rule_are_reindexed_once_and_then_link(
     # Every key moved (the space between forename and surname is gone), bar people with no name or birth date.
     assert perp["id"] in stale and stale == {pid for pid in before if expected[pid] is not None}
     assert expected[perp["id"]] == index("name_dob", f"seanobrien|{PERP_DOB.isoformat()}")
+    # Every PNC id's key moved too (now "26/0045678B"); the police export gives one for most perpetrators.
+    expected_pnc = {pid: new_rule_pnc_index(p) for pid, p in before.items()}
+    stale_pnc = {pid for pid, p in before.items() if p["pnc_index"] != expected_pnc[pid]}
+    assert perp["pnc_index"] == index("pnc", "2645678B") and expected_pnc[perp["id"]] == index("pnc", "26/0045678B")
+    assert len(stale_pnc) > 10 and stale_pnc == {pid for pid in before if expected_pnc[pid] is not None}
 
     first = runner.invoke(app, ["linkage", "reindex", "--by", "Ops Example"])
     assert first.exit_code == 0, first.output
-    assert first.output == f"{len(before)} people read, {len(stale)} name + date-of-birth index(es) changed\n"
+    assert first.output == (
+        f"{len(before)} people read; indexes changed: {len(stale)} name + date of birth, {len(stale_pnc)} PNC id\n"
+    )
     after = people()
     assert {pid: p["name_dob_index"] for pid, p in after.items()} == expected
-    unindexed = {pid: {**p, "name_dob_index": None} for pid, p in before.items()}
-    assert {pid: {**p, "name_dob_index": None} for pid, p in after.items()} == unindexed  # nothing else moved
+    assert {pid: p["pnc_index"] for pid, p in after.items()} == expected_pnc
+
+    def unindexed(rows: dict[int, dict[str, Any]]) -> dict[int, dict[str, Any]]:
+        return {pid: {**p, "name_dob_index": None, "pnc_index": None} for pid, p in rows.items()}
+
+    assert unindexed(after) == unindexed(before)  # nothing else moved
 
     again = runner.invoke(app, ["linkage", "reindex", "--by", "Ops Example"])
     assert again.exit_code == 0, again.output
-    assert again.output == f"{len(before)} people read, 0 name + date-of-birth index(es) changed\n"
+    assert again.output == f"{len(before)} people read; indexes changed: 0 name + date of birth, 0 PNC id\n"
     assert people() == after
     events = reindex_events()
     assert [(e["actor"], e["entity"], e["details"]) for e in events] == [
-        ("Ops Example", "people", {"index": "name_dob", "read": len(before), "changed": len(stale)}),
-        ("Ops Example", "people", {"index": "name_dob", "read": len(before), "changed": 0}),
+        (
+            "Ops Example",
+            "people",
+            {"read": len(before), "name_dob_changed": len(stale), "pnc_changed": len(stale_pnc)},
+        ),
+        ("Ops Example", "people", {"read": len(before), "name_dob_changed": 0, "pnc_changed": 0}),
     ]
     needles = personal_needles(inbox)
     assert {"O Brien", "Alex Testvictim"} <= needles  # the hand-written people are searched for too
@@ -226,26 +255,53 @@ def test_the_reindex_reads_and_writes_a_batch_at_a_time_not_a_person_at_a_time(s
     before = people()
     expected = {pid: new_rule_index(p) for pid, p in before.items()}
     stale = sum(p["name_dob_index"] != expected[pid] for pid, p in before.items())
+    stale_pnc = sum(p["pnc_index"] != new_rule_pnc_index(p) for p in before.values())
     statements: list[str] = []
     engine = wiring.engine()
     listen = (engine, "before_cursor_execute", lambda conn, cursor, sql, *args: statements.append(sql))
     event.listen(*listen)
     try:
         with engine.begin() as conn:
-            one_batch = reindex_name_dob(conn, by="test", cipher=wiring.cipher(), index=wiring.blind_index())
+            one_batch = reindex_people(conn, by="test", cipher=wiring.cipher(), index=wiring.blind_index())
     finally:
         event.remove(*listen)
-    assert one_batch == ReindexResult(read=len(before), changed=stale)
+    assert one_batch == ReindexResult(read=len(before), name_dob_changed=stale, pnc_changed=stale_pnc)
     # A read, an empty read, the write (staged on PostgreSQL: create, update, drop) and the audit event,
     # however many people changed.
     assert stale > 6 and len(statements) <= 6, statements
 
     with engine.begin() as conn:  # back to the old rule's indexes, to go again in batches of 7
         conn.execute(
-            update(PEOPLE).where(PEOPLE.c.id == bindparam("pid")).values(name_dob_index=bindparam("old")),
-            [{"pid": pid, "old": p["name_dob_index"]} for pid, p in before.items()],
+            update(PEOPLE)
+            .where(PEOPLE.c.id == bindparam("pid"))
+            .values(name_dob_index=bindparam("old"), pnc_index=bindparam("old_pnc")),
+            [{"pid": pid, "old": p["name_dob_index"], "old_pnc": p["pnc_index"]} for pid, p in before.items()],
         )
     with engine.begin() as conn:
-        in_sevens = reindex_name_dob(conn, by="test", cipher=wiring.cipher(), index=wiring.blind_index(), batch=7)
+        in_sevens = reindex_people(conn, by="test", cipher=wiring.cipher(), index=wiring.blind_index(), batch=7)
     assert in_sevens == one_batch
     assert {pid: p["name_dob_index"] for pid, p in people().items()} == expected
+
+
+def test_after_the_reindex_a_pnc_id_written_another_way_links_the_perpetrator(
+    stored_the_old_way: Path, tmp_path: Path
+) -> None:
+    assert runner.invoke(app, ["linkage", "reindex", "--by", "Ops Example"]).exit_code == 0
+    # Another system's record of the same man: his name spelt otherwise, his birth date mistyped, the
+    # PNC id with a four-digit year, the serial's leading zeros and a lower-case check letter.
+    add_nhs_lines(
+        stored_the_old_way,
+        D2,
+        nhs_line(
+            "NHS-REF-90000003",
+            D2,
+            ("Sam", "Samplevictim", date(1988, 1, 2)),
+            ("John", "Otherwise", date(1980, 4, 3)),
+            "2026/0045678b",
+        ),
+    )
+    night_without_prefect(stored_the_old_way, D2, tmp_path / "docs")
+    later, earlier = case_of("NHS-REF-90000003"), case_of("NHS-REF-90000001")
+    serial = [r for r in later["reasons"] if r["rule"] == "serial_perpetrator"]
+    assert [r["inputs"] for r in serial] == [{"earlier_referrals": 1, "other_victims": 1}]
+    assert later["tier"] == "high" and earlier["reasons"][-1]["rule"] == "serial_perpetrator_linked"

@@ -84,6 +84,13 @@ def test_no_personal_column_or_value_reaches_validation() -> None:
         ({"victim_postcode": "XYZ"}, "postcodes_well_formed", False),
         ({"perp_pnc_id": "123"}, "pnc_id_well_formed", False),
         ({"perp_pnc_id": None}, "pnc_id_well_formed", True),
+        ({"perp_pnc_id": "26/123456A"}, "pnc_id_well_formed", True),
+        ({"perp_pnc_id": "2026/0123456a"}, "pnc_id_well_formed", True),
+        ({"perp_pnc_id": "026/123456A"}, "pnc_id_well_formed", False),
+        ({"perp_pnc_id": "26/12345678A"}, "pnc_id_well_formed", False),
+        ({"perp_pnc_id": "26/123456A\n"}, "pnc_id_well_formed", False),
+        ({"perp_pnc_id": "\u0662\u0666/123456A"}, "pnc_id_well_formed", False),  # Arabic-Indic digits
+        ({"perp_pnc_id": "26/123456\u017f"}, "pnc_id_well_formed", False),  # long s, which upper-cases to S
         ({"perp_dob": None, "perp_dob_given": True}, "perp_dob_real", False),
         ({"received_date": None, "received_date_given": True}, "received_date_real", False),
         ({"received_date": date(2026, 11, 21)}, "received_days_before_run", -1.0),
