@@ -623,7 +623,7 @@ def staff_list(as_json: JsonOption = False) -> None:
 @alert_app.command("list")
 @operator_errors
 def alert_list(
-    status: Annotated[str | None, typer.Option(help="pending, sent, failed or dry_run.")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, sent, failed, dry_run or withdrawn.")] = None,
     as_json: JsonOption = False,
 ) -> None:
     """Alerts in the outbox: id, kind, level, channel, status, attempts, case reference (no personal data)."""
@@ -677,14 +677,18 @@ def alert_retry(
 
     if alert_id is not None and failed_with is None:
         with _read_engine().begin() as conn:
-            retry_alert(conn, alert_id)
-        typer.echo(f"alert {alert_id}: pending again")
+            retried = retry_alert(conn, alert_id)
+        said = f"alert {alert_id}: pending again"
     elif failed_with is not None and alert_id is None:
         with _read_engine().begin() as conn:
-            n = retry_failed(conn, failed_with)
-        typer.echo(f"{n} alert(s) failed with {failed_with}: pending again")
+            retried = retry_failed(conn, failed_with)
+        said = f"{retried.pending_again} alert(s) failed with {failed_with}: pending again"
     else:
         _fail("give an alert id or --failed-with ERROR, one of the two")
+        return
+    if retried.reports_withdrawn:
+        said += f"; {retried.reports_withdrawn} unsent report(s) of their failure withdrawn"
+    typer.echo(said)
 
 
 @linkage_app.command("reindex")

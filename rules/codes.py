@@ -175,3 +175,5 @@ class AlertStatus(StrEnum):
     sent = "sent"
     failed = "failed"
     dry_run = "dry_run"
+    # An unsent report that an alert failed, made moot when that alert was put back to be sent again.
+    withdrawn = "withdrawn"

@@ -38,7 +38,7 @@ from rules.policy import Policy
 from tasks.bulk import one_of
 from tasks.collector import gc_paused
 from tasks.messages import Message, grouped, keys_in_metadata, render
-from tasks.outbox import outbox_row, queue_alert
+from tasks.outbox import failure_report_key, outbox_row, queue_alert
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 LEASE = timedelta(minutes=5)
@@ -438,7 +438,7 @@ def dispatch(
                         # An ops alert that fails is not announced by another to the same ops channel: that
                         # one would fail too, and breed a new one every dispatch. It shows as failed instead.
                         if m["kind"] != "ops":
-                            ops.append(_ops_failed(m, exc.error, policy))
+                            ops.append(_ops_failed(m, exc.error, policy, now()))
                 settled |= _record(engine, changes, ops)
                 result.token_refused = exc.error in TOKEN_REFUSED
                 continue
@@ -537,10 +537,10 @@ def _change(
     }
 
 
-def _ops_failed(alert: dict[str, Any], error: str, policy: Policy) -> dict[str, Any]:
+def _ops_failed(alert: dict[str, Any], error: str, policy: Policy, failed_at: datetime) -> dict[str, Any]:
     return outbox_row(
         "ops",
-        f"ops:alert_failed:{alert['id']}",
+        failure_report_key(alert["id"], failed_at),
         policy.ops_channel,
         {
             "event": "alert_failed",

@@ -7,7 +7,7 @@ them); the dedupe key makes a second queueing of the same cause a no-op.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Connection
@@ -18,6 +18,21 @@ from rules.codes import AlertStatus
 from tasks.bulk import copy_insert_ignoring
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
+FAILURE_REPORT = "ops:alert_failed:"
+
+
+def failure_report_key(alert_id: int, failed_at: datetime) -> str:
+    """The dedupe key of the ops alert reporting that an alert failed at this instant."""
+    # The instant is in the key: an alert put back (`iasu alert retry`) that fails again is reported again.
+    return f"{FAILURE_REPORT}{alert_id}:{failed_at.astimezone(UTC):%Y%m%dT%H%M%S%fZ}"
+
+
+def failure_report_subject(dedupe_key: str) -> int | None:
+    """The id of the alert a failure report is about (keys with or without the instant), else None."""
+    if not dedupe_key.startswith(FAILURE_REPORT):
+        return None
+    subject = dedupe_key.removeprefix(FAILURE_REPORT).partition(":")[0]
+    return int(subject) if subject.isdigit() else None
 
 
 def outbox_row(

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import Connection, Engine, func, select
+from sqlalchemy import ColumnElement, Connection, Engine, func, select
 
 from models import (
     Alert,
@@ -18,7 +19,10 @@ from models import (
     Referral,
     Staff,
 )
+from rules.codes import AlertStatus
+from tasks.outbox import FAILURE_REPORT, failure_report_subject
 
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
 STATUS_TABLES = {
     "referrals": Referral,
     "people": Person,
@@ -114,28 +118,52 @@ def alerts(conn: Connection, *, status: str | None) -> list[dict[str, Any]]:
     return [{**dict(r._mapping), "created_at": r.created_at.isoformat()} for r in conn.execute(stmt)]
 
 
-def retry_failed(conn: Connection, error: str) -> int:
-    """Reset every failed alert whose last error is this one to pending (attempts zeroed); returns how many."""
-    a = Alert.__table__  # type: ignore[attr-defined]
-    return int(
-        conn.execute(
-            a.update()
-            .where(a.c.status == "failed", a.c.last_error == error)
-            .values(status="pending", attempts=0, last_error=None, claimed_until=None)
-        ).rowcount
-    )
+@dataclass(frozen=True)
+class Retried:
+    """Alerts put back in the outbox, and the unsent reports of their failure withdrawn with them."""
+
+    pending_again: int
+    reports_withdrawn: int
 
 
-def retry_alert(conn: Connection, alert_id: int) -> None:
-    """Reset a failed alert to pending (attempts zeroed) for the next dispatch."""
+def retry_failed(conn: Connection, error: str) -> Retried:
+    """Put every failed alert whose last error is this one back to pending (attempts zeroed)."""
+    return _put_back(conn, ALERTS.c.last_error == error)
+
+
+def retry_alert(conn: Connection, alert_id: int) -> Retried:
+    """Put a failed alert back to pending (attempts zeroed) for the next dispatch."""
     from iasu.errors import OperatorError
 
-    a = Alert.__table__  # type: ignore[attr-defined]
-    status = conn.execute(select(a.c.status).where(a.c.id == alert_id)).scalar_one_or_none()
+    status = conn.execute(select(ALERTS.c.status).where(ALERTS.c.id == alert_id)).scalar_one_or_none()
     if status is None:
         raise OperatorError(f"no alert {alert_id}")
-    if status != "failed":
+    if status != AlertStatus.failed:
         raise OperatorError(f"alert {alert_id} is {status}, not failed")
-    conn.execute(
-        a.update().where(a.c.id == alert_id).values(status="pending", attempts=0, last_error=None, claimed_until=None)
+    return _put_back(conn, ALERTS.c.id == alert_id)
+
+
+def _put_back(conn: Connection, which: ColumnElement[bool]) -> Retried:
+    a = ALERTS.c
+    put_back = set(
+        conn.execute(
+            ALERTS.update()
+            .where(a.status == AlertStatus.failed, which)
+            .values(status=AlertStatus.pending, attempts=0, last_error=None, claimed_until=None)
+            .returning(a.id)
+        ).scalars()
     )
+    # A report that one of these failed, not yet sent (or itself failed, and perhaps just put back with
+    # them), now tells ops of a failure that no longer stands: withdrawn, so ops is not told of failures
+    # that the next dispatch delivers. Should an alert fail again, a new report names the new failure.
+    reports = conn.execute(
+        select(a.id, a.dedupe_key).where(
+            a.kind == "ops",
+            a.status.in_([AlertStatus.pending, AlertStatus.failed]),
+            a.dedupe_key.startswith(FAILURE_REPORT, autoescape=True),
+        )
+    ).all()
+    moot = [r.id for r in reports if failure_report_subject(r.dedupe_key) in put_back]
+    if moot:
+        conn.execute(ALERTS.update().where(a.id.in_(moot)).values(status=AlertStatus.withdrawn, claimed_until=None))
+    return Retried(pending_again=len(put_back - set(moot)), reports_withdrawn=len(moot))

@@ -25,6 +25,7 @@ from tasks import notify
 from tasks.messages import keys_in_metadata
 from tasks.monitor import monitor
 from tasks.notify import SlackNotifier, dispatch, drain
+from tasks.queries import Retried
 from tasks.schedule import schedule
 from tests.slack_server import FakeSlack
 from tests.support import leaks, night_without_prefect, personal_needles, policy_with, write_days
@@ -270,14 +271,49 @@ def test_a_refused_token_stops_the_run_and_a_retry_sends_what_it_failed(overdue:
         assert 0 < len(failed) < queued and {a["last_error"] for a in failed} == {"invalid_auth"}
         assert all(a["attempts"] == 0 for a in outbox() if a["status"] == "pending")
         assert [m for m, _ in fake.requests if m == "chat.postMessage"] == ["chat.postMessage"]
+        reports = {a["id"] for a in outbox() if a["kind"] == "ops" and a["payload"]["event"] == "alert_failed"}
+        assert len(reports) == len(failed)  # each failure reported, the reports not yet sent
         fake.mode = "ok"  # the token is fixed
         with wiring.engine().begin() as conn:
-            assert retry_failed(conn, "invalid_auth") == len(failed)
+            assert retry_failed(conn, "invalid_auth") == Retried(
+                pending_again=len(failed), reports_withdrawn=len(failed)
+            )
         drain(wiring.engine(), slack(fake), get_policy())
         seen = keys_at(fake)
-    # Everything reached Slack once, the ops alerts about the failures included, and nothing is left.
-    assert set(seen.values()) == {1} and set(seen) == {a["dedupe_key"] for a in outbox()}
-    assert {a["status"] for a in outbox()} == {"sent"}
+    # Everything reached Slack once and nothing is left, bar the reports of failures that no longer stand:
+    # ops is not told that alerts failed which it then sees delivered.
+    assert {a["id"] for a in outbox() if a["status"] == "withdrawn"} == reports
+    assert set(seen.values()) == {1} and set(seen) == {a["dedupe_key"] for a in outbox() if a["id"] not in reports}
+    assert {a["status"] for a in outbox() if a["id"] not in reports} == {"sent"}
+
+
+def test_an_alert_put_back_that_fails_again_is_reported_again(overdue: dict[str, Any]) -> None:
+    from tasks.queries import retry_alert
+
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack() as fake:
+        fake.fail_next(1, "channel_not_found")  # the first message only: its channel was archived
+        drain(wiring.engine(), slack(fake), get_policy())
+        [failed, *_] = [a for a in outbox() if a["status"] == "failed"]
+        # Told: the report went out with the next dispatch (the ops channel works).
+        drain(wiring.engine(), slack(fake), get_policy())
+        with wiring.engine().begin() as conn:  # someone unarchived the channel, then put the alert back
+            assert retry_alert(conn, failed["id"]) == Retried(pending_again=1, reports_withdrawn=0)
+        # Archived again before the next dispatch: its history (read first, the alert having been tried)
+        # and the post are both refused.
+        fake.fail_next(2, "channel_not_found")
+        drain(wiring.engine(), slack(fake), get_policy())
+        drain(wiring.engine(), slack(fake), get_policy())
+        seen = keys_at(fake)
+    reports = [
+        a
+        for a in outbox()
+        if a["kind"] == "ops" and a["payload"]["event"] == "alert_failed" and a["payload"]["alert_id"] == failed["id"]
+    ]
+    # Two failures, two reports, both delivered: the second is not lost to the first one's dedupe key.
+    assert [a["status"] for a in reports] == ["sent", "sent"] and len({a["dedupe_key"] for a in reports}) == 2
+    assert [seen.get(a["dedupe_key"]) for a in reports] == [1, 1]
+    assert [a["status"] for a in outbox() if a["id"] == failed["id"]] == ["failed"]
 
 
 def test_a_failed_ops_alert_is_not_announced_by_another(overdue: dict[str, Any]) -> None:
