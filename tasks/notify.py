@@ -19,7 +19,7 @@ import urllib.error
 from collections import Counter, defaultdict, deque
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any, Protocol
 
@@ -402,6 +402,8 @@ def dispatch(
     # in a row across channels (Slack unreachable) and per channel (one channel's sends keep failing
     # while others succeed: that channel leaves the rotation, its alerts stay pending).
     failing: Counter[str] = Counter()
+    broken: dict[str, str] = {}  # channels that left the rotation for failing sends: their last error
+    breaker = policy.alerts.circuit_breaker_failures
     while plans and not (result.stopped_for_outage or result.out_of_time or result.token_refused):
         for channel, queued in plans:
             if result.stopped_for_outage or result.token_refused:
@@ -422,7 +424,9 @@ def dispatch(
                     else:
                         outages += 1
                         failing[channel] += 1
-                    result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
+                        if failing[channel] >= breaker:
+                            broken[channel] = exc.error
+                    result.stopped_for_outage = outages >= breaker
                     continue
                 outages = failing[channel] = 0
                 for m in members:
@@ -445,8 +449,10 @@ def dispatch(
             except OUTAGE as exc:
                 outages += 1
                 failing[channel] += 1
+                if failing[channel] >= breaker:
+                    broken[channel] = type(exc).__name__
                 result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + len(members)
-                result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
+                result.stopped_for_outage = outages >= breaker
                 continue
             outages = failing[channel] = 0
             result.messages += 1
@@ -459,8 +465,18 @@ def dispatch(
             else:
                 result.sent += len(members)
             settled |= _record(engine, changes, ops)
-        breaker = policy.alerts.circuit_breaker_failures
         plans = [(channel, queued) for channel, queued in plans if queued and failing[channel] < breaker]
+    if broken and not result.stopped_for_outage:
+        # One channel failing while the others deliver keeps its alerts pending, dispatch after dispatch:
+        # ops hears of it (once a day per channel), or missed contacts could wait unseen. Not when all of
+        # Slack is down (the report could not go either), nor about the ops channel itself.
+        waiting = Counter(a["channel"] for a in claimed if a["id"] not in settled)
+        reports = [
+            _ops_channel_failing(channel, error, waiting[channel], policy, now())
+            for channel, error in sorted(broken.items())
+            if channel != policy.ops_channel
+        ]
+        _record(engine, [], reports)
     # Whatever was claimed and not settled goes back for the next dispatch, attempts untouched; only while
     # the claim is still this dispatch's own (past its lease another may have claimed the same alerts).
     with engine.begin() as conn:
@@ -548,6 +564,15 @@ def _ops_failed(alert: dict[str, Any], error: str, policy: Policy, failed_at: da
             "error": error,
             "case_ref": alert["payload"].get("case_ref"),
         },
+    )
+
+
+def _ops_channel_failing(channel: str, error: str, waiting: int, policy: Policy, at: datetime) -> dict[str, Any]:
+    return outbox_row(
+        "ops",
+        f"ops:channel_failing:{channel}:{at.astimezone(UTC):%Y-%m-%d}",
+        policy.ops_channel,
+        {"event": "channel_failing", "channel": channel, "error": error, "alerts_waiting": waiting},
     )
 
 

@@ -104,11 +104,27 @@ def test_one_broken_channel_leaves_the_rotation_and_the_others_are_delivered(con
         fake.fail_channel("C0BROKEN")
         result = drain(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
         tried = [(method, status) for method, status in fake.requests if method == "chat.postMessage"]
-    assert result.sent == 1500 and result.pending == 1500 and result.failed == 0
-    assert sum(1 for _, status in tried if status == 500) == breaker  # then the channel is left alone
+        assert result.sent == 1500 and result.failed == 0
+        assert sum(1 for _, status in tried if status == 500) == breaker  # then the channel is left alone
+        with wiring.engine().connect() as conn:
+            stuck = conn.execute(select(ALERTS.c.attempts).where(ALERTS.c.channel == "C0BROKEN")).scalars().all()
+            reports = conn.execute(select(ALERTS).where(ALERTS.c.kind == "ops")).mappings().all()
+        assert set(stuck) == {0} and result.pending == 1500 + 1
+        # Ops is told which channel keeps failing and how many alerts wait for it, once a day.
+        [report] = reports
+        assert report["channel"] == get_policy().ops_channel and report["status"] == "pending"
+        assert report["dedupe_key"] == f"ops:channel_failing:C0BROKEN:{datetime.now(UTC):%Y-%m-%d}"
+        assert report["payload"] == {
+            "event": "channel_failing",
+            "channel": "C0BROKEN",
+            "error": "internal_error",
+            "alerts_waiting": 1500,
+        }
+        again = drain(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
+    # The next dispatch delivers the report; the channel still fails, and is not reported twice that day.
+    assert again.sent == 1 and again.pending == 1500
     with wiring.engine().connect() as conn:
-        stuck = conn.execute(select(ALERTS.c.attempts).where(ALERTS.c.channel == "C0BROKEN")).scalars().all()
-    assert set(stuck) == {0}
+        assert conn.execute(select(ALERTS.c.status).where(ALERTS.c.kind == "ops")).scalars().all() == ["sent"]
 
 
 def test_a_drain_stops_after_a_refusal_rather_than_retrying_at_once(configured: str) -> None:
