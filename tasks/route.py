@@ -336,6 +336,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         conn,
         serial={rid: found for rid, found in links.items() if found.other_victims},
         case_of={**{r.referral_id: r.case_id for r in existing if r.case_id}, **case_id_of, **merged_into},
+        joined=set(merged_into),
         policy=policy,
         actor=actor,
         now=now,
@@ -415,16 +416,25 @@ def _raise_linked_cases(
     *,
     serial: dict[int, Linked],
     case_of: dict[int, int],
+    joined: set[int],
     policy: Policy,
     actor: str,
     now: datetime,
     run_date: date,
 ) -> int:
-    """A serial perpetrator raises the tier of each open case linked to them, not only the newest one."""
+    """A serial perpetrator raises the tier of each open case linked to them, not only the newest one.
+
+    `joined` are the new referrals that joined an existing case (the same referral from another source):
+    what they reveal raises that case too, since no decision was taken for them.
+    """
     floor = policy.linkage.serial_tier
     wanted: dict[int, int] = {}  # case id -> the new referral that revealed the serial perpetrator
     for rid, found in sorted(serial.items()):
         own = case_of.get(rid)
+        if rid in joined and own is not None:
+            # Its second source may carry what the first lacked (a PNC id): the case it joined was
+            # decided without knowing its perpetrator is serial.
+            wanted.setdefault(own, rid)
         for earlier in found.earlier_referral_ids:
             case_id = case_of.get(earlier)
             if case_id is not None and case_id != own:

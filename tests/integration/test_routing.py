@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import random
 import re
 from collections.abc import Iterator
 from contextlib import ExitStack
 from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -157,6 +159,7 @@ def test_a_serial_finding_raises_only_the_linked_open_cases_below_the_serial_tie
             conn,
             serial={100: Linked(duplicate_of=None, earlier_cases=3, other_victims=2, earlier_referral_ids=(1, 2, 3))},
             case_of={1: earlier["standard"], 2: earlier["medium"], 3: earlier["high"], 100: own},
+            joined=set(),
             policy=policy,
             actor="test",
             now=opened,
@@ -257,3 +260,58 @@ def test_statistics_are_taken_again_only_once_a_table_has_changed_past_the_serve
         assert reltuples == 100_000  # the last ANALYZE saw every row (all the table's pages fit in its sample)
     finally:
         engine.dispose()
+
+
+def test_a_second_source_revealing_a_serial_perpetrator_raises_the_case_it_joins(
+    configured: str, tmp_path: Path
+) -> None:
+    """The NHS trust's referral names the perpetrator without a PNC id; victim services' copy of it carries one,
+    the id of a man already referred by the police for another victim: the joined case is raised too."""
+    from dataclasses import replace
+
+    from faker import Faker
+
+    from iasu.synthetic.generate import write_file
+    from iasu.synthetic.referrals import ReferralFactory
+    from rules.codes import Source
+
+    day1, day2 = date(2026, 11, 9), date(2026, 11, 10)
+    factory = ReferralFactory(random.Random(5), Faker("en_GB"))
+    police = factory.referral(day1, Source.police_rms)
+    police = replace(police, perp=replace(police.perp, pnc_id="26/45678B"), pnc_shown=True)
+    nhs = factory.referral(day1, Source.nhs_trust)
+    nhs = replace(nhs, sdash=(False,) * len(nhs.sdash), markers=(), srp=None, pnc_shown=False)  # low risk
+    copy = factory.duplicate(nhs)
+    assert copy is not None
+    copy = replace(
+        copy,
+        source=Source.victim_service,
+        source_ref=factory.source_ref(Source.victim_service, copy.force, day2),
+        received=day2,
+        perp=replace(nhs.perp, pnc_id="2026/0045678b"),  # the same man, under the name the NHS knows him by
+        pnc_shown=True,
+    )
+    inbox = tmp_path / "inbox"
+    for day, source, referrals in ((day1, Source.police_rms, [police]), (day1, Source.nhs_trust, [nhs])):
+        (inbox / day.isoformat()).mkdir(parents=True, exist_ok=True)
+        write_file(inbox / day.isoformat(), source, day, referrals, dirty=0.0, rng=random.Random(1))
+    first = night_without_prefect(inbox, day1, tmp_path / "docs")
+    assert first["raised_for_serial"] == 0
+    before = {c["id"]: c for c in cases_and_referrals()[0]}
+    (inbox / day2.isoformat()).mkdir(parents=True)
+    write_file(inbox / day2.isoformat(), Source.victim_service, day2, [copy], dirty=0.0, rng=random.Random(1))
+    second = night_without_prefect(inbox, day2, tmp_path / "docs")
+
+    cases, refs = cases_and_referrals()
+    case_of = {r["source_ref"]: r["case_id"] for r in refs}
+    joined = case_of[nhs.source_ref]
+    assert case_of[copy.source_ref] == joined and len(cases) == 2  # the copy joined the NHS referral's case
+    after = {c["id"]: c for c in cases}
+    assert before[joined]["tier"] != "high"  # decided without knowing the perpetrator
+    assert after[joined]["tier"] == "high"
+    assert after[joined]["reasons"][-1]["rule"] == "serial_perpetrator_linked"
+    revealed_by = after[joined]["reasons"][-1]["inputs"]["revealed_by_referral_id"]
+    assert revealed_by == next(r["id"] for r in refs if r["source_ref"] == copy.source_ref)
+    police_case = after[case_of[police.source_ref]]
+    assert police_case["tier"] == "high"  # the police case, raised too if it was below
+    assert second["raised_for_serial"] == 1 + (before[police_case["id"]]["tier"] != "high")
