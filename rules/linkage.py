@@ -80,7 +80,7 @@ def pnc_key(pnc_id: str | None) -> str | None:
     """A PNC id in one spelling: "2026/123456a" -> "26/0123456A"; None for none."""
     if not pnc_id:
         return None
-    well_formed = PNC_ID.fullmatch(pnc_id)
+    well_formed = PNC_ID.fullmatch(pnc_id.strip())
     if well_formed is None:
         # Validation quarantines an id of any other shape before linkage; this keeps the function total.
         return _PNC.sub("", pnc_id.upper()) or None

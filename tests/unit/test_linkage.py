@@ -4,9 +4,7 @@ from __future__ import annotations
 
 from datetime import date
 
-import pytest
-
-from rules.linkage import LinkRow, link, name_dob_key, pnc_key
+from rules.linkage import LinkRow, link, name_dob_key
 
 D = date(2026, 11, 10)
 
@@ -100,22 +98,3 @@ def test_a_stranger_referred_by_two_sources_is_one_referral_but_two_known_stalke
     out = link(new, existing, duplicate_window_days=14)
     assert out[3].duplicate_of == 1  # one side cannot say who it was: the same referral
     assert out[4].duplicate_of is None  # both know, and they differ: two stalkers, two cases
-
-
-@pytest.mark.parametrize(
-    ("written", "key"),
-    [
-        ("26/123456A", "26/0123456A"),
-        ("26/0123456A", "26/0123456A"),  # the serial's leading zeros
-        ("2026/123456A", "26/0123456A"),  # the year in four digits
-        ("2026/0123456a", "26/0123456A"),  # the check letter's case
-        ("99/7B", "99/0000007B"),
-        ("1999/0000007B", "99/0000007B"),
-        ("26/123456B", "26/0123456B"),  # another check letter: another id
-        ("25/123456A", "25/0123456A"),  # another year: another id
-        ("", None),
-        (None, None),
-    ],
-)
-def test_a_pnc_id_has_one_key_however_a_system_writes_it(written: str | None, key: str | None) -> None:
-    assert pnc_key(written) == key

@@ -140,9 +140,22 @@ def test_no_separator_survives_inside_a_part(left: str, right: str, separator: s
 
 @pytest.mark.parametrize(
     ("raw", "expected"),
-    [("26/123456A", "26123456A"), (" 26/123456a ", "26123456A"), ("", None), (None, None), ("//", None)],
+    [
+        ("26/123456A", "26/0123456A"),
+        ("26/0123456A", "26/0123456A"),  # the serial's leading zeros
+        ("2026/123456A", "26/0123456A"),  # the year in four digits
+        ("2026/0123456a", "26/0123456A"),  # the check letter's case
+        (" 26/123456a ", "26/0123456A"),  # spaces around it
+        ("99/7B", "99/0000007B"),
+        ("1999/0000007B", "99/0000007B"),
+        ("26/123456B", "26/0123456B"),  # another check letter: another id
+        ("25/123456A", "25/0123456A"),  # another year: another id
+        ("", None),
+        (None, None),
+        ("//", None),
+    ],
 )
-def test_pnc_ids_normalise(raw: str | None, expected: str | None) -> None:
+def test_a_pnc_id_has_one_key_however_a_system_writes_it(raw: str | None, expected: str | None) -> None:
     assert pnc_key(raw) == expected
 
 
