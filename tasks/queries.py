@@ -20,6 +20,7 @@ from models import (
     Staff,
 )
 from rules.codes import AlertStatus
+from tasks.bulk import one_of
 from tasks.outbox import FAILURE_REPORT, failure_report_subject
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
@@ -165,5 +166,7 @@ def _put_back(conn: Connection, which: ColumnElement[bool]) -> Retried:
     ).all()
     moot = [r.id for r in reports if failure_report_subject(r.dedupe_key) in put_back]
     if moot:
-        conn.execute(ALERTS.update().where(a.id.in_(moot)).values(status=AlertStatus.withdrawn, claimed_until=None))
+        conn.execute(
+            ALERTS.update().where(one_of(conn, a.id, moot)).values(status=AlertStatus.withdrawn, claimed_until=None)
+        )
     return Retried(pending_again=len(put_back - set(moot)), reports_withdrawn=len(moot))
