@@ -402,7 +402,6 @@ def dispatch(
     # in a row across channels (Slack unreachable) and per channel (one channel's sends keep failing
     # while others succeed: that channel leaves the rotation, its alerts stay pending).
     failing: Counter[str] = Counter()
-    broken: dict[str, str] = {}  # channels that left the rotation for failing sends: their last error
     breaker = policy.alerts.circuit_breaker_failures
     while plans and not (result.stopped_for_outage or result.out_of_time or result.token_refused):
         for channel, queued in plans:
@@ -424,8 +423,6 @@ def dispatch(
                     else:
                         outages += 1
                         failing[channel] += 1
-                        if failing[channel] >= breaker:
-                            broken[channel] = exc.error
                     result.stopped_for_outage = outages >= breaker
                     continue
                 outages = failing[channel] = 0
@@ -449,8 +446,6 @@ def dispatch(
             except OUTAGE as exc:
                 outages += 1
                 failing[channel] += 1
-                if failing[channel] >= breaker:
-                    broken[channel] = type(exc).__name__
                 result.errors[type(exc).__name__] = result.errors.get(type(exc).__name__, 0) + len(members)
                 result.stopped_for_outage = outages >= breaker
                 continue
@@ -466,17 +461,8 @@ def dispatch(
                 result.sent += len(members)
             settled |= _record(engine, changes, ops)
         plans = [(channel, queued) for channel, queued in plans if queued and failing[channel] < breaker]
-    if broken and not result.stopped_for_outage:
-        # One channel failing while the others deliver keeps its alerts pending, dispatch after dispatch:
-        # ops hears of it (once a day per channel), or missed contacts could wait unseen. Not when all of
-        # Slack is down (the report could not go either), nor about the ops channel itself.
-        waiting = Counter(a["channel"] for a in claimed if a["id"] not in settled)
-        reports = [
-            _ops_channel_failing(channel, error, waiting[channel], policy, now())
-            for channel, error in sorted(broken.items())
-            if channel != policy.ops_channel
-        ]
-        _record(engine, [], reports)
+    if not result.token_refused:  # a refused token is its own report: nothing could go anywhere
+        _record(engine, [], _stuck_channels([a for a in claimed if a["id"] not in settled], policy, now()))
     # Whatever was claimed and not settled goes back for the next dispatch, attempts untouched; only while
     # the claim is still this dispatch's own (past its lease another may have claimed the same alerts).
     with engine.begin() as conn:
@@ -567,13 +553,34 @@ def _ops_failed(alert: dict[str, Any], error: str, policy: Policy, failed_at: da
     )
 
 
-def _ops_channel_failing(channel: str, error: str, waiting: int, policy: Policy, at: datetime) -> dict[str, Any]:
-    return outbox_row(
-        "ops",
-        f"ops:channel_failing:{channel}:{at.astimezone(UTC):%Y-%m-%d}",
-        policy.ops_channel,
-        {"event": "channel_failing", "channel": channel, "error": error, "alerts_waiting": waiting},
-    )
+STUCK_AFTER = timedelta(hours=1)
+
+
+def _stuck_channels(unsent: list[dict[str, Any]], policy: Policy, at: datetime) -> list[dict[str, Any]]:
+    """Ops reports for channels with an alert still unsent an hour or more after its first try."""
+    # Whatever keeps them (5xx, dropped connections, 429s, a history that cannot be read, a backlog no
+    # dispatch gets through), missed contacts must not wait unseen: ops hears once a day per channel.
+    # Not of the ops channel itself, where the report would wait with them.
+    waiting: Counter[str] = Counter(a["channel"] for a in unsent)
+    since: dict[str, datetime] = {}
+    for a in unsent:
+        if a["tried_at"] is not None and a["tried_at"] <= at - STUCK_AFTER:
+            since[a["channel"]] = min(a["tried_at"], since.get(a["channel"], a["tried_at"]))
+    return [
+        outbox_row(
+            "ops",
+            f"ops:channel_failing:{channel}:{at.astimezone(UTC):%Y-%m-%d}",
+            policy.ops_channel,
+            {
+                "event": "channel_failing",
+                "channel": channel,
+                "alerts_waiting": waiting[channel],
+                "first_tried_utc": f"{first.astimezone(UTC):%Y-%m-%dT%H:%MZ}",
+            },
+        )
+        for channel, first in sorted(since.items())
+        if channel != policy.ops_channel
+    ]
 
 
 @task(name="dispatch-alerts", cache_policy=NO_CACHE)

@@ -17,7 +17,7 @@ from tasks import notify
 from tasks.messages import Message
 from tasks.notify import CHANNEL_INTERVAL_S, SEND_WINDOW, SlackNotifier, dispatch, drain
 from tasks.outbox import ALERTS, outbox_row, queue_alert
-from tests.slack_server import FakeSlack
+from tests.slack_server import FakeSlack, Mode
 
 
 def _message(n: int) -> Message:
@@ -104,27 +104,58 @@ def test_one_broken_channel_leaves_the_rotation_and_the_others_are_delivered(con
         fake.fail_channel("C0BROKEN")
         result = drain(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
         tried = [(method, status) for method, status in fake.requests if method == "chat.postMessage"]
-        assert result.sent == 1500 and result.failed == 0
-        assert sum(1 for _, status in tried if status == 500) == breaker  # then the channel is left alone
-        with wiring.engine().connect() as conn:
-            stuck = conn.execute(select(ALERTS.c.attempts).where(ALERTS.c.channel == "C0BROKEN")).scalars().all()
-            reports = conn.execute(select(ALERTS).where(ALERTS.c.kind == "ops")).mappings().all()
-        assert set(stuck) == {0} and result.pending == 1500 + 1
-        # Ops is told which channel keeps failing and how many alerts wait for it, once a day.
-        [report] = reports
-        assert report["channel"] == get_policy().ops_channel and report["status"] == "pending"
-        assert report["dedupe_key"] == f"ops:channel_failing:C0BROKEN:{datetime.now(UTC):%Y-%m-%d}"
+    assert result.sent == 1500 and result.pending == 1500 and result.failed == 0
+    assert sum(1 for _, status in tried if status == 500) == breaker  # then the channel is left alone
+    with wiring.engine().connect() as conn:
+        stuck = conn.execute(select(ALERTS.c.attempts).where(ALERTS.c.channel == "C0BROKEN")).scalars().all()
+    assert set(stuck) == {0}
+
+
+def at(instant: datetime) -> Callable[[], datetime]:
+    """A clock stopped at one instant."""
+    return lambda: instant
+
+
+def ops_reports() -> list[dict[str, object]]:
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(select(ALERTS).where(ALERTS.c.kind == "ops").order_by(ALERTS.c.id)).mappings()
+        return [dict(r) for r in rows]
+
+
+@pytest.mark.parametrize("mode", ["server_error", "down"])
+def test_a_channel_whose_alerts_wait_an_hour_after_their_first_try_is_reported_once_a_day(
+    configured: str, mode: Mode, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """5xx or dropped connections on one channel: its alerts stay pending, and ops hears of it, not every dispatch."""
+    monkeypatch.setattr(notify, "CHANNEL_INTERVAL_S", 0.0)  # the dispatches' clock is simulated; pacing is not
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, missed_rows(("C0STUCK",), 2))
+    first_try = datetime.now(UTC)
+    policy = get_policy()
+    with FakeSlack() as fake:
+        notifier = SlackNotifier("xoxb-test", fake.base_url, 5)
+        fake.mode = mode
+        for minutes in (0, 55):  # first tried now: not yet an hour
+            drain(wiring.engine(), notifier, policy, now=at(first_try + timedelta(minutes=minutes)))
+            assert ops_reports() == []
+        later = first_try + timedelta(minutes=61)
+        for minutes in (61, 66):  # an hour on, still failing: one report, kept once for the day
+            result = drain(wiring.engine(), notifier, policy, now=at(first_try + timedelta(minutes=minutes)))
+        [report] = ops_reports()
+        assert report["channel"] == policy.ops_channel and report["status"] == "pending"
+        assert report["dedupe_key"] == f"ops:channel_failing:C0STUCK:{later:%Y-%m-%d}"
         assert report["payload"] == {
             "event": "channel_failing",
-            "channel": "C0BROKEN",
-            "error": "internal_error",
-            "alerts_waiting": 1500,
+            "channel": "C0STUCK",
+            "alerts_waiting": 2,
+            "first_tried_utc": f"{first_try:%Y-%m-%dT%H:%MZ}",
         }
-        again = drain(wiring.engine(), SlackNotifier("xoxb-test", fake.base_url, 5), get_policy())
-    # The next dispatch delivers the report; the channel still fails, and is not reported twice that day.
-    assert again.sent == 1 and again.pending == 1500
-    with wiring.engine().connect() as conn:
-        assert conn.execute(select(ALERTS.c.status).where(ALERTS.c.kind == "ops")).scalars().all() == ["sent"]
+        assert result.pending == 2 + 1 and result.sent == 0
+        fake.mode = "ok"
+        done = drain(wiring.engine(), notifier, policy, now=at(later + timedelta(minutes=10)))
+    # Slack answers again: the report and the alerts go, each once.
+    assert done.sent == 2 + 1 and done.pending == 0
+    assert [r["status"] for r in ops_reports()] == ["sent"]
 
 
 def test_a_drain_stops_after_a_refusal_rather_than_retrying_at_once(configured: str) -> None:
