@@ -262,12 +262,25 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         duplicate_window_days=policy.linkage.duplicate_window_days,
     )
     duplicates = {rid: found.duplicate_of for rid, found in links.items() if found.duplicate_of is not None}
-    marker_sets: dict[str, frozenset[Marker]] = {}  # markers as stored (JSON text) -> codes
-    batch = [
-        (_facts(by_id[rid], marker_sets), LinkedHistory(found.earlier_cases, found.other_victims), rid)
+    history = {
+        rid: LinkedHistory(found.earlier_cases, found.other_victims)
         for rid, found in links.items()
         if found.duplicate_of is None
-    ]
+    }
+    # A copy of tonight's referral from another source, also tonight, may know the perpetrator better (a PNC
+    # id the first lacked): the case is decided on what either copy found, not raised after the decision.
+    # Counts, not the referrals behind them, so the larger of each: what the case certainly has.
+    joined_tonight: set[int] = set()
+    for rid, target in duplicates.items():
+        root = _first_of(target, duplicates)
+        if root in history:
+            joined_tonight.add(rid)
+            found, was = links[rid], history[root]
+            history[root] = LinkedHistory(
+                max(was.earlier_referrals, found.earlier_cases), max(was.other_victims, found.other_victims)
+            )
+    marker_sets: dict[str, frozenset[Marker]] = {}  # markers as stored (JSON text) -> codes
+    batch = [(_facts(by_id[rid], marker_sets), linked, rid) for rid, linked in history.items()]
     rid_of = {facts.key: rid for facts, _, rid in batch}
     # Of the rows read, only the few that join an earlier case are needed from here on. The rows themselves
     # (with their decoded markers, about a sixth of routing's memory) go before the cases are built.
@@ -332,17 +345,6 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     if merged_into:
         update_rows(conn, REFERRALS, "id", ({"id": rid, "case_id": cid} for rid, cid in merged_into.items()))
 
-    raised = _raise_linked_cases(
-        conn,
-        serial={rid: found for rid, found in links.items() if found.other_victims},
-        case_of={**{r.referral_id: r.case_id for r in existing if r.case_id}, **case_id_of, **merged_into},
-        joined=set(merged_into),
-        policy=policy,
-        actor=actor,
-        now=now,
-        run_date=run_date,
-    )
-
     # Generators: COPY takes each event as it is built, so a night's events are never all held at once.
     decided = (
         audit.event(
@@ -374,7 +376,26 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         for rid, cid in merged_into.items()
     )
     copy_insert(conn, AUDIT, chain(decided, merges))
-    # A new high-risk case is announced to the unit the night it is routed, with the decision (same transaction).
+    # After the decisions are logged, so a case opened tonight and raised by a later referral of tonight's
+    # shows its decision, then its raise.
+    raised = _raise_linked_cases(
+        conn,
+        serial={rid: found for rid, found in links.items() if found.other_victims},
+        case_of={**{r.referral_id: r.case_id for r in existing if r.case_id}, **case_id_of, **merged_into},
+        joined=set(merged_into) - joined_tonight,
+        policy=policy,
+        actor=actor,
+        now=now,
+        run_date=run_date,
+    )
+    # A new high-risk case is announced to the unit the night it is routed, with the decision (same transaction):
+    # one opened tonight and raised to high tonight too.
+    opened_tonight = {case["case_ref"]: case for case in cases}
+    high_tonight = [case for case in cases if case["tier"] == Tier.high.value] + [
+        {**opened_tonight[ch["ref"]], "tier": ch["tier"], "reasons": ch["reasons"]}
+        for ch in raised
+        if ch["ref"] in opened_tonight and ch["tier"] == Tier.high.value
+    ]
     unit_channel = policy.queues[Queue.unit].channel
     queue_alert(
         conn,
@@ -392,13 +413,12 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                 },
                 created_at=now,
             )
-            for case in cases
-            if case["tier"] == Tier.high.value
+            for case in high_tonight
         ],
     )
 
     result.merged = len(merged_into)
-    result.raised_for_serial = raised
+    result.raised_for_serial = len(raised)
     result.turned_away_for_capacity = sum(1 for c in cases if c["turned_away_for_capacity"])
     result.routed = dict(sorted(Counter(c["queue"] for c in cases).items()))
     result.tiers = dict(sorted(Counter(c["tier"] for c in cases).items()))
@@ -411,6 +431,16 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     return result
 
 
+SERIAL_RULES = frozenset({"serial_perpetrator", "serial_perpetrator_linked"})
+
+
+def _first_of(rid: int, duplicates: dict[int, int]) -> int:
+    """The referral a chain of copies (each joining the one before) began with."""
+    while rid in duplicates:
+        rid = duplicates[rid]
+    return rid
+
+
 def _raise_linked_cases(
     conn: Connection,
     *,
@@ -421,26 +451,30 @@ def _raise_linked_cases(
     actor: str,
     now: datetime,
     run_date: date,
-) -> int:
-    """A serial perpetrator raises the tier of each open case linked to them, not only the newest one.
+) -> list[dict[str, Any]]:
+    """A serial perpetrator raises the tier of each open case linked to them, not only the newest one; the changes.
 
-    `joined` are the new referrals that joined an existing case (the same referral from another source):
-    what they reveal raises that case too, since no decision was taken for them.
+    `joined` are the new referrals that joined an earlier night's case (the same referral from another
+    source): what they reveal raises that case too, unless its reasons already say the perpetrator is serial
+    (a case lowered by hand since is not raised again by a copy that adds nothing).
     """
     floor = policy.linkage.serial_tier
     wanted: dict[int, int] = {}  # case id -> the new referral that revealed the serial perpetrator
+    by_copy: set[int] = set()  # cases wanted only because a copy joined them
     for rid, found in sorted(serial.items()):
         own = case_of.get(rid)
-        if rid in joined and own is not None:
-            # Its second source may carry what the first lacked (a PNC id): the case it joined was
-            # decided without knowing its perpetrator is serial.
-            wanted.setdefault(own, rid)
         for earlier in found.earlier_referral_ids:
             case_id = case_of.get(earlier)
             if case_id is not None and case_id != own:
                 wanted.setdefault(case_id, rid)
+                by_copy.discard(case_id)
+        if rid in joined and own is not None and own not in wanted:
+            # Its second source may carry what the first lacked (a PNC id): the case it joined was
+            # decided without knowing its perpetrator is serial.
+            wanted[own] = rid
+            by_copy.add(own)
     if not wanted:
-        return 0
+        return []
     c = CASES.c
     below = [tier for tier in Tier if TIER_RANK[tier] < TIER_RANK[floor]]
     # Only the open cases below the serial tier: the others need no change, and their reasons are long.
@@ -451,6 +485,8 @@ def _raise_linked_cases(
     ).all()
     changes = []
     for row in rows:
+        if row.id in by_copy and any(r["rule"] in SERIAL_RULES for r in row.reasons):
+            continue
         reason = {
             "rule": "serial_perpetrator_linked",
             "text": f"a later referral shows this perpetrator is serial (another victim): at least {floor.value}",
@@ -507,7 +543,7 @@ def _raise_linked_cases(
                 for ch in changes
             ),
         )
-    return len(changes)
+    return changes
 
 
 # Statistics are stale once a table's rows have changed by more than the server's own threshold for

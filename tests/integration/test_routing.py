@@ -155,15 +155,19 @@ def test_a_serial_finding_raises_only_the_linked_open_cases_below_the_serial_tie
             for n, tier in enumerate(("standard", "medium", "high"), start=1)
         }
         own = open_case(conn, "CH-2026-000009", tier="high", queue="unit", opened_at=opened)
-        count = _raise_linked_cases(
-            conn,
-            serial={100: Linked(duplicate_of=None, earlier_cases=3, other_victims=2, earlier_referral_ids=(1, 2, 3))},
-            case_of={1: earlier["standard"], 2: earlier["medium"], 3: earlier["high"], 100: own},
-            joined=set(),
-            policy=policy,
-            actor="test",
-            now=opened,
-            run_date=opened.date(),
+        count = len(
+            _raise_linked_cases(
+                conn,
+                serial={
+                    100: Linked(duplicate_of=None, earlier_cases=3, other_victims=2, earlier_referral_ids=(1, 2, 3))
+                },
+                case_of={1: earlier["standard"], 2: earlier["medium"], 3: earlier["high"], 100: own},
+                joined=set(),
+                policy=policy,
+                actor="test",
+                now=opened,
+                run_date=opened.date(),
+            )
         )
         cases = Case.__table__  # type: ignore[attr-defined]
         tiers: dict[int, str] = {row.id: row.tier for row in conn.execute(select(cases.c.id, cases.c.tier))}
@@ -174,6 +178,36 @@ def test_a_serial_finding_raises_only_the_linked_open_cases_below_the_serial_tie
         tier: serial_tier if tier in raised else tier for tier in earlier
     }
     assert tiers[own] == "high"
+
+
+def test_a_copy_that_adds_nothing_does_not_raise_a_case_lowered_by_hand(configured: str) -> None:
+    """A case already found serial, then lowered by staff, is not raised again by another source's copy of it."""
+    from iasu.policy import get_policy
+    from rules.linkage import Linked
+    from tasks.route import _raise_linked_cases
+
+    opened = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    serial = {"rule": "serial_perpetrator", "text": "serial", "inputs": {}}
+    lowered = {"rule": "override", "text": "lowered by the unit", "inputs": {}}
+    with wiring.engine().begin() as conn:
+        known = open_case(
+            conn, "CH-2026-000001", tier="medium", queue="unit", opened_at=opened, reasons=[serial, lowered]
+        )
+        unknown = open_case(conn, "CH-2026-000002", tier="medium", queue="unit", opened_at=opened, reasons=[])
+        found = Linked(duplicate_of=1, earlier_cases=1, other_victims=1, earlier_referral_ids=())
+        changes = _raise_linked_cases(
+            conn,
+            serial={10: found, 20: found},
+            case_of={10: known, 20: unknown},
+            joined={10, 20},
+            policy=get_policy(),
+            actor="test",
+            now=opened,
+            run_date=opened.date(),
+        )
+        tiers = {row.id: row.tier for row in conn.execute(select(CASES.c.id, CASES.c.tier))}
+    assert [ch["cid"] for ch in changes] == [unknown]
+    assert tiers == {known: "medium", unknown: "high"}
 
 
 def _scanned(plan: dict[str, Any], tables: set[str]) -> int:
@@ -262,11 +296,13 @@ def test_statistics_are_taken_again_only_once_a_table_has_changed_past_the_serve
         engine.dispose()
 
 
+@pytest.mark.parametrize("copy_days_later", [1, 0])
 def test_a_second_source_revealing_a_serial_perpetrator_raises_the_case_it_joins(
-    configured: str, tmp_path: Path
+    configured: str, tmp_path: Path, copy_days_later: int
 ) -> None:
     """The NHS trust's referral names the perpetrator without a PNC id; victim services' copy of it carries one,
-    the id of a man already referred by the police for another victim: the joined case is raised too."""
+    the id of a man the police referred for another victim. The next night the copy raises the case it joins;
+    the same night the case is decided on what both copies know."""
     from dataclasses import replace
 
     from faker import Faker
@@ -275,43 +311,59 @@ def test_a_second_source_revealing_a_serial_perpetrator_raises_the_case_it_joins
     from iasu.synthetic.referrals import ReferralFactory
     from rules.codes import Source
 
-    day1, day2 = date(2026, 11, 9), date(2026, 11, 10)
+    day1 = date(2026, 11, 9)
+    day2 = day1 + timedelta(days=copy_days_later)
     factory = ReferralFactory(random.Random(5), Faker("en_GB"))
     police = factory.referral(day1, Source.police_rms)
     police = replace(police, perp=replace(police.perp, pnc_id="26/45678B"), pnc_shown=True)
     nhs = factory.referral(day1, Source.nhs_trust)
     nhs = replace(nhs, sdash=(False,) * len(nhs.sdash), markers=(), srp=None, pnc_shown=False)  # low risk
-    copy = factory.duplicate(nhs)
-    assert copy is not None
     copy = replace(
-        copy,
+        nhs,
         source=Source.victim_service,
-        source_ref=factory.source_ref(Source.victim_service, copy.force, day2),
+        source_ref=factory.source_ref(Source.victim_service, nhs.force, day2),
         received=day2,
         perp=replace(nhs.perp, pnc_id="2026/0045678b"),  # the same man, under the name the NHS knows him by
         pnc_shown=True,
     )
     inbox = tmp_path / "inbox"
-    for day, source, referrals in ((day1, Source.police_rms, [police]), (day1, Source.nhs_trust, [nhs])):
+    files = [(day1, Source.police_rms, police), (day1, Source.nhs_trust, nhs), (day2, Source.victim_service, copy)]
+    for day, source, referral in files:
         (inbox / day.isoformat()).mkdir(parents=True, exist_ok=True)
-        write_file(inbox / day.isoformat(), source, day, referrals, dirty=0.0, rng=random.Random(1))
+        write_file(inbox / day.isoformat(), source, day, [referral], dirty=0.0, rng=random.Random(1))
     first = night_without_prefect(inbox, day1, tmp_path / "docs")
-    assert first["raised_for_serial"] == 0
     before = {c["id"]: c for c in cases_and_referrals()[0]}
-    (inbox / day2.isoformat()).mkdir(parents=True)
-    write_file(inbox / day2.isoformat(), Source.victim_service, day2, [copy], dirty=0.0, rng=random.Random(1))
-    second = night_without_prefect(inbox, day2, tmp_path / "docs")
+    second = night_without_prefect(inbox, day2, tmp_path / "docs") if day2 != day1 else first
 
     cases, refs = cases_and_referrals()
     case_of = {r["source_ref"]: r["case_id"] for r in refs}
     joined = case_of[nhs.source_ref]
     assert case_of[copy.source_ref] == joined and len(cases) == 2  # the copy joined the NHS referral's case
     after = {c["id"]: c for c in cases}
-    assert before[joined]["tier"] != "high"  # decided without knowing the perpetrator
-    assert after[joined]["tier"] == "high"
-    assert after[joined]["reasons"][-1]["rule"] == "serial_perpetrator_linked"
-    revealed_by = after[joined]["reasons"][-1]["inputs"]["revealed_by_referral_id"]
-    assert revealed_by == next(r["id"] for r in refs if r["source_ref"] == copy.source_ref)
     police_case = after[case_of[police.source_ref]]
-    assert police_case["tier"] == "high"  # the police case, raised too if it was below
-    assert second["raised_for_serial"] == 1 + (before[police_case["id"]]["tier"] != "high")
+    assert after[joined]["tier"] == police_case["tier"] == "high"
+    with wiring.engine().connect() as conn:
+        keys = conn.execute(text("SELECT dedupe_key FROM alerts WHERE kind = 'new_high_risk'")).scalars()
+        announced = {key.removeprefix("new_high_risk:") for key in keys}
+        events = [
+            (e.entity_id, e.action)
+            for e in conn.execute(text("SELECT entity_id, action FROM audit_events WHERE entity = 'cases' ORDER BY id"))
+        ]
+    if copy_days_later:
+        assert first["raised_for_serial"] == 0 and before[joined]["tier"] != "high"  # decided without knowing
+        assert after[joined]["reasons"][-1]["rule"] == "serial_perpetrator_linked"
+        revealed_by = after[joined]["reasons"][-1]["inputs"]["revealed_by_referral_id"]
+        assert revealed_by == next(r["id"] for r in refs if r["source_ref"] == copy.source_ref)
+        assert second["raised_for_serial"] == 1 + (before[police_case["id"]]["tier"] != "high")
+    else:
+        # Decided serial at once, on the copy's PNC id: no raise after the decision for this case.
+        rules = [r["rule"] for r in after[joined]["reasons"]]
+        assert "serial_perpetrator" in rules and "serial_perpetrator_linked" not in rules
+        assert (after[joined]["case_ref"], "retier") not in events
+    # Every case that ends tonight high and was opened tonight is announced; each decision is logged before
+    # any raise of it.
+    opened_on_last_night = {c["case_ref"] for c in cases if c["opened_on"] == day2}
+    assert announced >= opened_on_last_night
+    for ref in {c["case_ref"] for c in cases}:
+        mine = [action for entity, action in events if entity == ref]
+        assert mine[0] == "decide" and set(mine[1:]) <= {"retier"}
