@@ -434,7 +434,7 @@ def queue_list(
 def contact_record(
     case_ref: Annotated[str, typer.Argument(help="Case reference.")],
     kind: Annotated[str, typer.Option(help="victim_first_contact, victim_followup or perpetrator_checkin.")],
-    at: Annotated[str, typer.Option(help="When it happened, ISO 8601 (local time if no offset).")],
+    at: Annotated[str, typer.Option(help="When it happened, YYYY-MM-DDTHH:MM (local time if no offset).")],
     outcome: Annotated[str, typer.Option(help="completed, attempted_no_answer, refused or rescheduled.")],
     new_date: Annotated[str | None, typer.Option("--new-date", help="For rescheduled: the new day.")] = None,
     by: Annotated[

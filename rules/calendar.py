@@ -16,6 +16,7 @@ from rules.policy import Policy
 JURISDICTIONS: tuple[str, ...] = ("ENG", "WLS", "SCT", "NIR")
 
 _ISO_DAY = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
+_ISO_TIME = re.compile(r"[T ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:[.,][0-9]{1,6})?)?(?:Z|[+-][0-9]{2}(?::?[0-9]{2})?)?")
 
 
 def iso_day(text: str) -> date:
@@ -25,6 +26,13 @@ def iso_day(text: str) -> date:
     if not _ISO_DAY.fullmatch(text):
         raise ValueError("not a day written YYYY-MM-DD")
     return date.fromisoformat(text)
+
+
+def iso_datetime(text: str) -> datetime:
+    """A date and time written YYYY-MM-DD[THH:MM[:SS[.ffffff]]][offset] (a day alone is its midnight)."""
+    if not (_ISO_DAY.match(text) and (len(text) == 10 or _ISO_TIME.fullmatch(text, 10))):
+        raise ValueError("not a date and time written YYYY-MM-DDTHH:MM")
+    return datetime.fromisoformat(text)
 
 
 @lru_cache(maxsize=512)

@@ -25,7 +25,7 @@ from iasu.privacy import BlindIndex, FieldCipher
 from models import Case, Contact, ContactOutcome
 from models.types import utcnow
 from rules.cadence import rescheduled, retry_after_no_answer
-from rules.calendar import calendars, iso_day
+from rules.calendar import calendars, iso_datetime, iso_day
 from rules.clock import end_of_day
 from rules.codes import CaseStatus, ContactStatus, Force
 from rules.policy import Policy
@@ -73,7 +73,7 @@ class OutcomeResult:
 def parse_when(text: str, timezone: str) -> datetime | None:
     """ISO 8601 date-time; without an offset it is local time in the unit's time zone."""
     try:
-        value = datetime.fromisoformat(text.strip())
+        value = iso_datetime(text.strip())
     except ValueError:
         return None
     return value if value.tzinfo else value.replace(tzinfo=ZoneInfo(timezone))

@@ -129,6 +129,21 @@ def test_read_only_commands_import_neither_prefect_nor_great_expectations(env: d
         (["nightly", "--date", "18/11/2026"], {}, "not a date"),
         (["nightly", "--date", "20261118"], {}, "not a date"),
         (["nightly", "--date", "2026-W47-3"], {}, "not a date"),
+        (
+            [
+                "contact",
+                "record",
+                "CH-2026-000001",
+                "--kind",
+                "victim_followup",
+                "--at",
+                "20261118T1000",
+                "--outcome",
+                "completed",
+            ],
+            {},
+            "not a date and time",
+        ),
         (["batch", "release", "7", "--by", "x" * 129, "--reason", "r"], {}, "--by takes at most 128 characters"),
         (["case", "close", "CH-2026-000001", "--outcome", "x", "--by", "  ", "--reason", "r"], {}, "not be blank"),
         (

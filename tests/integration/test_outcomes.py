@@ -185,6 +185,8 @@ TOO_LONG = _row(SECOND, outcome="attempted_no_answer", by=LONG_ID)
 NUL_ID = _row(SECOND, when="2026-10-20T09:00", outcome="attempted_no_answer", by="CH-UNI\x0001")  # not in PG text
 WEEK_DAY = _row(FIRST, outcome="rescheduled", new_date="2026-W43-5")  # an ISO week date: not YYYY-MM-DD
 BASIC_DAY = _row(SECOND, outcome="rescheduled", new_date="20261023")
+BASIC_TIME = _row(FIRST, when="20261020T1000")
+WEEK_TIME = _row(SECOND, when="2026-W43-2T10:00")
 ESCAPED_ID = _row(FIRST, when="2026-10-20T09:00", outcome="attempted_no_answer", by="CH\tUNI\\N01")  # COPY's escapes
 
 # body after the header; (received, loaded, duplicates, quarantined); line -> (reasons, raw) in quarantine
@@ -213,6 +215,11 @@ FEEDS = {
             4: (["recorded_by_not_too_long"], TOO_LONG),
             5: (["recorded_by_nul_free"], NUL_ID),
         },
+    ),
+    "a time written other than YYYY-MM-DDTHH:MM": (
+        f"{BASIC_TIME}\n{WEEK_TIME}\n{_row(FIRST)}\n",
+        (3, 1, 0, 2),
+        {2: (["happened_at_real"], BASIC_TIME), 3: (["happened_at_real"], WEEK_TIME)},
     ),
     "a new day written other than YYYY-MM-DD": (
         f"{WEEK_DAY}\n{BASIC_DAY}\n{_row(FIRST)}\n",
