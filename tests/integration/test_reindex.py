@@ -281,6 +281,9 @@ def test_the_reindex_reads_and_writes_a_batch_at_a_time_not_a_person_at_a_time(s
         in_sevens = reindex_people(conn, by="test", cipher=wiring.cipher(), index=wiring.blind_index(), batch=7)
     assert in_sevens == one_batch
     assert {pid: p["name_dob_index"] for pid, p in people().items()} == expected
+    assert {pid: p["pnc_index"] for pid, p in people().items()} == {
+        pid: new_rule_pnc_index(p) for pid, p in before.items()
+    }
 
 
 def test_after_the_reindex_a_pnc_id_written_another_way_links_the_perpetrator(
