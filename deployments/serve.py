@@ -14,13 +14,16 @@ import sys
 from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from prefect import flow, serve
+from prefect import State, flow, get_run_logger, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
+from prefect.states import Failed
 
 from flows.catchup import catch_up
 from flows.dispatch import alert_dispatch
+from iasu import wiring
+from iasu.errors import OperatorError
 from iasu.prefect_env import quiet_prefect
 from iasu.settings import get_settings
 
@@ -35,9 +38,18 @@ def yesterday(timezone: str) -> date:
 
 
 @flow(name="scheduled-nightly")
-def scheduled_nightly() -> None:
+def scheduled_nightly() -> State | None:
     """Catch up every night up to yesterday (the only place the nightly path reads the wall clock)."""
-    catch_up(through=yesterday(get_settings().timezone))
+    try:
+        wiring.ready_for_night(None)
+    except OperatorError as exc:
+        # What the operator must fix (keys, policy, inbox, schema, a night still running): one line in the
+        # run's log and its state, not three nested tracebacks.
+        get_run_logger().error("the night cannot run: %s", exc)
+        return Failed(message=str(exc))
+    state = catch_up(through=yesterday(get_settings().timezone), return_state=True)
+    # Its own failure is logged where it happened; here it is the run's state, not raised again.
+    return None if state.is_completed() else Failed(message=state.message)
 
 
 def deployments() -> list[RunnerDeployment]:
@@ -51,7 +63,8 @@ def deployments() -> list[RunnerDeployment]:
     )
     dispatch = alert_dispatch.to_deployment(
         name="alert-dispatch",
-        schedule=Cron(DISPATCH_CRON, timezone=timezone),
+        # Every five minutes of UTC: on local time the hour repeated when the clocks go back would get none.
+        schedule=Cron(DISPATCH_CRON, timezone="UTC"),
         concurrency_limit=ONE_AT_A_TIME,
         description="Pending alerts to Slack every five minutes.",
     )
@@ -62,19 +75,29 @@ def deployments() -> list[RunnerDeployment]:
 
 def main() -> None:
     """Register and serve the deployments until interrupted."""
-    from iasu.errors import OperatorError
-
     settings = get_settings()
     try:
         # A served night handles personal data, and its alerts must reach Slack: both are checked before serving,
         # not found missing at 02:00 (a dry run's alerts are final and would never be sent).
         settings.require_keys()
         settings.require_slack()
+        quiet_prefect()
+        require_prefect_server()
     except OperatorError as exc:
         sys.stderr.write(f"deployments.serve: {exc}\n")
         raise SystemExit(2) from None
-    quiet_prefect()
     serve(*deployments())
+
+
+def require_prefect_server() -> None:
+    """Serving needs a Prefect server of its own: a temporary one would take the deployments but run none."""
+    from prefect.settings import get_current_settings
+
+    if not get_current_settings().api.url:
+        raise OperatorError(
+            "PREFECT_API_URL is not set, and the temporary server Prefect would start runs no schedules: "
+            "start `prefect server start` and set PREFECT_API_URL to its API (http://127.0.0.1:4200/api)"
+        )
 
 
 if __name__ == "__main__":

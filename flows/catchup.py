@@ -5,24 +5,36 @@ from __future__ import annotations
 from datetime import date
 from typing import Any
 
-from prefect import flow, task
+from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
+from prefect.states import Failed
 
 from flows.nightly import nightly
 from iasu import wiring
+from iasu.errors import OperatorError
 from rules.catchup import nights_to_run
-from tasks.night import last_completed
+from tasks.night import completed_after, last_completed
 
 
 @task(name="read-watermark", cache_policy=NO_CACHE)
-def read_watermark() -> date | None:
-    """The last run date the nightly flow completed."""
+def read_watermark(through: date) -> tuple[date | None, frozenset[date]]:
+    """The night up to which every night completed, and the nights after it through `through` completed since."""
     with wiring.engine().connect() as conn:
-        return last_completed(conn)
+        watermark = last_completed(conn)
+        done = completed_after(conn, watermark, through) if watermark else frozenset[date]()
+        return watermark, done
 
 
 @flow(name="catch-up")
-def catch_up(through: date, since: date | None = None, max_nights: int = 31) -> list[dict[str, Any]]:
-    """Run the nightly flow for each date after the watermark (or from `since`) up to `through`."""
-    dates = nights_to_run(last_completed=read_watermark(), through=through, since=since, max_nights=max_nights)
+def catch_up(through: date, since: date | None = None, max_nights: int = 31) -> list[dict[str, Any]] | State:
+    """Run the nightly flow for each night not yet completed after the watermark (or from `since`) to `through`."""
+    watermark, done = read_watermark(through)
+    try:
+        dates = nights_to_run(
+            last_completed=watermark, through=through, since=since, max_nights=max_nights, completed=done
+        )
+    except OperatorError as exc:
+        # An operator decides (since=, max_nights=): one line in the run's log and its state, not a traceback.
+        get_run_logger().error("catch-up refused: %s", exc)
+        return Failed(message=str(exc))
     return [nightly(run_date=d) for d in dates]

@@ -13,7 +13,7 @@ from iasu.policy import get_policy
 from iasu.settings import get_settings
 from tasks.ingest import build_data_docs, ingest_file
 from tasks.monitor import monitor_deadlines
-from tasks.night import finish_night, input_files, start_night, summarise
+from tasks.night import finish_night, input_files, mark_night_failed, start_night, summarise
 from tasks.notify import dispatch_alerts
 from tasks.outcomes import FEED_PREFIX, ingest_contacts_file
 from tasks.report import publish_report
@@ -24,7 +24,18 @@ from tasks.schedule import schedule_contacts
 import_gx()
 
 
-@flow(name="nightly", log_prints=False)
+def _night_failed(flow: Any, flow_run: Any, state: Any) -> None:
+    """A night that failed or crashed is marked so in night_runs: it no longer keeps the next one out."""
+    mark_night_failed(str(flow_run.id))
+
+
+@flow(
+    name="nightly",
+    flow_run_name="nightly-{run_date}",
+    log_prints=False,
+    on_failure=[_night_failed],
+    on_crashed=[_night_failed],
+)
 def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     """One night: referrals and outcomes in, cases routed, contacts scheduled, missed ones alerted, report."""
     settings = get_settings()

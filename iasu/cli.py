@@ -149,27 +149,30 @@ def nightly(
     as_json: JsonOption = False,
 ) -> None:
     """Run the nightly flow for one date and print its summary."""
-    summary = _run_night(_parse_date(run_date), inbox)
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    from iasu.settings import get_settings
+
+    night = _parse_date(run_date)
+    timezone = get_settings().timezone
+    today = datetime.now(ZoneInfo(timezone)).date()
+    if night >= today:
+        # A night decides as of the end of its day (missed deadlines, escalations): run early, or for a
+        # mistyped year, it would escalate every pending contact and move the catch-up past real nights.
+        raise OperatorError(f"the night of {night} cannot run before that day has ended ({timezone} today: {today})")
+    summary = _run_night(night, inbox)
     _print_summary(summary, as_json)
 
 
 def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
-    from iasu.policy import get_policy
-    from iasu.settings import get_settings
-
-    settings = get_settings()  # fail on bad settings or policy before Prefect starts, never mid-run
-    settings.require_keys()
-    get_policy()
-    inbox_dir = inbox or settings.inbox
-    if not inbox_dir.is_dir():
-        raise OperatorError(f"inbox folder {inbox_dir} does not exist")
-    from iasu import wiring
-    from iasu.db import ensure_current
-
-    ensure_current(wiring.engine())  # a missing or old schema is said in one line, not a failed task's traceback
     from iasu.prefect_env import quiet_prefect
 
-    quiet_prefect()
+    quiet_prefect()  # before Prefect is first imported
+    from iasu import wiring
+
+    # Bad settings, policy, inbox or schema, or a night still running, fail here in one line, not mid-run.
+    inbox_dir = wiring.ready_for_night(inbox)
     from flows.nightly import nightly as nightly_flow
 
     result: dict[str, Any] = nightly_flow(run_date=run_date, inbox=inbox_dir)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from functools import lru_cache
+from pathlib import Path
 
 from sqlalchemy import Engine
 
@@ -27,6 +28,28 @@ def cipher() -> FieldCipher:
 def blind_index() -> BlindIndex:
     """Keyed hashing for linkage."""
     return BlindIndex(get_settings().blind_index_key_bytes)
+
+
+def ready_for_night(inbox: Path | None) -> Path:
+    """Everything a night needs, checked before it starts (keys, policy, inbox, schema, no night running)."""
+    from iasu.db import ensure_current
+    from iasu.errors import OperatorError
+    from iasu.policy import get_policy
+    from models.types import utcnow
+    from tasks.night import night_running
+
+    settings = get_settings()
+    settings.require_keys()
+    get_policy()
+    inbox_dir = inbox or settings.inbox
+    if not inbox_dir.is_dir():
+        raise OperatorError(f"inbox folder {inbox_dir} does not exist")
+    ensure_current(engine())  # a missing or old schema is said in one line, not a failed task's traceback
+    with engine().begin() as conn:
+        busy = night_running(conn, utcnow())
+    if busy:
+        raise OperatorError(busy)
+    return inbox_dir
 
 
 def reset() -> None:

@@ -6,7 +6,7 @@ from datetime import date, datetime
 from enum import StrEnum
 from typing import Any
 
-from sqlalchemy import Column, UniqueConstraint
+from sqlalchemy import Column, Index, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
 from models.types import Encrypted, JSONType, UTCDateTime, identifier_field, utcnow
@@ -27,14 +27,21 @@ class QuarantineStatus(StrEnum):
     resolved = "resolved"
 
 
+_RUNNING = text("status = 'running'")
+
+
 class NightRun(SQLModel, table=True):
     """One execution of the nightly flow for a run date, with its reconciled counts."""
 
     __tablename__ = "night_runs"
+    # One night at a time, however it was started: a second one is refused at its start, not part way in.
+    __table_args__ = (
+        Index("uq_night_runs_one_running", "status", unique=True, postgresql_where=_RUNNING, sqlite_where=_RUNNING),
+    )
 
     id: int | None = Field(default=None, primary_key=True)
     run_date: date = Field(index=True)
-    status: str = Field(default="running", max_length=16)  # running | completed | failed
+    status: str = identifier_field(16, default="running")  # running | completed | failed
     flow_run_id: str | None = Field(default=None, max_length=64)
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)

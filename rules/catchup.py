@@ -2,27 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Set
 from datetime import date, timedelta
 
+from iasu.errors import OperatorError
 
-def nights_to_run(*, last_completed: date | None, through: date, since: date | None, max_nights: int) -> list[date]:
-    """Dates after the watermark (or from `since`) through `through`, oldest first, at most `max_nights`.
 
-    With no watermark and no `since`, only `through` runs: a new installation does not invent a history.
-    A gap longer than `max_nights` is refused rather than silently cut, so an operator decides.
+def nights_to_run(
+    *,
+    last_completed: date | None,
+    through: date,
+    since: date | None,
+    max_nights: int,
+    completed: Set[date] = frozenset(),
+) -> list[date]:
+    """Nights after the watermark not yet completed (or every night from `since`) through `through`, oldest first.
+
+    The watermark is the last night up to which every night completed; nights after it that completed out of
+    turn (run by hand) are in `completed` and not run again, the ones between them are. With no watermark and
+    no `since`, only `through` runs: a new installation does not invent a history. More than `max_nights` to
+    run is refused rather than silently cut, so an operator decides.
     """
     if since is not None:
-        first = since
+        first, skip = since, frozenset[date]()  # since= replays deliberately, completed or not
     elif last_completed is not None:
-        first = last_completed + timedelta(days=1)
+        first, skip = last_completed + timedelta(days=1), frozenset(completed)
     else:
-        first = through
-    if first > through:
-        return []
-    count = (through - first).days + 1
-    if count > max_nights:
-        raise ValueError(
-            f"{count} nights to catch up from {first} to {through}, more than max_nights={max_nights}: "
+        first, skip = through, frozenset()
+    dates = [first + timedelta(days=i) for i in range((through - first).days + 1)]
+    wanted = [d for d in dates if d not in skip]
+    if len(wanted) > max_nights:
+        raise OperatorError(
+            f"{len(wanted)} nights to catch up from {wanted[0]} to {through}, more than max_nights={max_nights}: "
             "run with since= and a larger max_nights deliberately"
         )
-    return [first + timedelta(days=i) for i in range(count)]
+    return wanted

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
 from sqlalchemy import Connection, select, update
+from sqlalchemy.exc import IntegrityError
 
 from iasu import wiring
 from iasu.db import ensure_current
@@ -49,18 +50,62 @@ def summarise(run_date: date, files: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
+# A run still marked running this long after it started died without saying so (the machine stopped):
+# it no longer keeps other nights out. A night of a national backfill takes minutes.
+ABANDONED_AFTER = timedelta(hours=2)
+
+
+def night_running(conn: Connection, now: datetime) -> str | None:
+    """What an operator needs to know of a night still running (or None), after retiring abandoned runs."""
+    n = NIGHT_RUNS.c
+    conn.execute(
+        update(NIGHT_RUNS)
+        .where(n.status == "running", n.started_at < now - ABANDONED_AFTER)
+        .values(status="failed", finished_at=now)
+    )
+    running = conn.execute(select(n.run_date, n.flow_run_id, n.started_at).where(n.status == "running")).first()
+    if running is None:
+        return None
+    return (
+        f"the night of {running.run_date} is still running (flow run {running.flow_run_id or 'unknown'}, started "
+        f"{running.started_at:%Y-%m-%d %H:%M} UTC): one night at a time; a run that died is taken as failed "
+        f"{int(ABANDONED_AFTER.total_seconds() // 3600)} hours after it started"
+    )
+
+
 @task(name="start-night", cache_policy=NO_CACHE)
 def start_night(run_date: date, flow_run_id: str | None) -> int:
-    """Check the schema and open a night-run record; returns its id."""
+    """Check the schema and open a night-run record, one night at a time; returns its id."""
     engine = wiring.engine()
     ensure_current(engine)
     with engine.begin() as conn:
-        return int(
-            conn.execute(
-                NIGHT_RUNS.insert()
-                .values(run_date=run_date, status="running", flow_run_id=flow_run_id, started_at=utcnow(), summary={})
-                .returning(NIGHT_RUNS.c.id)
-            ).scalar_one()
+        now = utcnow()
+        busy = night_running(conn, now)
+        if busy:
+            raise OperatorError(busy)
+        try:
+            with conn.begin_nested():
+                return int(
+                    conn.execute(
+                        NIGHT_RUNS.insert()
+                        .values(
+                            run_date=run_date, status="running", flow_run_id=flow_run_id, started_at=now, summary={}
+                        )
+                        .returning(NIGHT_RUNS.c.id)
+                    ).scalar_one()
+                )
+        except IntegrityError:
+            # Another night started between the check and the insert: the unique index over running runs says so.
+            raise OperatorError(f"another night started just now; the night of {run_date} was not started") from None
+
+
+def mark_night_failed(flow_run_id: str) -> None:
+    """Mark the night-run record of a flow run that failed or crashed as failed (it no longer keeps others out)."""
+    with wiring.engine().begin() as conn:
+        conn.execute(
+            update(NIGHT_RUNS)
+            .where(NIGHT_RUNS.c.flow_run_id == flow_run_id, NIGHT_RUNS.c.status == "running")
+            .values(status="failed", finished_at=utcnow())
         )
 
 
@@ -77,21 +122,39 @@ def finish_night(night_run_id: int, run_date: date, summary: dict[str, Any]) -> 
 
 
 def _advance_watermark(conn: Connection, run_date: date) -> None:
+    # The watermark is the last night up to which every night completed: a night run by hand past a gap
+    # leaves it where it is, so catch-up still runs the nights in the gap; the night that closes the gap
+    # moves it over every night completed after it.
     current = conn.execute(
         select(WATERMARKS.c.last_completed_date).where(WATERMARKS.c.name == WATERMARK)
     ).scalar_one_or_none()
     if current is None:
         conn.execute(WATERMARKS.insert().values(name=WATERMARK, last_completed_date=run_date, updated_at=utcnow()))
-    elif run_date > current:
-        conn.execute(
-            update(WATERMARKS)
-            .where(WATERMARKS.c.name == WATERMARK)
-            .values(last_completed_date=run_date, updated_at=utcnow())
-        )
+        return
+    if run_date != current + timedelta(days=1):
+        return
+    later = completed_after(conn, run_date)
+    reached = run_date
+    while reached + timedelta(days=1) in later:
+        reached += timedelta(days=1)
+    conn.execute(
+        update(WATERMARKS)
+        .where(WATERMARKS.c.name == WATERMARK)
+        .values(last_completed_date=reached, updated_at=utcnow())
+    )
+
+
+def completed_after(conn: Connection, after: date, through: date | None = None) -> frozenset[date]:
+    """Run dates after `after` (through `through`) with a completed night: nights run out of turn."""
+    n = NIGHT_RUNS.c
+    query = select(n.run_date).distinct().where(n.status == "completed", n.run_date > after)
+    if through is not None:
+        query = query.where(n.run_date <= through)
+    return frozenset(conn.execute(query).scalars())
 
 
 def last_completed(conn: Connection) -> date | None:
-    """The latest run date the nightly flow completed, if any."""
+    """The last run date up to which every night completed, if any (the catch-up watermark)."""
     value = conn.execute(
         select(WATERMARKS.c.last_completed_date).where(WATERMARKS.c.name == WATERMARK)
     ).scalar_one_or_none()

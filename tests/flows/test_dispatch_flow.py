@@ -21,9 +21,12 @@ pytestmark = pytest.mark.flow
 def test_the_served_deployments_are_the_nightly_and_a_dispatch_every_five_minutes() -> None:
     served = {d.name: d for d in deployments()}
     assert set(served) == {"nightly", "alert-dispatch"}
-    for name, cron in (("nightly", NIGHTLY_CRON), ("alert-dispatch", DISPATCH_CRON)):
+    # The night at 02:00 local time; the dispatch every five minutes of UTC, so none is lost in the hour the
+    # clocks go back.
+    for name, cron, zone in (("nightly", NIGHTLY_CRON, "Europe/London"), ("alert-dispatch", DISPATCH_CRON, "UTC")):
         [schedule] = served[name].schedules or []
         assert getattr(schedule.schedule, "cron", None) == cron
+        assert getattr(schedule.schedule, "timezone", None) == zone
         # One run at a time: a run still going cancels the next rather than a second one starting beside it.
         assert served[name].concurrency_limit == 1
         options = served[name].concurrency_options
@@ -34,9 +37,21 @@ def test_the_dispatch_flow_sends_what_is_pending(configured: str) -> None:
     with wiring.engine().begin() as conn:
         queue_alert(conn, [outbox_row("ops", "ops:test:day", "C0OPS", {"event": "test"})])
     result = alert_dispatch()
+    assert isinstance(result, dict)
     assert result["dry_run"] == 1 and result["pending"] == 0  # no Slack token here: the dry-run outbox
     with wiring.engine().connect() as conn:
         assert conn.execute(select(ALERTS.c.status)).scalars().all() == ["dry_run"]
+
+
+def test_serving_without_a_prefect_server_stops_at_start_in_one_line(tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_SLACK", "PREFECT_API"))}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), IASU_SLACK_DRY_RUN="true")
+    served = subprocess.run(
+        [sys.executable, "-m", "deployments.serve"], env=env, capture_output=True, text=True, timeout=120, check=False
+    )
+    assert served.returncode == 2
+    [line] = served.stderr.strip().splitlines()
+    assert line.startswith("deployments.serve: PREFECT_API_URL is not set"), served.stderr
 
 
 def test_serving_without_a_slack_token_stops_at_start_in_one_line(tmp_path: Path) -> None:

@@ -129,6 +129,7 @@ def test_read_only_commands_import_neither_prefect_nor_great_expectations(env: d
         (["nightly", "--date", "18/11/2026"], {}, "not a date"),
         (["nightly", "--date", "20261118"], {}, "not a date"),
         (["nightly", "--date", "2026-W47-3"], {}, "not a date"),
+        (["nightly", "--date", "2099-11-18"], {}, "the night of 2099-11-18 cannot run before that day has ended"),
         (
             [
                 "contact",

@@ -96,4 +96,5 @@ def test_partial_indexes_hold_the_rows_the_models_say(pg_url: str) -> None:
     finally:
         engine.dispose()
     assert migrated["ix_people_pnc_index"] == "(pnc_index IS NOT NULL)"
+    assert migrated["uq_night_runs_one_running"] == "((status)::text = 'running'::text)"
     assert migrated == modelled

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 
+from iasu.errors import OperatorError
 from rules.catchup import nights_to_run
 
 D = date(2026, 11, 20)
@@ -29,6 +30,17 @@ def test_nights_after_the_watermark_run_oldest_first(
     assert nights_to_run(last_completed=last_completed, through=D, since=since, max_nights=31) == expected
 
 
-def test_a_gap_longer_than_the_limit_is_refused_not_cut() -> None:
-    with pytest.raises(ValueError, match="40 nights"):
+def test_nights_completed_out_of_turn_are_not_run_again_and_the_ones_between_are() -> None:
+    """10-17 completed, then 10-19 run by hand: the watermark stays at 10-17, and 10-18 is not lost."""
+    done = {date(2026, 11, 19)}
+    run = nights_to_run(last_completed=date(2026, 11, 17), through=D, since=None, max_nights=31, completed=done)
+    assert run == [date(2026, 11, 18), D]
+    # Counted as what runs: a long stretch mostly completed by hand is within the limit.
+    by_hand = {date(2026, 10, 12) + timedelta(days=i) for i in range(38)}
+    run = nights_to_run(last_completed=date(2026, 10, 11), through=D, since=None, max_nights=3, completed=by_hand)
+    assert run == [date(2026, 11, 19), D]
+
+
+def test_a_gap_longer_than_the_limit_is_refused_in_one_line_not_cut() -> None:
+    with pytest.raises(OperatorError, match="40 nights to catch up from 2026-10-12 to 2026-11-20"):
         nights_to_run(last_completed=date(2026, 10, 11), through=D, since=None, max_nights=31)

@@ -1,0 +1,102 @@
+"""Catch-up and the scheduled night under Prefect's test harness: gaps run, one night at a time, one-line failures."""
+
+from __future__ import annotations
+
+from datetime import date, timedelta
+from pathlib import Path
+
+import pytest
+from sqlalchemy import select
+
+from deployments.serve import scheduled_nightly
+from flows.catchup import catch_up
+from flows.dispatch import alert_dispatch
+from flows.nightly import nightly
+from iasu import wiring
+from iasu.errors import OperatorError
+from models.types import utcnow
+from tasks.night import NIGHT_RUNS, last_completed, start_night
+from tests.support import write_days
+
+pytestmark = pytest.mark.flow
+D1 = date(2026, 11, 2)
+
+
+def night_runs() -> list[tuple[date, str]]:
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(select(NIGHT_RUNS.c.run_date, NIGHT_RUNS.c.status).order_by(NIGHT_RUNS.c.id))
+        return [(r.run_date, r.status) for r in rows]
+
+
+def watermark() -> date | None:
+    with wiring.engine().connect() as conn:
+        return last_completed(conn)
+
+
+def test_a_night_run_by_hand_past_a_gap_leaves_the_gap_to_the_catch_up(configured: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    write_days(inbox, D1, days=4, per_day=8, dirty=0.0, seed=3)
+    d2, d3, d4 = (D1 + timedelta(days=n) for n in (1, 2, 3))
+    nightly(run_date=D1, inbox=inbox)
+    nightly(run_date=d3, inbox=inbox)  # by hand, past the night of d2
+    assert watermark() == D1  # not d3: the night of d2 has not run
+
+    with pytest.MonkeyPatch.context() as env:
+        env.setenv("IASU_INBOX", str(inbox))
+        wiring.reset()
+        ran = catch_up(through=d4)
+    assert isinstance(ran, list) and [night["run_date"] for night in ran] == [d2.isoformat(), d4.isoformat()]
+    assert watermark() == d4  # d2 closed the gap, over d3 completed before it, and d4 followed
+    assert night_runs() == [(D1, "completed"), (d3, "completed"), (d2, "completed"), (d4, "completed")]
+
+
+def test_one_night_at_a_time_and_a_run_that_died_stops_counting_after_two_hours(configured: str) -> None:
+    start_night.fn(D1, "first")
+    with pytest.raises(OperatorError, match=r"the night of 2026-11-02 is still running \(flow run first"):
+        start_night.fn(D1 + timedelta(days=1), "second")
+    # Past the checks (started between them), the unique index over running nights refuses the second.
+    with pytest.MonkeyPatch.context() as race:
+        race.setattr("tasks.night.night_running", lambda conn, now: None)
+        with pytest.raises(OperatorError, match="another night started just now"):
+            start_night.fn(D1 + timedelta(days=1), "second")
+    with wiring.engine().begin() as conn:  # the first one's process died three hours ago
+        conn.execute(NIGHT_RUNS.update().values(started_at=utcnow() - timedelta(hours=3)))
+    start_night.fn(D1 + timedelta(days=1), "third")
+    assert [status for _, status in night_runs()] == ["failed", "running"]
+
+
+def test_a_night_that_fails_part_way_is_marked_failed_and_the_next_can_start(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    write_days(inbox, D1, per_day=5, dirty=0.0, seed=3)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("routing failed")
+
+    monkeypatch.setattr("flows.nightly.route_referrals", broken)
+    state = nightly(run_date=D1, inbox=inbox, return_state=True)
+    assert state.is_failed()
+    assert night_runs() == [(D1, "failed")]
+    monkeypatch.undo()
+    nightly(run_date=D1, inbox=inbox)  # rerun at once: nothing keeps it out
+    assert night_runs() == [(D1, "failed"), (D1, "completed")]
+
+
+def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IASU_INBOX", str(tmp_path / "no-such-inbox"))
+    wiring.reset()
+    state = scheduled_nightly(return_state=True)
+    assert state.is_failed() and state.message == f"inbox folder {tmp_path / 'no-such-inbox'} does not exist"
+    assert night_runs() == []
+
+    refused = catch_up(through=D1 + timedelta(days=60), since=D1, return_state=True)
+    assert refused.is_failed() and refused.message is not None and "61 nights to catch up" in refused.message
+
+    monkeypatch.setenv("IASU_POLICY_FILE", str(tmp_path / "missing.yaml"))
+    wiring.reset()
+    dispatch = alert_dispatch(return_state=True)
+    assert dispatch.is_failed() and dispatch.message is not None and "missing.yaml" in dispatch.message
+    assert "Traceback" not in capfd.readouterr().err
