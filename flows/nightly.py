@@ -13,7 +13,7 @@ from iasu.policy import get_policy
 from iasu.settings import get_settings
 from tasks.ingest import build_data_docs, ingest_file
 from tasks.monitor import monitor_deadlines
-from tasks.night import finish_night, input_files, mark_night_failed, start_night, summarise
+from tasks.night import finish_night, input_files, mark_night_failed, start_night, summarise, touch_night
 from tasks.notify import dispatch_alerts
 from tasks.outcomes import FEED_PREFIX, ingest_contacts_file
 from tasks.report import publish_report
@@ -24,18 +24,7 @@ from tasks.schedule import schedule_contacts
 import_gx()
 
 
-def _night_failed(flow: Any, flow_run: Any, state: Any) -> None:
-    """A night that failed or crashed is marked so in night_runs: it no longer keeps the next one out."""
-    mark_night_failed(str(flow_run.id))
-
-
-@flow(
-    name="nightly",
-    flow_run_name="nightly-{run_date}",
-    log_prints=False,
-    on_failure=[_night_failed],
-    on_crashed=[_night_failed],
-)
+@flow(name="nightly", flow_run_name="nightly-{run_date}", log_prints=False)
 def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     """One night: referrals and outcomes in, cases routed, contacts scheduled, missed ones alerted, report."""
     settings = get_settings()
@@ -45,18 +34,35 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     paths = input_files(inbox_dir, run_date)
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     night_run_id = start_night(run_date, flow_run_id)
-    actor = f"flow:nightly/{flow_run_id or night_run_id}"
-    docs_dir = settings.var_dir / "data_docs" / run_date.isoformat()
+    try:
+        return _night(run_date, paths, night_run_id, f"flow:nightly/{flow_run_id or night_run_id}")
+    except BaseException:
+        # Marked here rather than by a state hook: hooks run once Prefect has recorded the state, which an
+        # interrupted run may never do (Ctrl-C takes a temporary Prefect server down with it).
+        mark_night_failed(night_run_id)
+        raise
+
+
+def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> dict[str, Any]:
+    docs_dir = get_settings().var_dir / "data_docs" / run_date.isoformat()
     # One file after another: a night has a handful of files, and concurrent writers
     # would contend on SQLite; each file is still its own task run in the UI.
     feeds = [p for p in paths if p.name.startswith(FEED_PREFIX)]
-    files = [ingest_file(p, run_date, night_run_id, docs_dir, actor) for p in paths if p not in feeds]
+    files = []
+    for path in (p for p in paths if p not in feeds):
+        files.append(ingest_file(path, run_date, night_run_id, docs_dir, actor))
+        touch_night(night_run_id)  # between stages, so a night still working is not taken for one that died
     routing = route_referrals(run_date, actor)
+    touch_night(night_run_id)
     outcomes = [ingest_contacts_file(p, run_date, night_run_id, docs_dir, actor) for p in feeds]
+    touch_night(night_run_id)
     scheduling = schedule_contacts(run_date, actor)
+    touch_night(night_run_id)
     quarantined_tonight = sum(f["quarantined"] for f in files + outcomes)
     monitoring = monitor_deadlines(run_date, scheduling["due_today"], quarantined_tonight, night_run_id)
+    touch_night(night_run_id)
     delivery = dispatch_alerts()
+    touch_night(night_run_id)
     summary = summarise(run_date, files)
     summary["routed"], summary["tiers"] = routing["routed"], routing["tiers"]
     summary["merged"], summary["turned_away_for_capacity"] = routing["merged"], routing["turned_away_for_capacity"]

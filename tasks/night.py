@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, select, update
+from sqlalchemy import Connection, func, select, update
 from sqlalchemy.exc import IntegrityError
 
 from iasu import wiring
@@ -50,9 +50,10 @@ def summarise(run_date: date, files: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-# A run still marked running this long after it started died without saying so (the machine stopped):
-# it no longer keeps other nights out. A night of a national backfill takes minutes.
-ABANDONED_AFTER = timedelta(hours=2)
+# A running night notes the time between its stages; one silent this long died without saying so (the
+# machine stopped, the process was killed) and no longer keeps other nights out. A national night's
+# longest stage takes seconds, a backfill's minutes.
+ABANDONED_AFTER = timedelta(hours=1)
 
 
 def night_running(conn: Connection, now: datetime) -> str | None:
@@ -60,17 +61,26 @@ def night_running(conn: Connection, now: datetime) -> str | None:
     n = NIGHT_RUNS.c
     conn.execute(
         update(NIGHT_RUNS)
-        .where(n.status == "running", n.started_at < now - ABANDONED_AFTER)
+        .where(n.status == "running", func.coalesce(n.heartbeat_at, n.started_at) < now - ABANDONED_AFTER)
         .values(status="failed", finished_at=now)
     )
-    running = conn.execute(select(n.run_date, n.flow_run_id, n.started_at).where(n.status == "running")).first()
+    running = conn.execute(
+        select(n.run_date, n.flow_run_id, n.started_at, n.heartbeat_at).where(n.status == "running")
+    ).first()
     if running is None:
         return None
+    last = running.heartbeat_at or running.started_at
     return (
         f"the night of {running.run_date} is still running (flow run {running.flow_run_id or 'unknown'}, started "
-        f"{running.started_at:%Y-%m-%d %H:%M} UTC): one night at a time; a run that died is taken as failed "
-        f"{int(ABANDONED_AFTER.total_seconds() // 3600)} hours after it started"
+        f"{running.started_at:%Y-%m-%d %H:%M} UTC, last heard of {last:%H:%M} UTC): one night at a time; a run "
+        f"that died is taken as failed once silent for an hour"
     )
+
+
+def touch_night(night_run_id: int) -> None:
+    """Note that the night is still working (between its stages): it is not taken for one that died."""
+    with wiring.engine().begin() as conn:
+        conn.execute(update(NIGHT_RUNS).where(NIGHT_RUNS.c.id == night_run_id).values(heartbeat_at=utcnow()))
 
 
 @task(name="start-night", cache_policy=NO_CACHE)
@@ -99,12 +109,12 @@ def start_night(run_date: date, flow_run_id: str | None) -> int:
             raise OperatorError(f"another night started just now; the night of {run_date} was not started") from None
 
 
-def mark_night_failed(flow_run_id: str) -> None:
-    """Mark the night-run record of a flow run that failed or crashed as failed (it no longer keeps others out)."""
+def mark_night_failed(night_run_id: int) -> None:
+    """Mark a night that stopped part way as failed: it no longer keeps the next one out."""
     with wiring.engine().begin() as conn:
         conn.execute(
             update(NIGHT_RUNS)
-            .where(NIGHT_RUNS.c.flow_run_id == flow_run_id, NIGHT_RUNS.c.status == "running")
+            .where(NIGHT_RUNS.c.id == night_run_id, NIGHT_RUNS.c.status == "running")
             .values(status="failed", finished_at=utcnow())
         )
 

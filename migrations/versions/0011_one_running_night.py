@@ -4,7 +4,8 @@ Two nights loading at once (a night run by hand beside the scheduled one, or the
 collide on the batches' unique keys part way through and leave a run marked running for ever.
 The served deployment already runs one at a time; this holds for every way a night starts.
 Runs left marked running by a process that died are marked failed first: no night runs during
-an upgrade.
+an upgrade. A running night notes the time between its stages (heartbeat_at), so a run whose
+process died is told from one still working.
 
 Revision ID: 0011
 Revises: 0010
@@ -15,6 +16,8 @@ from collections.abc import Sequence
 
 import sqlalchemy as sa
 from alembic import op
+
+import models.types
 
 
 revision: str = '0011'
@@ -35,6 +38,7 @@ def upgrade() -> None:
     op.execute("UPDATE night_runs SET status = 'failed' WHERE status = 'running'")
     _collate('"C"')
     with op.batch_alter_table('night_runs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('heartbeat_at', models.types.UTCDateTime(timezone=True), nullable=True))
         batch_op.create_index(
             'uq_night_runs_one_running',
             ['status'],
@@ -47,4 +51,5 @@ def upgrade() -> None:
 def downgrade() -> None:
     with op.batch_alter_table('night_runs', schema=None) as batch_op:
         batch_op.drop_index('uq_night_runs_one_running', sqlite_where=sa.text(RUNNING))
+        batch_op.drop_column('heartbeat_at')
     _collate('"default"')

@@ -50,7 +50,7 @@ def test_a_night_run_by_hand_past_a_gap_leaves_the_gap_to_the_catch_up(configure
     assert night_runs() == [(D1, "completed"), (d3, "completed"), (d2, "completed"), (d4, "completed")]
 
 
-def test_one_night_at_a_time_and_a_run_that_died_stops_counting_after_two_hours(configured: str) -> None:
+def test_one_night_at_a_time_and_a_run_silent_for_an_hour_stops_counting(configured: str) -> None:
     start_night.fn(D1, "first")
     with pytest.raises(OperatorError, match=r"the night of 2026-11-02 is still running \(flow run first"):
         start_night.fn(D1 + timedelta(days=1), "second")
@@ -59,8 +59,16 @@ def test_one_night_at_a_time_and_a_run_that_died_stops_counting_after_two_hours(
         race.setattr("tasks.night.night_running", lambda conn, now: None)
         with pytest.raises(OperatorError, match="another night started just now"):
             start_night.fn(D1 + timedelta(days=1), "second")
-    with wiring.engine().begin() as conn:  # the first one's process died three hours ago
-        conn.execute(NIGHT_RUNS.update().values(started_at=utcnow() - timedelta(hours=3)))
+    with wiring.engine().begin() as conn:  # started three hours ago, still working a minute ago: still running
+        conn.execute(
+            NIGHT_RUNS.update().values(
+                started_at=utcnow() - timedelta(hours=3), heartbeat_at=utcnow() - timedelta(minutes=1)
+            )
+        )
+    with pytest.raises(OperatorError, match="still running"):
+        start_night.fn(D1 + timedelta(days=1), "second")
+    with wiring.engine().begin() as conn:  # silent for an hour and more: its process died
+        conn.execute(NIGHT_RUNS.update().values(heartbeat_at=utcnow() - timedelta(minutes=61)))
     start_night.fn(D1 + timedelta(days=1), "third")
     assert [status for _, status in night_runs()] == ["failed", "running"]
 
@@ -74,13 +82,20 @@ def test_a_night_that_fails_part_way_is_marked_failed_and_the_next_can_start(
     def broken(*args: object) -> None:
         raise RuntimeError("routing failed")
 
+    def interrupted(*args: object) -> None:
+        raise KeyboardInterrupt
+
     monkeypatch.setattr("flows.nightly.route_referrals", broken)
     state = nightly(run_date=D1, inbox=inbox, return_state=True)
     assert state.is_failed()
     assert night_runs() == [(D1, "failed")]
+    monkeypatch.setattr("flows.nightly.route_referrals", interrupted)  # Ctrl-C, Prefect perhaps gone with it
+    with pytest.raises(KeyboardInterrupt):
+        nightly(run_date=D1, inbox=inbox)
+    assert night_runs() == [(D1, "failed"), (D1, "failed")]
     monkeypatch.undo()
     nightly(run_date=D1, inbox=inbox)  # rerun at once: nothing keeps it out
-    assert night_runs() == [(D1, "failed"), (D1, "completed")]
+    assert night_runs() == [(D1, "failed"), (D1, "failed"), (D1, "completed")]
 
 
 def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
