@@ -6,7 +6,7 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, runtime
+from prefect import flow, get_run_logger, runtime
 
 from expectations.runner import import_gx
 from iasu.policy import get_policy
@@ -39,7 +39,10 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     except BaseException:
         # Marked here rather than by a state hook: hooks run once Prefect has recorded the state, which an
         # interrupted run may never do (Ctrl-C takes a temporary Prefect server down with it).
-        mark_night_failed(night_run_id)
+        try:
+            mark_night_failed(night_run_id)
+        except Exception as exc:  # the database gone too: the night's own error is the one to see
+            get_run_logger().warning("night run %s not marked failed: %s", night_run_id, type(exc).__name__)
         raise
 
 

@@ -51,9 +51,10 @@ def summarise(run_date: date, files: list[dict[str, Any]]) -> dict[str, Any]:
 
 
 # A running night notes the time between its stages; one silent this long died without saying so (the
-# machine stopped, the process was killed) and no longer keeps other nights out. A national night's
-# longest stage takes seconds, a backfill's minutes.
-ABANDONED_AFTER = timedelta(hours=1)
+# machine stopped, the process was killed) and no longer keeps other nights out. Longer than any stage
+# can take: a national night's longest takes seconds, and the night's dispatch stops within an hour
+# (twenty rounds of a three-minute send window).
+ABANDONED_AFTER = timedelta(hours=2)
 
 
 def night_running(conn: Connection, now: datetime) -> str | None:
@@ -73,14 +74,20 @@ def night_running(conn: Connection, now: datetime) -> str | None:
     return (
         f"the night of {running.run_date} is still running (flow run {running.flow_run_id or 'unknown'}, started "
         f"{running.started_at:%Y-%m-%d %H:%M} UTC, last heard of {last:%H:%M} UTC): one night at a time; a run "
-        f"that died is taken as failed once silent for an hour"
+        f"that died is taken as failed once silent for {int(ABANDONED_AFTER.total_seconds() // 3600)} hours"
     )
 
 
 def touch_night(night_run_id: int) -> None:
     """Note that the night is still working (between its stages): it is not taken for one that died."""
+    n = NIGHT_RUNS.c
     with wiring.engine().begin() as conn:
-        conn.execute(update(NIGHT_RUNS).where(NIGHT_RUNS.c.id == night_run_id).values(heartbeat_at=utcnow()))
+        noted = conn.execute(
+            update(NIGHT_RUNS).where(n.id == night_run_id, n.status == "running").values(heartbeat_at=utcnow())
+        ).rowcount
+    if not noted:
+        # Taken for dead (silent too long) and perhaps another night started since: this one must not go on.
+        raise OperatorError(f"night run {night_run_id} was taken as failed while it ran; rerun its night")
 
 
 @task(name="start-night", cache_policy=NO_CACHE)

@@ -15,7 +15,7 @@ from flows.nightly import nightly
 from iasu import wiring
 from iasu.errors import OperatorError
 from models.types import utcnow
-from tasks.night import NIGHT_RUNS, last_completed, start_night
+from tasks.night import NIGHT_RUNS, last_completed, start_night, touch_night
 from tests.support import write_days
 
 pytestmark = pytest.mark.flow
@@ -50,8 +50,8 @@ def test_a_night_run_by_hand_past_a_gap_leaves_the_gap_to_the_catch_up(configure
     assert night_runs() == [(D1, "completed"), (d3, "completed"), (d2, "completed"), (d4, "completed")]
 
 
-def test_one_night_at_a_time_and_a_run_silent_for_an_hour_stops_counting(configured: str) -> None:
-    start_night.fn(D1, "first")
+def test_one_night_at_a_time_and_a_run_silent_for_two_hours_stops_counting(configured: str) -> None:
+    first = start_night.fn(D1, "first")
     with pytest.raises(OperatorError, match=r"the night of 2026-11-02 is still running \(flow run first"):
         start_night.fn(D1 + timedelta(days=1), "second")
     # Past the checks (started between them), the unique index over running nights refuses the second.
@@ -67,9 +67,13 @@ def test_one_night_at_a_time_and_a_run_silent_for_an_hour_stops_counting(configu
         )
     with pytest.raises(OperatorError, match="still running"):
         start_night.fn(D1 + timedelta(days=1), "second")
-    with wiring.engine().begin() as conn:  # silent for an hour and more: its process died
-        conn.execute(NIGHT_RUNS.update().values(heartbeat_at=utcnow() - timedelta(minutes=61)))
-    start_night.fn(D1 + timedelta(days=1), "third")
+    with wiring.engine().begin() as conn:  # silent for two hours and more: its process died
+        conn.execute(NIGHT_RUNS.update().values(heartbeat_at=utcnow() - timedelta(minutes=121)))
+    third = start_night.fn(D1 + timedelta(days=1), "third")
+    # Had the first been alive after all, its next heartbeat stops it rather than let it run beside the third.
+    with pytest.raises(OperatorError, match="was taken as failed while it ran"):
+        touch_night(first)
+    touch_night(third)
     assert [status for _, status in night_runs()] == ["failed", "running"]
 
 
