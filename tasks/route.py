@@ -340,8 +340,10 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     existing_case = {row.referral_id: row.case_id for row in existing if row.case_id is not None}
     merged_into: dict[int, int] = {}
     for rid, target in sorted(duplicates.items(), key=lambda kv: (joining[kv[0]][0], kv[0])):
-        case_id = case_id_of.get(target) or merged_into.get(target) or existing_case[target]
-        merged_into[rid] = case_id
+        # Through the chain to the referral it began with (tonight's, or an earlier night's): a copy of a
+        # copy may come before its target in this order.
+        root = _first_of(target, duplicates)
+        merged_into[rid] = case_id_of.get(root) or existing_case[root]
     if merged_into:
         update_rows(conn, REFERRALS, "id", ({"id": rid, "case_id": cid} for rid, cid in merged_into.items()))
 
@@ -388,14 +390,14 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         now=now,
         run_date=run_date,
     )
-    # A new high-risk case is announced to the unit the night it is routed, with the decision (same transaction):
-    # one opened tonight and raised to high tonight too.
+    # A case opened tonight and raised tonight is counted, listed and announced as it ends the night.
     opened_tonight = {case["case_ref"]: case for case in cases}
-    high_tonight = [case for case in cases if case["tier"] == Tier.high.value] + [
-        {**opened_tonight[ch["ref"]], "tier": ch["tier"], "reasons": ch["reasons"]}
-        for ch in raised
-        if ch["ref"] in opened_tonight and ch["tier"] == Tier.high.value
-    ]
+    for ch in raised:
+        if ch["ref"] in opened_tonight:
+            opened_tonight[ch["ref"]].update(
+                tier=ch["tier"], reasons=ch["reasons"], turned_away_for_capacity=ch["queue"] != Queue.unit
+            )
+    # A new high-risk case is announced to the unit the night it is routed, with the decision (same transaction).
     unit_channel = policy.queues[Queue.unit].channel
     queue_alert(
         conn,
@@ -413,7 +415,8 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                 },
                 created_at=now,
             )
-            for case in high_tonight
+            for case in cases
+            if case["tier"] == Tier.high.value
         ],
     )
 
@@ -466,8 +469,10 @@ def _raise_linked_cases(
         for earlier in found.earlier_referral_ids:
             case_id = case_of.get(earlier)
             if case_id is not None and case_id != own:
+                if case_id in by_copy:  # credited to the referral that links it, not the copy that joined it
+                    wanted[case_id] = rid
+                    by_copy.discard(case_id)
                 wanted.setdefault(case_id, rid)
-                by_copy.discard(case_id)
         if rid in joined and own is not None and own not in wanted:
             # Its second source may carry what the first lacked (a PNC id): the case it joined was
             # decided without knowing its perpetrator is serial.
