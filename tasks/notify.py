@@ -558,9 +558,10 @@ STUCK_AFTER = timedelta(hours=1)
 
 def _stuck_channels(unsent: list[dict[str, Any]], policy: Policy, at: datetime) -> list[dict[str, Any]]:
     """Ops reports for channels with an alert still unsent an hour or more after its first try."""
-    # Whatever keeps them (5xx, dropped connections, 429s, a history that cannot be read, a backlog no
-    # dispatch gets through), missed contacts must not wait unseen: ops hears once a day per channel.
-    # Not of the ops channel itself, where the report would wait with them.
+    # Whatever keeps them once tried (5xx, dropped connections, 429s, a history that cannot be read, send
+    # windows that close first), missed contacts must not wait unseen: ops hears once a day per channel.
+    # Not of the ops channel itself, where the report would wait with them. Alerts never tried are not
+    # counted: a channel is judged by what was sent to it.
     waiting: Counter[str] = Counter(a["channel"] for a in unsent)
     since: dict[str, datetime] = {}
     for a in unsent:
