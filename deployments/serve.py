@@ -11,8 +11,6 @@ meets the night's own takes only what the night's has not claimed.
 from __future__ import annotations
 
 import sys
-from datetime import date, datetime, timedelta
-from zoneinfo import ZoneInfo
 
 from prefect import State, flow, get_run_logger, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -26,15 +24,12 @@ from iasu import wiring
 from iasu.errors import OperatorError
 from iasu.prefect_env import quiet_prefect
 from iasu.settings import get_settings
+from models.types import utcnow
+from rules.clock import last_ended_day
 
 NIGHTLY_CRON = "0 2 * * *"
 DISPATCH_CRON = "*/5 * * * *"
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
-
-
-def yesterday(timezone: str) -> date:
-    """The run date a 02:00 start processes: the day that has just ended in the unit's time zone."""
-    return datetime.now(ZoneInfo(timezone)).date() - timedelta(days=1)
 
 
 @flow(name="scheduled-nightly")
@@ -47,7 +42,7 @@ def scheduled_nightly() -> State | None:
         # run's log and its state, not three nested tracebacks.
         get_run_logger().error("the night cannot run: %s", exc)
         return Failed(message=str(exc))
-    state = catch_up(through=yesterday(get_settings().timezone), return_state=True)
+    state = catch_up(through=last_ended_day(utcnow(), get_settings().timezone), return_state=True)
     # Its own failure is logged where it happened; here it is the run's state, not raised again.
     return None if state.is_completed() else Failed(message=state.message)
 

@@ -149,18 +149,19 @@ def nightly(
     as_json: JsonOption = False,
 ) -> None:
     """Run the nightly flow for one date and print its summary."""
-    from datetime import datetime
-    from zoneinfo import ZoneInfo
-
     from iasu.settings import get_settings
+    from models.types import utcnow
+    from rules.clock import last_ended_day
 
     night = _parse_date(run_date)
     timezone = get_settings().timezone
-    today = datetime.now(ZoneInfo(timezone)).date()
-    if night >= today:
+    latest = last_ended_day(utcnow(), timezone)
+    if night > latest:
         # A night decides as of the end of its day (missed deadlines, escalations): run early, or for a
         # mistyped year, it would escalate every pending contact and move the catch-up past real nights.
-        raise OperatorError(f"the night of {night} cannot run before that day has ended ({timezone} today: {today})")
+        raise OperatorError(
+            f"the night of {night} cannot run before that day has ended ({timezone}: the latest is {latest})"
+        )
     summary = _run_night(night, inbox)
     _print_summary(summary, as_json)
 

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 
 from iasu.policy import load_policy
 from rules.calendar import WorkingCalendar, calendar_for
+from rules.clock import last_ended_day
 from rules.codes import Force
 
 POLICY = load_policy(None)
@@ -210,3 +211,16 @@ def test_calendar_for_follows_the_policy() -> None:
 def test_a_bad_calendar_is_refused_when_built(kwargs: dict[str, object], match: str) -> None:
     with pytest.raises(ValueError, match=match):
         WorkingCalendar(**kwargs)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("now", "latest"),
+    [
+        (datetime(2026, 11, 30, 15, 0, tzinfo=UTC), date(2026, 11, 29)),
+        (datetime(2026, 11, 30, 0, 30, tzinfo=UTC), date(2026, 11, 29)),  # GMT: 00:30 on the 30th
+        (datetime(2026, 7, 1, 23, 30, tzinfo=UTC), date(2026, 7, 1)),  # BST: already 00:30 on 2 July in London
+        (datetime(2026, 7, 1, 22, 59, tzinfo=UTC), date(2026, 6, 30)),  # BST: 23:59 on 1 July, not yet ended
+    ],
+)
+def test_the_latest_day_a_night_may_run_for_has_ended_in_london(now: datetime, latest: date) -> None:
+    assert last_ended_day(now, "Europe/London") == latest
