@@ -149,21 +149,25 @@ def nightly(
     as_json: JsonOption = False,
 ) -> None:
     """Run the nightly flow for one date and print its summary."""
+    night = _parse_date(run_date)
+    _refuse_unended(night)
+    summary = _run_night(night, inbox)
+    _print_summary(summary, as_json)
+
+
+def _refuse_unended(night: date) -> None:
+    """A night decides as of the end of its day (missed deadlines, escalations): run early, or for a mistyped
+    year, it would escalate every pending contact and move the catch-up past real nights."""
     from iasu.settings import get_settings
     from models.types import utcnow
     from rules.clock import last_ended_day
 
-    night = _parse_date(run_date)
     timezone = get_settings().timezone
     latest = last_ended_day(utcnow(), timezone)
     if night > latest:
-        # A night decides as of the end of its day (missed deadlines, escalations): run early, or for a
-        # mistyped year, it would escalate every pending contact and move the catch-up past real nights.
         raise OperatorError(
             f"the night of {night} cannot run before that day has ended ({timezone}: the latest is {latest})"
         )
-    summary = _run_night(night, inbox)
-    _print_summary(summary, as_json)
 
 
 def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
@@ -276,7 +280,7 @@ def batch_release(
     from tasks.ingest import release_batch
 
     with _read_engine().begin() as conn:
-        released = release_batch(conn, batch_id, by=by, reason=reason, cipher=wiring.cipher())
+        released = release_batch(conn, batch_id, by=by, reason=reason, cipher=wiring.checked_cipher(conn))
     typer.echo(
         f"batch {batch_id} ({released['file']}): released; rerun its night to take it in: "
         f"iasu nightly --date {released['run_date']}"
@@ -307,13 +311,14 @@ def case_show(
     from iasu import wiring
     from tasks.cases import reveal_case, show_case
 
-    if reveal and not (by and reason):
+    if reveal and not (by and reason and reason.strip()):
         _fail("--reveal needs --by and --reason: both go to the audit log (DPA 2018 s62)")
     engine = _read_engine()
     with engine.begin() as conn:
         shown = show_case(conn, case_ref)
         if reveal:
-            shown["revealed"] = reveal_case(conn, case_ref, by=by or "", reason=reason, cipher=wiring.cipher())
+            cipher = wiring.checked_cipher(conn)
+            shown["revealed"] = reveal_case(conn, case_ref, by=by or "", reason=reason, cipher=cipher)
     if as_json:
         typer.echo(json.dumps(shown, default=str))
         return
@@ -361,22 +366,29 @@ def case_override(
     from iasu.settings import get_settings
     from rules.codes import Queue, Tier
     from tasks.cases import override_case
+    from tasks.schedule import schedule
 
     new_queue = _code(Queue, queue, "queue")
     new_tier = _code(Tier, tier, "tier") if tier else None
+    tz = get_settings().timezone
+    policy = get_policy()
     engine = _read_engine()
     with engine.begin() as conn:
-        change = override_case(
+        change, case_id = override_case(
             conn,
             case_ref,
             queue=new_queue,
             tier=new_tier,
             by=by,
             reason=reason,
-            cipher=wiring.cipher(),
-            policy=get_policy(),
-            timezone=get_settings().timezone,
+            cipher=wiring.checked_cipher(conn),
+            policy=policy,
+            timezone=tz,
         )
+        if change["queue"][0] != change["queue"][1]:
+            # At once, not at the next night: check-ins start or stop, and a worker of the new queue takes it.
+            schedule(conn, policy=policy, run_date=_today(tz), actor=by, timezone=tz, case_ids=[case_id])
+            _reassign(conn, actor=by, cause=f"override:{case_ref}")
     typer.echo(f"{case_ref}: queue {' -> '.join(change['queue'])}, tier {' -> '.join(change['tier'])}")
 
 
@@ -395,9 +407,8 @@ def case_close(
 
     engine = _read_engine()
     with engine.begin() as conn:
-        cancelled = close_case(
-            conn, case_ref, outcome=outcome, by=by, reason=reason, policy=get_policy(), cipher=wiring.cipher()
-        )
+        cipher, policy = wiring.checked_cipher(conn), get_policy()
+        cancelled = close_case(conn, case_ref, outcome=outcome, by=by, reason=reason, policy=policy, cipher=cipher)
     typer.echo(f"{case_ref}: closed with outcome {outcome}; {cancelled} pending contact(s) cancelled")
 
 
@@ -468,6 +479,8 @@ def contact_record(
     moved_to = _parse_date(new_date) if new_date else None
     if outcome == "rescheduled" and moved_to is None:
         _fail("a rescheduled contact needs --new-date")
+    if moved_to is not None and moved_to < _local_day(happened, tz):
+        _fail("--new-date is before the day of --at")  # as the contacts feed quarantines it
     actor = by or os_user() or "unknown"
     report = OutcomeReport(
         case_ref=case_ref, kind=kind, happened_at=happened, outcome=outcome, new_date=moved_to, recorded_by=actor
@@ -482,6 +495,7 @@ def contact_record(
                     "case_known": f"no case {case_ref}",
                     "case_open": f"case {case_ref} is closed",
                     "contact_pending": f"case {case_ref} has no pending {kind}",
+                    "happened_since_opened": f"--at is before case {case_ref} was opened",
                 }[reason]
             )
         if result.duplicates:
@@ -522,26 +536,60 @@ def contact_list(
         typer.echo(f"{r['case_ref']}  {r['kind']:22}  due {r['due_at']}  {r['status']:9}  {r['assigned_to'] or '-'}")
 
 
+def _reassign(conn: Any, *, actor: str, cause: str) -> Any:
+    """Give released cases to eligible workers now (as the night would), with the unit's date."""
+    from datetime import UTC, datetime
+
+    from iasu.policy import get_policy
+    from iasu.settings import get_settings
+    from tasks.schedule import assign_unassigned
+
+    return assign_unassigned(
+        conn,
+        policy=get_policy(),
+        actor=actor,
+        now=datetime.now(UTC),
+        on=_today(get_settings().timezone),
+        cause=cause,
+    )
+
+
+def _today(timezone: str) -> date:
+    """The unit's date now (a person's action is taken today, in the unit's clock)."""
+    from datetime import UTC, datetime
+
+    return _local_day(datetime.now(UTC), timezone)
+
+
+def _local_day(when: Any, timezone: str) -> date:
+    from zoneinfo import ZoneInfo
+
+    return when.astimezone(ZoneInfo(timezone)).date()  # type: ignore[no-any-return]
+
+
 @staff_app.command("add")
 @operator_errors
 def staff_add(
     staff_code: Annotated[str, typer.Argument(help="Staff id shown in lists and alerts (never a name).")],
     queue: Annotated[str, typer.Option(help="Queue code.")],
     force: Annotated[str, typer.Option(help="Force code.")],
-    role: Annotated[str, typer.Option(help="worker, supervisor or lead.")] = "worker",
-    capacity: Annotated[int, typer.Option(min=0, help="Open cases this worker can carry.")] = 20,
+    role: Annotated[str | None, typer.Option(help="worker, supervisor or lead (new staff: worker).")] = None,
+    capacity: Annotated[
+        int | None, typer.Option(min=0, help="Open cases this worker can carry (new staff: 20).")
+    ] = None,
     slack_user: Annotated[str | None, typer.Option("--slack-user", help="Slack user id, for mentions.")] = None,
     name: Annotated[str | None, typer.Option(help="Display name (stored encrypted).")] = None,
     by: Annotated[str | None, typer.Option(help="Who adds them; default: the OS user.", callback=_actor)] = None,
 ) -> None:
-    """Add (or update and re-activate) a member of staff."""
+    """Add (or update and re-activate) a member of staff; on an update, what is not given is kept."""
     from iasu import wiring
     from rules.codes import Force, Queue
     from tasks.audit import os_user
     from tasks.staff import add_staff
 
+    actor = by or os_user() or "unknown"
     with _read_engine().begin() as conn:
-        added = add_staff(
+        change = add_staff(
             conn,
             staff_code=staff_code,
             queue=_code(Queue, queue, "queue"),
@@ -550,10 +598,11 @@ def staff_add(
             capacity=capacity,
             slack_user_id=slack_user,
             name=name,
-            cipher=wiring.cipher(),
-            actor=by or os_user() or "unknown",
+            cipher=wiring.checked_cipher(conn),
+            actor=actor,
         )
-    typer.echo(f"{staff_code}: {'added' if added else 'updated'}")
+        handed = _reassign(conn, actor=actor, cause=f"moved:{staff_code}") if change.released else None
+    typer.echo(f"{staff_code}: {'added' if change.added else 'updated'}" + _handed_on(change.released, handed))
 
 
 @staff_app.command("load")
@@ -566,9 +615,11 @@ def staff_load(
     from tasks.audit import os_user
     from tasks.staff import load_staff_file
 
+    actor = os_user() or "unknown"
     with _read_engine().begin() as conn:
-        n = load_staff_file(conn, path, cipher=wiring.cipher(), actor=os_user() or "unknown")
-    typer.echo(f"{n} staff row(s) loaded")
+        n, released = load_staff_file(conn, path, cipher=wiring.checked_cipher(conn), actor=actor)
+        handed = _reassign(conn, actor=actor, cause=f"loaded:{path.name}") if released else None
+    typer.echo(f"{n} staff row(s) loaded" + _handed_on(released, handed))
 
 
 @staff_app.command("deactivate")
@@ -579,30 +630,23 @@ def staff_deactivate(
     reason: Annotated[str | None, typer.Option(help="Optional note on why.")] = None,
 ) -> None:
     """A worker leaves: their open cases and pending contacts go to other eligible workers (audited)."""
-    from datetime import UTC, datetime
-    from zoneinfo import ZoneInfo
-
     from iasu import wiring
-    from iasu.policy import get_policy
-    from iasu.settings import get_settings
-    from tasks.schedule import assign_unassigned
     from tasks.staff import deactivate_staff
 
     with _read_engine().begin() as conn:
-        released = deactivate_staff(conn, staff_code, by=by, reason=reason, cipher=wiring.cipher())
-        now = datetime.now(UTC)
-        done = assign_unassigned(
-            conn,
-            policy=get_policy(),
-            actor=by,
-            now=now,
-            on=now.astimezone(ZoneInfo(get_settings().timezone)).date(),
-            cause=f"deactivated:{staff_code}",
-        )
+        released = deactivate_staff(conn, staff_code, by=by, reason=reason, cipher=wiring.checked_cipher(conn))
+        done = _reassign(conn, actor=by, cause=f"deactivated:{staff_code}")
     typer.echo(
         f"{staff_code}: deactivated; {released} case(s) released, {done.assigned} reassigned, "
         f"{done.waiting} left unassigned"
     )
+
+
+def _handed_on(released: int, done: Any) -> str:
+    """What became of the cases a worker who moved queue, force or role let go."""
+    if not released:
+        return ""
+    return f"; {released} case(s) handed on, {done.assigned} reassigned, {done.waiting} left unassigned"
 
 
 @staff_app.command("list")
@@ -707,7 +751,8 @@ def linkage_reindex(
 
     get_settings().require_keys()  # it decrypts every person's name: say so before touching the database
     with _read_engine().begin() as conn:
-        result = reindex_people(conn, by=by, cipher=wiring.cipher(), index=wiring.blind_index())
+        cipher, index = wiring.checked_keys(conn)
+        result = reindex_people(conn, by=by, cipher=cipher, index=index)
     typer.echo(
         f"{result.read} people read; indexes changed: {result.name_dob_changed} name + date of birth,"
         f" {result.pnc_changed} PNC id"
@@ -758,13 +803,15 @@ def demo(
 
     settings = get_settings()
     get_policy()  # an invalid policy stops the demo before anything is written
-    upgrade(settings.database_url)
     first = _parse_date(start)
+    if days > 0:
+        _refuse_unended(first + timedelta(days=days - 1))  # the demo may run on a real database
+    upgrade(settings.database_url)
     inbox = settings.var_dir / "demo" / "inbox"
     write_feeds(start=first, days=days, per_day=per_day, seed=seed, dirty=dirty, out=inbox)
     behaviour = Behaviour(on_time=on_time, late=late, never=never)
     with wiring.engine().begin() as conn:
-        ensure_roster(conn, cipher=wiring.cipher(), actor="demo")
+        ensure_roster(conn, cipher=wiring.checked_cipher(conn), actor="demo")
     summary: dict[str, Any] = {}
     for offset in range(days):
         night = first + timedelta(days=offset)

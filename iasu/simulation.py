@@ -48,7 +48,7 @@ def ensure_roster(conn: Connection, *, cipher: FieldCipher, actor: str) -> int:
                 code = f"{prefix}-{queue.value[:3].upper()}-{n:02d}"
                 added += add_staff(
                     conn, staff_code=code, queue=queue, force=force, capacity=25, cipher=cipher, actor=actor
-                )
+                ).added
         added += add_staff(
             conn,
             staff_code=f"{prefix}-SUP-01",
@@ -57,10 +57,10 @@ def ensure_roster(conn: Connection, *, cipher: FieldCipher, actor: str) -> int:
             role="supervisor",
             cipher=cipher,
             actor=actor,
-        )
+        ).added
         added += add_staff(
             conn, staff_code=f"{prefix}-LEAD-01", queue=Queue.unit, force=force, role="lead", cipher=cipher, actor=actor
-        )
+        ).added
     return added
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from sqlalchemy import Engine
+from sqlalchemy import Connection, Engine
 
 from iasu.privacy import BlindIndex, FieldCipher
 from iasu.settings import get_settings
@@ -30,8 +30,25 @@ def blind_index() -> BlindIndex:
     return BlindIndex(get_settings().blind_index_key_bytes)
 
 
+def checked_cipher(conn: Connection) -> FieldCipher:
+    """The cipher, once its key is known to be the one this database's personal fields were written with."""
+    from iasu.keycheck import verify_keys
+
+    verify_keys(conn, cipher=cipher())
+    return cipher()
+
+
+def checked_keys(conn: Connection) -> tuple[FieldCipher, BlindIndex]:
+    """The cipher and the blind index, once both keys are known to be this database's."""
+    from iasu.keycheck import verify_keys
+
+    verify_keys(conn, cipher=cipher(), index=blind_index())
+    return cipher(), blind_index()
+
+
 def ready_for_night(inbox: Path | None) -> Path:
-    """Everything a night needs, checked before it starts (keys, policy, inbox, schema, no night running)."""
+    """Everything a night needs, checked before it starts (keys and that they are this database's, policy,
+    inbox, schema, no night running)."""
     from iasu.db import ensure_current
     from iasu.errors import OperatorError
     from iasu.policy import get_policy
@@ -46,6 +63,7 @@ def ready_for_night(inbox: Path | None) -> Path:
         raise OperatorError(f"inbox folder {inbox_dir} does not exist")
     ensure_current(engine())  # a missing or old schema is said in one line, not a failed task's traceback
     with engine().begin() as conn:
+        checked_keys(conn)
         busy = night_running(conn, utcnow())
     if busy:
         raise OperatorError(busy)

@@ -15,10 +15,11 @@ from models.intake import (
     QuarantineStatus,
     RunWatermark,
 )
+from models.keys import KeyCheck
 from models.referrals import Person, Referral
 
 # The Alembic revision this code expects (tests check it is the head of migrations/).
-SCHEMA_REVISION = "0011"
+SCHEMA_REVISION = "0012"
 
 __all__ = [
     "SCHEMA_REVISION",
@@ -30,6 +31,7 @@ __all__ = [
     "Contact",
     "ContactOutcome",
     "IngestBatch",
+    "KeyCheck",
     "NightRun",
     "Person",
     "QuarantineEntry",

@@ -104,6 +104,8 @@ def show_case(conn: Connection, case_ref: str) -> dict[str, Any]:
 
 def reveal_case(conn: Connection, case_ref: str, *, by: str, reason: str | None, cipher: FieldCipher) -> dict[str, Any]:
     """The personal fields of a case's referrals, decrypted; the consultation is audited (DPA 2018 s62)."""
+    if not (reason and reason.strip()):
+        raise OperatorError("a reveal needs a reason: it goes to the audit log (DPA 2018 s62)")
     row = _case(conn, case_ref)
     p, r = PEOPLE.c, REFERRALS.c
     people = conn.execute(
@@ -146,11 +148,12 @@ def override_case(
     cipher: FieldCipher,
     policy: Policy,
     timezone: str,
-) -> dict[str, Any]:
+) -> tuple[dict[str, Any], int]:
     """Change a case's queue (and tier) by a named person's decision; the original and the why are audited.
 
-    A tier change moves the pending contacts to the new cadence; a queue change is
-    picked up by the next scheduling pass (check-ins start or stop, a new worker).
+    A tier change moves the pending contacts to the new cadence. A queue change lets the case's worker go
+    (they work the old queue) with its pending contacts; scheduling gives it to a worker of the new queue
+    and starts or stops its check-ins (the CLI runs both at once). Returns the change and the case's id.
     """
     if not reason.strip():
         raise OperatorError("an override needs a reason")
@@ -170,6 +173,13 @@ def override_case(
         )
     )
     change = {"queue": [row["queue"], queue.value], "tier": [row["tier"], new_tier]}
+    if queue.value != row["queue"] and row["assigned_staff_id"] is not None:
+        conn.execute(update(CASES).where(CASES.c.id == row["id"]).values(assigned_staff_id=None))
+        conn.execute(
+            update(CONTACTS)
+            .where(CONTACTS.c.case_id == row["id"], CONTACTS.c.status == ContactStatus.pending)
+            .values(assigned_staff_id=None)
+        )
     if new_tier != row["tier"]:
         from datetime import datetime
         from zoneinfo import ZoneInfo
@@ -197,7 +207,7 @@ def override_case(
         reason=reason,
         cipher=cipher,
     )
-    return change
+    return change, int(row["id"])
 
 
 def close_case(

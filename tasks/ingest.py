@@ -151,6 +151,8 @@ def release_batch(conn: Connection, batch_id: int, *, by: str, reason: str, ciph
     """Release a held file: its same bytes are taken in again when its night reruns, past the size gate."""
     from iasu.errors import OperatorError
 
+    if not reason.strip():
+        raise OperatorError("a release needs a reason: it goes to the audit log")
     batch = conn.execute(select(BATCHES).where(BATCHES.c.id == batch_id)).mappings().first()
     if batch is None:
         raise OperatorError(f"no batch {batch_id}")

@@ -31,9 +31,9 @@ from sqlalchemy import case as sql_case
 from iasu import wiring
 from iasu.policy import get_policy
 from iasu.settings import get_settings
-from models import Alert
+from models import Alert, Contact
 from models.types import utcnow
-from rules.codes import AlertStatus
+from rules.codes import AlertStatus, ContactStatus
 from rules.policy import Policy
 from tasks.bulk import one_of
 from tasks.collector import gc_paused
@@ -41,6 +41,7 @@ from tasks.messages import Message, grouped, keys_in_metadata, render
 from tasks.outbox import failure_report_key, outbox_row, queue_alert
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 LEASE = timedelta(minutes=5)
 # A dispatch stops starting new messages this long after its claim: past the lease another dispatcher may
 # claim the same alerts, and a message still going out then could be sent twice. The margin covers a send
@@ -264,6 +265,7 @@ class DispatchResult:
     errors: dict[str, int] = field(default_factory=dict)
     claimed: int = 0  # taken from the outbox by this dispatch (not reported: pending says what is left)
     out_of_time: bool = False  # the send window closed with messages still to send (they stay pending)
+    withdrawn: int = 0  # missed-contact alerts not sent: their contact was done or cancelled before they went
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-ready counts."""
@@ -276,6 +278,7 @@ class DispatchResult:
             "rate_limited": self.rate_limited,
             "stopped_for_outage": self.stopped_for_outage,
             "token_refused": self.token_refused,
+            "withdrawn": self.withdrawn,
         }
 
 
@@ -294,6 +297,31 @@ def _update_ids(conn: Connection, ids: Sequence[int], *where: Any, **values: Any
     """Set values on the alerts with these ids, in one statement however many they are."""
     if ids:
         conn.execute(update(ALERTS).where(one_of(conn, ALERTS.c.id, ids), *where).values(**values))
+
+
+def _withdraw_moot(engine: Engine, now: datetime) -> int:
+    """Withdraw missed-contact alerts never tried whose contact is no longer pending; how many.
+
+    The case was closed, or the contact done or moved, after the alert was queued and before it went (a
+    night's dispatch ran out of time, say): staff are not told a closed case missed a contact. One tried
+    already may have reached Slack: the history check settles it as it settles any other.
+    """
+    a, c = ALERTS.c, CONTACTS.c
+    with engine.begin() as conn:  # its own transaction: on SQLite the claim's must not hold a write lock early
+        return int(
+            conn.execute(
+                update(ALERTS)
+                .where(
+                    a.status == AlertStatus.pending,
+                    or_(a.claimed_until.is_(None), a.claimed_until < now),
+                    a.tried_at.is_(None),
+                    a.kind == "missed_contact",
+                    a.contact_id.in_(select(c.id).where(c.status != ContactStatus.pending)),
+                )
+                .values(status=AlertStatus.withdrawn)
+            ).rowcount
+            or 0
+        )
 
 
 def _claim(engine: Engine, *, limit: int, now: datetime) -> list[dict[str, Any]]:
@@ -367,6 +395,7 @@ def dispatch(
     """Send pending alerts, grouped per channel beyond the policy's threshold; record every outcome."""
     result = DispatchResult()
     claimed_at = now()
+    result.withdrawn = _withdraw_moot(engine, claimed_at)
     claimed = _claim(engine, limit=limit, now=claimed_at)
     result.claimed = len(claimed)
     by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)

@@ -88,18 +88,23 @@ def record_outcomes(
     cases = {
         row.case_ref: row
         for row in conn.execute(
-            select(CASES.c.id, CASES.c.case_ref, CASES.c.force, CASES.c.status).where(
+            select(CASES.c.id, CASES.c.case_ref, CASES.c.force, CASES.c.status, CASES.c.opened_on).where(
                 one_of(conn, CASES.c.case_ref, refs)
             )
         )
     }
     candidates: list[tuple[int, OutcomeReport, Any]] = []
+    zone = ZoneInfo(timezone)
     for i, report in enumerate(reports):
         case = cases.get(report.case_ref)
         if case is None:
             result.rejected[i] = "case_known"
         elif case.status != CaseStatus.open:
             result.rejected[i] = "case_open"
+        elif (day := _local_date(report.happened_at, zone)) is None or day < case.opened_on:
+            # A contact the unit made before its case existed is a mistyped date (a year out, say): applied,
+            # it would set the next contact's deadline in the past and count a first contact before referral.
+            result.rejected[i] = "happened_since_opened"
         else:
             candidates.append((i, report, case))
     if not candidates:

@@ -413,6 +413,7 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
                     "queue": case["queue"],
                     "reasons": [r["rule"] for r in case["reasons"]],
                 },
+                case_id=case_id_of[case["origin_referral_id"]],  # so `alert list` shows its case reference
                 created_at=now,
             )
             for case in cases

@@ -153,22 +153,41 @@ def lacking_a_contact(policy: Policy) -> ColumnElement[bool]:
 
 
 def _contact_state(conn: Connection, case_ids: list[int]) -> dict[int, dict[str, tuple[bool, datetime | None]]]:
+    """Per case and kind: whether one is pending, and when the series' last one was done.
+
+    A series cancelled since its last completion (check-ins stop when a case leaves the unit) has no last
+    completion: if the case comes back, its check-ins start again from that night, not from a completion
+    weeks ago, whose next check-in would be long overdue before it existed.
+    """
     c = CONTACTS.c
     pending = func.max(sql_case((c.status == ContactStatus.pending, 1), else_=0))
+    cancelled = func.max(sql_case((c.status == ContactStatus.cancelled, c.created_at), else_=None))
     stmt = (
-        select(c.case_id, c.kind, pending.label("pending"), func.max(c.completed_at).label("last_done"))
+        select(
+            c.case_id,
+            c.kind,
+            pending.label("pending"),
+            func.max(c.completed_at).label("last_done"),
+            cancelled.label("last_cancelled"),
+        )
         .where(one_of(conn, c.case_id, case_ids))
         .group_by(c.case_id, c.kind)
     )
     state: dict[int, dict[str, tuple[bool, datetime | None]]] = defaultdict(dict)
     for row in conn.execute(stmt):
-        last = row.last_done
-        if isinstance(last, str):  # SQLite hands aggregates back untyped
-            last = datetime.fromisoformat(last)
-        if last is not None and last.tzinfo is None:
-            last = last.replace(tzinfo=utcnow().tzinfo)
+        last, stopped = _aware(row.last_done), _aware(row.last_cancelled)
+        if last is not None and stopped is not None and stopped > last:
+            last = None
         state[row.case_id][row.kind] = (bool(row.pending), last)
     return state
+
+
+def _aware(value: datetime | str | None) -> datetime | None:
+    if isinstance(value, str):  # SQLite hands aggregates back untyped
+        value = datetime.fromisoformat(value)
+    if value is not None and value.tzinfo is None:
+        value = value.replace(tzinfo=utcnow().tzinfo)
+    return value
 
 
 def assign_unassigned(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -18,7 +19,16 @@ STAFF = Staff.__table__  # type: ignore[attr-defined]
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 ROLES = ("worker", "supervisor", "lead")
+DEFAULT_CAPACITY = 20
 STAFF_FILE_COLUMNS = ("staff_code", "name", "role", "queue", "force", "capacity", "slack_user_id")
+
+
+@dataclass(frozen=True)
+class StaffChange:
+    """What adding or updating a member of staff did."""
+
+    added: bool  # new, not an update
+    released: int  # open cases let go because the worker moved queue, force or role (for reassignment)
 
 
 def add_staff(
@@ -27,83 +37,62 @@ def add_staff(
     staff_code: str,
     queue: Queue,
     force: Force,
-    role: str = "worker",
-    capacity: int = 20,
+    role: str | None = None,
+    capacity: int | None = None,
     slack_user_id: str | None = None,
     name: str | None = None,
     cipher: FieldCipher,
     actor: str,
-) -> bool:
-    """Add a member of staff (or re-activate and update one); returns True when newly added."""
-    if role not in ROLES:
-        raise OperatorError(f"unknown role {role!r}; one of: {', '.join(ROLES)}")
-    if capacity < 0:
+) -> StaffChange:
+    """Add a member of staff (or re-activate and update one: what is not given is kept)."""
+    if not staff_code.strip() or staff_code != staff_code.strip():
+        raise OperatorError("a staff id must not be blank or begin or end with a space")
+    if role is not None and role not in ROLES:
+        # Not echoed: from a staff file with a shifted row, the cell may hold a name.
+        raise OperatorError(f"unknown role; one of: {', '.join(ROLES)}")
+    if capacity is not None and capacity < 0:
         raise OperatorError("capacity must not be negative")
-    values = {
+    s = STAFF.c
+    existing = conn.execute(
+        select(s.id, s.queue, s.force, s.role, s.capacity).where(s.staff_code == staff_code)
+    ).first()
+    values: dict[str, Any] = {
         "queue": queue.value,
         "force": force.value,
-        "role": role,
-        "capacity": capacity,
-        "slack_user_id": slack_user_id,
-        "name_enc": cipher.encrypt("staff", "name_enc", name),
+        "role": role or (existing.role if existing else "worker"),
+        "capacity": capacity if capacity is not None else (existing.capacity if existing else DEFAULT_CAPACITY),
         "active": True,
     }
-    existing = conn.execute(select(STAFF.c.id).where(STAFF.c.staff_code == staff_code)).scalar_one_or_none()
+    # An update that does not name the Slack id or the name keeps them: a capacity change must not silence
+    # the worker's mentions in alerts or lose their name.
+    if slack_user_id is not None or existing is None:
+        values["slack_user_id"] = slack_user_id
+    if name is not None or existing is None:
+        values["name_enc"] = cipher.encrypt("staff", "name_enc", name)
+    released = 0
     if existing is None:
         conn.execute(STAFF.insert().values(staff_code=staff_code, **values))
     else:
-        conn.execute(update(STAFF).where(STAFF.c.id == existing).values(**values))
+        conn.execute(update(STAFF).where(s.id == existing.id).values(**values))
+        if (existing.queue, existing.force, existing.role) != (values["queue"], values["force"], values["role"]):
+            # Their cases stay in their queue and force: a worker who moves on hands them over, as one who leaves.
+            released = _release(conn, existing.id)
+    details = {k: v for k, v in values.items() if k != "name_enc"}
+    if released:
+        details["cases_released"] = released
     audit.record(
         conn,
         actor=actor,
         action="staff_add" if existing is None else "staff_update",
         entity="staff",
         entity_id=staff_code,
-        details={k: v for k, v in values.items() if k != "name_enc"},
+        details=details,
     )
-    return existing is None
+    return StaffChange(added=existing is None, released=released)
 
 
-def load_staff_file(conn: Connection, path: Path, *, cipher: FieldCipher, actor: str) -> int:
-    """Add or update every row of a staff CSV file (columns: STAFF_FILE_COLUMNS); returns rows read."""
-    try:
-        with path.open(newline="", encoding="utf-8") as fh:
-            reader = csv.DictReader(fh)
-            missing = set(STAFF_FILE_COLUMNS) - set(reader.fieldnames or ())
-            if missing:
-                raise OperatorError(f"staff file {path} lacks column(s): {', '.join(sorted(missing))}")
-            rows = list(reader)
-    except OSError as exc:
-        raise OperatorError(f"staff file {path} cannot be read ({exc.strerror})") from None
-    for number, row in enumerate(rows, start=2):
-        try:
-            queue, force = Queue(row["queue"].strip()), Force(row["force"].strip())
-            capacity = int(row["capacity"] or 20)
-        except ValueError:
-            raise OperatorError(f"staff file {path} line {number}: bad queue, force or capacity") from None
-        add_staff(
-            conn,
-            staff_code=row["staff_code"].strip(),
-            queue=queue,
-            force=force,
-            role=(row["role"] or "worker").strip(),
-            capacity=capacity,
-            slack_user_id=(row["slack_user_id"] or "").strip() or None,
-            name=(row["name"] or "").strip() or None,
-            cipher=cipher,
-            actor=actor,
-        )
-    return len(rows)
-
-
-def deactivate_staff(conn: Connection, staff_code: str, *, by: str, reason: str | None, cipher: FieldCipher) -> int:
-    """Mark a worker inactive and unassign their open cases and pending contacts (the scheduler reassigns them)."""
-    staff_id = conn.execute(
-        select(STAFF.c.id).where(STAFF.c.staff_code == staff_code, STAFF.c.active)
-    ).scalar_one_or_none()
-    if staff_id is None:
-        raise OperatorError(f"no active staff member {staff_code}")
-    conn.execute(update(STAFF).where(STAFF.c.id == staff_id).values(active=False))
+def _release(conn: Connection, staff_id: int) -> int:
+    """Unassign a worker's open cases and pending contacts (the next assignment gives them on); how many cases."""
     cases = conn.execute(
         update(CASES)
         .where(CASES.c.assigned_staff_id == staff_id, CASES.c.status == CaseStatus.open)
@@ -114,17 +103,69 @@ def deactivate_staff(conn: Connection, staff_code: str, *, by: str, reason: str 
         .where(CONTACTS.c.assigned_staff_id == staff_id, CONTACTS.c.status == ContactStatus.pending)
         .values(assigned_staff_id=None)
     )
+    return int(cases or 0)
+
+
+def load_staff_file(conn: Connection, path: Path, *, cipher: FieldCipher, actor: str) -> tuple[int, int]:
+    """Add or update every row of a staff CSV file (columns: STAFF_FILE_COLUMNS); rows read, cases released."""
+    try:
+        with path.open(newline="", encoding="utf-8") as fh:
+            reader = csv.DictReader(fh)
+            missing = set(STAFF_FILE_COLUMNS) - set(reader.fieldnames or ())
+            if missing:
+                raise OperatorError(f"staff file {path} lacks column(s): {', '.join(sorted(missing))}")
+            rows = list(reader)
+    except OSError as exc:
+        raise OperatorError(f"staff file {path} cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:
+        raise OperatorError(f"staff file {path} is not UTF-8 (byte {exc.start})") from None
+    released = 0
+    for number, row in enumerate(rows, start=2):
+        # csv gives a short row's missing cells as None and a long row's extra ones under the key None.
+        if None in row or any(v is None for v in row.values()):
+            raise OperatorError(f"staff file {path} line {number}: not {len(STAFF_FILE_COLUMNS)} fields")
+        if (row["role"] or "").strip() not in ("", *ROLES):
+            raise OperatorError(f"staff file {path} line {number}: unknown role; one of: {', '.join(ROLES)}")
+        try:
+            queue, force = Queue(row["queue"].strip()), Force(row["force"].strip())
+            capacity = int(row["capacity"]) if (row["capacity"] or "").strip() else None
+        except ValueError:
+            raise OperatorError(f"staff file {path} line {number}: bad queue, force or capacity") from None
+        released += add_staff(
+            conn,
+            staff_code=row["staff_code"].strip(),
+            queue=queue,
+            force=force,
+            role=(row["role"] or "").strip() or None,
+            capacity=capacity,
+            slack_user_id=(row["slack_user_id"] or "").strip() or None,
+            name=(row["name"] or "").strip() or None,
+            cipher=cipher,
+            actor=actor,
+        ).released
+    return len(rows), released
+
+
+def deactivate_staff(conn: Connection, staff_code: str, *, by: str, reason: str | None, cipher: FieldCipher) -> int:
+    """Mark a worker inactive and unassign their open cases and pending contacts (the scheduler reassigns them)."""
+    staff_id = conn.execute(
+        select(STAFF.c.id).where(STAFF.c.staff_code == staff_code, STAFF.c.active)
+    ).scalar_one_or_none()
+    if staff_id is None:
+        raise OperatorError(f"no active staff member {staff_code}")
+    conn.execute(update(STAFF).where(STAFF.c.id == staff_id).values(active=False))
+    cases = _release(conn, staff_id)
     audit.record(
         conn,
         actor=by,
         action="staff_deactivate",
         entity="staff",
         entity_id=staff_code,
-        details={"cases_released": int(cases or 0)},
+        details={"cases_released": cases},
         reason=reason,
         cipher=cipher,
     )
-    return int(cases or 0)
+    return cases
 
 
 def list_staff(conn: Connection) -> list[dict[str, Any]]:

@@ -417,8 +417,10 @@ def test_a_simulated_fortnight_with_slack_randomly_failing_delivers_every_alert_
         dispatch(wiring.engine(), slack(fake), get_policy())
         seen = keys_at(fake)
     alerts = outbox()
-    assert {a["status"] for a in alerts} == {"sent"}
-    assert set(seen) == {a["dedupe_key"] for a in alerts} and set(seen.values()) == {1}
+    # Withdrawn: never tried, and its contact was done by a later night before a dispatch could send it.
+    assert {a["status"] for a in alerts} <= {"sent", "withdrawn"}
+    sent = {a["dedupe_key"] for a in alerts if a["status"] == "sent"}
+    assert set(seen) == sent and set(seen.values()) == {1}
     assert {a["level"] for a in alerts if a["kind"] == "missed_contact"} >= {1, 2}
 
 

@@ -1,0 +1,205 @@
+"""Casework between nights: queue moves, staff moves, check-ins that stop and start, outcomes, moot alerts."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from typer.testing import CliRunner
+
+from iasu import wiring
+from iasu.cli import app
+from iasu.policy import get_policy
+from models import Alert, Case, Contact, Staff
+from rules.codes import Force, Queue
+from tasks.outcomes import OutcomeReport, record_outcomes
+from tasks.schedule import schedule
+from tasks.staff import add_staff
+from tests.support import open_case
+
+CASES = Case.__table__  # type: ignore[attr-defined]
+CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+STAFF = Staff.__table__  # type: ignore[attr-defined]
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
+TZ = "Europe/London"
+REF = "CH-2026-000001"
+runner = CliRunner()
+
+
+def staff(code: str, queue: str, **options: Any) -> None:
+    with wiring.engine().begin() as conn:
+        add_staff(
+            conn,
+            staff_code=code,
+            queue=Queue(queue),
+            force=Force.cheshire,
+            cipher=wiring.cipher(),
+            actor="test",
+            **options,
+        )
+
+
+def staff_id(code: str) -> int:
+    with wiring.engine().connect() as conn:
+        return int(conn.execute(select(STAFF.c.id).where(STAFF.c.staff_code == code)).scalar_one())
+
+
+def a_case(queue: str, opened: date, tier: str = "high") -> int:
+    """One open case, scheduled and assigned as the night of its opening would."""
+    with wiring.engine().begin() as conn:
+        case_id = open_case(
+            conn, REF, tier=tier, queue=queue, opened_at=datetime(opened.year, opened.month, opened.day, 9, tzinfo=UTC)
+        )
+        schedule(conn, policy=get_policy(), run_date=opened, actor="test", timezone=TZ)
+    return case_id
+
+
+def holders(case_id: int) -> tuple[int | None, set[int | None]]:
+    """Who holds the case, and who holds its pending contacts."""
+    with wiring.engine().connect() as conn:
+        case = conn.execute(select(CASES.c.assigned_staff_id).where(CASES.c.id == case_id)).scalar_one()
+        contacts = set(
+            conn.execute(
+                select(CONTACTS.c.assigned_staff_id).where(
+                    CONTACTS.c.case_id == case_id, CONTACTS.c.status == "pending"
+                )
+            ).scalars()
+        )
+    return case, contacts
+
+
+def pending(case_id: int) -> dict[str, datetime]:
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(
+            select(CONTACTS.c.kind, CONTACTS.c.due_at).where(
+                CONTACTS.c.case_id == case_id, CONTACTS.c.status == "pending"
+            )
+        ).all()
+    return {r.kind: r.due_at if isinstance(r.due_at, datetime) else datetime.fromisoformat(r.due_at) for r in rows}
+
+
+def test_a_case_overridden_into_another_queue_goes_to_a_worker_of_that_queue_with_its_check_ins(
+    configured: str,
+) -> None:
+    staff("CH-POL-01", "police_investigation")
+    staff("CH-UNI-01", "unit")
+    case_id = a_case("police_investigation", date(2026, 11, 2))
+    assert holders(case_id) == (staff_id("CH-POL-01"), {staff_id("CH-POL-01")})
+    assert "perpetrator_checkin" not in pending(case_id)
+
+    out = runner.invoke(app, ["case", "override", REF, "--queue", "unit", "--by", "DI Example", "--reason", "risk"])
+
+    assert out.exit_code == 0, out.output
+    unit = staff_id("CH-UNI-01")
+    assert holders(case_id) == (unit, {unit})  # the police worker no longer holds a unit case
+    assert "perpetrator_checkin" in pending(case_id)  # at once, not at the next night
+
+
+def test_a_worker_moved_to_another_queue_hands_on_their_cases_and_keeps_what_the_update_does_not_name(
+    configured: str,
+) -> None:
+    staff("CH-POL-01", "police_investigation", capacity=5, slack_user_id="U0POL1", name="Worker Name Marker")
+    staff("CH-POL-02", "police_investigation")
+    case_id = a_case("police_investigation", date(2026, 11, 2))
+    assert holders(case_id)[0] == staff_id("CH-POL-01")
+
+    moved = runner.invoke(app, ["staff", "add", "CH-POL-01", "--queue", "unit", "--force", "cheshire", "--by", "Ops"])
+
+    assert moved.exit_code == 0, moved.output
+    assert "1 case(s) handed on, 1 reassigned" in moved.output
+    assert holders(case_id) == (staff_id("CH-POL-02"), {staff_id("CH-POL-02")})
+    with wiring.engine().connect() as conn:
+        kept = conn.execute(
+            select(STAFF.c.slack_user_id, STAFF.c.name_enc, STAFF.c.capacity, STAFF.c.role, STAFF.c.queue).where(
+                STAFF.c.staff_code == "CH-POL-01"
+            )
+        ).one()
+    assert (kept.slack_user_id, kept.capacity, kept.role, kept.queue) == ("U0POL1", 5, "worker", "unit")
+    assert wiring.cipher().decrypt("staff", "name_enc", kept.name_enc) == "Worker Name Marker"
+    assert "Worker Name Marker" not in moved.output
+
+
+def test_check_ins_of_a_case_that_comes_back_to_the_unit_start_again_from_that_night(configured: str) -> None:
+    from tasks.cases import override_case
+
+    staff("CH-UNI-01", "unit")
+    staff("CH-POL-01", "police_investigation")
+    opened, policy = date(2026, 10, 23), get_policy()
+    case_id = a_case("unit", opened)
+    with wiring.engine().begin() as conn:
+        done = OutcomeReport(REF, "perpetrator_checkin", datetime(2026, 10, 24, 10, tzinfo=UTC), "completed")
+        assert record_outcomes(conn, [done], origin="test", actor="test", policy=policy, timezone=TZ).applied == 1
+        schedule(conn, policy=policy, run_date=date(2026, 10, 24), actor="test", timezone=TZ)
+    for queue, night in (("police_investigation", date(2026, 10, 25)), ("unit", date(2026, 11, 20))):
+        with wiring.engine().begin() as conn:
+            override_case(
+                conn, REF, queue=Queue(queue), tier=None, by="DI Example", reason="r", cipher=wiring.cipher(),
+                policy=policy, timezone=TZ,
+            )  # fmt: skip
+            schedule(conn, policy=policy, run_date=night, actor="test", timezone=TZ)
+
+    due = pending(case_id)["perpetrator_checkin"]
+
+    # From the night it came back (Fri 20 Nov), not a week after the check-in of 24 October (2 November).
+    assert due.astimezone(UTC).date() >= date(2026, 11, 20)
+
+
+def test_an_outcome_dated_before_its_case_opened_is_refused_and_a_new_date_before_the_contact_too(
+    configured: str,
+) -> None:
+    staff("CH-UNI-01", "unit")
+    case_id = a_case("unit", date(2026, 11, 2))
+    before = pending(case_id)
+    with wiring.engine().begin() as conn:
+        typo = OutcomeReport(REF, "victim_first_contact", datetime(2025, 11, 3, 10, tzinfo=UTC), "completed")
+        result = record_outcomes(conn, [typo], origin="test", actor="test", policy=get_policy(), timezone=TZ)
+    assert result.rejected == {0: "happened_since_opened"} and result.applied == 0
+
+    base = ["contact", "record", REF, "--kind", "victim_first_contact", "--by", "CH-UNI-01"]
+    typed = runner.invoke(app, [*base, "--at", "2025-11-03T10:00", "--outcome", "completed"])
+    moved = runner.invoke(
+        app, [*base, "--at", "2026-11-03T10:00", "--outcome", "rescheduled", "--new-date", "2026-01-28"]
+    )
+
+    assert typed.exit_code == 2 and f"--at is before case {REF} was opened" in typed.output
+    assert moved.exit_code == 2 and "--new-date is before the day of --at" in moved.output
+    assert pending(case_id) == before
+
+
+def test_a_missed_contact_alert_still_waiting_when_its_case_closes_is_withdrawn_not_sent(
+    configured: str, tmp_path: Path
+) -> None:
+    from tasks.cases import close_case
+    from tasks.monitor import monitor
+    from tasks.notify import DryRunNotifier, dispatch
+
+    staff("CH-UNI-01", "unit")
+    a_case("unit", date(2026, 11, 2))
+    policy = get_policy()
+    with wiring.engine().begin() as conn:
+        assert monitor(conn, policy=policy, run_date=date(2026, 11, 10), timezone=TZ).queued >= 1
+        close_case(conn, REF, outcome=policy.outcomes[0], by="DI Example", reason=None, policy=policy,
+                   cipher=wiring.cipher())  # fmt: skip
+    shown: list[str] = []
+
+    result = dispatch(wiring.engine(), DryRunNotifier(tmp_path / "outbox", shown.append), policy)
+
+    with wiring.engine().connect() as conn:
+        statuses = set(conn.execute(select(ALERTS.c.status).where(ALERTS.c.kind == "missed_contact")).scalars())
+    assert statuses == {"withdrawn"} and result.withdrawn >= 1
+    assert not any(REF in line for line in shown)
+
+
+def test_a_new_high_risk_announcement_names_its_case_in_the_outbox(configured: str, tmp_path: Path) -> None:
+    from tests.support import night_without_prefect, write_days
+
+    write_days(tmp_path / "inbox", date(2026, 11, 2), per_day=40, dirty=0.0, seed=3)
+    night_without_prefect(tmp_path / "inbox", date(2026, 11, 2), tmp_path / "docs")
+
+    out = runner.invoke(app, ["alert", "list", "--json"])
+
+    announced = [a for a in json.loads(out.stdout) if a["kind"] == "new_high_risk"]
+    assert announced and all(a["case_ref"] for a in announced)
