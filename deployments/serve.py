@@ -86,13 +86,20 @@ def main() -> None:
 
 def require_prefect_server() -> None:
     """Serving needs a Prefect server of its own: a temporary one would take the deployments but run none."""
+    from prefect.client.orchestration import get_client
     from prefect.settings import get_current_settings
 
-    if not get_current_settings().api.url:
+    url = get_current_settings().api.url
+    if not url:
         raise OperatorError(
             "PREFECT_API_URL is not set, and the temporary server Prefect would start runs no schedules: "
             "start `prefect server start` and set PREFECT_API_URL to its API (http://127.0.0.1:4200/api)"
         )
+    with get_client(sync_client=True) as client:
+        failed = client.api_healthcheck()
+    if failed is not None:
+        # A server not started yet, or the wrong port: said in one line, not a connection error's traceback.
+        raise OperatorError(f"the Prefect server at PREFECT_API_URL ({url}) does not answer: {failed}")
 
 
 if __name__ == "__main__":

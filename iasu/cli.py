@@ -536,8 +536,12 @@ def contact_list(
         typer.echo(f"{r['case_ref']}  {r['kind']:22}  due {r['due_at']}  {r['status']:9}  {r['assigned_to'] or '-'}")
 
 
-def _reassign(conn: Any, *, actor: str, cause: str) -> Any:
-    """Give released cases to eligible workers now (as the night would), with the unit's date."""
+def _reassign(conn: Any, *, actor: str, cause: str, summarise: bool = False) -> Any:
+    """Give released cases to eligible workers now (as the night would), with the unit's date.
+
+    Only a worker leaving tells ops of the cases nobody could take; after an override or a worker's move the
+    operator sees the count here, and the night's summary names every case still waiting.
+    """
     from datetime import UTC, datetime
 
     from iasu.policy import get_policy
@@ -551,6 +555,7 @@ def _reassign(conn: Any, *, actor: str, cause: str) -> Any:
         now=datetime.now(UTC),
         on=_today(get_settings().timezone),
         cause=cause,
+        summarise=summarise,
     )
 
 
@@ -635,7 +640,7 @@ def staff_deactivate(
 
     with _read_engine().begin() as conn:
         released = deactivate_staff(conn, staff_code, by=by, reason=reason, cipher=wiring.checked_cipher(conn))
-        done = _reassign(conn, actor=by, cause=f"deactivated:{staff_code}")
+        done = _reassign(conn, actor=by, cause=f"deactivated:{staff_code}", summarise=True)
     typer.echo(
         f"{staff_code}: deactivated; {released} case(s) released, {done.assigned} reassigned, "
         f"{done.waiting} left unassigned"
@@ -706,6 +711,7 @@ def alert_dispatch(as_json: JsonOption = False) -> None:
     else:
         typer.echo(
             f"{result.sent} sent, {result.dry_run} dry run, {result.failed} failed, {result.pending} pending"
+            + (f", {result.withdrawn} withdrawn (their contact no longer pending)" if result.withdrawn else "")
             + (" (stopped early: Slack refused the token)" if result.token_refused else "")
             + (" (stopped early: Slack unreachable)" if result.stopped_for_outage else "")
         )

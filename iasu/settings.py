@@ -60,7 +60,7 @@ class Settings(BaseSettings):
 
         try:
             ZoneInfo(value)
-        except (ZoneInfoNotFoundError, ValueError):
+        except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder name such as Europe
             raise ValueError(f"no time zone {value!r} (an IANA name such as Europe/London)") from None
         return value
 

@@ -302,26 +302,35 @@ def _update_ids(conn: Connection, ids: Sequence[int], *where: Any, **values: Any
 def _withdraw_moot(engine: Engine, now: datetime) -> int:
     """Withdraw missed-contact alerts never tried whose contact is no longer pending; how many.
 
-    The case was closed, or the contact done or moved, after the alert was queued and before it went (a
+    The case was closed, or the contact done or cancelled, after the alert was queued and before it went (a
     night's dispatch ran out of time, say): staff are not told a closed case missed a contact. One tried
     already may have reached Slack: the history check settles it as it settles any other.
     """
     a, c = ALERTS.c, CONTACTS.c
+    candidate = (
+        a.status == AlertStatus.pending,
+        or_(a.claimed_until.is_(None), a.claimed_until < now),
+        a.tried_at.is_(None),
+        a.kind == "missed_contact",
+    )
     with engine.begin() as conn:  # its own transaction: on SQLite the claim's must not hold a write lock early
-        return int(
+        waiting = conn.execute(select(a.id, a.contact_id).where(*candidate)).all()
+        if not waiting:
+            return 0
+        # The contacts by primary key: asked as one semi-join, the server read every contact ever done.
+        moot = set(
             conn.execute(
-                update(ALERTS)
-                .where(
-                    a.status == AlertStatus.pending,
-                    or_(a.claimed_until.is_(None), a.claimed_until < now),
-                    a.tried_at.is_(None),
-                    a.kind == "missed_contact",
-                    a.contact_id.in_(select(c.id).where(c.status != ContactStatus.pending)),
+                select(c.id).where(
+                    one_of(conn, c.id, sorted({w.contact_id for w in waiting if w.contact_id is not None})),
+                    c.status != ContactStatus.pending,
                 )
-                .values(status=AlertStatus.withdrawn)
-            ).rowcount
-            or 0
+            ).scalars()
         )
+        ids = [w.id for w in waiting if w.contact_id in moot]
+        if not ids:
+            return 0
+        withdrawn = update(ALERTS).where(one_of(conn, a.id, ids), *candidate).values(status=AlertStatus.withdrawn)
+        return int(conn.execute(withdrawn).rowcount or 0)
 
 
 def _claim(engine: Engine, *, limit: int, now: datetime) -> list[dict[str, Any]]:
@@ -525,6 +534,7 @@ def drain(
         total.dry_run += one.dry_run
         total.messages += one.messages
         total.claimed += one.claimed
+        total.withdrawn += one.withdrawn
         for error, n in one.errors.items():
             total.errors[error] = total.errors.get(error, 0) + n
         total.pending, total.rate_limited = one.pending, one.rate_limited

@@ -191,9 +191,19 @@ def _aware(value: datetime | str | None) -> datetime | None:
 
 
 def assign_unassigned(
-    conn: Connection, *, policy: Policy, actor: str, now: datetime, on: date, cause: str = "night"
+    conn: Connection,
+    *,
+    policy: Policy,
+    actor: str,
+    now: datetime,
+    on: date,
+    cause: str = "night",
+    summarise: bool = True,
 ) -> Assignment:
-    """Give each open unassigned case to the least-loaded eligible worker (deterministic); summarise the rest."""
+    """Give each open unassigned case to the least-loaded eligible worker (deterministic); summarise the rest.
+
+    summarise=False leaves out the ops alert of the cases still waiting (the caller reports its own).
+    """
     s, k = STAFF.c, CASES.c
     load: dict[int, int] = dict(
         conn.execute(
@@ -278,7 +288,8 @@ def assign_unassigned(
     if outcome.waiting:
         refs = select(k.case_ref).where(waiting).order_by(*MOST_URGENT_FIRST).limit(CASE_REFS_SHOWN)
         outcome.first_waiting = list(conn.execute(refs).scalars())
-        _ops_alert_for_unassigned(conn, outcome, left_by, policy=policy, now=now, on=on, cause=cause)
+        if summarise:
+            _ops_alert_for_unassigned(conn, outcome, left_by, policy=policy, now=now, on=on, cause=cause)
     return outcome
 
 

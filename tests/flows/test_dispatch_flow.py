@@ -43,15 +43,27 @@ def test_the_dispatch_flow_sends_what_is_pending(configured: str) -> None:
         assert conn.execute(select(ALERTS.c.status)).scalars().all() == ["dry_run"]
 
 
-def test_serving_without_a_prefect_server_stops_at_start_in_one_line(tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("api_url", "said"),
+    [
+        (None, "PREFECT_API_URL is not set"),
+        # Nothing listens on port 1: a server not started yet, or the wrong port.
+        ("http://127.0.0.1:1/api", "the Prefect server at PREFECT_API_URL (http://127.0.0.1:1/api) does not answer"),
+    ],
+)
+def test_serving_without_a_prefect_server_stops_at_start_in_one_line(
+    tmp_path: Path, api_url: str | None, said: str
+) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_SLACK", "PREFECT_API"))}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), IASU_SLACK_DRY_RUN="true")
+    if api_url:
+        env["PREFECT_API_URL"] = api_url
     served = subprocess.run(
         [sys.executable, "-m", "deployments.serve"], env=env, capture_output=True, text=True, timeout=120, check=False
     )
     assert served.returncode == 2
     [line] = served.stderr.strip().splitlines()
-    assert line.startswith("deployments.serve: PREFECT_API_URL is not set"), served.stderr
+    assert line.startswith(f"deployments.serve: {said}"), served.stderr
 
 
 def test_serving_without_a_slack_token_stops_at_start_in_one_line(tmp_path: Path) -> None:

@@ -86,6 +86,14 @@ def test_a_case_overridden_into_another_queue_goes_to_a_worker_of_that_queue_wit
 ) -> None:
     staff("CH-POL-01", "police_investigation")
     staff("CH-UNI-01", "unit")
+    with wiring.engine().begin() as conn:  # a case nobody can take: the night's summary tells ops, not the override
+        open_case(
+            conn,
+            "CH-2026-000002",
+            tier="standard",
+            queue="victim_advocacy",
+            opened_at=datetime(2026, 11, 2, tzinfo=UTC),
+        )
     case_id = a_case("police_investigation", date(2026, 11, 2))
     assert holders(case_id) == (staff_id("CH-POL-01"), {staff_id("CH-POL-01")})
     assert "perpetrator_checkin" not in pending(case_id)
@@ -96,6 +104,9 @@ def test_a_case_overridden_into_another_queue_goes_to_a_worker_of_that_queue_wit
     unit = staff_id("CH-UNI-01")
     assert holders(case_id) == (unit, {unit})  # the police worker no longer holds a unit case
     assert "perpetrator_checkin" in pending(case_id)  # at once, not at the next night
+    with wiring.engine().connect() as conn:
+        ops = list(conn.execute(select(ALERTS.c.dedupe_key).where(ALERTS.c.kind == "ops")).scalars())
+    assert ops == ["ops:unassigned:2026-11-02:night"]
 
 
 def test_a_worker_moved_to_another_queue_hands_on_their_cases_and_keeps_what_the_update_does_not_name(
@@ -174,7 +185,6 @@ def test_a_missed_contact_alert_still_waiting_when_its_case_closes_is_withdrawn_
 ) -> None:
     from tasks.cases import close_case
     from tasks.monitor import monitor
-    from tasks.notify import DryRunNotifier, dispatch
 
     staff("CH-UNI-01", "unit")
     a_case("unit", date(2026, 11, 2))
@@ -183,14 +193,13 @@ def test_a_missed_contact_alert_still_waiting_when_its_case_closes_is_withdrawn_
         assert monitor(conn, policy=policy, run_date=date(2026, 11, 10), timezone=TZ).queued >= 1
         close_case(conn, REF, outcome=policy.outcomes[0], by="DI Example", reason=None, policy=policy,
                    cipher=wiring.cipher())  # fmt: skip
-    shown: list[str] = []
 
-    result = dispatch(wiring.engine(), DryRunNotifier(tmp_path / "outbox", shown.append), policy)
+    out = runner.invoke(app, ["alert", "dispatch", "--json"])
 
     with wiring.engine().connect() as conn:
         statuses = set(conn.execute(select(ALERTS.c.status).where(ALERTS.c.kind == "missed_contact")).scalars())
-    assert statuses == {"withdrawn"} and result.withdrawn >= 1
-    assert not any(REF in line for line in shown)
+    assert statuses == {"withdrawn"} and json.loads(out.stdout.splitlines()[-1])["withdrawn"] >= 1
+    assert REF not in out.output
 
 
 def test_a_new_high_risk_announcement_names_its_case_in_the_outbox(configured: str, tmp_path: Path) -> None:

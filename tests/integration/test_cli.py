@@ -135,6 +135,7 @@ RECORD = ["contact", "record", "CH-2026-000001", "--kind", "victim_followup", "-
         (["nightly", "--date", "2099-11-18"], {}, "the night of 2099-11-18 cannot run before that day has ended"),
         (["demo", "--start", "2099-11-17", "--days", "2"], {}, "the night of 2099-11-18 cannot run before that day"),
         (["nightly", "--date", "2026-11-18"], {"IASU_TIMEZONE": "Europe/Londn"}, "IASU_TIMEZONE: no time zone"),
+        (["nightly", "--date", "2026-11-18"], {"IASU_TIMEZONE": "Europe"}, "IASU_TIMEZONE: no time zone"),
         ([*RECORD, "--at", "20261118T1000"], {}, "not a date and time"),
         (["batch", "release", "7", "--by", "x" * 129, "--reason", "r"], {}, "--by takes at most 128 characters"),
         (["case", "close", "CH-2026-000001", "--outcome", "x", "--by", "  ", "--reason", "r"], {}, "not be blank"),
