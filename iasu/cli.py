@@ -481,6 +481,8 @@ def contact_record(
         _fail("a rescheduled contact needs --new-date")
     if moved_to is not None and moved_to < _local_day(happened, tz):
         _fail("--new-date is before the day of --at")  # as the contacts feed quarantines it
+    if moved_to is not None and (moved_to - _local_day(happened, tz)).days > MAX_MOVE_DAYS:
+        _fail(f"--new-date is more than {MAX_MOVE_DAYS} days after --at")  # a mistyped year, as the feed says
     actor = by or os_user() or "unknown"
     report = OutcomeReport(
         case_ref=case_ref, kind=kind, happened_at=happened, outcome=outcome, new_date=moved_to, recorded_by=actor
@@ -772,6 +774,7 @@ def _code(enum: Any, value: str, what: str) -> Any:
         _fail(f"unknown {what} {value!r}; one of: {', '.join(m.value for m in enum)}")
 
 
+MAX_MOVE_DAYS = 366  # as the contacts suite's new_date_within_a_year
 DEMO_START = "2026-08-24"  # a fortnight across two weekends and the August bank holiday (31 Aug)
 
 

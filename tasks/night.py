@@ -43,7 +43,8 @@ def summarise(run_date: date, files: list[dict[str, Any]]) -> dict[str, Any]:
     summary: dict[str, Any] = {"run_date": run_date.isoformat(), "files": len(files)}
     for key in COUNT_KEYS:
         summary[key] = sum(int(f[key]) for f in files)
-    summary["held_files"] = sum(1 for f in files if f["held_rows"] and f["held_rows"] == f["received"])
+    # Held, or a repeat of a held file: by the reason, since an empty file is held with no rows to count.
+    summary["held_files"] = sum(1 for f in files if f.get("held_reason"))
     summary["repeat_files"] = sum(1 for f in files if f["status"] == "repeat")
     if not files:
         summary["note"] = "nothing received"

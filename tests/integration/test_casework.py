@@ -176,7 +176,11 @@ def test_an_outcome_dated_before_its_case_opened_is_refused_and_a_new_date_befor
     )
 
     assert typed.exit_code == 2 and f"--at is before case {REF} was opened" in typed.output
+    parked = runner.invoke(
+        app, [*base, "--at", "2026-11-03T10:00", "--outcome", "rescheduled", "--new-date", "2030-11-03"]
+    )
     assert moved.exit_code == 2 and "--new-date is before the day of --at" in moved.output
+    assert parked.exit_code == 2 and "--new-date is more than 366 days after --at" in parked.output
     assert pending(case_id) == before
 
 

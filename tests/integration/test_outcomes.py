@@ -183,6 +183,7 @@ YEAR_ONE = _row(FIRST, when="0001-01-01T00:00+05:00")  # before the first instan
 YEAR_MAX = _row(FIRST, when="9999-12-31T23:00-05:00", outcome="rescheduled", new_date="9999-12-31")
 TOO_LONG = _row(SECOND, outcome="attempted_no_answer", by=LONG_ID)
 NUL_ID = _row(SECOND, when="2026-10-20T09:00", outcome="attempted_no_answer", by="CH-UNI\x0001")  # not in PG text
+YEARS_ON = _row(SECOND, outcome="rescheduled", new_date="2030-10-20")  # a mistyped year
 WEEK_DAY = _row(FIRST, outcome="rescheduled", new_date="2026-W43-5")  # an ISO week date: not YYYY-MM-DD
 BASIC_DAY = _row(SECOND, outcome="rescheduled", new_date="20261023")
 BASIC_TIME = _row(FIRST, when="20261020T1000")
@@ -220,6 +221,11 @@ FEEDS = {
         f"{BASIC_TIME}\n{WEEK_TIME}\n{_row(FIRST)}\n",
         (3, 1, 0, 2),
         {2: (["happened_at_real"], BASIC_TIME), 3: (["happened_at_real"], WEEK_TIME)},
+    ),
+    "a contact moved years on": (
+        f"{YEARS_ON}\n{_row(FIRST)}\n",
+        (2, 1, 0, 1),
+        {2: (["new_date_within_a_year"], YEARS_ON)},
     ),
     "a new day written other than YYYY-MM-DD": (
         f"{WEEK_DAY}\n{BASIC_DAY}\n{_row(FIRST)}\n",
