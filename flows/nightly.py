@@ -13,7 +13,15 @@ from iasu.policy import get_policy
 from iasu.settings import get_settings
 from tasks.ingest import build_data_docs, ingest_file
 from tasks.monitor import monitor_deadlines
-from tasks.night import finish_night, input_files, mark_night_failed, start_night, summarise, touch_night
+from tasks.night import (
+    finish_night,
+    input_files,
+    mark_night_failed,
+    night_pulse,
+    start_night,
+    summarise,
+    touch_night,
+)
 from tasks.notify import dispatch_alerts
 from tasks.outcomes import FEED_PREFIX, ingest_contacts_file
 from tasks.report import publish_report
@@ -35,7 +43,8 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     night_run_id = start_night(run_date, flow_run_id)
     try:
-        return _night(run_date, paths, night_run_id, f"flow:nightly/{flow_run_id or night_run_id}")
+        with night_pulse(night_run_id):  # a night killed outright frees the next in minutes
+            return _night(run_date, paths, night_run_id, f"flow:nightly/{flow_run_id or night_run_id}")
     except BaseException:
         # Marked here rather than by a state hook: hooks run once Prefect has recorded the state, which an
         # interrupted run may never do (Ctrl-C takes a temporary Prefect server down with it).
@@ -54,7 +63,7 @@ def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> 
     files = []
     for path in (p for p in paths if p not in feeds):
         files.append(ingest_file(path, run_date, night_run_id, docs_dir, actor))
-        touch_night(night_run_id)  # between stages, so a night still working is not taken for one that died
+        touch_night(night_run_id)  # between stages, so a night still working is not taken for a stuck one
     routing = route_referrals(run_date, actor)
     touch_night(night_run_id)
     outcomes = [ingest_contacts_file(p, run_date, night_run_id, docs_dir, actor) for p in feeds]

@@ -45,8 +45,10 @@ class NightRun(SQLModel, table=True):
     flow_run_id: str | None = Field(default=None, max_length=64)
     started_at: datetime = Field(default_factory=utcnow, sa_type=UTCDateTime)
     finished_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
-    # Noted between the night's stages: a run silent for long is one whose process died (tasks.night).
+    # Noted every minute while the night's process lives, and as each stage finishes (tasks.night): a run
+    # silent for minutes is one whose process died; one with no stage finished for hours is stuck.
     heartbeat_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
+    progress_at: datetime | None = Field(default=None, sa_type=UTCDateTime)
     # Counts only (received, loaded, duplicates, ...): the same object `iasu nightly --json` prints.
     summary: dict[str, Any] = Field(default_factory=dict, sa_column=Column(JSONType, nullable=False))
 

@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, func, select, update
+from sqlalchemy import Connection, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from iasu import wiring
@@ -51,19 +54,28 @@ def summarise(run_date: date, files: list[dict[str, Any]]) -> dict[str, Any]:
     return summary
 
 
-# A running night notes the time between its stages; one silent this long died without saying so (the
-# machine stopped, the process was killed) and no longer keeps other nights out. Longer than any stage
-# can take: a national night's longest takes seconds, and the night's dispatch stops within an hour
-# (twenty rounds of a three-minute send window).
-ABANDONED_AFTER = timedelta(hours=2)
+# A running night's process notes that it lives every minute (a thread beside the stages), and notes its
+# progress as each stage finishes. One whose pulse stopped for DEAD_AFTER died without saying so (killed,
+# the machine stopped): the next night need not wait long for it. One alive with no stage finished for
+# STALLED_AFTER is stuck: longer than any stage can take (a national night's longest takes seconds, and the
+# night's dispatch stops within an hour: twenty rounds of a three-minute send window).
+PULSE_EVERY = timedelta(minutes=1)
+DEAD_AFTER = timedelta(minutes=10)
+STALLED_AFTER = timedelta(hours=2)
 
 
 def night_running(conn: Connection, now: datetime) -> str | None:
-    """What an operator needs to know of a night still running (or None), after retiring abandoned runs."""
+    """What an operator needs to know of a night still running (or None), after retiring dead or stuck runs."""
     n = NIGHT_RUNS.c
     conn.execute(
         update(NIGHT_RUNS)
-        .where(n.status == "running", func.coalesce(n.heartbeat_at, n.started_at) < now - ABANDONED_AFTER)
+        .where(
+            n.status == "running",
+            or_(
+                func.coalesce(n.heartbeat_at, n.started_at) < now - DEAD_AFTER,
+                func.coalesce(n.progress_at, n.started_at) < now - STALLED_AFTER,
+            ),
+        )
         .values(status="failed", finished_at=now)
     )
     running = conn.execute(
@@ -75,20 +87,51 @@ def night_running(conn: Connection, now: datetime) -> str | None:
     return (
         f"the night of {running.run_date} is still running (flow run {running.flow_run_id or 'unknown'}, started "
         f"{running.started_at:%Y-%m-%d %H:%M} UTC, last heard of {last:%H:%M} UTC): one night at a time; a run "
-        f"that died is taken as failed once silent for {int(ABANDONED_AFTER.total_seconds() // 3600)} hours"
+        f"that died is taken as failed once silent for {int(DEAD_AFTER.total_seconds() // 60)} minutes"
     )
 
 
 def touch_night(night_run_id: int) -> None:
-    """Note that the night is still working (between its stages): it is not taken for one that died."""
+    """Note that the night has finished a stage: it is neither dead nor stuck."""
     n = NIGHT_RUNS.c
+    now = utcnow()
     with wiring.engine().begin() as conn:
         noted = conn.execute(
-            update(NIGHT_RUNS).where(n.id == night_run_id, n.status == "running").values(heartbeat_at=utcnow())
+            update(NIGHT_RUNS)
+            .where(n.id == night_run_id, n.status == "running")
+            .values(heartbeat_at=now, progress_at=now)
         ).rowcount
     if not noted:
-        # Taken for dead (silent too long) and perhaps another night started since: this one must not go on.
+        # Taken for dead or stuck, and perhaps another night started since: this one must not go on.
         raise OperatorError(f"night run {night_run_id} was taken as failed while it ran; rerun its night")
+
+
+@contextmanager
+def night_pulse(night_run_id: int, every: timedelta = PULSE_EVERY) -> Iterator[None]:
+    """While the block runs, note every minute that the night's process lives (its heartbeat)."""
+    stop = threading.Event()
+
+    def beat() -> None:
+        n = NIGHT_RUNS.c
+        while not stop.wait(every.total_seconds()):
+            try:
+                with wiring.engine().begin() as conn:
+                    conn.execute(
+                        update(NIGHT_RUNS)
+                        .where(n.id == night_run_id, n.status == "running")
+                        .values(heartbeat_at=utcnow())
+                    )
+            except Exception:  # a busy SQLite or a dropped connection: the next beat tries again
+                continue
+
+    pulse = threading.Thread(target=beat, name=f"night-pulse-{night_run_id}", daemon=True)
+    pulse.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        # Not waited for long: a beat held by a busy SQLite (30 s) must not hold up the night's end.
+        pulse.join(timeout=1)
 
 
 @task(name="start-night", cache_policy=NO_CACHE)

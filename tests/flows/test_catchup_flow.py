@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+import time
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import pytest
@@ -15,7 +16,7 @@ from flows.nightly import nightly
 from iasu import wiring
 from iasu.errors import OperatorError
 from models.types import utcnow
-from tasks.night import NIGHT_RUNS, last_completed, start_night, touch_night
+from tasks.night import NIGHT_RUNS, last_completed, night_pulse, start_night, touch_night
 from tests.support import write_days
 
 pytestmark = pytest.mark.flow
@@ -50,7 +51,7 @@ def test_a_night_run_by_hand_past_a_gap_leaves_the_gap_to_the_catch_up(configure
     assert night_runs() == [(D1, "completed"), (d3, "completed"), (d2, "completed"), (d4, "completed")]
 
 
-def test_one_night_at_a_time_and_a_run_silent_for_two_hours_stops_counting(configured: str) -> None:
+def test_one_night_at_a_time_and_a_run_dead_or_stuck_stops_counting(configured: str) -> None:
     first = start_night.fn(D1, "first")
     with pytest.raises(OperatorError, match=r"the night of 2026-11-02 is still running \(flow run first"):
         start_night.fn(D1 + timedelta(days=1), "second")
@@ -59,22 +60,47 @@ def test_one_night_at_a_time_and_a_run_silent_for_two_hours_stops_counting(confi
         race.setattr("tasks.night.night_running", lambda conn, now: None)
         with pytest.raises(OperatorError, match="another night started just now"):
             start_night.fn(D1 + timedelta(days=1), "second")
-    with wiring.engine().begin() as conn:  # started three hours ago, still working a minute ago: still running
-        conn.execute(
-            NIGHT_RUNS.update().values(
-                started_at=utcnow() - timedelta(hours=3), heartbeat_at=utcnow() - timedelta(minutes=1)
+
+    def heard(pulse: timedelta, progress: timedelta) -> None:
+        with wiring.engine().begin() as conn:
+            conn.execute(
+                NIGHT_RUNS.update()
+                .where(NIGHT_RUNS.c.status == "running")
+                .values(
+                    started_at=utcnow() - timedelta(hours=3),
+                    heartbeat_at=utcnow() - pulse,
+                    progress_at=utcnow() - progress,
+                )
             )
-        )
+
+    heard(pulse=timedelta(minutes=1), progress=timedelta(minutes=100))  # alive, in a long stage: still running
     with pytest.raises(OperatorError, match="still running"):
         start_night.fn(D1 + timedelta(days=1), "second")
-    with wiring.engine().begin() as conn:  # silent for two hours and more: its process died
-        conn.execute(NIGHT_RUNS.update().values(heartbeat_at=utcnow() - timedelta(minutes=121)))
-    third = start_night.fn(D1 + timedelta(days=1), "third")
-    # Had the first been alive after all, its next heartbeat stops it rather than let it run beside the third.
-    with pytest.raises(OperatorError, match="was taken as failed while it ran"):
-        touch_night(first)
+    heard(pulse=timedelta(minutes=11), progress=timedelta(minutes=11))  # its pulse stopped: its process died
+    second = start_night.fn(D1 + timedelta(days=1), "second")
+    heard(pulse=timedelta(minutes=1), progress=timedelta(minutes=121))  # alive, but no stage finished: stuck
+    third = start_night.fn(D1 + timedelta(days=2), "third")
+    # Had the first been alive after all, its next stage stops it rather than let it run beside the third.
+    for taken in (first, second):
+        with pytest.raises(OperatorError, match="was taken as failed while it ran"):
+            touch_night(taken)
     touch_night(third)
-    assert [status for _, status in night_runs()] == ["failed", "running"]
+    assert [status for _, status in night_runs()] == ["failed", "failed", "running"]
+
+
+def test_a_running_night_notes_every_minute_that_its_process_lives(configured: str) -> None:
+    night = start_night.fn(D1, "pulsing")
+    with wiring.engine().begin() as conn:
+        conn.execute(NIGHT_RUNS.update().values(heartbeat_at=utcnow() - timedelta(minutes=9)))
+
+    with night_pulse(night, every=timedelta(milliseconds=50)):
+        time.sleep(0.5)
+
+    with wiring.engine().connect() as conn:
+        beat = conn.execute(select(NIGHT_RUNS.c.heartbeat_at)).scalar_one()
+    if isinstance(beat, str):
+        beat = datetime.fromisoformat(beat)
+    assert utcnow() - beat.replace(tzinfo=beat.tzinfo or UTC) < timedelta(seconds=5)
 
 
 def test_a_night_that_fails_part_way_is_marked_failed_and_the_next_can_start(
