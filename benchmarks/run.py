@@ -233,7 +233,7 @@ def monitor_at_scale(contacts: int) -> dict[str, Any]:
         upgrade(url)
         os.environ["IASU_DATABASE_URL"] = url
         wiring.reset()
-        cases = contacts // 3
+        cases = -(-contacts // 3)  # three contacts a case, the last case's surplus removed below
         with wiring.engine().begin() as conn:
             conn.execute(
                 text(
@@ -257,6 +257,7 @@ def monitor_at_scale(contacts: int) -> dict[str, Any]:
                     "ELSE TIMESTAMPTZ '2026-11-03 17:00+00' + ((c.id % 30) || ' days')::interval END AS due) AS d"
                 )
             )
+            conn.execute(text("DELETE FROM contacts WHERE id > :n"), {"n": contacts})  # exactly as many as asked
             # Statistics as a live database has them (autovacuum analyses tables this size soon after loading).
             conn.execute(text("ANALYZE cases"))
             conn.execute(text("ANALYZE contacts"))
@@ -264,12 +265,10 @@ def monitor_at_scale(contacts: int) -> dict[str, Any]:
 
         now = end_of_day(run_date, "Europe/London")
         with wiring.engine().connect() as conn:
-            plan = "\n".join(
-                r[0]
-                for r in conn.execute(
-                    text("EXPLAIN " + str(overdue_query(now).compile(conn, compile_kwargs={"literal_binds": True})))
-                )
-            )
+            query = str(overdue_query(now).compile(conn, compile_kwargs={"literal_binds": True}))
+            plan = "\n".join(r[0] for r in conn.execute(text("EXPLAIN " + query)))
+            tree = conn.execute(text("EXPLAIN (FORMAT JSON) " + query)).scalar_one()
+            stored = int(conn.execute(text("SELECT count(*) FROM contacts")).scalar_one())
         # Best of MONITOR_RUNS, each rolled back so every run finds and queues the same alerts: a shared
         # 2-core machine's neighbours can slow one run by half, and the budget is about the query, not them.
         runs = []
@@ -283,13 +282,31 @@ def monitor_at_scale(contacts: int) -> dict[str, Any]:
         total = sum(result.overdue.values())
         wiring.engine().dispose()
     return {
-        "contacts": cases * 3,
+        "contacts": stored,
         "overdue": total,
         "seconds": round(min(runs), 2),
         "runs_s": [round(r, 2) for r in runs],
-        "uses_index": "ix_contacts_pending_due" in plan,
-        "plan": plan.splitlines()[:6],
+        "uses_index": reads_contacts_by_index(tree[0]["Plan"]),
+        "plan": plan.splitlines(),
     }
+
+
+MONITOR_INDEX = "ix_contacts_pending_due"
+
+
+def reads_contacts_by_index(plan: dict[str, Any]) -> bool:
+    """The plan reaches contacts through the pending-due index with a condition on it, and never scans contacts.
+
+    The index's name in the plan's text is not enough: an index scan with no condition reads every row.
+    """
+    nodes, stack = [], [plan]
+    while stack:
+        node = stack.pop()
+        nodes.append(node)
+        stack.extend(node.get("Plans", []))
+    by_index = any(n.get("Index Name") == MONITOR_INDEX and n.get("Index Cond") for n in nodes)
+    scans = any(n["Node Type"] == "Seq Scan" and n.get("Relation Name") == "contacts" for n in nodes)
+    return by_index and not scans
 
 
 # What a night's writes and the floor depend on in the server: recorded beside the figures, since the same
@@ -507,29 +524,33 @@ def verdicts(report: dict[str, Any]) -> list[dict[str, Any]]:
     """Each budget of the issue against this run's figures: what was measured, the limit, met or not."""
     out: list[dict[str, Any]] = []
 
-    def check(budget: str, measured: float, limit: float) -> None:
-        out.append({"budget": budget, "measured": round(measured, 2), "limit": limit, "met": measured <= limit})
+    def check(budget: str, measured: float, limit: float, under: bool = True) -> None:
+        # "Under" a limit is strictly below it; "at most" and "within" allow it.
+        met = measured < limit if under else measured <= limit
+        out.append({"budget": budget, "measured": round(measured, 2), "limit": limit, "met": met})
 
     by_size = {n["size"]: n for n in report["nights"]}
     big = by_size.get(100_000)
     if big:
-        check("100k night ÷ COPY floor", multiple(big), BUDGETS["copy_multiple"])
+        check("100k night ÷ COPY floor", multiple(big), BUDGETS["copy_multiple"], under=False)
         check("100k night, s", big["without_startup_s"], BUDGETS["night_100k_s"])
         check("100k peak RSS, MB", big["peak_rss_mb"], BUDGETS["rss_mb"])
         if 10_000 in by_size:
             small = by_size[10_000]
             per_big, per_small = big["without_startup_s"] / big["rows"], small["without_startup_s"] / small["rows"]
-            check("time per referral, 100k ÷ 10k", per_big / per_small, BUDGETS["scaling"])
+            check("time per referral, 100k ÷ 10k", per_big / per_small, BUDGETS["scaling"], under=False)
     every_night = report["nights"] + ([report["history_night"]] if report.get("history_night") else [])
     if every_night:  # the night on a history too: its contacts feed is a task run of its own
-        check("task runs per night (most)", max(n["task_runs"] for n in every_night), BUDGETS["task_runs"])
+        check("task runs per night (most)", max(n["task_runs"] for n in every_night), BUDGETS["task_runs"], under=False)
     if report.get("monitor"):
         check("monitor over 1M contacts, s", report["monitor"]["seconds"], BUDGETS["monitor_s"])
         out.append(_flag("monitor uses an index", bool(report["monitor"]["uses_index"])))
     if report.get("alert_burst"):
         burst = report["alert_burst"]
         check("alert burst of 5,000, s", burst["seconds"], BUDGETS["burst_s"])
-        out.append(_flag("burst: every alert sent within Slack's per-channel rate", burst["sent"] == burst["alerts"]))
+        # Within the rate means Slack never had to say so: the fake answers 429 to a message sent too soon.
+        within = burst["sent"] == burst["alerts"] and burst["rate_limited"] == 0
+        out.append(_flag("burst: every alert sent within Slack's per-channel rate", within))
     return out
 
 

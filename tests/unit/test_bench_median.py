@@ -54,3 +54,44 @@ def test_the_cpu_bound_shares_the_process_and_the_database_over_the_cores() -> N
     assert "100,000: process 13.0 s (26.0×), database –, over the cores 6.50 s (13.0×)" in table(report)
     night.pop("process_cpu_s")  # a results file from before the figure existed still renders
     assert "CPU used from Running" not in table(report)
+
+
+def _node(kind: str, **fields: object) -> dict[str, object]:
+    return {"Node Type": kind, **fields}
+
+
+INDEX = {"Index Name": "ix_contacts_pending_due"}
+BY_INDEX = _node(
+    "Bitmap Heap Scan",
+    **{"Relation Name": "contacts", "Plans": [_node("Bitmap Index Scan", **INDEX, **{"Index Cond": "(due_at < x)"})]},
+)
+
+
+@pytest.mark.parametrize(
+    ("plan", "uses"),
+    [
+        (_node("Hash Join", Plans=[BY_INDEX, _node("Seq Scan", **{"Relation Name": "cases"})]), True),
+        # The index read from end to end, with no condition: every row, the index's name notwithstanding.
+        (_node("Index Scan", **INDEX, **{"Relation Name": "contacts"}), False),
+        # The index used, and the table scanned elsewhere in the plan too.
+        (_node("Append", Plans=[BY_INDEX, _node("Seq Scan", **{"Relation Name": "contacts"})]), False),
+        (_node("Seq Scan", **{"Relation Name": "contacts"}), False),
+    ],
+)
+def test_the_monitor_counts_as_using_its_index_only_when_the_plan_reads_contacts_through_it(
+    plan: dict[str, object], uses: bool
+) -> None:
+    from benchmarks.run import reads_contacts_by_index
+
+    assert reads_contacts_by_index(plan) is uses
+
+
+@pytest.mark.parametrize(("sent", "rate_limited", "met"), [(5000, 0, True), (5000, 3, False), (4999, 0, False)])
+def test_the_burst_honours_slacks_rate_only_if_every_alert_went_and_no_429_came_back(
+    sent: int, rate_limited: int, met: bool
+) -> None:
+    from benchmarks.run import verdicts
+
+    burst = {"alerts": 5000, "sent": sent, "rate_limited": rate_limited, "seconds": 3.5}
+    [*_, honoured] = verdicts({"nights": [], "alert_burst": burst})
+    assert honoured["met"] is met
