@@ -50,7 +50,8 @@ class LinkedHistory:
     """Earlier referrals about the same perpetrator, found by blind index only."""
 
     earlier_referrals: int = 0  # distinct earlier cases with this perpetrator
-    other_victims: int = 0  # of those, distinct victims other than this referral's
+    other_victims: int = 0  # of those (and of later_tonight), distinct victims other than this referral's
+    later_tonight: int = 0  # referrals later the same night that show this perpetrator is serial
 
 
 @dataclass(frozen=True)
@@ -122,11 +123,15 @@ def risk_tier(facts: ReferralFacts, history: LinkedHistory, policy: Policy) -> t
                     "srp_floor", f"SRP judgement {facts.srp.value}: at least {floor.value}", {"srp": facts.srp.value}
                 )
             )
-    if history.earlier_referrals:
+    if history.earlier_referrals or history.later_tonight:
         link = {"earlier_referrals": history.earlier_referrals, "other_victims": history.other_victims}
+        linked = [f"{history.earlier_referrals} earlier referral{'s' if history.earlier_referrals != 1 else ''}"]
+        if history.later_tonight:
+            link["later_tonight"] = history.later_tonight
+            later = f"{history.later_tonight} later referral{'s' if history.later_tonight != 1 else ''} tonight"
+            linked = [later] if not history.earlier_referrals else [*linked, later]
         text = (
-            f"perpetrator linked to {history.earlier_referrals} earlier referral"
-            f"{'s' if history.earlier_referrals != 1 else ''}, {history.other_victims} other victim"
+            f"perpetrator linked to {' and '.join(linked)}, {history.other_victims} other victim"
             f"{'s' if history.other_victims != 1 else ''}"
         )
         if history.other_victims:

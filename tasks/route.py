@@ -279,6 +279,19 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
             history[root] = LinkedHistory(
                 max(was.earlier_referrals, found.earlier_cases), max(was.other_victims, found.other_victims)
             )
+    # A referral later tonight that shows a perpetrator is serial makes serial every case of theirs opened
+    # tonight too: decided so (tier, the unit's serial criterion, capacity) and numbered with that priority,
+    # not opened lower and raised as the night ends. Earlier nights' cases are raised after (_raise_linked_cases).
+    for rid, found in links.items():
+        if not found.other_victims:
+            continue
+        own = _first_of(rid, duplicates)
+        for earlier in {_first_of(e, duplicates) for e in found.earlier_referral_ids} - {own}:
+            if earlier in history:
+                was = history[earlier]
+                history[earlier] = LinkedHistory(
+                    was.earlier_referrals, max(was.other_victims, 1), later_tonight=was.later_tonight + 1
+                )
     marker_sets: dict[str, frozenset[Marker]] = {}  # markers as stored (JSON text) -> codes
     batch = [(_facts(by_id[rid], marker_sets), linked, rid) for rid, linked in history.items()]
     rid_of = {facts.key: rid for facts, _, rid in batch}

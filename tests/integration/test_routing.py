@@ -367,3 +367,57 @@ def test_a_second_source_revealing_a_serial_perpetrator_raises_the_case_it_joins
     for ref in {c["case_ref"] for c in cases}:
         mine = [action for entity, action in events if entity == ref]
         assert mine[0] == "decide" and set(mine[1:]) <= {"retier"}
+
+
+def test_a_perpetrator_shown_serial_later_the_same_night_makes_each_of_their_cases_tonight_serial(
+    configured: str, tmp_path: Path
+) -> None:
+    """Two police referrals, one night, one man (the same PNC id), two victims: the first is decided serial
+    too, numbered among tonight's high-risk cases and announced with them, not opened low and raised after."""
+    from dataclasses import replace
+
+    from faker import Faker
+
+    from iasu.synthetic.generate import write_file
+    from iasu.synthetic.referrals import ReferralFactory
+    from rules.codes import Source
+
+    day = date(2026, 11, 9)
+    factory = ReferralFactory(random.Random(8), Faker("en_GB"))
+    quiet = []
+    for _ in range(2):
+        referral = factory.referral(day, Source.police_rms)
+        quiet.append(
+            replace(
+                referral,
+                sdash=(False,) * len(referral.sdash),
+                markers=(),
+                srp=None,
+                perp=replace(referral.perp, pnc_id="26/0071234C"),
+                pnc_shown=True,
+            )
+        )
+    others = [factory.referral(day, Source.police_rms) for _ in range(20)]
+    inbox = tmp_path / "inbox" / day.isoformat()
+    inbox.mkdir(parents=True)
+    write_file(inbox, Source.police_rms, day, [*quiet, *others], dirty=0.0, rng=random.Random(1))
+
+    night = night_without_prefect(tmp_path / "inbox", day, tmp_path / "docs")
+
+    cases, refs = cases_and_referrals()
+    case_of = {r["source_ref"]: r["case_id"] for r in refs}
+    serial = [next(c for c in cases if c["id"] == case_of[q.source_ref]) for q in quiet]
+    assert [c["tier"] for c in serial] == ["high", "high"]
+    assert all(any(r["rule"] == "serial_perpetrator" for r in c["reasons"]) for c in serial)
+    assert night["raised_for_serial"] == 0  # decided so, not raised as the night ends
+    # Numbered with the night's high-risk cases: in each force, every high case's number comes before the rest.
+    for force in {c["force"] for c in serial}:
+        mine = [c for c in cases if c["force"] == force]
+        high = [int(c["case_ref"][-6:]) for c in mine if c["tier"] == "high"]
+        rest = [int(c["case_ref"][-6:]) for c in mine if c["tier"] != "high"]
+        assert max(high) < min(rest, default=max(high) + 1)
+    with wiring.engine().connect() as conn:
+        actions = set(conn.execute(text("SELECT action FROM audit_events WHERE entity = 'cases'")).scalars())
+        announced = set(conn.execute(text("SELECT dedupe_key FROM alerts WHERE kind = 'new_high_risk'")).scalars())
+    assert "retier" not in actions
+    assert {f"new_high_risk:{c['case_ref']}" for c in serial} <= announced

@@ -93,9 +93,24 @@ def test_a_linked_history_raises_the_tier(sdash: int, history: LinkedHistory, ti
         assert reason.inputs == {"earlier_referrals": history.earlier_referrals, "other_victims": history.other_victims}
 
 
-def test_the_linkage_reason_reads_as_a_sentence() -> None:
-    _, reasons = risk_tier(facts(0), LinkedHistory(2, 1), POLICY)
-    assert "perpetrator linked to 2 earlier referrals, 1 other victim" in reasons[-1].text
+@pytest.mark.parametrize(
+    ("history", "sentence"),
+    [
+        (LinkedHistory(2, 1), "perpetrator linked to 2 earlier referrals, 1 other victim: serial"),
+        (
+            LinkedHistory(0, 1, later_tonight=1),
+            "perpetrator linked to 1 later referral tonight, 1 other victim: serial",
+        ),
+        (
+            LinkedHistory(1, 2, later_tonight=2),
+            "perpetrator linked to 1 earlier referral and 2 later referrals tonight, 2 other victims: serial",
+        ),
+    ],
+)
+def test_the_linkage_reason_reads_as_a_sentence(history: LinkedHistory, sentence: str) -> None:
+    tier, reasons = risk_tier(facts(0), history, POLICY)
+    assert sentence in reasons[-1].text and tier is Tier.high
+    assert reasons[-1].inputs.get("later_tonight", 0) == history.later_tonight
 
 
 @pytest.mark.parametrize(
