@@ -388,8 +388,8 @@ def case_override(
         if change["queue"][0] != change["queue"][1]:
             # At once, not at the next night: check-ins start or stop, and a worker of the new queue takes it.
             schedule(conn, policy=policy, run_date=_today(tz), actor=by, timezone=tz, case_ids=[case_id])
-            _reassign(conn, actor=by, cause=f"override:{case_ref}")
-    typer.echo(f"{case_ref}: queue {' -> '.join(change['queue'])}, tier {' -> '.join(change['tier'])}")
+            holder = _hand_over(conn, case_id, actor=by, cause=f"override:{case_ref}")
+    typer.echo(f"{case_ref}: queue {' -> '.join(change['queue'])}, tier {' -> '.join(change['tier'])}" + holder)
 
 
 @case_app.command("close")
@@ -538,11 +538,28 @@ def contact_list(
         typer.echo(f"{r['case_ref']}  {r['kind']:22}  due {r['due_at']}  {r['status']:9}  {r['assigned_to'] or '-'}")
 
 
-def _reassign(conn: Any, *, actor: str, cause: str, summarise: bool = False) -> Any:
+def _hand_over(conn: Any, case_id: int, *, actor: str, cause: str) -> str:
+    """Give an overridden case to a worker of its new queue now; who took it, or that nobody could (ops told)."""
+    from sqlalchemy import select
+
+    from models import Case, Staff
+
+    _reassign(conn, actor=actor, cause=cause, summarise=False)
+    cases, staff = Case.__table__, Staff.__table__  # type: ignore[attr-defined]
+    holder = conn.execute(
+        select(staff.c.staff_code).join(cases, cases.c.assigned_staff_id == staff.c.id).where(cases.c.id == case_id)
+    ).scalar_one_or_none()
+    if holder is not None:
+        return f"; assigned to {holder}"
+    # Nobody of its new queue has room: ops hears of it now, not at the night's summary.
+    _reassign(conn, actor=actor, cause=cause, summarise=True)
+    return "; no worker of that queue has room: left unassigned (ops told)"
+
+
+def _reassign(conn: Any, *, actor: str, cause: str, summarise: bool = True) -> Any:
     """Give released cases to eligible workers now (as the night would), with the unit's date.
 
-    Only a worker leaving tells ops of the cases nobody could take; after an override or a worker's move the
-    operator sees the count here, and the night's summary names every case still waiting.
+    summarise: tell ops of the cases nobody could take (all of them, as the night does).
     """
     from datetime import UTC, datetime
 
@@ -642,7 +659,7 @@ def staff_deactivate(
 
     with _read_engine().begin() as conn:
         released = deactivate_staff(conn, staff_code, by=by, reason=reason, cipher=wiring.checked_cipher(conn))
-        done = _reassign(conn, actor=by, cause=f"deactivated:{staff_code}", summarise=True)
+        done = _reassign(conn, actor=by, cause=f"deactivated:{staff_code}")
     typer.echo(
         f"{staff_code}: deactivated; {released} case(s) released, {done.assigned} reassigned, "
         f"{done.waiting} left unassigned"

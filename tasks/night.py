@@ -103,7 +103,12 @@ def touch_night(night_run_id: int) -> None:
         ).rowcount
     if not noted:
         # Taken for dead or stuck, and perhaps another night started since: this one must not go on.
-        raise OperatorError(f"night run {night_run_id} was taken as failed while it ran; rerun its night")
+        raise taken_as_failed(night_run_id)
+
+
+def taken_as_failed(night_run_id: int) -> OperatorError:
+    """A night retired as dead or stuck while it still ran: it must stop, and not count as completed."""
+    return OperatorError(f"night run {night_run_id} was taken as failed while it ran; rerun its night")
 
 
 @contextmanager
@@ -174,11 +179,15 @@ def mark_night_failed(night_run_id: int) -> None:
 def finish_night(night_run_id: int, run_date: date, summary: dict[str, Any]) -> None:
     """Store the night's summary and move the watermark forward."""
     with wiring.engine().begin() as conn:
-        conn.execute(
+        finished = conn.execute(
             update(NIGHT_RUNS)
-            .where(NIGHT_RUNS.c.id == night_run_id)
+            .where(NIGHT_RUNS.c.id == night_run_id, NIGHT_RUNS.c.status == "running")
             .values(status="completed", finished_at=utcnow(), summary=summary)
-        )
+        ).rowcount
+        if not finished:
+            # Taken for dead after its last stage (its pulse held up) and perhaps another night started since:
+            # it must not count as completed nor move the catch-up past the other.
+            raise taken_as_failed(night_run_id)
         _advance_watermark(conn, run_date)
 
 

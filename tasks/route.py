@@ -282,16 +282,29 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
     # A referral later tonight that shows a perpetrator is serial makes serial every case of theirs opened
     # tonight too: decided so (tier, the unit's serial criterion, capacity) and numbered with that priority,
     # not opened lower and raised as the night ends. Earlier nights' cases are raised after (_raise_linked_cases).
+    # Counted as linkage counts: cases, not referrals (a copy from a second source is no other case), and
+    # distinct victims other than this case's own, earlier and later tonight together.
+    later_cases: dict[int, set[int]] = {}
     for rid, found in links.items():
-        if not found.other_victims:
-            continue
-        own = _first_of(rid, duplicates)
-        for earlier in {_first_of(e, duplicates) for e in found.earlier_referral_ids} - {own}:
-            if earlier in history:
-                was = history[earlier]
-                history[earlier] = LinkedHistory(
-                    was.earlier_referrals, max(was.other_victims, 1), later_tonight=was.later_tonight + 1
-                )
+        if found.other_victims:
+            own = _first_of(rid, duplicates)
+            for earlier in {_first_of(e, duplicates) for e in found.earlier_referral_ids} - {own}:
+                if earlier in history:
+                    later_cases.setdefault(earlier, set()).add(rid)
+    if later_cases:
+        victim_of = {row.referral_id: row.victim_index for row in existing} | {
+            rid: row.victim_index for rid, row in by_id.items()
+        }
+        for earlier, later in later_cases.items():
+            was = history[earlier]
+            victims = {victim_of.get(r) for r in (*links[earlier].earlier_referral_ids, *later)}
+            victims -= {None, victim_of.get(earlier)}
+            history[earlier] = LinkedHistory(
+                was.earlier_referrals,
+                # At least one: the later referral is serial, through this case's victim or another's.
+                max(was.other_victims, len(victims), 1),
+                later_tonight=len({_first_of(r, duplicates) for r in later}),
+            )
     marker_sets: dict[str, frozenset[Marker]] = {}  # markers as stored (JSON text) -> codes
     batch = [(_facts(by_id[rid], marker_sets), linked, rid) for rid, linked in history.items()]
     rid_of = {facts.key: rid for facts, _, rid in batch}

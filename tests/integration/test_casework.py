@@ -101,6 +101,7 @@ def test_a_case_overridden_into_another_queue_goes_to_a_worker_of_that_queue_wit
     out = runner.invoke(app, ["case", "override", REF, "--queue", "unit", "--by", "DI Example", "--reason", "risk"])
 
     assert out.exit_code == 0, out.output
+    assert "assigned to CH-UNI-01" in out.output
     unit = staff_id("CH-UNI-01")
     assert holders(case_id) == (unit, {unit})  # the police worker no longer holds a unit case
     assert "perpetrator_checkin" in pending(case_id)  # at once, not at the next night
@@ -216,3 +217,17 @@ def test_a_new_high_risk_announcement_names_its_case_in_the_outbox(configured: s
 
     announced = [a for a in json.loads(out.stdout) if a["kind"] == "new_high_risk"]
     assert announced and all(a["case_ref"] for a in announced)
+
+
+def test_a_case_overridden_into_a_queue_with_no_room_is_left_waiting_and_ops_is_told(configured: str) -> None:
+    staff("CH-POL-01", "police_investigation")
+    case_id = a_case("police_investigation", date(2026, 11, 2))
+
+    out = runner.invoke(app, ["case", "override", REF, "--queue", "unit", "--by", "DI Example", "--reason", "risk"])
+
+    assert out.exit_code == 0, out.output
+    assert "no worker of that queue has room: left unassigned (ops told)" in out.output
+    assert holders(case_id) == (None, {None})
+    with wiring.engine().connect() as conn:
+        ops = list(conn.execute(select(ALERTS.c.dedupe_key).where(ALERTS.c.kind == "ops")).scalars())
+    assert any(key.endswith(f":override:{REF}") for key in ops)

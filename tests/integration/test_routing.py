@@ -372,8 +372,9 @@ def test_a_second_source_revealing_a_serial_perpetrator_raises_the_case_it_joins
 def test_a_perpetrator_shown_serial_later_the_same_night_makes_each_of_their_cases_tonight_serial(
     configured: str, tmp_path: Path
 ) -> None:
-    """Two police referrals, one night, one man (the same PNC id), two victims: the first is decided serial
-    too, numbered among tonight's high-risk cases and announced with them, not opened low and raised after."""
+    """Three police referrals, one night, one man (the same PNC id), three victims: the first two are decided
+    serial too, numbered among tonight's high-risk cases and announced with them, not opened low and raised
+    after; each reason counts the cases and victims linkage found, before and after it."""
     from dataclasses import replace
 
     from faker import Faker
@@ -385,7 +386,7 @@ def test_a_perpetrator_shown_serial_later_the_same_night_makes_each_of_their_cas
     day = date(2026, 11, 9)
     factory = ReferralFactory(random.Random(8), Faker("en_GB"))
     quiet = []
-    for _ in range(2):
+    for _ in range(3):
         referral = factory.referral(day, Source.police_rms)
         quiet.append(
             replace(
@@ -397,7 +398,9 @@ def test_a_perpetrator_shown_serial_later_the_same_night_makes_each_of_their_cas
                 pnc_shown=True,
             )
         )
-    others = [factory.referral(day, Source.police_rms) for _ in range(20)]
+    # Others from a factory of their own: a factory names some perpetrators again, and these must not be his.
+    others_factory = ReferralFactory(random.Random(99), Faker("en_GB"))
+    others = [others_factory.referral(day, Source.police_rms) for _ in range(20)]
     inbox = tmp_path / "inbox" / day.isoformat()
     inbox.mkdir(parents=True)
     write_file(inbox, Source.police_rms, day, [*quiet, *others], dirty=0.0, rng=random.Random(1))
@@ -407,8 +410,13 @@ def test_a_perpetrator_shown_serial_later_the_same_night_makes_each_of_their_cas
     cases, refs = cases_and_referrals()
     case_of = {r["source_ref"]: r["case_id"] for r in refs}
     serial = [next(c for c in cases if c["id"] == case_of[q.source_ref]) for q in quiet]
-    assert [c["tier"] for c in serial] == ["high", "high"]
-    assert all(any(r["rule"] == "serial_perpetrator" for r in c["reasons"]) for c in serial)
+    assert [c["tier"] for c in serial] == ["high", "high", "high"]
+    texts = sorted(next(r["text"] for r in c["reasons"] if r["rule"] == "serial_perpetrator") for c in serial)
+    assert texts == [
+        "perpetrator linked to 1 earlier referral and 1 later referral tonight, 2 other victims: serial, at least high",
+        "perpetrator linked to 2 earlier referrals, 2 other victims: serial, at least high",
+        "perpetrator linked to 2 later referrals tonight, 2 other victims: serial, at least high",
+    ]
     assert night["raised_for_serial"] == 0  # decided so, not raised as the night ends
     # Numbered with the night's high-risk cases: in each force, every high case's number comes before the rest.
     for force in {c["force"] for c in serial}:
