@@ -145,3 +145,16 @@ def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
     dispatch = alert_dispatch(return_state=True)
     assert dispatch.is_failed() and dispatch.message is not None and "missing.yaml" in dispatch.message
     assert "Traceback" not in capfd.readouterr().err
+
+
+def test_a_night_taken_as_failed_after_its_last_stage_is_not_then_completed(configured: str) -> None:
+    from tasks.night import finish_night
+
+    night = start_night.fn(D1, "late")
+    with wiring.engine().begin() as conn:  # its pulse held up past the limit: another start retired it
+        conn.execute(NIGHT_RUNS.update().values(status="failed"))
+
+    with pytest.raises(OperatorError, match="was taken as failed while it ran"):
+        finish_night.fn(night, D1, {"run_date": D1.isoformat()})
+
+    assert night_runs() == [(D1, "failed")] and watermark() is None
