@@ -34,6 +34,7 @@ from iasu.settings import get_settings
 from models import Alert, Contact
 from models.types import utcnow
 from rules.codes import AlertStatus, ContactStatus
+from rules.escalation import dedupe_key
 from rules.policy import Policy
 from tasks.bulk import one_of
 from tasks.collector import gc_paused
@@ -300,11 +301,12 @@ def _update_ids(conn: Connection, ids: Sequence[int], *where: Any, **values: Any
 
 
 def _withdraw_moot(engine: Engine, now: datetime) -> int:
-    """Withdraw missed-contact alerts never tried whose contact is no longer pending; how many.
+    """Withdraw missed-contact alerts never tried whose deadline no longer stands; how many.
 
-    The case was closed, or the contact done or cancelled, after the alert was queued and before it went (a
-    night's dispatch ran out of time, say): staff are not told a closed case missed a contact. One tried
-    already may have reached Slack: the history check settles it as it settles any other.
+    The case was closed, the contact done or cancelled, or its deadline moved (no answer, rescheduled, a
+    tier change) after the alert was queued and before it went (a night's dispatch ran out of time, say):
+    staff are not told of a miss that no longer stands. A missed new deadline has an alert of its own. One
+    tried already may have reached Slack: the history check settles it as it settles any other.
     """
     a, c = ALERTS.c, CONTACTS.c
     candidate = (
@@ -314,19 +316,32 @@ def _withdraw_moot(engine: Engine, now: datetime) -> int:
         a.kind == "missed_contact",
     )
     with engine.begin() as conn:  # its own transaction: on SQLite the claim's must not hold a write lock early
-        waiting = conn.execute(select(a.id, a.contact_id).where(*candidate)).all()
+        waiting = conn.execute(select(a.id, a.contact_id, a.level, a.dedupe_key).where(*candidate)).all()
         if not waiting:
             return 0
         # The contacts by primary key: asked as one semi-join, the server read every contact ever done.
-        moot = set(
-            conn.execute(
-                select(c.id).where(
-                    one_of(conn, c.id, sorted({w.contact_id for w in waiting if w.contact_id is not None})),
-                    c.status != ContactStatus.pending,
+        contacts = {
+            row.id: row
+            for row in conn.execute(
+                select(c.id, c.status, c.due_at, c.original_due_at).where(
+                    one_of(conn, c.id, sorted({w.contact_id for w in waiting if w.contact_id is not None}))
                 )
-            ).scalars()
-        )
-        ids = [w.id for w in waiting if w.contact_id in moot]
+            )
+        }
+
+        def stands(alert: Any) -> bool:
+            if alert.contact_id is None:
+                return True  # nothing to judge it by
+            contact = contacts.get(alert.contact_id)
+            if contact is None or contact.status != ContactStatus.pending:
+                return False
+            # The key names the deadline it tells of: the contact's deadline now gives the same key.
+            now_key = dedupe_key(
+                contact.id, alert.level, due_at=contact.due_at, original_due_at=contact.original_due_at
+            )
+            return bool(now_key == alert.dedupe_key)
+
+        ids = [w.id for w in waiting if not stands(w)]
         if not ids:
             return 0
         withdrawn = update(ALERTS).where(one_of(conn, a.id, ids), *candidate).values(status=AlertStatus.withdrawn)

@@ -207,6 +207,35 @@ def test_a_missed_contact_alert_still_waiting_when_its_case_closes_is_withdrawn_
     assert REF not in out.output
 
 
+def test_a_missed_contact_alert_whose_deadline_moved_before_it_went_is_withdrawn(configured: str) -> None:
+    """Slack was down when the first contact was missed; the advocate then tried and got no answer, which
+    moves the deadline: the old miss is not told, and the new deadline, if missed, has its own alert."""
+    from tasks.monitor import monitor
+
+    staff("CH-UNI-01", "unit")
+    case_id = a_case("unit", date(2026, 11, 2))
+    policy = get_policy()
+    with wiring.engine().begin() as conn:
+        assert monitor(conn, policy=policy, run_date=date(2026, 11, 10), timezone=TZ).queued >= 1
+        tried = OutcomeReport(
+            REF, "victim_first_contact", datetime(2026, 11, 10, 18, tzinfo=UTC), "attempted_no_answer"
+        )
+        assert record_outcomes(conn, [tried], origin="test", actor="test", policy=policy, timezone=TZ).applied == 1
+    moved_to = pending(case_id)["victim_first_contact"]
+
+    out = runner.invoke(app, ["alert", "dispatch", "--json"])
+
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(
+            select(ALERTS.c.status, ALERTS.c.payload).where(
+                ALERTS.c.kind == "missed_contact", ALERTS.c.case_id == case_id
+            )
+        ).all()
+    first_contact = [r.status for r in rows if r.payload["kind"] == "victim_first_contact"]
+    assert first_contact == ["withdrawn"] and moved_to.astimezone(UTC).date() > date(2026, 11, 10)
+    assert json.loads(out.stdout.splitlines()[-1])["withdrawn"] >= 1
+
+
 def test_a_new_high_risk_announcement_names_its_case_in_the_outbox(configured: str, tmp_path: Path) -> None:
     from tests.support import night_without_prefect, write_days
 
