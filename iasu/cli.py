@@ -6,7 +6,7 @@ import base64
 import json
 import secrets
 from collections.abc import Callable
-from datetime import date
+from datetime import date, datetime
 from functools import wraps
 from pathlib import Path
 from typing import Annotated, Any, ParamSpec, TypeVar
@@ -479,10 +479,12 @@ def contact_record(
     moved_to = _parse_date(new_date) if new_date else None
     if outcome == "rescheduled" and moved_to is None:
         _fail("a rescheduled contact needs --new-date")
-    if moved_to is not None and moved_to < _local_day(happened, tz):
-        _fail("--new-date is before the day of --at")  # as the contacts feed quarantines it
-    if moved_to is not None and (moved_to - _local_day(happened, tz)).days > MAX_MOVE_DAYS:
-        _fail(f"--new-date is more than {MAX_MOVE_DAYS} days after --at")  # a mistyped year, as the feed says
+    if moved_to is not None:  # as the contacts feed quarantines them
+        days_on = (moved_to - _local_day(happened, tz)).days
+        if days_on < 0:
+            _fail("--new-date is before the day of --at")
+        if days_on > MAX_MOVE_DAYS:
+            _fail(f"--new-date is more than {MAX_MOVE_DAYS} days after --at")  # a mistyped year
     actor = by or os_user() or "unknown"
     report = OutcomeReport(
         case_ref=case_ref, kind=kind, happened_at=happened, outcome=outcome, new_date=moved_to, recorded_by=actor
@@ -585,10 +587,11 @@ def _today(timezone: str) -> date:
     return _local_day(datetime.now(UTC), timezone)
 
 
-def _local_day(when: Any, timezone: str) -> date:
+def _local_day(when: datetime, timezone: str) -> date:
+    """The unit's date at an instant."""
     from zoneinfo import ZoneInfo
 
-    return when.astimezone(ZoneInfo(timezone)).date()  # type: ignore[no-any-return]
+    return when.astimezone(ZoneInfo(timezone)).date()
 
 
 @staff_app.command("add")

@@ -416,13 +416,6 @@ def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> Ro
         now=now,
         run_date=run_date,
     )
-    # A case opened tonight and raised tonight is counted, listed and announced as it ends the night.
-    opened_tonight = {case["case_ref"]: case for case in cases}
-    for ch in raised:
-        if ch["ref"] in opened_tonight:
-            opened_tonight[ch["ref"]].update(
-                tier=ch["tier"], reasons=ch["reasons"], turned_away_for_capacity=ch["queue"] != Queue.unit
-            )
     # A new high-risk case is announced to the unit the night it is routed, with the decision (same transaction).
     unit_channel = policy.queues[Queue.unit].channel
     queue_alert(
