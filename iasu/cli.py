@@ -749,19 +749,22 @@ def alert_retry(
     ] = None,
 ) -> None:
     """Put a failed alert, or every one failed with an error, back in the outbox; the next dispatch sends them."""
+    from iasu.policy import get_policy
     from tasks.queries import retry_alert, retry_failed
 
     if alert_id is not None and failed_with is None:
         with _read_engine().begin() as conn:
-            retried = retry_alert(conn, alert_id)
+            retried = retry_alert(conn, alert_id, get_policy())
         said = f"alert {alert_id}: pending again"
     elif failed_with is not None and alert_id is None:
         with _read_engine().begin() as conn:
-            retried = retry_failed(conn, failed_with)
+            retried = retry_failed(conn, failed_with, get_policy())
         said = f"{retried.pending_again} alert(s) failed with {failed_with}: pending again"
     else:
         _fail("give an alert id or --failed-with ERROR, one of the two")
         return
+    if retried.rerouted:
+        said += f"; {retried.rerouted} to the channel the policy now gives"
     if retried.reports_withdrawn:
         said += f"; {retried.reports_withdrawn} unsent report(s) of their failure withdrawn"
     typer.echo(said)

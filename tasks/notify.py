@@ -13,6 +13,7 @@ from __future__ import annotations
 import http.client
 import json
 import math
+import re
 import socket
 import time
 import urllib.error
@@ -101,6 +102,11 @@ class SlackRejectedError(Exception):
         self.error, self.status = error, status
 
 
+def _lasting(exc: SlackRejectedError) -> bool:
+    """Whether Slack named a refusal another try would meet again: not a rate limit, a 5xx or an answer not Slack's."""
+    return exc.status != 429 and exc.status < 500 and re.fullmatch(r"[a-z_]+", exc.error) is not None
+
+
 class Notifier(Protocol):
     """Where messages go: Slack, or a dry-run folder."""
 
@@ -110,7 +116,8 @@ class Notifier(Protocol):
     def send(self, channel: str, message: Message, within: float = math.inf) -> str: ...
 
     # Dedupe key -> ts, from the channel's messages since `since` (the earliest try of what is looked for).
-    def delivered_keys(self, channel: str, since: datetime) -> dict[str, str]: ...
+    # `within`: seconds the read may still take (its rate-limit waits included).
+    def delivered_keys(self, channel: str, since: datetime, within: float = math.inf) -> dict[str, str]: ...
 
 
 # Slack allows chat.postMessage about one message per second per channel: pacing to that, rather than
@@ -200,30 +207,36 @@ class SlackNotifier:
             self._give_up_at = math.inf  # the bound is this send's only: a history read after it has its own
         return str(response["ts"])
 
-    def delivered_keys(self, channel: str, since: datetime) -> dict[str, str]:
+    def delivered_keys(self, channel: str, since: datetime, within: float = math.inf) -> dict[str, str]:
         """Dedupe keys found in the metadata of the channel's messages since `since`, newest page first."""
         from slack_sdk.errors import SlackApiError
 
         oldest = f"{(since - HISTORY_MARGIN).timestamp():.6f}"
         latest: str | None = None  # each page ends where the one before it stopped
         found: dict[str, str] = {}
-        for _ in range(HISTORY_PAGES):
-            try:
-                response = self.client.conversations_history(
-                    channel=channel, limit=HISTORY_LIMIT, oldest=oldest, latest=latest, include_all_metadata=True
-                )
-            except SlackApiError as exc:
-                raise SlackRejectedError(str(exc.response.get("error", "unknown")), exc.response.status_code) from None
-            messages: list[dict[str, Any]] = response.get("messages", []) or []
-            for msg in messages:
-                metadata = msg.get("metadata") or {}
-                if metadata.get("event_type") != "iasu_alert":  # another app's message: its metadata is not ours
-                    continue
-                for key in keys_in_metadata(metadata.get("event_payload") or {}):
-                    found[key] = str(msg.get("ts"))
-            if not response.get("has_more") or not messages:
-                break
-            latest = str(messages[-1].get("ts"))
+        # A rate-limited read waits out Retry-After only within the dispatch's lease, as a send does.
+        self._give_up_at = time.monotonic() + within
+        try:
+            for _ in range(HISTORY_PAGES):
+                try:
+                    response = self.client.conversations_history(
+                        channel=channel, limit=HISTORY_LIMIT, oldest=oldest, latest=latest, include_all_metadata=True
+                    )
+                except SlackApiError as exc:
+                    error = str(exc.response.get("error", "unknown"))
+                    raise SlackRejectedError(error, exc.response.status_code) from None
+                messages: list[dict[str, Any]] = response.get("messages", []) or []
+                for msg in messages:
+                    metadata = msg.get("metadata") or {}
+                    if metadata.get("event_type") != "iasu_alert":  # another app's message: its metadata is not ours
+                        continue
+                    for key in keys_in_metadata(metadata.get("event_payload") or {}):
+                        found[key] = str(msg.get("ts"))
+                if not response.get("has_more") or not messages:
+                    break
+                latest = str(messages[-1].get("ts"))
+        finally:
+            self._give_up_at = math.inf
         return found
 
 
@@ -246,7 +259,7 @@ class DryRunNotifier:
         self.show(f"[dry run] {channel}: {message.text}")
         return ts
 
-    def delivered_keys(self, channel: str, since: datetime) -> dict[str, str]:
+    def delivered_keys(self, channel: str, since: datetime, within: float = math.inf) -> dict[str, str]:
         """Nothing was ever delivered."""
         return {}
 
@@ -435,7 +448,8 @@ def dispatch(
         try:
             tried = [a["tried_at"] for a in alerts if a["tried_at"]]
             if tried:  # a send may have arrived before a timeout or crash
-                seen, found_at = notifier.delivered_keys(channel, since=min(tried)), now()
+                within = (claimed_at + LEASE - now()).total_seconds()
+                seen, found_at = notifier.delivered_keys(channel, since=min(tried), within=within), now()
                 for a in [a for a in alerts if a["dedupe_key"] in seen]:
                     changes.append(_change(a, AlertStatus.sent, ts=seen[a["dedupe_key"]], sent_at=found_at))
                     result.sent += 1
@@ -445,8 +459,13 @@ def dispatch(
             result.stopped_for_outage = outages >= policy.alerts.circuit_breaker_failures
             settled |= _record(engine, changes, [])
             continue
-        except SlackRejectedError:
-            pass  # history unreadable: send anyway, the dedupe key in metadata still marks the message
+        except SlackRejectedError as exc:
+            if not _lasting(exc):
+                # Not read this time (rate limited, Slack failing, an answer not Slack's): what was tried may be
+                # there, so it waits, attempts untouched, for the next dispatch's read; the rest go now.
+                alerts = [a for a in alerts if not a["tried_at"]]
+            # A lasting refusal (say, no scope to read history) would hold them for ever: they are sent again,
+            # each message still carrying its dedupe keys.
         settled |= _record(engine, changes, [])
         if alerts:
             plans.append((channel, deque(_messages(alerts, policy))))

@@ -14,7 +14,9 @@ from sqlalchemy import Connection
 
 from models import Alert
 from models.types import utcnow
-from rules.codes import AlertStatus
+from rules.codes import AlertStatus, Force, Queue
+from rules.escalation import channel_for
+from rules.policy import Policy
 from tasks.bulk import copy_insert_ignoring
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
@@ -33,6 +35,21 @@ def failure_report_subject(dedupe_key: str) -> int | None:
         return None
     subject = dedupe_key.removeprefix(FAILURE_REPORT).partition(":")[0]
     return int(subject) if subject.isdigit() else None
+
+
+def channel_now(kind: str, level: int | None, queue: str | None, force: str | None, policy: Policy) -> str | None:
+    """The channel the policy now gives an alert of this kind; None when it cannot say (the stored one stands)."""
+    if kind == "ops":
+        return policy.ops_channel
+    if kind == "new_high_risk":
+        return policy.queues[Queue.unit].channel
+    if queue not in {q.value for q in policy.queues}:
+        return None
+    if kind == "digest":
+        return policy.queues[Queue(queue)].channel
+    if kind == "missed_contact" and level and force in {f.value for f in Force}:
+        return channel_for(level, queue_channel=policy.queues[Queue(queue)].channel, force=Force(force), policy=policy)
+    return None
 
 
 def outbox_row(

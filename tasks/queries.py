@@ -20,8 +20,9 @@ from models import (
     Staff,
 )
 from rules.codes import AlertStatus
-from tasks.bulk import one_of
-from tasks.outbox import FAILURE_REPORT, failure_report_subject
+from rules.policy import Policy
+from tasks.bulk import one_of, update_rows
+from tasks.outbox import FAILURE_REPORT, channel_now, failure_report_subject
 
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 STATUS_TABLES = {
@@ -125,14 +126,15 @@ class Retried:
 
     pending_again: int
     reports_withdrawn: int
+    rerouted: int = 0  # of those put back, sent to another channel than before: the policy's channel changed
 
 
-def retry_failed(conn: Connection, error: str) -> Retried:
+def retry_failed(conn: Connection, error: str, policy: Policy) -> Retried:
     """Put every failed alert whose last error is this one back to pending (attempts zeroed)."""
-    return _put_back(conn, ALERTS.c.last_error == error)
+    return _put_back(conn, ALERTS.c.last_error == error, policy)
 
 
-def retry_alert(conn: Connection, alert_id: int) -> Retried:
+def retry_alert(conn: Connection, alert_id: int, policy: Policy) -> Retried:
     """Put a failed alert back to pending (attempts zeroed) for the next dispatch."""
     from iasu.errors import OperatorError
 
@@ -141,19 +143,30 @@ def retry_alert(conn: Connection, alert_id: int) -> Retried:
         raise OperatorError(f"no alert {alert_id}")
     if status != AlertStatus.failed:
         raise OperatorError(f"alert {alert_id} is {status}, not failed")
-    return _put_back(conn, ALERTS.c.id == alert_id)
+    return _put_back(conn, ALERTS.c.id == alert_id, policy)
 
 
-def _put_back(conn: Connection, which: ColumnElement[bool]) -> Retried:
-    a = ALERTS.c
-    put_back = set(
-        conn.execute(
-            ALERTS.update()
-            .where(a.status == AlertStatus.failed, which)
-            .values(status=AlertStatus.pending, attempts=0, last_error=None, claimed_until=None)
-            .returning(a.id)
-        ).scalars()
-    )
+def _put_back(conn: Connection, which: ColumnElement[bool], policy: Policy) -> Retried:
+    a, k = ALERTS.c, Case.__table__.c  # type: ignore[attr-defined]
+    back = conn.execute(
+        ALERTS.update()
+        .where(a.status == AlertStatus.failed, which)
+        .values(status=AlertStatus.pending, attempts=0, last_error=None, claimed_until=None)
+        .returning(a.id, a.kind, a.level, a.channel, a.payload, a.case_id)
+    ).all()
+    put_back = {r.id for r in back}
+    # Each goes where the policy now sends its kind: an alert failed for a wrong channel id (channel_not_found)
+    # is put back after the policy is mended, and must not go to the old id again. A missed contact keeps the
+    # queue its message names; its force is its case's.
+    cases = select(k.id, k.force).where(one_of(conn, k.id, {r.case_id for r in back if r.case_id}))
+    force_of: dict[int, str] = {row.id: row.force for row in conn.execute(cases)}
+    moved = []
+    for r in back:
+        channel = channel_now(r.kind, r.level, (r.payload or {}).get("queue"), force_of.get(r.case_id), policy)
+        if channel is not None and channel != r.channel:
+            moved.append({"id": r.id, "channel": channel})
+    if moved:
+        update_rows(conn, ALERTS, "id", moved)
     # A report that one of these failed, not yet sent (or itself failed, and perhaps just put back with
     # them), now tells ops of a failure that no longer stands: withdrawn, so ops is not told of failures
     # that the next dispatch delivers. Should an alert fail again, a new report names the new failure.
@@ -169,4 +182,8 @@ def _put_back(conn: Connection, which: ColumnElement[bool]) -> Retried:
         conn.execute(
             ALERTS.update().where(one_of(conn, a.id, moot)).values(status=AlertStatus.withdrawn, claimed_until=None)
         )
-    return Retried(pending_again=len(put_back - set(moot)), reports_withdrawn=len(moot))
+    return Retried(
+        pending_again=len(put_back - set(moot)),
+        reports_withdrawn=len(moot),
+        rerouted=sum(1 for m in moved if m["id"] not in moot),
+    )

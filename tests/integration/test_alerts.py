@@ -27,7 +27,7 @@ from tasks.monitor import monitor
 from tasks.notify import SlackNotifier, dispatch, drain
 from tasks.queries import Retried
 from tasks.schedule import schedule
-from tests.slack_server import FakeSlack
+from tests.slack_server import FakeSlack, _Reply
 from tests.support import leaks, night_without_prefect, personal_needles, policy_with, write_days
 
 DAY = date(2026, 8, 20)  # a Thursday; first contacts fall due from Friday 21st
@@ -203,6 +203,47 @@ def test_a_timeout_after_delivery_does_not_produce_a_second_message(overdue: dic
     assert {a["status"] for a in outbox()} == {"sent"}
 
 
+@pytest.mark.parametrize(
+    ("history", "failures"),
+    [("server_error", 1), ("rate_limited", 9)],  # nine 429s: one more than the client waits out
+)
+def test_a_history_read_that_fails_for_now_does_not_send_a_delivered_alert_again(
+    overdue: dict[str, Any], history: Any, failures: int
+) -> None:
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack(hang_seconds=2, retry_after=0) as fake:
+        fake.fail_next(1, "hang")  # the first post arrives, then the client times out
+        first = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert first.pending >= 1
+        waiting = {a["dedupe_key"] for a in outbox() if a["tried_at"] and a["status"] == "pending"}
+        fake.fail_next(failures, history)  # the read of the channel's history before any resend
+        second = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert {a["dedupe_key"] for a in outbox() if a["status"] == "pending"} == waiting
+        assert second.pending == len(waiting)
+        third = dispatch(wiring.engine(), slack(fake), get_policy())  # the history answers: found, not resent
+        assert third.pending == 0
+        seen = keys_at(fake)
+    assert set(seen.values()) == {1}
+    assert {a["status"] for a in outbox()} == {"sent"}
+    assert {a["attempts"] for a in outbox() if a["dedupe_key"] in waiting} == {0}
+
+
+def test_a_history_slack_refuses_to_show_sends_the_tried_alerts_again(overdue: dict[str, Any]) -> None:
+    class NoHistoryScope(FakeSlack):
+        def _decide(self, mode: Any, method: str, params: dict[str, Any], token: str | None) -> Any:
+            if method == "conversations.history":
+                return _Reply(200, {"ok": False, "error": "missing_scope"})
+            return super()._decide(mode, method, params, token)
+
+    run_monitor(DAY + timedelta(days=5))
+    with NoHistoryScope(hang_seconds=2) as fake:
+        fake.fail_next(1, "hang")
+        assert dispatch(wiring.engine(), slack(fake), get_policy()).pending >= 1
+        # Never readable: waiting would hold the alerts for ever, so they go again, keys in their metadata.
+        assert dispatch(wiring.engine(), slack(fake), get_policy()).pending == 0
+    assert {a["status"] for a in outbox()} == {"sent"}
+
+
 def test_a_post_slack_stored_before_the_connection_dropped_is_not_posted_again(overdue: dict[str, Any]) -> None:
     from tests.slack_server import DROPPED, _Reply
 
@@ -275,7 +316,7 @@ def test_a_refused_token_stops_the_run_and_a_retry_sends_what_it_failed(overdue:
         assert len(reports) == len(failed)  # each failure reported, the reports not yet sent
         fake.mode = "ok"  # the token is fixed
         with wiring.engine().begin() as conn:
-            assert retry_failed(conn, "invalid_auth") == Retried(
+            assert retry_failed(conn, "invalid_auth", get_policy()) == Retried(
                 pending_again=len(failed), reports_withdrawn=len(failed)
             )
         drain(wiring.engine(), slack(fake), get_policy())
@@ -285,6 +326,36 @@ def test_a_refused_token_stops_the_run_and_a_retry_sends_what_it_failed(overdue:
     assert {a["id"] for a in outbox() if a["status"] == "withdrawn"} == reports
     assert set(seen.values()) == {1} and set(seen) == {a["dedupe_key"] for a in outbox() if a["id"] not in reports}
     assert {a["status"] for a in outbox() if a["id"] not in reports} == {"sent"}
+
+
+def test_an_alert_failed_for_a_wrong_channel_goes_where_the_mended_policy_says_when_put_back(
+    overdue: dict[str, Any], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.queries import retry_failed
+
+    class Unknown(FakeSlack):
+        def _decide(self, mode: Any, method: str, params: dict[str, Any], token: str | None) -> Any:
+            if method == "chat.postMessage" and str(params.get("channel", "")).endswith("TYPO"):
+                return _Reply(200, {"ok": False, "error": "channel_not_found"})
+            return super()._decide(mode, method, params, token)
+
+    typo = "supervisor_channels: {cheshire: C0CHSUPER,=>supervisor_channels: {cheshire: C0CHSUPERTYPO,"
+    quick = "timeout_seconds: 10=>timeout_seconds: 1"
+    monkeypatch.setenv("IASU_POLICY_FILE", str(policy_with(tmp_path, a=quick, b=typo)))
+    wiring.reset()
+    run_monitor(DAY + timedelta(days=5))  # level 2: the force's supervisors
+    with Unknown() as fake:
+        dispatch(wiring.engine(), slack(fake), get_policy())
+        failed = {a["id"] for a in outbox() if a["last_error"] == "channel_not_found"}
+        assert failed and {a["channel"] for a in outbox() if a["id"] in failed} == {"C0CHSUPERTYPO"}
+        monkeypatch.setenv("IASU_POLICY_FILE", str(policy_with(tmp_path, a=quick)))  # the operator mends it
+        wiring.reset()
+        with wiring.engine().begin() as conn:
+            retried = retry_failed(conn, "channel_not_found", get_policy())
+        assert retried.pending_again == retried.rerouted == len(failed)
+        dispatch(wiring.engine(), slack(fake), get_policy())
+    again = [a for a in outbox() if a["id"] in failed]
+    assert {(a["channel"], a["status"]) for a in again} == {("C0CHSUPER", "sent")}
 
 
 def test_an_alert_put_back_that_fails_again_is_reported_again(overdue: dict[str, Any]) -> None:
@@ -298,7 +369,7 @@ def test_an_alert_put_back_that_fails_again_is_reported_again(overdue: dict[str,
         # Told: the report went out with the next dispatch (the ops channel works).
         drain(wiring.engine(), slack(fake), get_policy())
         with wiring.engine().begin() as conn:  # someone unarchived the channel, then put the alert back
-            assert retry_alert(conn, failed["id"]) == Retried(pending_again=1, reports_withdrawn=0)
+            assert retry_alert(conn, failed["id"], get_policy()) == Retried(pending_again=1, reports_withdrawn=0)
         # Archived again before the next dispatch: its history (read first, the alert having been tried)
         # and the post are both refused.
         fake.fail_next(2, "channel_not_found")
