@@ -71,7 +71,7 @@ def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> 
     scheduling = schedule_contacts(run_date, actor)
     touch_night(night_run_id)
     quarantined_tonight = sum(f["quarantined"] for f in files + outcomes)
-    monitoring = monitor_deadlines(run_date, scheduling["due_today"], quarantined_tonight, night_run_id)
+    monitoring = monitor_deadlines(run_date, quarantined_tonight, night_run_id)
     touch_night(night_run_id)
     delivery = dispatch_alerts()
     touch_night(night_run_id)

@@ -7,7 +7,7 @@ same alert twice, and nobody is told twice about the same thing at the same leve
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -42,6 +42,7 @@ class MonitorResult:
     overdue: dict[str, int] = field(default_factory=lambda: {"1": 0, "2": 0, "3": 0})
     queued: int = 0
     by_queue: dict[str, int] = field(default_factory=dict)
+    by_queue_level: dict[str, dict[str, int]] = field(default_factory=dict)  # each queue's digest: its own levels
 
 
 def overdue_query(now: datetime) -> Any:
@@ -115,6 +116,8 @@ def _missed_alerts(
             continue
         into.overdue[str(level)] += 1
         into.by_queue[queue] = into.by_queue.get(queue, 0) + 1
+        levels = into.by_queue_level.setdefault(queue, {"1": 0, "2": 0, "3": 0})
+        levels[str(level)] += 1
         channel = channels.get((level, queue, force))
         if channel is None:
             channel = channels[(level, queue, force)] = channel_for(
@@ -153,8 +156,10 @@ def _decide(
     return level, due_local, cal.working_days_between(cal.local_date(due_at), run_date)
 
 
-def queue_digests(conn: Connection, *, policy: Policy, run_date: date, result: MonitorResult, due_today: int) -> int:
-    """One digest per queue channel for the night: overdue by level and queue, due today."""
+def queue_digests(
+    conn: Connection, *, policy: Policy, run_date: date, result: MonitorResult, due_today: Mapping[str, int]
+) -> int:
+    """One digest per queue for the night: its own overdue contacts by level, and its contacts due today."""
     created = utcnow()
     rows = [
         outbox_row(
@@ -165,9 +170,9 @@ def queue_digests(conn: Connection, *, policy: Policy, run_date: date, result: M
             {
                 "date": run_date.isoformat(),
                 "queue": queue.value,
-                "overdue_by_level": result.overdue,
+                "overdue_by_level": result.by_queue_level.get(queue.value, {"1": 0, "2": 0, "3": 0}),
                 "overdue_by_queue": {queue.value: result.by_queue.get(queue.value, 0)},
-                "due_today": due_today,
+                "due_today": due_today.get(queue.value, 0),
             },
             created_at=created,
         )
@@ -177,14 +182,16 @@ def queue_digests(conn: Connection, *, policy: Policy, run_date: date, result: M
 
 
 @task(name="monitor-deadlines", cache_policy=NO_CACHE)
-def monitor_deadlines(run_date: date, due_today: int, quarantined: int, night_run_id: int) -> dict[str, Any]:
+def monitor_deadlines(run_date: date, quarantined: int, night_run_id: int) -> dict[str, Any]:
     """Find missed contacts set-based, queue their alerts at the right level, and the night's digests."""
     from models import NightRun
+    from tasks.schedule import due_today_by_queue
 
     settings, policy = get_settings(), get_policy()
     runs = NightRun.__table__  # type: ignore[attr-defined]
     with wiring.engine().begin() as conn:
         result = monitor(conn, policy=policy, run_date=run_date, timezone=settings.timezone)
+        due_today = due_today_by_queue(conn, run_date=run_date, timezone=settings.timezone)
         queued = result.queued + queue_digests(
             conn, policy=policy, run_date=run_date, result=result, due_today=due_today
         )

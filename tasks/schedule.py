@@ -380,12 +380,17 @@ def schedule(
     return result
 
 
-def contact_counts(conn: Connection, *, run_date: date, timezone: str) -> dict[str, int]:
-    """Pending contacts in all, and those due on the run date (local)."""
+def _run_day(run_date: date, timezone: str) -> tuple[datetime, datetime]:
+    """The run date as instants: after the end of the day before, up to its own end (local)."""
     from rules.clock import end_of_day
 
+    return end_of_day(date.fromordinal(run_date.toordinal() - 1), timezone), end_of_day(run_date, timezone)
+
+
+def contact_counts(conn: Connection, *, run_date: date, timezone: str) -> dict[str, int]:
+    """Pending contacts in all, and those due on the run date (local)."""
     c = CONTACTS.c
-    start, end = end_of_day(date.fromordinal(run_date.toordinal() - 1), timezone), end_of_day(run_date, timezone)
+    start, end = _run_day(run_date, timezone)
     row = conn.execute(
         select(
             func.count().filter(c.status == ContactStatus.pending),
@@ -395,15 +400,26 @@ def contact_counts(conn: Connection, *, run_date: date, timezone: str) -> dict[s
     return {"open_contacts": int(row[0]), "due_today": int(row[1])}
 
 
+def due_today_by_queue(conn: Connection, *, run_date: date, timezone: str) -> dict[str, int]:
+    """Pending contacts due on the run date (local), per queue of their case: each queue's digest says its own."""
+    c, k = CONTACTS.c, CASES.c
+    start, end = _run_day(run_date, timezone)
+    rows = conn.execute(
+        select(k.queue, func.count())
+        .join(CASES, k.id == c.case_id)
+        .where(c.status == ContactStatus.pending, c.due_at > start, c.due_at <= end)
+        .group_by(k.queue)
+    )
+    return {queue: int(n) for queue, n in rows}
+
+
 DUE_LIST_LIMIT = 50  # per queue in the night's artifact
 
 
 def due_list(conn: Connection, *, run_date: date, timezone: str) -> dict[str, list[dict[str, Any]]]:
     """Contacts due on the run date, per queue: case reference, kind, due time, worker's staff code."""
-    from rules.clock import end_of_day
-
     c, k, s = CONTACTS.c, CASES.c, STAFF.c
-    start, end = end_of_day(date.fromordinal(run_date.toordinal() - 1), timezone), end_of_day(run_date, timezone)
+    start, end = _run_day(run_date, timezone)
     rows = conn.execute(
         select(k.queue, k.case_ref, c.kind, c.due_at, s.staff_code)
         .join(CASES, k.id == c.case_id)

@@ -11,7 +11,7 @@ import socket
 import threading
 import urllib.error
 from collections import Counter
-from datetime import date, timedelta
+from datetime import UTC, date, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -102,14 +102,48 @@ def test_queues_sharing_a_channel_each_get_their_digest(
     monkeypatch.setenv("IASU_POLICY_FILE", str(shared))
     wiring.reset()
     with wiring.engine().begin() as conn:
-        queued = queue_digests(conn, policy=get_policy(), run_date=DAY, result=MonitorResult(), due_today=0)
-        again = queue_digests(conn, policy=get_policy(), run_date=DAY, result=MonitorResult(), due_today=0)
+        queued = queue_digests(conn, policy=get_policy(), run_date=DAY, result=MonitorResult(), due_today={})
+        again = queue_digests(conn, policy=get_policy(), run_date=DAY, result=MonitorResult(), due_today={})
     digests = [a for a in outbox() if a["kind"] == "digest"]
     assert queued == len(digests) == len(get_policy().queues) and again == 0
     assert sorted(a["payload"]["queue"] for a in digests if a["channel"] == "C0IASUMH") == [
         "mental_health",
         "probation",
     ]
+
+
+@pytest.mark.parametrize("days_on", [1, 5])  # first contacts due that day; then missed, some escalated
+def test_each_queue_digest_counts_its_own_queue(overdue: dict[str, Any], days_on: int) -> None:
+    from zoneinfo import ZoneInfo
+
+    from models import Case, Contact
+    from tasks.monitor import monitor, queue_digests
+    from tasks.schedule import due_today_by_queue
+
+    day = DAY + timedelta(days=days_on)
+    with wiring.engine().begin() as conn:
+        result = monitor(conn, policy=get_policy(), run_date=day, timezone="Europe/London")
+        due = due_today_by_queue(conn, run_date=day, timezone="Europe/London")
+        queue_digests(conn, policy=get_policy(), run_date=day, result=result, due_today=due)
+        contacts = conn.execute(
+            select(Case.__table__.c.queue, Contact.__table__.c.due_at)  # type: ignore[attr-defined]
+            .join(Case.__table__, Case.__table__.c.id == Contact.__table__.c.case_id)  # type: ignore[attr-defined]
+            .where(Contact.__table__.c.status == "pending")  # type: ignore[attr-defined]
+        ).all()
+    london = ZoneInfo("Europe/London")
+    due_here = Counter(q for q, at in contacts if at.replace(tzinfo=at.tzinfo or UTC).astimezone(london).date() == day)
+    levels: dict[str, Counter[str]] = {}
+    for a in outbox():
+        if a["kind"] == "missed_contact":
+            levels.setdefault(a["payload"]["queue"], Counter())[str(a["level"])] += 1
+    digests = {a["payload"]["queue"]: a["payload"] for a in outbox() if a["kind"] == "digest"}
+    assert set(digests) == {q.value for q in get_policy().queues}
+    for queue, payload in digests.items():
+        assert payload["due_today"] == due_here.get(queue, 0), queue
+        assert {k: v for k, v in payload["overdue_by_level"].items() if v} == dict(levels.get(queue, {})), queue
+        assert payload["overdue_by_queue"] == {queue: sum(levels.get(queue, Counter()).values())}
+    shown = [(p["due_today"], sum(p["overdue_by_level"].values())) for p in digests.values()]
+    assert len(set(shown)) > 1  # queues differ: a digest of the whole unit's counts in each would fail above
 
 
 def test_a_late_completion_stops_the_escalation(overdue: dict[str, Any]) -> None:
