@@ -9,7 +9,7 @@ from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
 from prefect.states import Failed
 
-from flows.nightly import nightly
+from flows.nightly import night_summary, nightly
 from iasu import wiring
 from iasu.errors import OperatorError
 from rules.catchup import nights_to_run
@@ -37,4 +37,11 @@ def catch_up(through: date, since: date | None = None, max_nights: int = 31) -> 
         # An operator decides (since=, max_nights=): one line in the run's log and its state, not a traceback.
         get_run_logger().error("catch-up refused: %s", exc)
         return Failed(message=str(exc))
-    return [nightly(run_date=d) for d in dates]
+    ran = []
+    for d in dates:
+        state = nightly(run_date=d, return_state=True)
+        if not state.is_completed():
+            # In order: the nights after a failed one wait for it. Its failure was logged where it happened.
+            return Failed(message=state.message)
+        ran.append(night_summary(state))
+    return ran

@@ -6,9 +6,12 @@ from datetime import date
 from pathlib import Path
 from typing import Any
 
-from prefect import flow, get_run_logger, runtime
+from prefect import State, flow, get_run_logger, runtime
+from prefect.exceptions import FailedRun
+from prefect.states import Failed
 
 from expectations.runner import import_gx
+from iasu.errors import OperatorError
 from iasu.policy import get_policy
 from iasu.settings import get_settings
 from tasks.ingest import build_data_docs, ingest_file
@@ -33,7 +36,7 @@ import_gx()
 
 
 @flow(name="nightly", flow_run_name="nightly-{run_date}", log_prints=False)
-def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
+def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any] | State:
     """One night: referrals and outcomes in, cases routed, contacts scheduled, missed ones alerted, report."""
     settings = get_settings()
     settings.require_keys()
@@ -41,7 +44,12 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
     inbox_dir = inbox or settings.inbox
     paths = input_files(inbox_dir, run_date)
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
-    night_run_id = start_night(run_date, flow_run_id)
+    started = start_night(run_date, flow_run_id)
+    if started.night_run_id is None:
+        # Another night running, or the schema not current: one line in the run's log and its state.
+        get_run_logger().error("the night of %s cannot run: %s", run_date, started.refused)
+        return Failed(message=started.refused)
+    night_run_id = started.night_run_id
     try:
         with night_pulse(night_run_id):  # a night killed outright frees the next in minutes
             return _night(run_date, paths, night_run_id, f"flow:nightly/{flow_run_id or night_run_id}")
@@ -53,6 +61,16 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any]:
         except Exception as exc:  # the database gone too: the night's own error is the one to see
             get_run_logger().warning("night run %s not marked failed: %s", night_run_id, type(exc).__name__)
         raise
+
+
+def night_summary(state: State) -> dict[str, Any]:
+    """A night run's summary from its final state: a refusal as the OperatorError it was, a failure as its own."""
+    try:
+        summary = state.result()  # a night that failed part way raises its own error here
+    except FailedRun as exc:  # failed with no error of its own: refused as it started (see nightly)
+        raise OperatorError(str(exc)) from None
+    assert isinstance(summary, dict)
+    return summary
 
 
 def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> dict[str, Any]:

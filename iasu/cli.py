@@ -178,10 +178,11 @@ def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
 
     # Bad settings, policy, inbox or schema, or a night still running, fail here in one line, not mid-run.
     inbox_dir = wiring.ready_for_night(inbox)
+    from flows.nightly import night_summary
     from flows.nightly import nightly as nightly_flow
 
-    result: dict[str, Any] = nightly_flow(run_date=run_date, inbox=inbox_dir)
-    return result
+    # Another night may have begun while this one's Prefect started: refused in one line as well.
+    return night_summary(nightly_flow(run_date=run_date, inbox=inbox_dir, return_state=True))
 
 
 SUMMARY_KEYS = ("run_date", "received", "loaded", "duplicates", "quarantined", "held_files", "held_rows")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -139,8 +140,26 @@ def night_pulse(night_run_id: int, every: timedelta = PULSE_EVERY) -> Iterator[N
         pulse.join(timeout=1)
 
 
+@dataclass(frozen=True)
+class NightStart:
+    """A night opened (its run id), or why it could not be (one line for the operator)."""
+
+    night_run_id: int | None = None
+    refused: str | None = None
+
+
 @task(name="start-night", cache_policy=NO_CACHE)
-def start_night(run_date: date, flow_run_id: str | None) -> int:
+def start_night(run_date: date, flow_run_id: str | None) -> NightStart:
+    """Check the schema and open a night-run record, one night at a time; a refusal is said, not raised."""
+    # Not raised: a task's exception is logged with its traceback, and this is the operator's one line
+    # (another night started while this one's Prefect started, after the command's own check).
+    try:
+        return NightStart(night_run_id=open_night(run_date, flow_run_id))
+    except OperatorError as exc:
+        return NightStart(refused=str(exc))
+
+
+def open_night(run_date: date, flow_run_id: str | None) -> int:
     """Check the schema and open a night-run record, one night at a time; returns its id."""
     engine = wiring.engine()
     ensure_current(engine)

@@ -16,7 +16,7 @@ from flows.nightly import nightly
 from iasu import wiring
 from iasu.errors import OperatorError
 from models.types import utcnow
-from tasks.night import NIGHT_RUNS, last_completed, night_pulse, start_night, touch_night
+from tasks.night import NIGHT_RUNS, last_completed, night_pulse, open_night, touch_night
 from tests.support import write_days
 
 pytestmark = pytest.mark.flow
@@ -52,14 +52,14 @@ def test_a_night_run_by_hand_past_a_gap_leaves_the_gap_to_the_catch_up(configure
 
 
 def test_one_night_at_a_time_and_a_run_dead_or_stuck_stops_counting(configured: str) -> None:
-    first = start_night.fn(D1, "first")
+    first = open_night(D1, "first")
     with pytest.raises(OperatorError, match=r"the night of 2026-11-02 is still running \(flow run first"):
-        start_night.fn(D1 + timedelta(days=1), "second")
+        open_night(D1 + timedelta(days=1), "second")
     # Past the checks (started between them), the unique index over running nights refuses the second.
     with pytest.MonkeyPatch.context() as race:
         race.setattr("tasks.night.night_running", lambda conn, now: None)
         with pytest.raises(OperatorError, match="another night started just now"):
-            start_night.fn(D1 + timedelta(days=1), "second")
+            open_night(D1 + timedelta(days=1), "second")
 
     def heard(pulse: timedelta, progress: timedelta) -> None:
         with wiring.engine().begin() as conn:
@@ -75,11 +75,11 @@ def test_one_night_at_a_time_and_a_run_dead_or_stuck_stops_counting(configured: 
 
     heard(pulse=timedelta(minutes=1), progress=timedelta(minutes=100))  # alive, in a long stage: still running
     with pytest.raises(OperatorError, match="still running"):
-        start_night.fn(D1 + timedelta(days=1), "second")
+        open_night(D1 + timedelta(days=1), "second")
     heard(pulse=timedelta(minutes=11), progress=timedelta(minutes=11))  # its pulse stopped: its process died
-    second = start_night.fn(D1 + timedelta(days=1), "second")
+    second = open_night(D1 + timedelta(days=1), "second")
     heard(pulse=timedelta(minutes=1), progress=timedelta(minutes=121))  # alive, but no stage finished: stuck
-    third = start_night.fn(D1 + timedelta(days=2), "third")
+    third = open_night(D1 + timedelta(days=2), "third")
     # Had the first been alive after all, its next stage stops it rather than let it run beside the third.
     for taken in (first, second):
         with pytest.raises(OperatorError, match="was taken as failed while it ran"):
@@ -89,7 +89,7 @@ def test_one_night_at_a_time_and_a_run_dead_or_stuck_stops_counting(configured: 
 
 
 def test_a_running_night_notes_every_minute_that_its_process_lives(configured: str) -> None:
-    night = start_night.fn(D1, "pulsing")
+    night = open_night(D1, "pulsing")
     with wiring.engine().begin() as conn:
         conn.execute(NIGHT_RUNS.update().values(heartbeat_at=utcnow() - timedelta(minutes=9)))
 
@@ -147,10 +147,33 @@ def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
     assert "Traceback" not in capfd.readouterr().err
 
 
+def test_a_night_started_while_another_runs_is_refused_in_one_line_by_the_flow(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from iasu.cli import _run_night
+
+    inbox = tmp_path / "inbox"
+    write_days(inbox, D1, days=2, per_day=5, dirty=0.0, seed=3)
+    open_night(D1, "first")  # began after the second's own check, while the second's Prefect started
+    state = nightly(run_date=D1 + timedelta(days=1), inbox=inbox, return_state=True)
+    assert state.is_failed() and "the night of 2026-11-02 is still running (flow run first" in (state.message or "")
+
+    monkeypatch.setenv("IASU_INBOX", str(inbox))
+    wiring.reset()
+    caught_up = catch_up(through=D1 + timedelta(days=1), since=D1, return_state=True)
+    assert caught_up.is_failed() and "still running" in (caught_up.message or "")
+
+    monkeypatch.setattr("iasu.wiring.ready_for_night", lambda inbox: inbox)  # the command's check passed
+    with pytest.raises(OperatorError, match="still running"):
+        _run_night(D1 + timedelta(days=1), inbox)
+    assert night_runs() == [(D1, "running")]  # nothing else started, nothing marked failed
+    assert [r.getMessage() for r in caplog.records if r.exc_info] == []  # no traceback logged
+
+
 def test_a_night_taken_as_failed_after_its_last_stage_is_not_then_completed(configured: str) -> None:
     from tasks.night import finish_night
 
-    night = start_night.fn(D1, "late")
+    night = open_night(D1, "late")
     with wiring.engine().begin() as conn:  # its pulse held up past the limit: another start retired it
         conn.execute(NIGHT_RUNS.update().values(status="failed"))
 

@@ -19,7 +19,7 @@ from prefect.client.schemas.filters import (
     TaskRunFilter,
 )
 
-from flows.nightly import nightly
+from flows.nightly import night_summary, nightly
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
 
 DAY = date(2026, 11, 17)
@@ -41,7 +41,7 @@ def run(inbox: Path) -> tuple[dict[str, Any], UUID]:
     assert state.is_completed()
     flow_run_id = state.state_details.flow_run_id
     assert flow_run_id is not None
-    return state.result(), flow_run_id
+    return night_summary(state), flow_run_id
 
 
 def run_texts(flow_run_id: UUID) -> tuple[str, str, list[str]]:
