@@ -120,6 +120,16 @@ def _actor(value: str | None) -> str | None:
     return value.strip()
 
 
+ROW_ID_MAX = 2**31 - 1  # ids are INTEGER keys: PostgreSQL refuses to compare a larger number with one
+
+
+def _row_id(value: int | None) -> int | None:
+    """An id that can name a row: a larger one is said as not found, on both databases alike."""
+    if value is not None and not 0 < value <= ROW_ID_MAX:
+        _fail(f"no such id {value}")
+    return value
+
+
 def _parse_date(value: str) -> date:
     from rules.calendar import iso_day
 
@@ -272,7 +282,7 @@ def quarantine_list(
 @batch_app.command("release")
 @operator_errors
 def batch_release(
-    batch_id: Annotated[int, typer.Argument(help="Batch id of a held file (in its ops alert).")],
+    batch_id: Annotated[int, typer.Argument(help="Batch id of a held file (in its ops alert).", callback=_row_id)],
     by: Annotated[str, typer.Option(help="The responsible person (name or staff id).", callback=_actor)],
     reason: Annotated[str, typer.Option(help="Why the file may be taken in (encrypted in the audit log).")],
 ) -> None:
@@ -743,7 +753,7 @@ def alert_dispatch(as_json: JsonOption = False) -> None:
 @alert_app.command("retry")
 @operator_errors
 def alert_retry(
-    alert_id: Annotated[int | None, typer.Argument(help="Alert id (from `iasu alert list`).")] = None,
+    alert_id: Annotated[int | None, typer.Argument(help="Alert id (from `iasu alert list`).", callback=_row_id)] = None,
     failed_with: Annotated[
         str | None,
         typer.Option(help="Every failed alert whose last error is this (e.g. invalid_auth, once the token is fixed)."),

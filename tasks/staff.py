@@ -20,6 +20,7 @@ CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 ROLES = ("worker", "supervisor", "lead")
 DEFAULT_CAPACITY = 20
+MAX_CAPACITY = 10_000  # open cases a worker may hold: a caseload, and far inside the column's INTEGER
 STAFF_FILE_COLUMNS = ("staff_code", "name", "role", "queue", "force", "capacity", "slack_user_id")
 
 
@@ -45,14 +46,21 @@ def add_staff(
     actor: str,
 ) -> StaffChange:
     """Add a member of staff (or re-activate and update one: what is not given is kept)."""
+    s = STAFF.c
     if not staff_code.strip() or staff_code != staff_code.strip():
         raise OperatorError("a staff id must not be blank or begin or end with a space")
     if role is not None and role not in ROLES:
         # Not echoed: from a staff file with a shifted row, the cell may hold a name.
         raise OperatorError(f"unknown role; one of: {', '.join(ROLES)}")
-    if capacity is not None and capacity < 0:
-        raise OperatorError("capacity must not be negative")
-    s = STAFF.c
+    if capacity is not None and not 0 <= capacity <= MAX_CAPACITY:
+        raise OperatorError(f"capacity must be from 0 to {MAX_CAPACITY} cases")
+    # Checked here, not left to the database: PostgreSQL would refuse it with a database error, SQLite store it.
+    for what, value, column in (
+        ("staff id", staff_code, s.staff_code),
+        ("Slack user id", slack_user_id, s.slack_user_id),
+    ):
+        if value is not None and len(value) > column.type.length:
+            raise OperatorError(f"a {what} takes at most {column.type.length} characters ({len(value)} given)")
     existing = conn.execute(
         select(s.id, s.queue, s.force, s.role, s.capacity).where(s.staff_code == staff_code)
     ).first()

@@ -159,6 +159,32 @@ def test_a_command_that_cannot_run_says_why_in_one_line(
     assert "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["staff", "add", "S" * 33, "--queue", "unit", "--force", "cheshire"], "staff id takes at most 32 characters"),
+        (
+            ["staff", "add", "s1", "--queue", "unit", "--force", "cheshire", "--slack-user", "U" + "0" * 40],
+            "Slack user id takes at most 32 characters",
+        ),
+        (
+            ["staff", "add", "s1", "--queue", "unit", "--force", "cheshire", "--capacity", "3000000000"],
+            "capacity must be from 0 to 10000",
+        ),
+        (["alert", "retry", "99999999999"], "no such id 99999999999"),
+        (["batch", "release", "99999999999", "--by", "ops", "--reason", "checked"], "no such id 99999999999"),
+    ],
+)
+def test_input_the_schema_cannot_hold_is_refused_in_one_line_as_on_postgresql(
+    env: dict[str, str], tmp_path: Path, args: list[str], message: str
+) -> None:
+    # SQLite would store these (PostgreSQL refuses them with a database error): refused alike, before either.
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    result = iasu(*args, env=env, cwd=tmp_path)
+    lines = result.stderr.strip().splitlines()
+    assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
 def test_releasing_a_batch_that_does_not_exist_says_why_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
     assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     result = iasu("batch", "release", "7", "--by", "ops", "--reason", "checked", env=env, cwd=tmp_path)
