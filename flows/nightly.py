@@ -82,7 +82,7 @@ def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> 
     for path in (p for p in paths if p not in feeds):
         files.append(ingest_file(path, run_date, night_run_id, docs_dir, actor))
         touch_night(night_run_id)  # between stages, so a night still working is not taken for a stuck one
-    routing = route_referrals(run_date, actor)
+    routing = route_referrals(run_date, actor, night_run_id)
     touch_night(night_run_id)
     outcomes = [ingest_contacts_file(p, run_date, night_run_id, docs_dir, actor) for p in feeds]
     touch_night(night_run_id)

@@ -184,6 +184,38 @@ def open_night(run_date: date, flow_run_id: str | None) -> int:
             raise OperatorError(f"another night started just now; the night of {run_date} was not started") from None
 
 
+ROUTING_COUNTS = ("routed", "tiers", "merged", "turned_away_for_capacity")
+
+
+def routing_of_the_night(conn: Connection, night_run_id: int, run_date: date, counts: dict[str, Any]) -> dict[str, Any]:
+    """This run's routing counts, kept on its run row with the routing itself, plus those of the night's runs
+    that failed after routing since it last completed: each case is routed once, by whichever run got there,
+    and the run that completes the night reports them, so `routed` over the nights sums to the cases."""
+    n = NIGHT_RUNS.c
+    mine = {key: counts[key] for key in ROUTING_COUNTS}
+    # In the routing's transaction: a run killed after routing committed still has its counts on record.
+    conn.execute(update(NIGHT_RUNS).where(n.id == night_run_id).values(summary={"routing": mine}))
+    last_completed_run = (
+        select(func.coalesce(func.max(n.id), 0))
+        .where(n.run_date == run_date, n.status == "completed")
+        .scalar_subquery()
+    )
+    earlier = conn.execute(
+        select(n.summary).where(
+            n.run_date == run_date, n.status == "failed", n.id > last_completed_run, n.id < night_run_id
+        )
+    ).scalars()
+    total: dict[str, Any] = {key: dict(value) if isinstance(value, dict) else value for key, value in mine.items()}
+    for summary in earlier:
+        for key, value in ((summary or {}).get("routing") or {}).items():
+            if isinstance(value, dict):
+                for code, count in value.items():
+                    total[key][code] = total[key].get(code, 0) + count
+            else:
+                total[key] += value
+    return {key: dict(sorted(value.items())) if isinstance(value, dict) else value for key, value in total.items()}
+
+
 def mark_night_failed(night_run_id: int) -> None:
     """Mark a night that stopped part way as failed: it no longer keeps the next one out."""
     with wiring.engine().begin() as conn:

@@ -601,8 +601,10 @@ def refresh_statistics(conn: Connection, tables: Iterable[str]) -> list[str]:
 
 
 @task(name="route-referrals", cache_policy=NO_CACHE)
-def route_referrals(run_date: date, actor: str) -> dict[str, Any]:
+def route_referrals(run_date: date, actor: str, night_run_id: int) -> dict[str, Any]:
     """Triage every referral not yet in a case: tier, queue, reasons, capacity, linkage; audited."""
+    from tasks.night import routing_of_the_night
+
     engine = wiring.engine()
     if engine.dialect.name == "postgresql":
         # Tonight's referrals and people were loaded moments ago, perhaps before the server's own statistics
@@ -612,6 +614,7 @@ def route_referrals(run_date: date, actor: str) -> dict[str, Any]:
             refresh_statistics(conn, ("referrals", "people"))
     with engine.begin() as conn:
         result = route(conn, policy=get_policy(), run_date=run_date, actor=actor)
+        counts = routing_of_the_night(conn, night_run_id, run_date, result.as_dict())
     get_run_logger().info(
         "routed %d new case(s): %s; %d joined an existing case; %d turned away for capacity; %d raised (serial)",
         sum(result.routed.values()),
@@ -620,4 +623,4 @@ def route_referrals(run_date: date, actor: str) -> dict[str, Any]:
         result.turned_away_for_capacity,
         result.raised_for_serial,
     )
-    return result.as_dict()
+    return result.as_dict() | counts

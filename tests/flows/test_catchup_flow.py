@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
@@ -12,7 +13,7 @@ from sqlalchemy import select
 from deployments.serve import scheduled_nightly
 from flows.catchup import catch_up
 from flows.dispatch import alert_dispatch
-from flows.nightly import nightly
+from flows.nightly import night_summary, nightly
 from iasu import wiring
 from iasu.errors import OperatorError
 from models.types import utcnow
@@ -126,6 +127,31 @@ def test_a_night_that_fails_part_way_is_marked_failed_and_the_next_can_start(
     monkeypatch.undo()
     nightly(run_date=D1, inbox=inbox)  # rerun at once: nothing keeps it out
     assert night_runs() == [(D1, "failed"), (D1, "failed"), (D1, "completed")]
+
+
+def test_a_night_that_failed_after_routing_is_reported_routed_by_the_rerun_that_completes_it(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import Case
+
+    inbox = tmp_path / "inbox"
+    write_days(inbox, D1, per_day=10, dirty=0.0, seed=3)
+
+    def broken(*args: object) -> None:
+        raise RuntimeError("scheduling failed")
+
+    monkeypatch.setattr("flows.nightly.schedule_contacts", broken)
+    assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()  # routed and committed, then failed
+    assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()  # again: routes nothing new
+    monkeypatch.undo()
+    summary = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))
+    again = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))  # nothing routed, nothing carried
+    with wiring.engine().connect() as conn:
+        cases = conn.execute(select(Case.__table__.c.queue, Case.__table__.c.tier)).all()  # type: ignore[attr-defined]
+    assert len(cases) > 0 and night_runs() == [(D1, "failed"), (D1, "failed"), (D1, "completed"), (D1, "completed")]
+    assert summary["routed"] == dict(sorted(Counter(q for q, _ in cases).items()))
+    assert summary["tiers"] == dict(sorted(Counter(t for _, t in cases).items()))
+    assert again["routed"] == {} and again["tiers"] == {}
 
 
 def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
