@@ -19,7 +19,7 @@ from models.keys import KeyCheck
 from models.referrals import Person, Referral
 
 # The Alembic revision this code expects (tests check it is the head of migrations/).
-SCHEMA_REVISION = "0013"
+SCHEMA_REVISION = "0014"
 
 __all__ = [
     "SCHEMA_REVISION",

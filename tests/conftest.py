@@ -83,6 +83,21 @@ def pg_clone(template: str) -> Iterator[str]:
         _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def empty_db_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """Each database the product supports, with no schema at all."""
+    if request.param == "sqlite":
+        yield f"sqlite:///{tmp_path / 'iasu.db'}"
+        return
+    request.getfixturevalue("pg_template")  # skips, or fails in CI, when no server answers
+    name = f"iasu_test_{uuid.uuid4().hex[:10]}"
+    _admin_execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url(name)
+    finally:
+        _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
 def migrated_sqlite(folder: Path) -> str:
     """A fresh, migrated SQLite file in the folder."""
     from iasu.db import upgrade

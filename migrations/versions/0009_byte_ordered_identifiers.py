@@ -25,6 +25,7 @@ Create Date: 2026-11-30 01:00:00.000000
 
 from collections.abc import Sequence
 
+import sqlalchemy as sa
 from alembic import op
 
 
@@ -53,8 +54,14 @@ COLUMNS: dict[str, list[tuple[str, int]]] = {
 def _collate(collation: str) -> None:
     if op.get_bind().dialect.name != "postgresql":
         return
+    inspector = sa.inspect(op.get_bind())
     for table, columns in COLUMNS.items():
-        changes = ", ".join(f'ALTER COLUMN "{c}" TYPE VARCHAR({n}) COLLATE {collation}' for c, n in columns)
+        # The first version of 0003 came without quarantine_entries.raw_index: a database it migrated has none
+        # here, and 0014 adds it already collated.
+        present = {c["name"] for c in inspector.get_columns(table)}
+        changes = ", ".join(
+            f'ALTER COLUMN "{c}" TYPE VARCHAR({n}) COLLATE {collation}' for c, n in columns if c in present
+        )
         op.execute(f'ALTER TABLE "{table}" {changes}')
 
 
