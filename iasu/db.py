@@ -30,9 +30,21 @@ def alembic_config(url: str) -> Config:
 def upgrade(url: str) -> str:
     """Bring the database to the latest schema; returns the revision it is at."""
     from alembic import command
+    from alembic.util import CommandError
 
     cfg = alembic_config(url)
-    command.upgrade(cfg, "head")
+    try:
+        command.upgrade(cfg, "head")
+    except CommandError as exc:
+        # Alembic refuses before it changes anything; most often the database was migrated by a newer release.
+        from models.db import make_engine
+
+        engine = make_engine(url)
+        try:
+            refuse_newer(current_revision(engine))
+        finally:
+            engine.dispose()
+        raise OperatorError(f"cannot upgrade the schema: {first_line(exc)}") from None
     return head_revision(url)
 
 
@@ -46,21 +58,43 @@ def head_revision(url: str) -> str:
 
 
 def ensure_current(engine: Engine) -> None:
-    """Refuse to run against a database whose schema is missing or behind the code.
+    """Refuse to run against a database whose schema is missing, behind the code or ahead of it.
 
     Reads alembic_version directly: importing Alembic would cost read-only commands a third of a second.
     """
+    current = current_revision(engine)
+    if current == SCHEMA_REVISION:
+        return
+    refuse_newer(current)
+    state = "empty" if current is None else f"at revision {current}"
+    raise OperatorError(f"database schema is {state}, code expects {SCHEMA_REVISION}: run `iasu db upgrade`")
+
+
+def current_revision(engine: Engine) -> str | None:
+    """The revision the database records, None when it has no schema yet."""
     try:
         with engine.connect() as conn:
-            current = conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
+            return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()
     except (OperationalError, ProgrammingError) as exc:
         if "alembic_version" in str(exc.orig):
-            current = None  # no schema yet
-        else:
-            raise OperatorError(f"database unreachable: {describe(engine)} ({first_line(exc.orig)})") from None
-    if current != SCHEMA_REVISION:
-        state = "empty" if current is None else f"at revision {current}"
-        raise OperatorError(f"database schema is {state}, code expects {SCHEMA_REVISION}: run `iasu db upgrade`")
+            return None  # no schema yet
+        raise OperatorError(f"database unreachable: {describe(engine)} ({first_line(exc.orig)})") from None
+
+
+def refuse_newer(current: str | None) -> None:
+    """Refuse a database migrated by a newer release: a revision migrations/ does not hold (Alembic imported here)."""
+    from alembic.script import ScriptDirectory
+    from alembic.util import CommandError
+
+    if current is None:
+        return
+    try:
+        ScriptDirectory.from_config(alembic_config("sqlite://")).get_revision(current)
+    except CommandError:
+        raise OperatorError(
+            f"database schema is at revision {current}, newer than this code (which expects {SCHEMA_REVISION}): "
+            "run the release that migrated it"
+        ) from None
 
 
 def describe(engine: Engine) -> str:

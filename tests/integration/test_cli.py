@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from models import SCHEMA_REVISION
 from tests.support import leaks, personal_needles, write_days
 
 IASU = str(Path(sys.executable).with_name("iasu"))
@@ -183,6 +185,20 @@ def test_input_the_schema_cannot_hold_is_refused_in_one_line_as_on_postgresql(
     result = iasu(*args, env=env, cwd=tmp_path)
     lines = result.stderr.strip().splitlines()
     assert result.returncode == 2 and len(lines) == 1 and message in lines[0], result.stderr
+
+
+def test_a_database_newer_than_the_code_is_said_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    with sqlite3.connect(tmp_path / "var" / "iasu.db") as db:
+        db.execute("UPDATE alembic_version SET version_num = '0099'")  # a revision a later release would bring
+    newer = (
+        f"database schema is at revision 0099, newer than this code (which expects {SCHEMA_REVISION}): run the release"
+    )
+    for args in (["status"], ["db", "upgrade"]):
+        result = iasu(*args, env=env, cwd=tmp_path)
+        assert result.returncode == 2, result.stderr[-600:]
+        [line] = result.stderr.strip().splitlines()
+        assert line.startswith(f"iasu: {newer}"), line
 
 
 def test_releasing_a_batch_that_does_not_exist_says_why_in_one_line(env: dict[str, str], tmp_path: Path) -> None:
