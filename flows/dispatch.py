@@ -7,6 +7,8 @@ from typing import Any
 from prefect import State, flow, get_run_logger
 from prefect.states import Failed
 
+from iasu import wiring
+from iasu.db import ensure_current
 from iasu.errors import OperatorError
 from iasu.policy import get_policy
 from tasks.notify import dispatch_alerts
@@ -17,6 +19,7 @@ def alert_dispatch() -> dict[str, Any] | State:
     """Send whatever alerts are pending (Slack, or the dry-run outbox); the nightly flow does the same at night."""
     try:
         get_policy()  # an invalid policy stops the run before any alert is claimed
+        ensure_current(wiring.engine())  # as does a missing or old schema, which would fail each query in turn
     except OperatorError as exc:
         # Every five minutes until fixed: one line each time in the log and the run's state, not a traceback.
         get_run_logger().error("alert dispatch cannot run: %s", exc)

@@ -13,6 +13,7 @@ from sqlalchemy import select
 from deployments.serve import DISPATCH_CRON, NIGHTLY_CRON, deployments
 from flows.dispatch import alert_dispatch
 from iasu import wiring
+from models import SCHEMA_REVISION
 from tasks.outbox import ALERTS, outbox_row, queue_alert
 
 pytestmark = pytest.mark.flow
@@ -41,6 +42,20 @@ def test_the_dispatch_flow_sends_what_is_pending(configured: str) -> None:
     assert result["dry_run"] == 1 and result["pending"] == 0  # no Slack token here: the dry-run outbox
     with wiring.engine().connect() as conn:
         assert conn.execute(select(ALERTS.c.status)).scalars().all() == ["dry_run"]
+
+
+def test_the_dispatch_flow_on_a_database_without_the_schema_fails_in_one_line(
+    empty_db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("IASU_DATABASE_URL", empty_db_url)
+    monkeypatch.setenv("IASU_VAR_DIR", str(tmp_path / "var"))
+    wiring.reset()
+    state = alert_dispatch(return_state=True)
+    wiring.reset()
+    assert state.is_failed(), state
+    assert state.message == f"database schema is empty, code expects {SCHEMA_REVISION}: run `iasu db upgrade`"
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "[SQL:" not in err, err[-600:]
 
 
 @pytest.mark.parametrize(
