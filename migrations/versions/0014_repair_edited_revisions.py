@@ -14,7 +14,7 @@ Nothing is undone on downgrade: these are part of what 0003, 0008 and 0011 build
 
 Revision ID: 0014
 Revises: 0013
-Create Date: 2026-12-01 09:00:00.000000
+Create Date: 2026-11-30 20:30:00.000000
 """
 
 from collections.abc import Sequence

@@ -26,7 +26,7 @@ RELEASED = {
     "0011_one_running_night.py": "09a28e3a8df48288c9c7b91c3d07bd27cce23d5fe9d46b30ef23ff888c434f54",
     "0012_key_checks.py": "dc825dfe42cc635a2508da81e14d9b9467f54f629d1dfe84143ad92d06e43b89",
     "0013_night_pulse.py": "e01c470732e6ac56dd9d3dfe987d9b503a2f35ba20149e19303ab2c463256bdc",
-    "0014_repair_edited_revisions.py": "ab15e26e387d73597eb8f34873a7afc269161e54e043da97f785ec0f61243ab0",
+    "0014_repair_edited_revisions.py": "86bd94c9db420fd6a25496a64fe6c3f445ba2e96c17cf3acd17ce30a1fdad4f6",
 }
 
 
