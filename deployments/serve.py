@@ -11,6 +11,7 @@ meets the night's own takes only what the night's has not claimed.
 from __future__ import annotations
 
 import sys
+from datetime import date
 
 from prefect import State, flow, get_run_logger, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
@@ -18,7 +19,7 @@ from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 from prefect.states import Failed
 
-from flows.catchup import catch_up
+from flows.catchup import MAX_NIGHTS, catch_up
 from flows.dispatch import alert_dispatch
 from iasu import wiring
 from iasu.errors import OperatorError
@@ -33,8 +34,10 @@ ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLi
 
 
 @flow(name="scheduled-nightly")
-def scheduled_nightly() -> State | None:
+def scheduled_nightly(since: date | None = None, max_nights: int = MAX_NIGHTS) -> State | None:
     """Catch up every night up to yesterday (the only place the nightly path reads the wall clock)."""
+    # The schedule passes neither: an operator may, in one run started by hand (a custom run in the UI, or
+    # `prefect deployment run`), to replay from a date or catch up a longer outage than max_nights allows.
     try:
         wiring.ready_for_night(None)
     except OperatorError as exc:
@@ -42,7 +45,8 @@ def scheduled_nightly() -> State | None:
         # run's log and its state, not three nested tracebacks.
         get_run_logger().error("the night cannot run: %s", exc)
         return Failed(message=str(exc))
-    state = catch_up(through=last_ended_day(utcnow(), get_settings().timezone), return_state=True)
+    through = last_ended_day(utcnow(), get_settings().timezone)
+    state = catch_up(through=through, since=since, max_nights=max_nights, return_state=True)
     # Its own failure is logged where it happened; here it is the run's state, not raised again.
     return None if state.is_completed() else Failed(message=state.message)
 

@@ -15,6 +15,8 @@ from iasu.errors import OperatorError
 from rules.catchup import nights_to_run
 from tasks.night import completed_after, last_completed
 
+MAX_NIGHTS = 31  # nights one catch-up runs unasked: a longer outage is the operator's call (max_nights=)
+
 
 @task(name="read-watermark", cache_policy=NO_CACHE)
 def read_watermark(through: date) -> tuple[date | None, frozenset[date]]:
@@ -26,7 +28,7 @@ def read_watermark(through: date) -> tuple[date | None, frozenset[date]]:
 
 
 @flow(name="catch-up")
-def catch_up(through: date, since: date | None = None, max_nights: int = 31) -> list[dict[str, Any]] | State:
+def catch_up(through: date, since: date | None = None, max_nights: int = MAX_NIGHTS) -> list[dict[str, Any]] | State:
     """Run the nightly flow for each night not yet completed after the watermark (or from `since`) to `through`."""
     watermark, done = read_watermark(through)
     try:

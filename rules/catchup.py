@@ -34,6 +34,8 @@ def nights_to_run(
     if len(wanted) > max_nights:
         raise OperatorError(
             f"{len(wanted)} nights to catch up from {wanted[0]} to {through}, more than max_nights={max_nights}: "
-            "run with since= and a larger max_nights deliberately"
+            "start the nightly deployment once by hand with a larger max_nights (and since= to replay from a "
+            "date), e.g. `prefect deployment run scheduled-nightly/nightly --param max_nights=N`, or run the "
+            "nights in order with `iasu nightly --date`"
         )
     return wanted

@@ -166,6 +166,13 @@ def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
     refused = catch_up(through=D1 + timedelta(days=60), since=D1, return_state=True)
     assert refused.is_failed() and refused.message is not None and "61 nights to catch up" in refused.message
 
+    # The scheduled run takes since= and max_nights= when started by hand, for a longer outage or a replay.
+    monkeypatch.setenv("IASU_INBOX", str(tmp_path))
+    wiring.reset()
+    by_hand = scheduled_nightly(since=D1, max_nights=2, return_state=True)
+    assert by_hand.is_failed() and "more than max_nights=2" in (by_hand.message or "")
+    assert "prefect deployment run scheduled-nightly/nightly --param max_nights=N" in (by_hand.message or "")
+
     monkeypatch.setenv("IASU_POLICY_FILE", str(tmp_path / "missing.yaml"))
     wiring.reset()
     dispatch = alert_dispatch(return_state=True)
