@@ -54,7 +54,7 @@ class NightRun(SQLModel, table=True):
 
 
 class IngestBatch(SQLModel, table=True):
-    """One input file as first ingested; a file seen again (same sha256) is a duplicate of this batch."""
+    """One input file as first ingested; a file seen again (same sha256) is a repeat of this batch."""
 
     __tablename__ = "ingest_batches"
 
@@ -63,6 +63,7 @@ class IngestBatch(SQLModel, table=True):
     run_date: date = Field(index=True)
     file_name: str = Field(max_length=255)
     source: str | None = Field(default=None, max_length=32)
+    # The file's SHA-256; for a file with no record, tasks.ingest.night_key: such bytes recur every night.
     sha256: str = identifier_field(64, unique=True)
     status: str = Field(max_length=16)  # BatchStatus
     held_reason: str | None = Field(default=None, max_length=500)

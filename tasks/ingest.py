@@ -70,8 +70,34 @@ def _count_lines(path: Path) -> int:
         return sum(1 for line in fh if line.strip())
 
 
-def _previous(conn: Connection, sha256: str) -> Any:
-    return conn.execute(select(BATCHES).where(BATCHES.c.sha256 == sha256)).mappings().first()
+def night_key(sha256: str, run_date: date, file_name: str) -> str:
+    """The key a file with no record is kept under: its bytes' SHA-256 with its night and name.
+
+    Zero bytes, a BOM alone or a header alone are what a failed export job writes, the same bytes every
+    time: each night's such file is its own batch, gated and held (and told to ops) on its own, and only a
+    rerun of its night meets it again as a repeat.
+    """
+    return hashlib.sha256(f"{sha256}\x00{run_date.isoformat()}\x00{file_name}".encode()).hexdigest()
+
+
+def batch_key(sha256: str, counts: FileCounts, run_date: date) -> str:
+    """The key a file's batch is kept and found under: its bytes' SHA-256 if it holds a record, else night_key."""
+    return sha256 if counts.received else night_key(sha256, run_date, counts.file)
+
+
+def _batch(conn: Connection, key: str) -> Any:
+    return conn.execute(select(BATCHES).where(BATCHES.c.sha256 == key)).mappings().first()
+
+
+def _previous(conn: Connection, sha256: str, run_date: date, file_name: str) -> Any:
+    """The batch these bytes repeat: one that held a record, or one that held none of this night and name."""
+    previous = _batch(conn, sha256)
+    if previous is not None and previous["received"] > 0:
+        return previous
+    # A file with no record kept under its bytes' hash alone, before such files had a key of their own.
+    if previous is not None and (previous["run_date"], previous["file_name"]) == (run_date, file_name):
+        return previous
+    return _batch(conn, night_key(sha256, run_date, file_name))
 
 
 def _taken_over(previous: Any, file_name: str) -> bool:
@@ -86,15 +112,16 @@ def _taken_over(previous: Any, file_name: str) -> bool:
     return bool(misnamed and previous["file_name"] != file_name)
 
 
-def seen_before(path: Path, engine: Engine) -> tuple[str, FileCounts | None, bool]:
+def seen_before(path: Path, engine: Engine, *, run_date: date) -> tuple[str, FileCounts | None, bool]:
     """The file's sha256, its counts again if the same bytes were taken in before (a repeat adds nothing),
     and whether staff released these bytes after a size hold (the size gate has then had its say).
 
-    Bytes released, or held for their name and now arriving under another, are not a repeat.
+    Bytes released, or held for their name and now arriving under another, are not a repeat; nor are
+    bytes with no record, but on a rerun of their night under the same name (night_key).
     """
     sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
     with engine.begin() as conn:
-        previous = _previous(conn, sha256)
+        previous = _previous(conn, sha256, run_date, path.name)
     if previous is None or _taken_over(previous, path.name):
         return sha256, None, previous is not None and previous["status"] == BatchStatus.released
     held = previous["held_rows"]
@@ -125,21 +152,22 @@ def _history(conn: Connection, source: str) -> list[int]:
 
 def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_run_id: int | None, sha256: str) -> int:
     """Record a file taken in; the same bytes taken in again after a hold take over the held or released batch."""
+    key = batch_key(sha256, counts, run_date)
     values = {k: v for k, v in counts.as_dict().items() if k in BATCHES.c and k not in ("status",)}
     values.update(
         night_run_id=night_run_id,
         run_date=run_date,
         file_name=counts.file,
-        sha256=sha256,
+        sha256=key,
         status=BatchStatus.held if counts.status == "held" else BatchStatus.loaded,
         created_at=utcnow(),
     )
     values.pop("batch_id", None)
     b = BATCHES.c
-    # One batch per file's bytes (sha256 is unique): bytes taken in again after a hold (seen_before) take
-    # over the held or released batch.
+    # One batch per file's bytes, or per night and name for bytes with no record (the key is unique): bytes
+    # taken in again after a hold (seen_before) take over the held or released batch.
     earlier = conn.execute(
-        select(b.id).where(b.sha256 == sha256, b.status.in_([BatchStatus.released, BatchStatus.held]))
+        select(b.id).where(b.sha256 == key, b.status.in_([BatchStatus.released, BatchStatus.held]))
     ).scalar_one_or_none()
     if earlier is not None:
         conn.execute(BATCHES.update().where(b.id == earlier).values(**values))
@@ -192,7 +220,7 @@ def ingest_path(
 ) -> FileCounts:
     """Take in one file completely, in one transaction: either all of its rows are accounted for or none."""
     gate = gate or RowCountGate()
-    sha256, repeat, released = seen_before(path, engine)
+    sha256, repeat, released = seen_before(path, engine, run_date=run_date)
     if repeat is not None:
         return repeat
 
@@ -290,7 +318,8 @@ def record_held(
             [
                 outbox_row(
                     "ops",
-                    f"ops:held:{sha256}",
+                    # A file with no record is told each night it comes: its key names the night and name.
+                    f"ops:held:{batch_key(sha256, counts, run_date)}",
                     get_policy().ops_channel,
                     {
                         "event": "file_held",

@@ -310,7 +310,8 @@ def ingest_contacts_path(
     """Validate one contacts feed, quarantine what is wrong, apply the rest; counts reconcile like referrals."""
     from tasks.adapters.canonical import FileHeld
 
-    sha256, repeat, _ = seen_before(path, engine)  # no size gate on the feed: a release changes nothing
+    # No size gate on the feed: a release changes nothing.
+    sha256, repeat, _ = seen_before(path, engine, run_date=run_date)
     if repeat is not None:
         return repeat
     try:

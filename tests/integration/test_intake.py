@@ -5,7 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import pytest
@@ -14,7 +14,7 @@ from sqlalchemy import select
 from expectations.runner import NightValidator
 from iasu import wiring
 from iasu.policy import get_policy
-from models import IngestBatch, Person, QuarantineEntry, Referral
+from models import Alert, IngestBatch, Person, QuarantineEntry, Referral
 from models.referrals import PERSON_FIELDS
 from rules.linkage import name_dob_key, pnc_key
 from tasks.adapters import adapt
@@ -313,6 +313,71 @@ def test_a_misnamed_file_is_taken_in_when_it_comes_again_under_its_agreed_name(
     assert taken.status == "loaded" and taken.loaded > 0 and taken.batch_id == held.batch_id
     assert taken.received == taken.loaded + taken.duplicates + taken.quarantined
     assert run_files([renamed], tmp_path)[0].status == "repeat"
+
+
+def _held_file_alerts() -> list[tuple[str, object]]:
+    """(file, reason) of every file_held ops alert, oldest first."""
+    alerts = Alert.__table__  # type: ignore[attr-defined]
+    with wiring.engine().connect() as conn:
+        payloads = conn.execute(select(alerts.c.payload).order_by(alerts.c.id)).scalars().all()
+    return [(p["file"], p["reason"]) for p in payloads if p.get("event") == "file_held"]
+
+
+def test_an_empty_export_is_held_for_its_own_source_after_an_empty_file_from_another(
+    configured: str, tmp_path: Path
+) -> None:
+    one, two = tmp_path / "one", tmp_path / "two"
+    one.mkdir()
+    two.mkdir()
+    (one / "nhs_trust_2026-11-16.jsonl").write_bytes(b"")  # the trust's quiet night: taken in, 0 rows
+    [nhs] = run_files([one / "nhs_trust_2026-11-16.jsonl"], tmp_path)
+    assert (nhs.status, nhs.received) == ("loaded", 0)
+    (two / "police_rms_2026-11-17.csv").write_bytes(b"")  # the police export job failed: the same zero bytes
+    [police] = run_files([two / "police_rms_2026-11-17.csv"], tmp_path, run_date=date(2026, 11, 17))
+    assert (police.status, police.source, police.held_reason) == ("held", None, "no header row")
+    assert _held_file_alerts() == [("police_rms_2026-11-17.csv", "no header row")]
+
+
+def test_each_night_an_export_job_fails_its_empty_file_is_held_and_told_but_a_rerun_is_a_repeat(
+    configured: str, tmp_path: Path
+) -> None:
+    nights = [DAY, date(2026, 11, 17)]
+    for night in nights:
+        folder = tmp_path / night.isoformat()
+        folder.mkdir()
+        (folder / f"police_rms_{night.isoformat()}.csv").write_bytes(b"\xef\xbb\xbf")  # a BOM alone each night
+    for night in nights:
+        [held] = run_files([tmp_path / night.isoformat() / f"police_rms_{night.isoformat()}.csv"], tmp_path, night)
+        assert (held.status, held.held_reason) == ("held", "no header row")
+        # The night reruns: the same file is a repeat, no second batch and no second alert.
+        [again] = run_files([tmp_path / night.isoformat() / held.file], tmp_path, night)
+        assert (again.status, again.batch_id, again.received) == ("repeat", held.batch_id, 0)
+    with wiring.engine().connect() as conn:
+        batches = conn.execute(select(IngestBatch.__table__.c.file_name)).scalars().all()  # type: ignore[attr-defined]
+    assert sorted(batches) == ["police_rms_2026-11-16.csv", "police_rms_2026-11-17.csv"]
+    assert _held_file_alerts() == [
+        ("police_rms_2026-11-16.csv", "no header row"),
+        ("police_rms_2026-11-17.csv", "no header row"),
+    ]
+
+
+def test_a_header_only_export_far_below_its_usual_size_is_held_though_the_same_header_came_before(
+    configured: str, tmp_path: Path
+) -> None:
+    inbox = tmp_path / "inbox"
+    # About 165 police referrals a night: the gate's lower limit (median / 5 - 20 rows) is above 0.
+    write_days(inbox, DAY, days=7, per_day=300, dirty=0.0, seed=3)
+    nights = [DAY + timedelta(days=i) for i in range(7)]
+    police = [next(p for p in input_files(inbox, d) if p.name.startswith("police_rms")) for d in nights]
+    header = police[0].read_bytes().split(b"\r\n")[0] + b"\r\n"
+    police[0].write_bytes(header)  # a quiet first night, no history yet: taken in with 0 rows
+    assert run_files([police[0]], tmp_path, run_date=nights[0])[0].status == "loaded"
+    for path, night in zip(police[1:6], nights[1:6], strict=True):  # five ordinary nights
+        run_files([path], tmp_path, run_date=night)
+    police[6].write_bytes(header)  # the export job died after writing the header
+    [held] = run_files([police[6]], tmp_path, run_date=nights[6])
+    assert held.status == "held" and (held.held_reason or "").startswith("row count 0"), held
+    assert _held_file_alerts()[-1][0] == police[6].name
 
 
 def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path, tmp_path: Path) -> None:
