@@ -26,12 +26,13 @@ from models.types import utcnow
 from rules.gate import RowCountGate, is_size_hold, row_count_hold_reason
 from tasks import audit
 from tasks.adapters import NO_ADAPTER, adapt
-from tasks.adapters.canonical import FileHeld
+from tasks.adapters.canonical import FileHeld, read_bytes
 from tasks.collector import gc_paused
 from tasks.load import QuarantinedRow, load_accepted, quarantine, stage_rows
 from tasks.outbox import outbox_row, queue_alert
 
 BATCHES = IngestBatch.__table__  # type: ignore[attr-defined]
+UNREAD = ""  # the digest of a file that could not be read: its batch is kept under its night and name alone
 GATE_HISTORY = 10  # recent files of the same source the row-count gate compares against
 
 
@@ -114,12 +115,13 @@ def _taken_over(previous: Any, file_name: str) -> bool:
 
 def seen_before(path: Path, engine: Engine, *, run_date: date) -> tuple[str, FileCounts | None, bool]:
     """The file's sha256, its counts again if the same bytes were taken in before (a repeat adds nothing),
-    and whether staff released these bytes after a size hold (the size gate has then had its say).
+    and whether staff released these bytes after a size hold (the size gate has then had its say);
+    FileHeld if the file cannot be read (hold_unread).
 
     Bytes released, or held for their name and now arriving under another, are not a repeat; nor are
     bytes with no record, but on a rerun of their night under the same name (night_key).
     """
-    sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    sha256 = hashlib.sha256(read_bytes(path)).hexdigest()
     with engine.begin() as conn:
         previous = _previous(conn, sha256, run_date, path.name)
     if previous is None or _taken_over(previous, path.name):
@@ -138,6 +140,18 @@ def seen_before(path: Path, engine: Engine, *, run_date: date) -> tuple[str, Fil
     )
     counts.check()
     return sha256, counts, False
+
+
+def hold_unread(
+    counts: FileCounts, *, engine: Engine, run_date: date, night_run_id: int | None, actor: str
+) -> FileCounts:
+    """Hold a file that cannot be read, no row counted; a rerun of its night that still cannot read it repeats."""
+    with engine.begin() as conn:
+        previous = _batch(conn, night_key(UNREAD, run_date, counts.file))
+    if previous is not None and previous["status"] == BatchStatus.held:
+        counts.status, counts.batch_id = "repeat", previous["id"]
+        return counts
+    return record_held(counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=UNREAD, actor=actor)
 
 
 def _history(conn: Connection, source: str) -> list[int]:
@@ -220,7 +234,11 @@ def ingest_path(
 ) -> FileCounts:
     """Take in one file completely, in one transaction: either all of its rows are accounted for or none."""
     gate = gate or RowCountGate()
-    sha256, repeat, released = seen_before(path, engine, run_date=run_date)
+    try:
+        sha256, repeat, released = seen_before(path, engine, run_date=run_date)
+    except FileHeld as unread:  # its mode or an I/O error: the night goes on with the other files
+        counts = FileCounts(file=path.name, source=None, status="held", held_reason=unread.reason)
+        return hold_unread(counts, engine=engine, run_date=run_date, night_run_id=night_run_id, actor=actor)
     if repeat is not None:
         return repeat
 

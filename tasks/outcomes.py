@@ -32,7 +32,7 @@ from rules.policy import Policy
 from tasks import audit
 from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, copy_insert_returning, one_of, update_rows
-from tasks.ingest import BATCHES, FileCounts, insert_batch, record_held, seen_before
+from tasks.ingest import BATCHES, FileCounts, hold_unread, insert_batch, record_held, seen_before
 from tasks.load import QuarantinedRow, quarantine
 
 CASES = Case.__table__  # type: ignore[attr-defined]
@@ -207,10 +207,10 @@ def record_outcomes(
 
 def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
     """Read a contacts feed (UTF-8 CSV, header FEED_COLUMNS) into rows with validation flags."""
-    from tasks.adapters.canonical import FileHeld
+    from tasks.adapters.canonical import FileHeld, read_bytes
     from tasks.adapters.csv_feed import UTF8_BOM, hold_cr_only, records
 
-    data = path.read_bytes()
+    data = read_bytes(path)
     body = data.removeprefix(UTF8_BOM)
     try:
         text = body.decode("utf-8")
@@ -310,8 +310,11 @@ def ingest_contacts_path(
     """Validate one contacts feed, quarantine what is wrong, apply the rest; counts reconcile like referrals."""
     from tasks.adapters.canonical import FileHeld
 
-    # No size gate on the feed: a release changes nothing.
-    sha256, repeat, _ = seen_before(path, engine, run_date=run_date)
+    try:  # no size gate on the feed: a release changes nothing
+        sha256, repeat, _ = seen_before(path, engine, run_date=run_date)
+    except FileHeld as unread:
+        counts = FileCounts(file=path.name, source=SOURCE, status="held", held_reason=unread.reason)
+        return hold_unread(counts, engine=engine, run_date=run_date, night_run_id=night_run_id, actor=actor)
     if repeat is not None:
         return repeat
     try:

@@ -89,6 +89,15 @@ class FileHeld(Exception):  # noqa: N818 - the name the whole pipeline uses
         self.rows = rows  # input records counted before giving up, for reconciliation; None: not counted
 
 
+def read_bytes(path: Path) -> bytes:
+    """The file's bytes; one that cannot be read (its mode, an I/O error) is held, none of its rows counted."""
+    try:
+        return path.read_bytes()
+    except OSError as err:
+        # The error's own words (Permission denied), not its text: that names the path, not needed twice.
+        raise FileHeld(f"cannot be read: {err.strerror or type(err).__name__}", rows=0) from None
+
+
 @dataclass(frozen=True)
 class AdaptedFile:
     """One input file mapped onto the canonical frame."""

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import NamedTuple
 
 from rules.codes import Source
-from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns
+from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns, read_bytes
 from tasks.adapters.mapping import canonical_columns
 from tasks.adapters.normalise import DateFormat, Labels, label_key
 from tasks.collector import gc_paused
@@ -114,7 +114,7 @@ def records(text: str) -> Iterator[Record]:
 @gc_paused
 def adapt_csv(path: Path, feed: CsvFeed) -> AdaptedFile:
     """Read one delimited export onto the canonical frame, or hold the whole file."""
-    data = path.read_bytes()
+    data = read_bytes(path)
     body = data.removeprefix(UTF8_BOM)
     try:
         text = body.decode(feed.encoding)

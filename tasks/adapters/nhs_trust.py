@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 from rules.codes import SDASH_COLUMNS, Behaviour, Force, Marker, ReferringAgency, Relationship, Source, SrpLevel
-from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns
+from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns, read_bytes
 from tasks.adapters.csv_feed import UTF8_BOM
 from tasks.adapters.mapping import canonical_columns
 from tasks.adapters.normalise import ISO_DATE, Labels, label_lookup, text
@@ -216,7 +216,7 @@ def fields(record: dict[str, object]) -> tuple[object, ...]:
 @gc_paused
 def adapt(path: Path) -> AdaptedFile:
     """Map one NHS trust feed onto the canonical frame, or raise FileHeld."""
-    data = path.read_bytes()
+    data = read_bytes(path)
     body = data.removeprefix(UTF8_BOM)
     try:
         content = body.decode("utf-8")

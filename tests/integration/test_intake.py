@@ -245,6 +245,37 @@ def test_an_unreadable_file_is_held_whole_and_the_rest_goes_on(configured: str, 
     assert statuses["police_rms_broken.csv"] == "held"
 
 
+def test_an_inbox_file_that_cannot_be_read_is_held_and_the_night_goes_on(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
+    paths = input_files(inbox, DAY)
+    locked = paths[0]  # uploaded by the agency's own SFTP account with mode 0600, say
+    real = Path.read_bytes
+
+    def read_bytes(self: Path) -> bytes:
+        if self == locked:
+            raise PermissionError(13, "Permission denied", str(self))
+        return real(self)
+
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    results = run_files(paths, tmp_path)
+    assert (results[0].status, results[0].held_reason, results[0].received) == (
+        "held",
+        "cannot be read: Permission denied",
+        0,
+    )
+    assert sum(r.loaded for r in results[1:]) > 0 and all(r.status == "loaded" for r in results[1:])
+    # The night reruns before anyone mends the mode: nothing new, and ops were told once.
+    [again] = run_files(paths[:1], tmp_path)
+    assert (again.status, again.batch_id) == ("repeat", results[0].batch_id)
+    assert _held_file_alerts() == [(locked.name, "cannot be read: Permission denied")]
+    monkeypatch.undo()  # mended: the file is taken in
+    [taken] = run_files(paths[:1], tmp_path)
+    assert taken.status == "loaded" and taken.loaded > 0
+
+
 def held_surge(tmp_path: Path) -> tuple[Path, date, list[FileCounts]]:
     """Five nights of 30 referrals a file, then a night of 900 a file: the inbox, that night, its results."""
     inbox = tmp_path / "inbox"

@@ -283,3 +283,18 @@ def test_a_feed_whose_lines_end_in_cr_alone_is_held_with_its_records_counted(
     counts = _ingest(feed, NightValidator(tmp_path / "docs"))
     assert (counts.status, counts.received, counts.held_rows, counts.loaded) == ("held", 2, 2, 0)
     assert counts.held_reason == "lines end in CR alone: export with LF or CRLF endings"
+
+
+def test_a_feed_that_cannot_be_read_is_held_with_none_counted(
+    contacts: dict[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    feed = tmp_path / "contacts_2026-10-20.csv"
+    feed.write_text(HEADER + _row(FIRST) + "\n", encoding="utf-8")
+
+    def refuse(self: Path) -> bytes:
+        raise PermissionError(13, "Permission denied", str(self))
+
+    monkeypatch.setattr(Path, "read_bytes", refuse)
+    held = _ingest(feed, NightValidator(tmp_path / "docs"))
+    assert (held.status, held.held_reason, held.received) == ("held", "cannot be read: Permission denied", 0)
+    assert _contact(contacts[FIRST])["status"] == "pending"

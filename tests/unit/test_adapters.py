@@ -374,6 +374,22 @@ def test_a_file_with_no_record_at_all_is_held_with_none_counted(tmp_path: Path, 
     assert held.value.rows == 0
 
 
+@pytest.mark.parametrize("error", [PermissionError(13, "Permission denied"), OSError(5, "Input/output error")])
+def test_a_file_that_cannot_be_read_is_held_with_none_counted(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, error: OSError
+) -> None:
+    for path in (write_police(tmp_path, [POLICE_ROW]), write_nhs(tmp_path, [nhs_record()])):
+
+        def refuse(self: Path) -> bytes:
+            raise error
+
+        monkeypatch.setattr(Path, "read_bytes", refuse)
+        with pytest.raises(FileHeld) as held:
+            adapt(path)
+        monkeypatch.undo()
+        assert (held.value.reason, held.value.rows) == (f"cannot be read: {error.strerror}", 0)
+
+
 def test_the_records_after_an_unreadable_header_are_counted_not_the_header(tmp_path: Path) -> None:
     path = write_police(tmp_path, [POLICE_ROW, POLICE_ROW])
     data = path.read_bytes()
