@@ -250,8 +250,12 @@ def adapt(path: Path) -> AdaptedFile:
             values.append(fields(record))
         else:
             values.append(_UNREAD)
+    # Not JSON Lines at all (one pretty-printed array, a CSV misnamed): each physical line would be quarantined
+    # as a record of its own.
+    if line_no and not any(parse_ok):
+        raise FileHeld("no JSON object on any line", rows=len(line_no))
     missing = [key for key in REQUIRED_KEYS if key not in present]
-    if present and missing:
+    if line_no and missing:
         raise FileHeld(f"missing required keys: {', '.join(missing)}", rows=len(line_no))
     by_field = list(zip(*values, strict=True)) if values else [() for _ in FIELDS]
     columns = canonical_columns(

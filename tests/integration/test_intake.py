@@ -458,6 +458,19 @@ def test_unreadable_json_lines_are_quarantined_and_the_rest_of_the_file_loads(co
     assert again.status == "repeat" and counts(configured)["referrals"] == len(good)
 
 
+def test_a_json_array_sent_as_the_nhs_feed_is_held_not_quarantined_line_by_line(
+    configured: str, tmp_path: Path
+) -> None:
+    nhs = _generated(tmp_path, "nhs_trust")
+    records = [json.loads(line) for line in nhs.read_text(encoding="utf-8").splitlines() if line.strip()]
+    # The trust's new export writes one pretty-printed JSON array instead of JSON Lines.
+    nhs.write_text(json.dumps(records, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
+    [result] = run_files([nhs], tmp_path)
+    assert (result.status, result.held_reason) == ("held", "no JSON object on any line")
+    assert result.received == result.held_rows and (result.loaded, result.quarantined) == (0, 0)
+    assert _quarantined() == []
+
+
 def test_dates_outside_a_sane_range_are_quarantined_and_routing_goes_on(configured: str, tmp_path: Path) -> None:
     police = _generated(tmp_path, "police_rms")
     header, *rows = list(csv.reader(io.StringIO(police.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("cp1252"))))

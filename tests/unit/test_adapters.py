@@ -358,6 +358,38 @@ def test_nhs_file_whose_records_lack_a_required_key_is_held(tmp_path: Path) -> N
     assert held.value.rows == 2
 
 
+@pytest.mark.parametrize(
+    ("content", "rows"),
+    [
+        (json.dumps([nhs_record(), nhs_record()], indent=2, ensure_ascii=False) + "\n", None),  # one array
+        (json.dumps([nhs_record(), nhs_record()]) + "\n", 1),  # the array on one line
+        ("referralId,forceArea\nNHS-REF-00012345,Cheshire\n", 2),  # a CSV given the .jsonl name
+    ],
+)
+def test_an_nhs_file_with_no_json_object_on_any_line_is_held_with_its_lines_counted(
+    tmp_path: Path, content: str, rows: int | None
+) -> None:
+    path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
+    path.write_text(content, encoding="utf-8")
+    with pytest.raises(FileHeld, match=r"^no JSON object on any line$") as held:
+        adapt(path)
+    assert held.value.rows == (rows if rows is not None else sum(1 for line in content.split("\n") if line.strip()))
+
+
+def test_an_nhs_file_of_empty_objects_is_held_for_its_missing_keys(tmp_path: Path) -> None:
+    path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
+    path.write_text("{}\n{}\n", encoding="utf-8")
+    with pytest.raises(FileHeld, match=r"^missing required keys: referralId, ") as held:
+        adapt(path)
+    assert held.value.rows == 2
+
+
+def test_an_empty_nhs_file_is_taken_in_with_no_record(tmp_path: Path) -> None:
+    path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
+    path.write_bytes(b"\n")
+    assert len(adapt(path).frame) == 0
+
+
 def test_an_empty_csv_file_is_held_for_want_of_a_header(tmp_path: Path) -> None:
     path = tmp_path / inbox_file_name(Source.victim_service, DAY)
     path.write_bytes(b"")
