@@ -8,6 +8,7 @@ serves both, and the synthetic generator writes from the same description.
 from __future__ import annotations
 
 import csv
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -135,6 +136,11 @@ def adapt_csv(path: Path, feed: CsvFeed) -> AdaptedFile:
     missing = [name for name, column in feed.columns if label_key(name) not in position and column not in feed.optional]
     if missing:
         raise FileHeld(f"missing required columns: {', '.join(missing)}", rows=sum(1 for _ in found))
+    # Which of two columns of one name carries the data is anybody's guess: the last would silently win.
+    seen = Counter(label_key(name) for name in header.fields)
+    doubled = [name for name in feed.headers if seen[label_key(name)] > 1]
+    if doubled:
+        raise FileHeld(f"duplicated columns: {', '.join(doubled)}", rows=sum(1 for _ in found))
     column_of = {label_key(name): column for name, column in feed.columns}
     names = [column_of.get(label_key(name), "") for name in header.fields]  # "" for a column nobody reads
     notes = _header_notes(feed, header.fields, position)

@@ -471,6 +471,18 @@ def test_a_json_array_sent_as_the_nhs_feed_is_held_not_quarantined_line_by_line(
     assert _quarantined() == []
 
 
+def test_a_victim_service_export_with_a_column_given_twice_is_held_not_read_from_the_empty_copy(
+    configured: str, tmp_path: Path
+) -> None:
+    vs = _generated(tmp_path, "victim_service")
+    lines = vs.read_bytes().split(b"\n")
+    # The export tool appended a second, empty "Victim Last Name" column.
+    vs.write_bytes(b"\n".join([lines[0] + b",Victim Last Name"] + [x + b"," if x else x for x in lines[1:]]))
+    [result] = run_files([vs], tmp_path)
+    assert (result.status, result.held_reason) == ("held", "duplicated columns: Victim Last Name")
+    assert result.received == result.held_rows > 0 and _quarantined() == []
+
+
 def test_dates_outside_a_sane_range_are_quarantined_and_routing_goes_on(configured: str, tmp_path: Path) -> None:
     police = _generated(tmp_path, "police_rms")
     header, *rows = list(csv.reader(io.StringIO(police.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("cp1252"))))

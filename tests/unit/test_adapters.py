@@ -336,6 +336,40 @@ def test_a_missing_required_header_holds_the_file_and_names_the_column(
     assert held.value.rows == 1
 
 
+@pytest.mark.parametrize(
+    ("writer", "extra", "named"),
+    [
+        (
+            lambda tmp: write_victim_service(tmp, [VICTIM_SERVICE_ROW, VICTIM_SERVICE_ROW]),
+            "Victim Last Name",
+            "Victim Last Name",
+        ),
+        (
+            lambda tmp: write_victim_service(tmp, [VICTIM_SERVICE_ROW, VICTIM_SERVICE_ROW]),
+            " date  REFERRED",
+            "Date Referred",
+        ),
+        (lambda tmp: write_police(tmp, [POLICE_ROW, POLICE_ROW]), "urn", "URN"),
+        (lambda tmp: write_police(tmp, [POLICE_ROW, POLICE_ROW]), "CrimeRef", "CrimeRef"),  # optional, but read
+    ],
+)
+def test_a_header_the_adapter_reads_given_twice_holds_the_file_and_names_it(
+    tmp_path: Path, writer: Callable[[Path], Path], extra: str, named: str
+) -> None:
+    path = writer(tmp_path)
+    ending = "\r\n" if "police" in path.name else "\n"
+    encoding = "cp1252" if "police" in path.name else "utf-8"
+    data = path.read_bytes()
+    bom = data[:3] if data.startswith(b"\xef\xbb\xbf") else b""
+    lines = data.removeprefix(bom).decode(encoding).split(ending)
+    # The export tool appended a second column of that name, empty: read last, it would replace the real one.
+    lines = [lines[0] + f",{extra}"] + [line + "," if line else line for line in lines[1:]]
+    path.write_bytes(bom + ending.join(lines).encode(encoding))
+    with pytest.raises(FileHeld) as held:
+        adapt(path)
+    assert (held.value.reason, held.value.rows) == (f"duplicated columns: {named}", 2)
+
+
 def test_a_missing_optional_header_is_noted_not_held(tmp_path: Path) -> None:
     adapted = adapt(write_police(tmp_path, [POLICE_ROW], drop="CrimeRef"))
     assert adapted.frame.iloc[0]["crime_ref"] is None
