@@ -51,11 +51,26 @@ def source_of(path: Path) -> Source | None:
 NO_ADAPTER = "no adapter for this file name"
 
 
+def records_as_named(path: Path) -> int | None:
+    """The records a file holds, read as the source its name gives but for case; None if it gives none.
+
+    A file held for its name is counted as it will be once renamed as agreed, not by its physical lines.
+    """
+    folded = path.name.lower()
+    for prefix, source in SOURCES_BY_PREFIX.items():
+        if folded.startswith(prefix):
+            try:
+                return len(ADAPTERS[source](path).frame)
+            except FileHeld as held:
+                return held.rows
+    return None
+
+
 def adapt(path: Path) -> AdaptedFile:
     """Map one inbox file onto the canonical frame, or raise FileHeld."""
     source = source_of(path)
     if source is None:
-        raise FileHeld(NO_ADAPTER)
+        raise FileHeld(NO_ADAPTER, rows=records_as_named(path))
     return ADAPTERS[source](path)
 
 

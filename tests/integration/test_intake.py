@@ -333,16 +333,19 @@ def test_a_misnamed_file_is_taken_in_when_it_comes_again_under_its_agreed_name(
 
     folder = inbox / DAY.isoformat()
     police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
+    records = len(adapt(police).frame)
     misnamed = police.rename(folder / police.name.upper())
     [held] = run_files([misnamed], tmp_path)
     assert held.held_reason == "no adapter for this file name" and held.batch_id is not None
+    # Its records are counted as its source reads them (not its physical lines): a rerun after renaming agrees.
+    assert held.received == held.held_rows == records
     assert run_files([misnamed], tmp_path)[0].status == "repeat"  # the same bytes under the same wrong name
     with wiring.engine().begin() as conn, pytest.raises(OperatorError, match="content or name"):
         release_batch(conn, held.batch_id, by="ops", reason="no", cipher=wiring.cipher())  # a rerun cannot help
     renamed = misnamed.rename(police)  # the agency sends the same bytes again, named as agreed
     [taken] = run_files([renamed], tmp_path)
     assert taken.status == "loaded" and taken.loaded > 0 and taken.batch_id == held.batch_id
-    assert taken.received == taken.loaded + taken.duplicates + taken.quarantined
+    assert taken.received == taken.loaded + taken.duplicates + taken.quarantined == held.received
     assert run_files([renamed], tmp_path)[0].status == "repeat"
 
 

@@ -604,6 +604,21 @@ def test_files_without_a_known_source_prefix_are_held(tmp_path: Path, name: str)
         adapt(path)
 
 
+def test_a_file_named_as_a_source_but_for_case_is_held_with_its_records_counted_as_that_source_reads_them(
+    tmp_path: Path,
+) -> None:
+    rows = [{**POLICE_ROW, "OfficerNotes": "first\nsecond"}, POLICE_ROW]  # 5 physical lines, 2 records
+    path = write_police(tmp_path, rows)
+    misnamed = path.rename(path.with_name(path.name.upper()))
+    with pytest.raises(FileHeld, match="no adapter for this file name") as held:
+        adapt(misnamed)
+    assert held.value.rows == 2
+    (tmp_path / "README.md").write_text("one\ntwo\n", encoding="utf-8")
+    with pytest.raises(FileHeld) as other:
+        adapt(tmp_path / "README.md")
+    assert other.value.rows is None  # no source's reader: the caller counts its lines
+
+
 def test_each_source_prefix_names_one_source() -> None:
     expected = {
         "police_rms_": Source.police_rms,
