@@ -184,16 +184,19 @@ def open_night(run_date: date, flow_run_id: str | None) -> int:
             raise OperatorError(f"another night started just now; the night of {run_date} was not started") from None
 
 
-ROUTING_COUNTS = ("routed", "tiers", "merged", "turned_away_for_capacity")
+# What a night's routing reports: counts, and the cases it opened (per queue and tier, the first references).
+ROUTING_KEYS = ("routed", "tiers", "merged", "turned_away_for_capacity", "opened", "case_refs")
 
 
-def routing_of_the_night(conn: Connection, night_run_id: int, run_date: date, counts: dict[str, Any]) -> dict[str, Any]:
-    """This run's routing counts, kept on its run row with the routing itself, plus those of the night's runs
+def routing_of_the_night(
+    conn: Connection, night_run_id: int, run_date: date, routing: dict[str, Any]
+) -> dict[str, Any]:
+    """This run's routing report, kept on its run row with the routing itself, with those of the night's runs
     that failed after routing since it last completed: each case is routed once, by whichever run got there,
     and the run that completes the night reports them, so `routed` over the nights sums to the cases."""
     n = NIGHT_RUNS.c
-    mine = {key: counts[key] for key in ROUTING_COUNTS}
-    # In the routing's transaction: a run killed after routing committed still has its counts on record.
+    mine = {key: routing[key] for key in ROUTING_KEYS}
+    # In the routing's transaction: a run killed after routing committed still has its report on record.
     conn.execute(update(NIGHT_RUNS).where(n.id == night_run_id).values(summary={"routing": mine}))
     last_completed_run = (
         select(func.coalesce(func.max(n.id), 0))
@@ -201,19 +204,29 @@ def routing_of_the_night(conn: Connection, night_run_id: int, run_date: date, co
         .scalar_subquery()
     )
     earlier = conn.execute(
-        select(n.summary).where(
-            n.run_date == run_date, n.status == "failed", n.id > last_completed_run, n.id < night_run_id
-        )
+        select(n.summary)
+        .where(n.run_date == run_date, n.status == "failed", n.id > last_completed_run, n.id < night_run_id)
+        .order_by(n.id)
     ).scalars()
-    total: dict[str, Any] = {key: dict(value) if isinstance(value, dict) else value for key, value in mine.items()}
-    for summary in earlier:
-        for key, value in ((summary or {}).get("routing") or {}).items():
-            if isinstance(value, dict):
-                for code, count in value.items():
-                    total[key][code] = total[key].get(code, 0) + count
-            else:
-                total[key] += value
-    return {key: dict(sorted(value.items())) if isinstance(value, dict) else value for key, value in total.items()}
+    total: dict[str, Any] = {}
+    for report in [*((summary or {}).get("routing") or {} for summary in earlier), mine]:  # the earliest first
+        _add(total, report)
+    return _sorted(total)
+
+
+def _add(total: dict[str, Any], more: dict[str, Any]) -> None:
+    """Add one report into another: counts summed, references listed after those before (nested by key)."""
+    for key, value in more.items():
+        if isinstance(value, dict):
+            _add(total.setdefault(key, {}), value)
+        elif isinstance(value, list):
+            total[key] = [*total.get(key, []), *value]
+        else:
+            total[key] = total.get(key, 0) + value
+
+
+def _sorted(report: dict[str, Any]) -> dict[str, Any]:
+    return {key: _sorted(value) if isinstance(value, dict) else value for key, value in sorted(report.items())}
 
 
 def mark_night_failed(night_run_id: int) -> None:

@@ -614,7 +614,7 @@ def route_referrals(run_date: date, actor: str, night_run_id: int) -> dict[str, 
             refresh_statistics(conn, ("referrals", "people"))
     with engine.begin() as conn:
         result = route(conn, policy=get_policy(), run_date=run_date, actor=actor)
-        counts = routing_of_the_night(conn, night_run_id, run_date, result.as_dict())
+        night = routing_of_the_night(conn, night_run_id, run_date, result.as_dict())
     get_run_logger().info(
         "routed %d new case(s): %s; %d joined an existing case; %d turned away for capacity; %d raised (serial)",
         sum(result.routed.values()),
@@ -623,4 +623,9 @@ def route_referrals(run_date: date, actor: str, night_run_id: int) -> dict[str, 
         result.turned_away_for_capacity,
         result.raised_for_serial,
     )
-    return result.as_dict() | counts
+    # The references a report shows, of tonight's runs together: the first of each queue and tier.
+    night["case_refs"] = {
+        queue: {tier: refs[:CASE_REFS_SHOWN] for tier, refs in tiers.items()}
+        for queue, tiers in night["case_refs"].items()
+    }
+    return result.as_dict() | night

@@ -6,6 +6,7 @@ import time
 from collections import Counter
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -17,6 +18,7 @@ from flows.nightly import night_summary, nightly
 from iasu import wiring
 from iasu.errors import OperatorError
 from models.types import utcnow
+from tasks import report
 from tasks.night import NIGHT_RUNS, last_completed, night_pulse, open_night, touch_night
 from tests.support import write_days
 
@@ -144,14 +146,26 @@ def test_a_night_that_failed_after_routing_is_reported_routed_by_the_rerun_that_
     assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()  # routed and committed, then failed
     assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()  # again: routes nothing new
     monkeypatch.undo()
+    reports: list[str] = []
+    real = report.night_markdown
+
+    def kept(*args: Any, **kwargs: Any) -> str:
+        reports.append(real(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(report, "night_markdown", kept)
     summary = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))
     again = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))  # nothing routed, nothing carried
+    k = Case.__table__.c  # type: ignore[attr-defined]
     with wiring.engine().connect() as conn:
-        cases = conn.execute(select(Case.__table__.c.queue, Case.__table__.c.tier)).all()  # type: ignore[attr-defined]
+        cases = conn.execute(select(k.queue, k.tier, k.case_ref)).all()
     assert len(cases) > 0 and night_runs() == [(D1, "failed"), (D1, "failed"), (D1, "completed"), (D1, "completed")]
-    assert summary["routed"] == dict(sorted(Counter(q for q, _ in cases).items()))
-    assert summary["tiers"] == dict(sorted(Counter(t for _, t in cases).items()))
-    assert again["routed"] == {} and again["tiers"] == {}
+    assert summary["routed"] == dict(sorted(Counter(c.queue for c in cases).items()))
+    assert summary["tiers"] == dict(sorted(Counter(c.tier for c in cases).items()))
+    # The completing run's report lists, under its cases opened, the cases its counts include.
+    opened = reports[0].split("## Cases opened")[1].split("\n## ")[0]
+    assert all(c.case_ref in opened for c in cases), opened
+    assert again["routed"] == {} and again["tiers"] == {} and "No new cases." in reports[1]
 
 
 def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
