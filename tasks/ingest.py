@@ -14,7 +14,7 @@ from typing import Any
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, Engine, select, update
+from sqlalchemy import Connection, Engine, and_, or_, select, update
 
 from expectations.derive import validation_frame
 from expectations.runner import NightValidator
@@ -95,10 +95,14 @@ def _previous(conn: Connection, sha256: str, run_date: date, file_name: str) -> 
     previous = _batch(conn, sha256)
     if previous is not None and previous["received"] > 0:
         return previous
-    # A file with no record kept under its bytes' hash alone, before such files had a key of their own.
+    keyed = _batch(conn, night_key(sha256, run_date, file_name))
+    if keyed is not None:
+        return keyed
+    # A file with no record kept under its bytes' hash alone, before such files had a key of their own
+    # (taken in again, insert_batch re-keys that batch).
     if previous is not None and (previous["run_date"], previous["file_name"]) == (run_date, file_name):
         return previous
-    return _batch(conn, night_key(sha256, run_date, file_name))
+    return None
 
 
 def _taken_over(previous: Any, file_name: str) -> bool:
@@ -180,8 +184,15 @@ def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_
     b = BATCHES.c
     # One batch per file's bytes, or per night and name for bytes with no record (the key is unique): bytes
     # taken in again after a hold (seen_before) take over the held or released batch.
+    # A batch of no-record bytes kept under their hash alone (before night keys) is taken over for its night
+    # and name, and re-keyed: one batch per file, never a second under the same key.
+    own = (
+        b.sha256 == key
+        if key == sha256
+        else or_(b.sha256 == key, and_(b.sha256 == sha256, b.run_date == run_date, b.file_name == counts.file))
+    )
     earlier = conn.execute(
-        select(b.id).where(b.sha256 == key, b.status.in_([BatchStatus.released, BatchStatus.held]))
+        select(b.id).where(own, b.status.in_([BatchStatus.released, BatchStatus.held])).order_by(b.id).limit(1)
     ).scalar_one_or_none()
     if earlier is not None:
         conn.execute(BATCHES.update().where(b.id == earlier).values(**values))

@@ -395,6 +395,45 @@ def test_each_night_an_export_job_fails_its_empty_file_is_held_and_told_but_a_re
     ]
 
 
+def test_a_no_record_file_released_under_its_bare_digest_is_taken_over_once_and_then_repeats(
+    configured: str, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from models.types import utcnow
+
+    folder = tmp_path / DAY.isoformat()
+    folder.mkdir()
+    police = folder / f"police_rms_{DAY.isoformat()}.csv"
+    write_days(tmp_path / "inbox", DAY, per_day=30, dirty=0.0, seed=3)
+    generated = next(p for p in input_files(tmp_path / "inbox", DAY) if p.name.startswith("police_rms"))
+    police.write_bytes(generated.read_bytes().split(b"\r\n")[0] + b"\r\n")  # the export job died after the header
+    batches = IngestBatch.__table__  # type: ignore[attr-defined]
+    # As a release before no-record files had keys of their own left it: kept under the bytes' digest alone.
+    with wiring.engine().begin() as conn:
+        conn.execute(
+            batches.insert().values(
+                run_date=DAY,
+                file_name=police.name,
+                source=None,
+                sha256=hashlib.sha256(police.read_bytes()).hexdigest(),
+                status="released",
+                held_reason="row count 0 below the lower limit",
+                received=0,
+                loaded=0,
+                duplicates=0,
+                quarantined=0,
+                held_rows=0,
+                created_at=utcnow(),
+            )
+        )
+    [first] = run_files([police], tmp_path)  # its night reruns once released: taken in
+    [second] = run_files([police], tmp_path)  # and again: the same batch, a repeat
+    assert first.status == "loaded" and (second.status, second.batch_id) == ("repeat", first.batch_id)
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(batches.c.status)).scalars().all() == ["loaded"]  # one batch, re-keyed
+
+
 def test_a_header_only_export_far_below_its_usual_size_is_held_though_the_same_header_came_before(
     configured: str, tmp_path: Path
 ) -> None:
