@@ -333,6 +333,27 @@ def resolve_quarantine(conn: Connection, *, batch_id: int, now: datetime) -> int
     return conn.execute(stmt).rowcount or 0
 
 
+def resolve_quarantined_keys(
+    conn: Connection, *, source: str, keys: Iterable[str], before_batch: int, now: datetime
+) -> int:
+    """Close the source's open entries of earlier batches kept under these keys: what they were for has arrived."""
+    q = QUARANTINE.c
+    wanted = sorted(set(keys))
+    if not wanted:
+        return 0
+    stmt = (
+        update(QUARANTINE)
+        .where(
+            q.status == QuarantineStatus.open,
+            q.source == source,
+            q.batch_id < before_batch,
+            one_of(conn, q.source_ref, wanted),
+        )
+        .values(status=QuarantineStatus.resolved, resolved_at=now)
+    )
+    return conn.execute(stmt).rowcount or 0
+
+
 @dataclass(frozen=True)
 class QuarantinedRow:
     """A failed row: where it was, why, and its raw text (encrypted before storing)."""

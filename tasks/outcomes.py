@@ -27,13 +27,13 @@ from models.types import utcnow
 from rules.cadence import rescheduled, retry_after_no_answer
 from rules.calendar import calendars, iso_datetime, iso_day
 from rules.clock import end_of_day
-from rules.codes import CaseStatus, ContactStatus, Force
+from rules.codes import CaseStatus, ContactKind, ContactStatus, Force
 from rules.policy import Policy
 from tasks import audit
 from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, copy_insert_returning, one_of, update_rows
 from tasks.ingest import BATCHES, FileCounts, hold_unread, insert_batch, record_held, seen_before
-from tasks.load import QuarantinedRow, quarantine
+from tasks.load import QuarantinedRow, quarantine, resolve_quarantined_keys
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
@@ -44,6 +44,7 @@ REQUIRED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome")
 OUTCOMES_KNOWN = ("completed", "attempted_no_answer", "refused", "rescheduled")
 SOURCE = "contacts"
 CASE_REF = re.compile(r"^[A-Z]{2,3}-\d{4}-\d{6}$")
+KINDS = frozenset(k.value for k in ContactKind)
 
 
 @dataclass(frozen=True)
@@ -66,6 +67,7 @@ class OutcomeResult:
     applied: int = 0
     duplicates: int = 0
     rejected: dict[int, str] = field(default_factory=dict)  # index in the input -> reason
+    applied_at: set[int] = field(default_factory=set)  # indexes in the input of the reports applied
     completed: int = 0
     touched_cases: set[int] = field(default_factory=set)
 
@@ -197,12 +199,20 @@ def record_outcomes(
             )
         )
         result.applied += 1
+        result.applied_at.add(i)
         result.touched_cases.add(case.id)
     # Set-based: a feed reports a day's contacts at once, thousands at national scale.
     update_rows(conn, CONTACTS, "id", updates.values())
     update_rows(conn, OUTCOMES, "id", links)
     copy_insert(conn, AUDIT, events)
     return result
+
+
+def entry_key(case_ref: str | None, kind: str | None) -> str | None:
+    """A contacts-feed quarantine entry's key: its case and contact kind (neither personal), if both read."""
+    if case_ref and CASE_REF.fullmatch(case_ref) and kind in KINDS:
+        return f"{case_ref}:{kind}"
+    return None
 
 
 def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
@@ -363,16 +373,24 @@ def ingest_contacts_path(
             reasons[reports[position].line_no or 0] = [reason]
         raw_of = dict(zip(unique["line_no"], unique["raw"], strict=True))
         ref_of = {
-            n: ref
-            for n, ref in zip(unique["line_no"], unique["case_ref"], strict=True)
-            if ref and CASE_REF.fullmatch(ref)
+            n: key
+            for n, ref, kind in zip(unique["line_no"], unique["case_ref"], unique["kind"], strict=True)
+            if (key := entry_key(ref, kind))
         }
         rejects = [
             QuarantinedRow(line_no=n, source_ref=ref_of.get(n), reasons=names, raw=str(raw_of.get(n, "")))
             for n, names in sorted(reasons.items())
         ]
+        now = utcnow()
         counts.quarantined, already = quarantine(
-            conn, rejects, batch_id=batch_id, source=SOURCE, cipher=cipher, index=index, now=utcnow()
+            conn, rejects, batch_id=batch_id, source=SOURCE, cipher=cipher, index=index, now=now
+        )
+        # An outcome applied now closes the earlier files' entries of its case's contact of that kind: a
+        # corrected row resolves its quarantine entry. (A file's own bad rows stay open beside its good ones:
+        # a resend of it is then all duplicates, as any resent feed.)
+        corrected = (entry_key(reports[i].case_ref, reports[i].kind) for i in applied.applied_at)
+        counts.quarantine_resolved = resolve_quarantined_keys(
+            conn, source=SOURCE, keys=[k for k in corrected if k], before_batch=batch_id, now=now
         )
         counts.duplicates += already
         counts.loaded = applied.applied

@@ -173,6 +173,21 @@ def _quarantined() -> dict[int, tuple[list[str], str | None]]:
         }
 
 
+def test_a_row_resent_corrected_resolves_its_quarantine_entry(contacts: dict[str, int], tmp_path: Path) -> None:
+    feed = tmp_path / f"contacts_{RUN.isoformat()}.csv"
+    # A typo in one row (its contact's entry), and a bad row for the other case that nothing corrects.
+    feed.write_text(HEADER + _row(FIRST, outcome="complete") + "\n" + _row(SECOND, when="2026-13-01T10:00") + "\n")
+    validator = NightValidator(tmp_path / "docs")
+    assert _ingest(feed, validator).quarantined == 2
+    feed.write_text(HEADER + _row(FIRST) + "\n", encoding="utf-8")  # the first, corrected, in the next file
+    resent = _ingest(feed, validator)
+    assert (resent.loaded, resent.quarantine_resolved) == (1, 1)
+    with wiring.engine().connect() as conn:
+        entries = conn.execute(select(QUARANTINE.c.source_ref, QUARANTINE.c.status).order_by(QUARANTINE.c.id)).all()
+    assert [tuple(e) for e in entries] == [(f"{FIRST}:{KIND}", "resolved"), (f"{SECOND}:{KIND}", "open")]
+    assert _ingest(feed, validator).quarantine_resolved == 0  # the same file again: a repeat, nothing more
+
+
 CR_CELL = _row(FIRST, by="CH-UNI\r01")
 # Quoted cells over two lines that end alike: two records, not one record and its repeat.
 ALIKE_1, ALIKE_2 = _row(FIRST, by='"CH-UNI-01\nnight shift"'), _row(SECOND, by='"CH-UNI-02\nnight shift"')
