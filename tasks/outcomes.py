@@ -238,6 +238,10 @@ def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
     missing = [c for c in REQUIRED_COLUMNS if c not in header]
     if missing:
         raise FileHeld(f"missing column(s): {', '.join(missing)}", rows=sum(1 for _ in found))
+    # As in the referral feeds: which of two columns of one name carries the outcome is anybody's guess.
+    doubled = [name for name in FEED_COLUMNS if header.count(name) > 1]
+    if doubled:
+        raise FileHeld(f"duplicated columns: {', '.join(doubled)}", rows=sum(1 for _ in found))
     position = {name: header.index(name) for name in FEED_COLUMNS if name in header}
     rows: list[dict[str, Any]] = []
     for record in found:

@@ -300,6 +300,21 @@ def test_a_feed_whose_lines_end_in_cr_alone_is_held_with_its_records_counted(
     assert counts.held_reason == "lines end in CR alone: export with LF or CRLF endings"
 
 
+def test_a_feed_with_a_column_given_twice_is_held_with_its_records_counted(
+    contacts: dict[str, int], tmp_path: Path
+) -> None:
+    feed = tmp_path / "contacts_2026-10-20.csv"
+    feed.write_text(HEADER.strip() + ",Outcome \n" + f"{_row(FIRST)},refused\n{_row(SECOND)},\n", encoding="utf-8")
+    counts = _ingest(feed, NightValidator(tmp_path / "docs"))
+    assert (counts.status, counts.held_reason, counts.received, counts.held_rows) == (
+        "held",
+        "duplicated columns: outcome",
+        2,
+        2,
+    )
+    assert _contact(contacts[FIRST])["status"] == "pending"
+
+
 def test_a_feed_that_cannot_be_read_is_held_with_none_counted(
     contacts: dict[str, int], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
