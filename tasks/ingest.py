@@ -186,10 +186,11 @@ def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_
     # taken in again after a hold (seen_before) take over the held or released batch.
     # A batch of no-record bytes kept under their hash alone (before night keys) is taken over for its night
     # and name, and re-keyed: one batch per file, never a second under the same key.
-    own = (
-        b.sha256 == key
-        if key == sha256
-        else or_(b.sha256 == key, and_(b.sha256 == sha256, b.run_date == run_date, b.file_name == counts.file))
+    own = or_(
+        b.sha256 == key,
+        # The same night's file held as unreadable, now read: one batch for the file, not one left held for ever.
+        b.sha256 == night_key(UNREAD, run_date, counts.file),
+        *([] if key == sha256 else [and_(b.sha256 == sha256, b.run_date == run_date, b.file_name == counts.file)]),
     )
     earlier = conn.execute(
         select(b.id).where(own, b.status.in_([BatchStatus.released, BatchStatus.held])).order_by(b.id).limit(1)

@@ -274,6 +274,10 @@ def test_an_inbox_file_that_cannot_be_read_is_held_and_the_night_goes_on(
     monkeypatch.undo()  # mended: the file is taken in
     [taken] = run_files(paths[:1], tmp_path)
     assert taken.status == "loaded" and taken.loaded > 0
+    batches = IngestBatch.__table__  # type: ignore[attr-defined]
+    with wiring.engine().connect() as conn:  # one batch for the file, taken over: none left held for ever
+        kept = conn.execute(select(batches.c.id, batches.c.status).where(batches.c.file_name == locked.name)).all()
+    assert [tuple(b) for b in kept] == [(results[0].batch_id, "loaded")]
 
 
 def held_surge(tmp_path: Path) -> tuple[Path, date, list[FileCounts]]:
