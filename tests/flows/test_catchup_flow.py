@@ -32,6 +32,11 @@ def night_runs() -> list[tuple[date, str]]:
         return [(r.run_date, r.status) for r in rows]
 
 
+def broken(*args: object) -> None:
+    """A stage failing part way, as a bug or a lost database would make it."""
+    raise RuntimeError("stage failed")
+
+
 def watermark() -> date | None:
     with wiring.engine().connect() as conn:
         return last_completed(conn)
@@ -112,9 +117,6 @@ def test_a_night_that_fails_part_way_is_marked_failed_and_the_next_can_start(
     inbox = tmp_path / "inbox"
     write_days(inbox, D1, per_day=5, dirty=0.0, seed=3)
 
-    def broken(*args: object) -> None:
-        raise RuntimeError("routing failed")
-
     def interrupted(*args: object) -> None:
         raise KeyboardInterrupt
 
@@ -138,10 +140,6 @@ def test_a_night_that_failed_after_routing_is_reported_routed_by_the_rerun_that_
 
     inbox = tmp_path / "inbox"
     write_days(inbox, D1, per_day=10, dirty=0.0, seed=3)
-
-    def broken(*args: object) -> None:
-        raise RuntimeError("scheduling failed")
-
     monkeypatch.setattr("flows.nightly.schedule_contacts", broken)
     assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()  # routed and committed, then failed
     assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()  # again: routes nothing new
