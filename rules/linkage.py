@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from datetime import date
 
 _NOT_LETTER = re.compile(r"[^a-z]+")
+_NAME_LETTERS = frozenset({"Ll", "Lu", "Lt", "Lo"})  # Unicode letter categories but Lm (modifiers, such as ʼ)
 _PNC = re.compile(r"[^0-9A-Z]+")
 # A police national computer id: year of the record (two digits or four), serial, check letter;
 # "26/123456A", "2026/0123456A" and "26/0123456a" are one id.
@@ -27,19 +28,20 @@ def normalise_name(forename: str | None, surname: str | None) -> str:
 
 
 def normalise_name_part(text: str | None) -> str:
-    """One name part (a forename or a surname) as its letters a-z alone, case and accents folded."""
+    """One name part (a forename or a surname) as its letters alone, of any script, case and accents folded."""
+    # Systems write what joins the pieces of a name differently (O'Brien, O´Brien, OʼBrien, O Brien, OBrien;
+    # Smith-Jones, Smith–Jones, Smith Jones; Mary Ann, Maryann), and each spelling would be another blind
+    # index, so a missed link: no apostrophe, dash or space of any kind is kept, only the letters.
     text = text or ""
     if text.isascii():
         # Nothing to fold: ASCII is its own NFKD form and casefolds to lower case. Most names are ASCII,
         # and intake normalises every name of a night, so skipping the Unicode passes is worth it.
-        letters = text.lower()
-    else:
-        folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
-        letters = "".join(ch for ch in folded if not unicodedata.combining(ch))
-    # Systems write what joins the pieces of a name differently (O'Brien, O´Brien, OʼBrien, O Brien, OBrien;
-    # Smith-Jones, Smith–Jones, Smith Jones; Mary Ann, Maryann), and each spelling would be another blind
-    # index, so a missed link: no apostrophe, dash or space of any kind is kept, only the letters.
-    return _NOT_LETTER.sub("", letters)
+        return _NOT_LETTER.sub("", text.lower())
+    folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
+    # Letters of every script: a name written in Cyrillic or Greek is a name, and kept only a-z it would
+    # vanish (no key, so no link) or leave the surname alone as the key (two people linked as one).
+    # Accents (combining marks) go, and modifier letters (ʼ) join as apostrophes do.
+    return "".join(ch for ch in folded if unicodedata.category(ch) in _NAME_LETTERS)
 
 
 def name_dob_key(forename: str | None, surname: str | None, dob: date | None) -> str | None:

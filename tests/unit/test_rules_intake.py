@@ -32,6 +32,12 @@ from rules.linkage import _FOLD, name_dob_key, name_dob_keys, normalise_name, no
         ("Ludwig van", "Beethoven", "ludwigvanbeethoven"),  # systems split a name differently
         ("Ludwig", "van Beethoven", "ludwigvanbeethoven"),
         (None, None, ""),
+        # Letters of every script are a name's letters: kept a-z only, these had no key, or the surname's alone.
+        ("Иван", "Петров", "иванпетров"),
+        ("ИВАН", "ПЕТРОВ", "иванпетров"),
+        ("Γιώργος", "Παπαδόπουλος", "γιωργοσπαπαδοπουλοσ"),  # accent dropped, final sigma folded
+        ("محمد", "علي", "محمدعلي"),
+        ("Анна", "Smith", "аннаsmith"),
     ],
 )
 def test_names_normalise_across_spellings(forename: str | None, surname: str | None, expected: str) -> None:
@@ -77,6 +83,7 @@ def test_every_spelling_of_one_name_part_is_one_key(written: str | None, expecte
         (("Jo", "Smith-Jones"), ("Jo", "Smith-Jonas")),
         (("Ann", "Lee"), ("Ann", "Leigh")),
         (("Lee", "Ann"), ("Ann", "Lee")),
+        (("Анна", "Smith"), ("Ольга", "Smith")),  # two people, not one surname
     ],
 )
 def test_two_different_names_still_differ(one: tuple[str, str], other: tuple[str, str]) -> None:
@@ -90,6 +97,7 @@ def test_name_dob_key_needs_both_name_and_date_of_birth() -> None:
     assert name_dob_key("Ann", "Lee", None) is None
     assert name_dob_key(None, None, date(1990, 1, 2)) is None
     assert name_dob_key("-", "\u2019", date(1990, 1, 2)) is None  # separators alone name nobody
+    assert name_dob_key("Иван", "Петров", date(1990, 1, 2)) == "иванпетров|1990-01-02"
 
 
 def test_the_ascii_shortcut_of_normalise_name_skips_only_passes_that_change_nothing() -> None:
