@@ -140,7 +140,8 @@ def risk_tier(facts: ReferralFacts, history: LinkedHistory, policy: Policy) -> t
             tier = new
         elif history.earlier_referrals >= policy.linkage.repeat_raise_after:
             new = _raise(tier)
-            reasons.append(Reason("repeat_perpetrator", f"{text}: raised to {new.value}", link))
+            said = f"raised to {new.value}" if new is not tier else f"already {tier.value}"
+            reasons.append(Reason("repeat_perpetrator", f"{text}: {said}", link))
             tier = new
     return tier, reasons
 

@@ -93,6 +93,15 @@ def test_a_linked_history_raises_the_tier(sdash: int, history: LinkedHistory, ti
         assert reason.inputs == {"earlier_referrals": history.earlier_referrals, "other_victims": history.other_victims}
 
 
+def test_a_repeat_perpetrator_already_high_is_not_said_to_be_raised() -> None:
+    tier, reasons = risk_tier(facts(9), LinkedHistory(1, 0), POLICY)
+    said = next(r.text for r in reasons if r.rule == "repeat_perpetrator")
+    assert tier is Tier.high and said == "perpetrator linked to 1 earlier referral, 0 other victims: already high"
+    assert next(
+        r.text for r in risk_tier(facts(0), LinkedHistory(1, 0), POLICY)[1] if r.rule == "repeat_perpetrator"
+    ).endswith(": raised to medium")
+
+
 @pytest.mark.parametrize(
     ("history", "sentence"),
     [
