@@ -243,7 +243,7 @@ def close_case(
 
 
 def queue_list(conn: Connection, *, queue: Queue | None, force: str | None) -> dict[str, list[dict[str, Any]]]:
-    """Open cases in priority order; for the unit, also high-risk partner cases turned away for capacity."""
+    """Open cases in priority order; for the unit, also the partner cases its capacity turned away."""
     c = CASES.c
     columns = (c.case_ref, c.force, c.tier, c.queue, c.opened_on, c.turned_away_for_capacity, c.assigned_staff_id)
     stmt = select(*columns).where(c.status == CaseStatus.open).order_by(*MOST_URGENT_FIRST)
@@ -255,7 +255,9 @@ def queue_list(conn: Connection, *, queue: Queue | None, force: str | None) -> d
     if queue is Queue.unit:
         turned = (
             select(*columns)
-            .where(c.status == CaseStatus.open, c.turned_away_for_capacity, c.tier == Tier.high.value)
+            # Every case the unit's criteria took and its capacity turned away, whatever its tier: the policy
+            # may take medium cases with some markers (take_markers_at_medium), and those are pulled in too.
+            .where(c.status == CaseStatus.open, c.turned_away_for_capacity, c.queue != Queue.unit.value)
             .order_by(c.opened_on, c.case_ref)
         )
         if force is not None:

@@ -42,11 +42,15 @@ def events(action: str) -> list[dict[str, Any]]:
         return [dict(r) for r in conn.execute(select(AUDIT).where(AUDIT.c.action == action)).mappings()]
 
 
-def test_the_unit_queue_lists_high_risk_cases_turned_away_and_an_override_pulls_one_in(routed: dict[str, Any]) -> None:
+def test_the_unit_queue_lists_every_case_turned_away_and_an_override_pulls_one_in(routed: dict[str, Any]) -> None:
     listed = json.loads(iasu("queue", "list", "--queue", "unit", "--json").stdout)
     assert listed["cases"] and all(c["queue"] == "unit" for c in listed["cases"])
     turned = listed["turned_away_for_capacity"]
-    assert turned and all(c["tier"] == "high" and c["queue"] != "unit" for c in turned)
+    assert turned and all(c["queue"] != "unit" for c in turned)
+    # Every tier the unit's criteria take (medium with a marker the policy names, too), as routing flagged them.
+    everything = json.loads(iasu("queue", "list", "--json").stdout)["cases"]
+    flagged = sorted(c["case_ref"] for c in everything if c["turned_away_for_capacity"])
+    assert sorted(c["case_ref"] for c in turned) == flagged and {c["tier"] for c in turned} == {"high", "medium"}
     ref = turned[0]["case_ref"]
 
     out = iasu("case", "override", ref, "--queue", "unit", "--by", "DS Example", "--reason", "ZZREASONMARKER pull in")
