@@ -207,6 +207,13 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         f"duplicates {summary['duplicates']}, quarantined {summary['quarantined']}, "
         f"held {summary['held_rows']} in {summary['held_files']} file(s)"
     )
+    feed = summary.get("contacts_feed")
+    if feed and feed["files"]:  # the feed's own totals: the line above counts the referral files alone
+        typer.echo(
+            f"  contacts feed: received {feed['received']}, applied {feed['applied']}, "
+            f"duplicates {feed['duplicates']}, quarantined {feed['quarantined']}, "
+            f"held {feed['held_rows']} in {feed['held_files']} file(s)"
+        )
     for f in summary.get("file_counts", []):
         typer.echo(
             f"  {f['file']}: {f['status']}, received {f['received']}, loaded {f['loaded']}, "
@@ -738,7 +745,9 @@ def alert_dispatch(as_json: JsonOption = False) -> None:
     from tasks.notify import drain, notifier_from_settings
 
     engine = _read_engine()
-    result = drain(engine, notifier_from_settings(typer.echo), get_policy())
+    # With --json, stdout is the one JSON object: a dry run's messages are shown on stderr instead.
+    show = (lambda text: typer.echo(text, err=True)) if as_json else typer.echo
+    result = drain(engine, notifier_from_settings(show), get_policy())
     if as_json:
         typer.echo(json.dumps(result.as_dict()))
     else:

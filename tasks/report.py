@@ -35,6 +35,14 @@ def night_markdown(
         f"(in {summary['held_files']} held file(s)).",
         "",
     ]
+    feed = summary.get("contacts_feed")
+    if feed and feed["files"]:  # its own totals: the line above counts the referral files alone
+        lines[-1:-1] = [
+            "",
+            f"Contacts feed received **{feed['received']}**: applied {feed['applied']}, "
+            f"duplicates {feed['duplicates']}, quarantined {feed['quarantined']}, held {feed['held_rows']} "
+            f"(in {feed['held_files']} held file(s)).",
+        ]
     if not files:
         lines.append("Nothing was received for this date (no inbox folder or no files in it).")
     else:
@@ -83,7 +91,7 @@ def night_markdown(
             lines.append(
                 f"No eligible worker for {summary['unassigned_count']} case(s): "
                 + ", ".join(summary["unassigned"][:CASE_REFS_SHOWN])
-                + " (an ops alert is queued for each)."
+                + " (counted in one ops alert tonight)."
             )
         for queue, rows in sorted((due or {}).items()):
             lines += ["", f"Due today in {queue}:", "", "| case | kind | due | worker |", "|---|---|---|---|"]

@@ -207,6 +207,20 @@ def test_a_missed_contact_alert_still_waiting_when_its_case_closes_is_withdrawn_
     assert REF not in out.output
 
 
+def test_alert_dispatch_json_prints_one_json_object_on_stdout_in_a_dry_run(configured: str) -> None:
+    from tasks.monitor import monitor
+
+    staff("CH-UNI-01", "unit")
+    a_case("unit", date(2026, 11, 2))
+    with wiring.engine().begin() as conn:
+        assert monitor(conn, policy=get_policy(), run_date=date(2026, 11, 10), timezone=TZ).queued >= 1
+
+    out = runner.invoke(app, ["alert", "dispatch", "--json"])
+
+    assert out.exit_code == 0 and json.loads(out.stdout)["dry_run"] >= 1  # the whole of stdout is the object
+    assert "[dry run]" in out.stderr  # the messages themselves are still shown
+
+
 def test_a_missed_contact_alert_whose_deadline_moved_before_it_went_is_withdrawn(configured: str) -> None:
     """Slack was down when the first contact was missed; the advocate then tried and got no answer, which
     moves the deadline: the old miss is not told, and the new deadline, if missed, has its own alert."""

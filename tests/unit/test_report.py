@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tasks.report import CASE_REFS_SHOWN, night_markdown
 
 SUMMARY = {"run_date": "2026-11-02", "received": 0, "loaded": 0, "duplicates": 0, "quarantined": 0}
@@ -42,3 +44,44 @@ def test_the_night_counts_every_held_file_even_an_empty_one_and_a_repeat_of_one(
     summary = summarise(date(2026, 11, 2), [f.as_dict() for f in files])
 
     assert (summary["held_files"], summary["held_rows"], summary["repeat_files"]) == (2, 5, 1)
+
+
+def test_the_contacts_feed_has_its_own_totals_beside_the_referrals() -> None:
+    from datetime import date
+
+    from tasks.ingest import FileCounts
+    from tasks.night import summarise
+
+    referrals = [FileCounts(file="police_rms_2026-11-02.csv", source="police_rms", status="loaded", received=20)]
+    referrals[0].loaded = 20
+    feed = FileCounts(
+        file="contacts_2026-11-02.csv", source="contacts", status="held", received=1, held_rows=1, held_reason="x"
+    )
+    files = [f.as_dict() for f in referrals]
+    summary = summarise(date(2026, 11, 2), files)
+    summary["contacts_feed"] = summarise(date(2026, 11, 2), [feed.as_dict()]) | {"applied": 0}
+    text = night_markdown(summary, [*files, feed.as_dict()], None, {}, {})
+    assert "Received **20**: loaded 20" in text
+    assert "Contacts feed received **1**: applied 0, duplicates 0, quarantined 0, held 1 (in 1 held file(s))." in text
+    assert "Contacts feed" not in night_markdown(
+        SUMMARY | {"contacts_feed": summarise(date(2026, 11, 2), [])}, [], None
+    )
+
+
+def test_cases_no_worker_could_take_are_said_to_be_counted_in_one_ops_alert() -> None:
+    summary = SUMMARY | {"completed": 0, "scheduled": 0, "due_today": 0, "open_contacts": 3}
+    summary |= {"unassigned_count": 2, "unassigned": ["CH-2026-000001", "CH-2026-000002"]}
+    text = night_markdown(summary, [], None, {}, {})
+    assert (
+        "No eligible worker for 2 case(s): CH-2026-000001, CH-2026-000002 (counted in one ops alert tonight)." in text
+    )
+
+
+def test_the_command_line_summary_gives_the_contacts_feed_its_own_line(capsys: pytest.CaptureFixture[str]) -> None:
+    from iasu.cli import _print_summary
+
+    feed = {"files": 1, "received": 1, "applied": 0, "duplicates": 0, "quarantined": 0, "held_rows": 1}
+    _print_summary(SUMMARY | {"contacts_feed": feed | {"held_files": 1}}, as_json=False)
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "2026-11-02: received 0, loaded 0, duplicates 0, quarantined 0, held 0 in 0 file(s)"
+    assert lines[1] == "  contacts feed: received 1, applied 0, duplicates 0, quarantined 0, held 1 in 1 file(s)"
