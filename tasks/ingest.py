@@ -292,11 +292,12 @@ def ingest_path(
     failed_mask = unique["line_no"].map(lambda n: bool(verdicts.reasons(int(n)))).astype(bool)
     failed, accepted = unique[failed_mask], unique[~failed_mask]
     well_formed = re.compile(adapted.source_ref_pattern)
+    # A last record cut off is unread, but a reference read whole from it finds the complete record resent.
+    cut = adapted.cut_refs
     rejects = [
-        # The reference is kept in the clear only when it is one: a misplaced cell could hold anything.
         QuarantinedRow(
             line_no=int(n),
-            source_ref=ref if ref and well_formed.fullmatch(ref) else None,
+            source_ref=_kept_ref(ref if ref is not None else cut.get(int(n)), well_formed),
             reasons=verdicts.reasons(int(n)),
             raw=raw,
         )
@@ -333,6 +334,11 @@ def ingest_path(
         )
     counts.stage_seconds["load"] = time.perf_counter() - clock
     return counts
+
+
+def _kept_ref(ref: str | None, well_formed: re.Pattern[str]) -> str | None:
+    """A quarantined row's reference, kept in the clear only when it is one: a misplaced cell could hold anything."""
+    return ref if ref and well_formed.fullmatch(ref) else None
 
 
 def record_held(

@@ -218,7 +218,7 @@ def entry_key(case_ref: str | None, kind: str | None) -> str | None:
 def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
     """Read a contacts feed (UTF-8 CSV, header FEED_COLUMNS) into rows with validation flags."""
     from tasks.adapters.canonical import FileHeld, read_bytes
-    from tasks.adapters.csv_feed import UTF8_BOM, hold_cr_only, records
+    from tasks.adapters.csv_feed import UTF8_BOM, hold_cr_only, records, whole_cells
 
     data = read_bytes(path)
     body = data.removeprefix(UTF8_BOM)
@@ -248,15 +248,22 @@ def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
         # A line of only commas is a record with every field empty: counted, and quarantined by the suite.
         values = record.fields if record.fields is not None and len(record.fields) == len(header) else None
         get = {name: (values[idx].strip() or None) if values else None for name, idx in position.items()}
+        # A last record cut off is unread; its case and kind, if read whole, still key its quarantine entry.
+        whole = [] if values else whole_cells(record, len(header))
+        case_at, kind_at = position["case_ref"], position["kind"]
+        cut_key = (
+            entry_key(whole[case_at].strip(), whole[kind_at].strip()) if max(case_at, kind_at) < len(whole) else None
+        )
         rows.append(
             {
                 "line_no": record.line_no,
                 "raw": record.raw,
                 "parse_ok": values is not None,
                 **{n: get.get(n) for n in FEED_COLUMNS},
+                "cut_key": cut_key,
             }
         )
-    frame = pd.DataFrame.from_records(rows, columns=["line_no", "raw", "parse_ok", *FEED_COLUMNS])
+    frame = pd.DataFrame.from_records(rows, columns=["line_no", "raw", "parse_ok", *FEED_COLUMNS, "cut_key"])
     return frame.astype(object).where(frame.notna(), None)
 
 
@@ -378,8 +385,10 @@ def ingest_contacts_path(
         raw_of = dict(zip(unique["line_no"], unique["raw"], strict=True))
         ref_of = {
             n: key
-            for n, ref, kind in zip(unique["line_no"], unique["case_ref"], unique["kind"], strict=True)
-            if (key := entry_key(ref, kind))
+            for n, ref, kind, cut in zip(
+                unique["line_no"], unique["case_ref"], unique["kind"], unique["cut_key"], strict=True
+            )
+            if (key := entry_key(ref, kind) or cut)
         }
         rejects = [
             QuarantinedRow(line_no=n, source_ref=ref_of.get(n), reasons=names, raw=str(raw_of.get(n, "")))

@@ -107,6 +107,9 @@ class AdaptedFile:
     frame: pd.DataFrame  # exactly COLUMNS, one row per input record
     source_ref_pattern: str  # regular expression a well-formed source_ref matches
     notes: list[str] = field(default_factory=list)  # non-personal remarks for the run summary
+    # line_no -> source_ref read whole from a last record cut off (a truncated upload), which the frame leaves
+    # unread: kept on its quarantine entry so the complete record, sent again, resolves it.
+    cut_refs: dict[int, str | None] = field(default_factory=dict)
 
 
 def empty_row(line_no: int, raw: str) -> dict[str, object]:

@@ -17,7 +17,7 @@ from typing import NamedTuple
 from rules.codes import Source
 from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns, read_bytes
 from tasks.adapters.mapping import canonical_columns
-from tasks.adapters.normalise import DateFormat, Labels, label_key
+from tasks.adapters.normalise import DateFormat, Labels, label_key, reference
 from tasks.collector import gc_paused
 
 UTF8_BOM = b"\xef\xbb\xbf"
@@ -74,6 +74,16 @@ class Record(NamedTuple):
     raw: str  # without its final line ending
     fields: list[str] | None
     terminated: bool  # False only for a last record cut off before its line ending
+
+
+def whole_cells(record: Record, width: int) -> list[str]:
+    """The cells read whole from a last record cut off before its line ending: every cell but its last.
+
+    Empty for any other record: one of the wrong width may have its cells shifted, so none is trusted.
+    """
+    if record.terminated or record.fields is None or len(record.fields) > width:
+        return []
+    return record.fields[:-1]
 
 
 def physical_lines(text: str) -> list[str]:
@@ -150,12 +160,16 @@ def adapt_csv(path: Path, feed: CsvFeed) -> AdaptedFile:
     raw: list[str] = []
     parse_ok: list[bool] = []
     cells: list[Sequence[str | None]] = []
+    ref_at = position.get(label_key(next(name for name, column in feed.columns if column == "source_ref")))
+    cut_refs: dict[int, str | None] = {}
     for record in found:
         ok = record.fields is not None and len(record.fields) == width and record.terminated
         line_no.append(record.line_no)
         raw.append(record.raw)
         parse_ok.append(ok)
         cells.append(record.fields if ok and record.fields is not None else unread)
+        if not ok and ref_at is not None and ref_at < len(whole := whole_cells(record, width)):
+            cut_refs[record.line_no] = reference(whole[ref_at])
     by_position = list(zip(*cells, strict=True)) if cells else [() for _ in names]
     columns = canonical_columns(
         {name: values for name, values in zip(names, by_position, strict=True) if name},
@@ -174,6 +188,7 @@ def adapt_csv(path: Path, feed: CsvFeed) -> AdaptedFile:
         frame=frame_from_columns(columns),
         source_ref_pattern=feed.source_ref_pattern,
         notes=notes,
+        cut_refs=cut_refs,
     )
 
 

@@ -10,7 +10,7 @@ from rules.codes import SDASH_COLUMNS, Behaviour, Force, Marker, ReferringAgency
 from tasks.adapters.canonical import AdaptedFile, FileHeld, frame_from_columns, read_bytes
 from tasks.adapters.csv_feed import UTF8_BOM
 from tasks.adapters.mapping import canonical_columns
-from tasks.adapters.normalise import ISO_DATE, Labels, label_lookup, text
+from tasks.adapters.normalise import ISO_DATE, Labels, label_lookup, reference, text
 from tasks.collector import gc_paused
 
 SOURCE = Source.nhs_trust
@@ -213,6 +213,45 @@ def fields(record: dict[str, object]) -> tuple[object, ...]:
     )
 
 
+_DECODER = json.JSONDecoder()
+
+
+def _skip(line: str, at: int) -> int:
+    """The position of the first character from `at` on that is not JSON whitespace."""
+    while at < len(line) and line[at] in " \t\r\n":
+        at += 1
+    return at
+
+
+def whole_members(line: str) -> dict[str, object]:
+    """The top-level members read whole from the start of a JSON object cut off (a truncated upload).
+
+    A member counts only once the comma or brace after it is read: a number or a nested value cut short can
+    look complete.
+    """
+    found: dict[str, object] = {}
+    at = _skip(line, 0)
+    if not line.startswith("{", at):
+        return found
+    at += 1
+    try:
+        while True:
+            key, at = _DECODER.raw_decode(line, _skip(line, at))
+            at = _skip(line, at)
+            if not isinstance(key, str) or not line.startswith(":", at):
+                return found
+            value, at = _DECODER.raw_decode(line, _skip(line, at + 1))
+            at = _skip(line, at)
+            if not line.startswith((",", "}"), at):
+                return found
+            found[key] = value
+            if line.startswith("}", at):
+                return found
+            at += 1
+    except (ValueError, RecursionError):
+        return found
+
+
 @gc_paused
 def adapt(path: Path) -> AdaptedFile:
     """Map one NHS trust feed onto the canonical frame, or raise FileHeld."""
@@ -229,7 +268,9 @@ def adapt(path: Path) -> AdaptedFile:
     parse_ok: list[bool] = []
     values: list[tuple[object, ...]] = []
     present: set[str] = set()
-    for number, line in enumerate(content.split("\n"), start=1):
+    cut_refs: dict[int, str | None] = {}
+    lines = content.split("\n")
+    for number, line in enumerate(lines, start=1):
         if not line.strip():
             continue
         text_line = line.removesuffix("\r")
@@ -250,6 +291,9 @@ def adapt(path: Path) -> AdaptedFile:
             values.append(fields(record))
         else:
             values.append(_UNREAD)
+            # The last line, with no line ending after it: cut off by a truncated upload.
+            if number == len(lines) and isinstance(ref := whole_members(text_line).get("referralId"), str):
+                cut_refs[number] = reference(ref)
     # Not JSON Lines at all (one pretty-printed array, a CSV misnamed): each physical line would be quarantined
     # as a record of its own.
     if line_no and not any(parse_ok):
@@ -270,5 +314,9 @@ def adapt(path: Path) -> AdaptedFile:
         plain=False,
     )
     return AdaptedFile(
-        path=path, source=SOURCE, frame=frame_from_columns(columns), source_ref_pattern=SOURCE_REF_PATTERN
+        path=path,
+        source=SOURCE,
+        frame=frame_from_columns(columns),
+        source_ref_pattern=SOURCE_REF_PATTERN,
+        cut_refs=cut_refs,
     )

@@ -230,6 +230,25 @@ def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_p
     assert entry["status"] == "resolved" and entry["resolved_by_referral_id"] == referral_id
 
 
+def test_a_cut_off_upload_sent_again_complete_resolves_its_last_records_entry(configured: str, tmp_path: Path) -> None:
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
+    complete = [p for p in input_files(inbox, DAY) if not p.name.startswith("victim_service")]
+    cut = tmp_path / "cut" / DAY.isoformat()
+    cut.mkdir(parents=True)
+    for p in complete:  # an upload stopped 30 bytes short: the last record loses its end and its line ending
+        (cut / p.name).write_bytes(p.read_bytes().rstrip(b"\r\n")[:-30])
+    first = run_files(sorted(cut.iterdir()), tmp_path)
+    assert [f.quarantined for f in first] == [1, 1]
+    with wiring.engine().connect() as conn:
+        refs = conn.execute(select(QuarantineEntry.__table__.c.source_ref)).scalars().all()  # type: ignore[attr-defined]
+    assert len(refs) == 2 and all(refs), "each entry keeps the reference read whole"
+
+    again = run_files(complete, tmp_path)  # the agency sends the complete files
+    assert [(f.loaded, f.quarantine_resolved) for f in again] == [(1, 1), (1, 1)]
+    assert counts(configured)["quarantine_open"] == 0
+
+
 def test_an_unreadable_file_is_held_whole_and_the_rest_goes_on(configured: str, inbox: Path, tmp_path: Path) -> None:
     folder = inbox / DAY.isoformat()
     (folder / "police_rms_broken.csv").write_bytes(b"\xef\xbb\xbfURN,Force\r\nabc,\x81\x8d\x90\r\n")

@@ -188,6 +188,20 @@ def test_a_row_resent_corrected_resolves_its_quarantine_entry(contacts: dict[str
     assert _ingest(feed, validator).quarantine_resolved == 0  # the same file again: a repeat, nothing more
 
 
+def test_a_last_row_cut_off_then_sent_complete_resolves_its_entry(contacts: dict[str, int], tmp_path: Path) -> None:
+    feed = tmp_path / f"contacts_{RUN.isoformat()}.csv"
+    # An upload stopped short: the last row loses its end and its line ending, its case and kind still whole.
+    feed.write_text(HEADER + _row(SECOND) + "\n" + _row(FIRST)[:-8], encoding="utf-8")
+    validator = NightValidator(tmp_path / "docs")
+    assert _ingest(feed, validator).quarantined == 1
+    feed.write_text(HEADER + _row(SECOND) + "\n" + _row(FIRST) + "\n", encoding="utf-8")  # sent again complete
+    resent = _ingest(feed, validator)
+    assert (resent.loaded, resent.quarantine_resolved) == (1, 1)
+    with wiring.engine().connect() as conn:
+        entries = conn.execute(select(QUARANTINE.c.source_ref, QUARANTINE.c.status)).all()
+    assert [tuple(e) for e in entries] == [(f"{FIRST}:{KIND}", "resolved")]
+
+
 CR_CELL = _row(FIRST, by="CH-UNI\r01")
 # Quoted cells over two lines that end alike: two records, not one record and its repeat.
 ALIKE_1, ALIKE_2 = _row(FIRST, by='"CH-UNI-01\nnight shift"'), _row(SECOND, by='"CH-UNI-02\nnight shift"')

@@ -501,6 +501,56 @@ def test_a_truncated_last_json_line_is_not_parse_ok(tmp_path: Path) -> None:
     assert list(adapt(path).frame["parse_ok"]) == [True, False]
 
 
+def test_a_reference_read_whole_from_a_cut_last_csv_record_is_kept_for_its_quarantine_entry(tmp_path: Path) -> None:
+    second = {**POLICE_ROW, "URN": "CH-URN-2026-004513"}
+    path = write_police(tmp_path, [POLICE_ROW, second])
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) - 40])  # cut inside the last record's notes
+    assert adapt(path).cut_refs == {3: "CH-URN-2026-004513"}
+    # Cut inside the reference itself: what is left of it may name another referral, so nothing is kept.
+    cut_in_ref = data[: data.rindex(b"CH-URN-2026-004513") + len("CH-URN-2026-0045")]
+    path.write_bytes(cut_in_ref)
+    assert adapt(path).cut_refs == {}
+
+
+def test_no_reference_is_kept_from_a_complete_record_of_the_wrong_width(tmp_path: Path) -> None:
+    short = {**POLICE_ROW, "URN": "CH-URN-2026-004513"}
+    path = write_police(tmp_path, [short, POLICE_ROW])
+    data = path.read_bytes().replace(b"CH-URN-2026-004513,", b"CH-URN-2026-004513,extra,", 1)
+    path.write_bytes(data)  # its line ending read: not cut off, its cells perhaps shifted
+    adapted = adapt(path)
+    assert list(adapted.frame["parse_ok"]) == [False, True]
+    assert adapted.cut_refs == {}
+
+
+def test_a_reference_read_whole_from_a_cut_last_json_line_is_kept(tmp_path: Path) -> None:
+    path = write_nhs(tmp_path, [nhs_record(), {**nhs_record(), "referralId": "NHS-REF-00012346"}])
+    text = path.read_text(encoding="utf-8")
+    path.write_text(text[: len(text) - 30], encoding="utf-8")
+    assert adapt(path).cut_refs == {2: "NHS-REF-00012346"}
+    # A broken line that is not the last was not cut by an upload: nothing is read from it.
+    path.write_text(text[: len(text) - 30] + "\n" + json.dumps(nhs_record()) + "\n", encoding="utf-8")
+    assert adapt(path).cut_refs == {}
+
+
+@pytest.mark.parametrize(
+    ("line", "members"),
+    [
+        ('{"referralId": "NHS-REF-1", "force": "Ches', {"referralId": "NHS-REF-1"}),
+        ('{"referralId": "NHS-REF-1"', {}),  # the brace or comma after it unread: perhaps cut short
+        ('{"durationMonths": 12', {}),  # a number cut short reads as a smaller one
+        ('{"durationMonths": 12 , "x": {"a": 1}, "y', {"durationMonths": 12, "x": {"a": 1}}),
+        ('{"x": {"referralId": "NHS-REF-2", "b', {}),  # a nested member is not the record's own
+        ('  {"a": [1, 2]}', {"a": [1, 2]}),
+        ('["NHS-REF-1"', {}),
+        ('{"a" "b"}', {}),
+        ("", {}),
+    ],
+)
+def test_whole_members_reads_only_members_ended_by_a_comma_or_brace(line: str, members: dict[str, object]) -> None:
+    assert nhs_trust.whole_members(line) == members
+
+
 def test_quoted_newlines_keep_each_record_at_its_starting_line(tmp_path: Path) -> None:
     rows = [{**POLICE_ROW, "OfficerNotes": 'first\nsecond, "third"\nfourth'}, POLICE_ROW, POLICE_ROW]
     frame = adapt(write_police(tmp_path, rows)).frame
