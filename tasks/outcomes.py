@@ -215,7 +215,7 @@ def entry_key(case_ref: str | None, kind: str | None) -> str | None:
     return None
 
 
-def feed_frame(path: Path, timezone: str) -> pd.DataFrame:
+def feed_frame(path: Path) -> pd.DataFrame:
     """Read a contacts feed (UTF-8 CSV, header FEED_COLUMNS) into rows with validation flags."""
     from tasks.adapters.canonical import FileHeld, read_bytes
     from tasks.adapters.csv_feed import UTF8_BOM, hold_cr_only, records, whole_cells
@@ -339,7 +339,7 @@ def ingest_contacts_path(
     if repeat is not None:
         return repeat
     try:
-        frame = feed_frame(path, timezone)
+        frame = feed_frame(path)
     except FileHeld as held:
         counts = FileCounts(
             file=path.name,

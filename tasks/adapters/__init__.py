@@ -52,17 +52,21 @@ NO_ADAPTER = "no adapter for this file name"
 
 
 def records_as_named(path: Path) -> int | None:
-    """The records a file holds, read as the source its name gives but for case; None if it gives none.
+    """The records a file holds, read as the feed its name gives but for case; None if it gives none.
 
     A file held for its name is counted as it will be once renamed as agreed, not by its physical lines.
     """
+    from tasks.outcomes import FEED_PREFIX, feed_frame  # the contacts feed's reader imports these adapters
+
     folded = path.name.lower()
-    for prefix, source in SOURCES_BY_PREFIX.items():
-        if folded.startswith(prefix):
-            try:
+    try:
+        if folded.startswith(FEED_PREFIX):
+            return len(feed_frame(path))
+        for prefix, source in SOURCES_BY_PREFIX.items():
+            if folded.startswith(prefix):
                 return len(ADAPTERS[source](path).frame)
-            except FileHeld as held:
-                return held.rows
+    except FileHeld as held:
+        return held.rows
     return None
 
 
