@@ -102,9 +102,19 @@ class SlackRejectedError(Exception):
         self.error, self.status = error, status
 
 
+# Errors Slack names for its own passing trouble (listed for chat.postMessage and conversations.history),
+# answered with HTTP 200 as often as with a 5xx: another try may well succeed.
+PASSING = frozenset({"internal_error", "fatal_error", "service_unavailable", "request_timeout", "ratelimited"})
+
+
+def _for_now(exc: SlackRejectedError) -> bool:
+    """Whether Slack refused for now: a rate limit, a 5xx, or an error it names as its own passing trouble."""
+    return exc.status == 429 or exc.status >= 500 or exc.error in PASSING
+
+
 def _lasting(exc: SlackRejectedError) -> bool:
-    """Whether Slack named a refusal another try would meet again: not a rate limit, a 5xx or an answer not Slack's."""
-    return exc.status != 429 and exc.status < 500 and re.fullmatch(r"[a-z_]+", exc.error) is not None
+    """Whether Slack named a refusal another try would meet again: not one for now, nor an answer not Slack's."""
+    return not _for_now(exc) and re.fullmatch(r"[a-z_]+", exc.error) is not None
 
 
 class Notifier(Protocol):
@@ -489,8 +499,8 @@ def dispatch(
                 ts = notifier.send(channel, message, within=(claimed_at + LEASE - now()).total_seconds())
             except SlackRejectedError as exc:
                 result.errors[exc.error] = result.errors.get(exc.error, 0) + len(members)
-                if exc.status == 429 or exc.status >= 500:  # transient: left pending, attempts not used up
-                    if exc.status == 429:  # Slack still asks this channel to wait: it sits out the rest of the run
+                if _for_now(exc):  # left pending, attempts not used up
+                    if exc.status == 429 or exc.error == "ratelimited":  # the channel sits out the rest of the run
                         failing[channel] = policy.alerts.circuit_breaker_failures
                     else:
                         outages += 1

@@ -13,7 +13,7 @@ from types import TracebackType
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, urlsplit
 
-Mode = Literal["ok", "rate_limited", "server_error", "down", "hang", "channel_not_found", "invalid_auth"]
+Mode = Literal["ok", "rate_limited", "server_error", "unavailable", "down", "hang", "channel_not_found", "invalid_auth"]
 MODES: tuple[str, ...] = get_args(Mode)
 # Slack refuses a message whose blocks hold more than about 12,000 characters of text in all, below
 # what 50 blocks of 3,000 would allow (answered as msg_blocks_too_long).
@@ -186,6 +186,8 @@ class FakeSlack:
             return self._rate_limited()
         if mode == "server_error":
             return _Reply(500, {"ok": False, "error": "internal_error"})
+        if mode == "unavailable":  # Slack's own passing trouble, answered as HTTP 200
+            return _Reply(200, {"ok": False, "error": "service_unavailable"})
         if mode in ("channel_not_found", "invalid_auth"):
             return _Reply(200, {"ok": False, "error": mode})
         if not token:

@@ -239,7 +239,8 @@ def test_a_timeout_after_delivery_does_not_produce_a_second_message(overdue: dic
 
 @pytest.mark.parametrize(
     ("history", "failures"),
-    [("server_error", 1), ("rate_limited", 9)],  # nine 429s: one more than the client waits out
+    # Nine 429s: one more than the client waits out. Slack answers its own passing trouble with HTTP 200 too.
+    [("server_error", 1), ("rate_limited", 9), ("unavailable", 1)],
 )
 def test_a_history_read_that_fails_for_now_does_not_send_a_delivered_alert_again(
     overdue: dict[str, Any], history: Any, failures: int
@@ -260,6 +261,17 @@ def test_a_history_read_that_fails_for_now_does_not_send_a_delivered_alert_again
     assert set(seen.values()) == {1}
     assert {a["status"] for a in outbox()} == {"sent"}
     assert {a["attempts"] for a in outbox() if a["dedupe_key"] in waiting} == {0}
+
+
+def test_a_send_slack_refuses_for_now_with_http_200_uses_no_attempt(overdue: dict[str, Any]) -> None:
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack(retry_after=0) as fake:
+        fake.fail_next(1, "unavailable")  # the first post: ok false, service_unavailable
+        dispatch(wiring.engine(), slack(fake), get_policy())
+        dispatch(wiring.engine(), slack(fake), get_policy())
+        seen = keys_at(fake)
+    assert {a["status"] for a in outbox()} == {"sent"} and set(seen.values()) == {1}
+    assert {a["attempts"] for a in outbox()} == {1}, "the refusal for now used no attempt"
 
 
 def test_a_history_slack_refuses_to_show_sends_the_tried_alerts_again(overdue: dict[str, Any]) -> None:
