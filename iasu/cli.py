@@ -403,6 +403,7 @@ def case_override(
             policy=policy,
             timezone=tz,
         )
+        holder = ""
         if change["queue"][0] != change["queue"][1]:
             # At once, not at the next night: check-ins start or stop, and a worker of the new queue takes it.
             schedule(conn, policy=policy, run_date=_today(tz), actor=by, timezone=tz, case_ids=[case_id])
@@ -437,7 +438,7 @@ def queue_list(
     force: Annotated[str | None, typer.Option(help="Force code.")] = None,
     as_json: JsonOption = False,
 ) -> None:
-    """Open cases in priority order (for the unit, also high-risk cases turned away for capacity)."""
+    """Open cases in priority order (for the unit, also the cases its capacity turned away)."""
     from rules.codes import Force, Queue
     from tasks.cases import queue_list as list_queue
 
@@ -452,7 +453,8 @@ def queue_list(
     for section, rows in listed.items():
         if section != "cases":
             typer.echo(
-                f"\n{section.replace('_', ' ')} (high risk, in a partner queue; pull in with `iasu case override`):"
+                f"\n{section.replace('_', ' ')} (the unit's criteria took them; in a partner queue;"
+                " pull in with `iasu case override`):"
             )
         if not rows:
             typer.echo("  none")

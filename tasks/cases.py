@@ -169,7 +169,8 @@ def override_case(
             queue=queue.value,
             tier=new_tier,
             decided_by=by,
-            turned_away_for_capacity=row["turned_away_for_capacity"] and queue is not Queue.unit,
+            # The policy's offer to the unit ends with a person's decision on the case, whatever it is.
+            turned_away_for_capacity=False,
         )
     )
     change = {"queue": [row["queue"], queue.value], "tier": [row["tier"], new_tier]}

@@ -66,6 +66,18 @@ def test_the_unit_queue_lists_every_case_turned_away_and_an_override_pulls_one_i
     assert [h["action"] for h in shown["history"]] == ["decide", "override"]
 
 
+def test_an_override_of_the_tier_alone_confirms_and_ends_the_unit_s_offer(routed: dict[str, Any]) -> None:
+    turned = json.loads(iasu("queue", "list", "--queue", "unit", "--json").stdout)["turned_away_for_capacity"]
+    ref, queue = turned[0]["case_ref"], turned[0]["queue"]
+    out = iasu("case", "override", ref, "--queue", queue, "--tier", "standard", "--by", "DS Example", "--reason", "x")
+    assert out.exit_code == 0, out.output
+    assert out.stdout.strip() == f"{ref}: queue {queue} -> {queue}, tier {turned[0]['tier']} -> standard"
+    # A supervisor has decided where the case belongs: it is no longer offered to the unit.
+    still = json.loads(iasu("queue", "list", "--queue", "unit", "--json").stdout)["turned_away_for_capacity"]
+    assert ref not in {c["case_ref"] for c in still} and len(still) == len(turned) - 1
+    assert "high risk" not in iasu("queue", "list", "--queue", "unit").stdout
+
+
 def test_reveal_shows_personal_fields_and_records_the_consultation(routed: dict[str, Any]) -> None:
     ref = json.loads(iasu("queue", "list", "--json").stdout)["cases"][0]["case_ref"]
     plain = iasu("case", "show", ref)
