@@ -177,7 +177,9 @@ def hold_unread(
 def _history(conn: Connection, source: str) -> list[int]:
     rows = conn.execute(
         select(BATCHES.c.received)
-        .where(BATCHES.c.source == source, BATCHES.c.status == BatchStatus.loaded)
+        # Files with records only: each night's empty export is a batch of its own (night_key), and a few
+        # of them would pull the median to 0 and hold the next real file as a surge.
+        .where(BATCHES.c.source == source, BATCHES.c.status == BatchStatus.loaded, BATCHES.c.received > 0)
         .order_by(BATCHES.c.run_date.desc(), BATCHES.c.id.desc())
         .limit(GATE_HISTORY)
     )

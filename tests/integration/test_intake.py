@@ -315,6 +315,22 @@ def test_a_row_count_far_outside_history_holds_the_file(configured: str, tmp_pat
     assert all(r.status == "held" and "far above" in (r.held_reason or "") for r in results)
 
 
+def test_nights_of_empty_exports_do_not_make_the_next_real_file_a_surge(configured: str, tmp_path: Path) -> None:
+    from tasks.adapters import police_rms
+
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, days=12, per_day=150, dirty=0.0, seed=3)
+    police = sorted(inbox.rglob("police_rms_*.csv"))
+    results = []
+    for n, path in enumerate(police):
+        day = DAY + timedelta(days=n)
+        if 5 <= n < 11:  # six nights of a failed export job: the header alone, a quiet source's lower limit below 0
+            path.write_text(",".join(police_rms.FEED.headers) + "\r\n", encoding="utf-8")
+        results.append(run_files([path], tmp_path, run_date=day)[0])
+    assert [r.received for r in results[5:11]] == [0] * 6
+    assert results[-1].status == "loaded" and results[-1].received > 20, results[-1].held_reason
+
+
 def test_a_held_file_released_by_staff_is_taken_in_when_its_night_reruns(configured: str, tmp_path: Path) -> None:
     from iasu.errors import OperatorError
     from models import AuditEvent
