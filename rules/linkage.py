@@ -11,6 +11,14 @@ from datetime import date
 
 _NOT_LETTER = re.compile(r"[^a-z]+")
 _NAME_LETTERS = frozenset({"Ll", "Lu", "Lt", "Lo"})  # Unicode letter categories but Lm (modifiers, such as ʼ)
+# Marks that are accents, dropped as accents are: the combining diacritics Latin, Greek and Cyrillic letters
+# decompose into, and Hebrew and Arabic vowel points (written or left out as the writer pleases). Every other
+# script's marks spell the name (an Indic vowel sign, a kana voicing mark): dropped, सुनील and सोनल would be one.
+_ACCENTS = re.compile(
+    "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"  # combining diacritical marks
+    "\u0591-\u05c7"  # Hebrew points and cantillation
+    "\u0610-\u061a\u064b-\u065f\u0670\u06d6-\u06ed]"  # Arabic vowel signs and Quranic marks
+)
 _PNC = re.compile(r"[^0-9A-Z]+")
 # A police national computer id: year of the record (two digits or four), serial, check letter;
 # "26/123456A", "2026/0123456A" and "26/0123456a" are one id.
@@ -40,8 +48,17 @@ def normalise_name_part(text: str | None) -> str:
     folded = unicodedata.normalize("NFKD", text.casefold().translate(_FOLD))
     # Letters of every script: a name written in Cyrillic or Greek is a name, and kept only a-z it would
     # vanish (no key, so no link) or leave the surname alone as the key (two people linked as one).
-    # Accents (combining marks) go, and modifier letters (ʼ) join as apostrophes do.
-    return "".join(ch for ch in folded if unicodedata.category(ch) in _NAME_LETTERS)
+    return "".join(ch for ch in folded if _spells(ch))
+
+
+def _spells(ch: str) -> bool:
+    """Whether a character of a folded name spells it: a letter or a mark of its script, not an accent or joiner."""
+    category = unicodedata.category(ch)
+    if category in _NAME_LETTERS:
+        return True
+    if category == "Lm":  # ʼ ʻ ˈ (Spacing Modifier Letters) join as apostrophes do; 々 and ー spell
+        return not "\u02b0" <= ch <= "\u02ff"
+    return category in ("Mn", "Mc") and _ACCENTS.fullmatch(ch) is None
 
 
 def name_dob_key(forename: str | None, surname: str | None, dob: date | None) -> str | None:
