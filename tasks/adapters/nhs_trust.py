@@ -252,6 +252,15 @@ def whole_members(line: str) -> dict[str, object]:
         return found
 
 
+def _records_in_array(content: str, lines: int) -> int:
+    """A file's records if it is one JSON array (counted as they will be once sent as JSON Lines), else its lines."""
+    try:
+        whole = json.loads(content)
+    except (ValueError, RecursionError):
+        return lines
+    return len(whole) if isinstance(whole, list) else lines
+
+
 @gc_paused
 def adapt(path: Path) -> AdaptedFile:
     """Map one NHS trust feed onto the canonical frame, or raise FileHeld."""
@@ -297,7 +306,7 @@ def adapt(path: Path) -> AdaptedFile:
     # Not JSON Lines at all (one pretty-printed array, a CSV misnamed): each physical line would be quarantined
     # as a record of its own.
     if line_no and not any(parse_ok):
-        raise FileHeld("no JSON object on any line", rows=len(line_no))
+        raise FileHeld("no JSON object on any line", rows=_records_in_array(content, len(line_no)))
     missing = [key for key in REQUIRED_KEYS if key not in present]
     if line_no and missing:
         raise FileHeld(f"missing required keys: {', '.join(missing)}", rows=len(line_no))

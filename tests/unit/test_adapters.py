@@ -395,19 +395,20 @@ def test_nhs_file_whose_records_lack_a_required_key_is_held(tmp_path: Path) -> N
 @pytest.mark.parametrize(
     ("content", "rows"),
     [
-        (json.dumps([nhs_record(), nhs_record()], indent=2, ensure_ascii=False) + "\n", None),  # one array
-        (json.dumps([nhs_record(), nhs_record()]) + "\n", 1),  # the array on one line
+        # One array: its records, as they will be counted once sent as JSON Lines, not its text's lines.
+        (json.dumps([nhs_record(), nhs_record()], indent=2, ensure_ascii=False) + "\n", 2),
+        (json.dumps([nhs_record(), nhs_record(), nhs_record()]) + "\n", 3),  # the array on one line
         ("referralId,forceArea\nNHS-REF-00012345,Cheshire\n", 2),  # a CSV given the .jsonl name
     ],
 )
-def test_an_nhs_file_with_no_json_object_on_any_line_is_held_with_its_lines_counted(
-    tmp_path: Path, content: str, rows: int | None
+def test_an_nhs_file_with_no_json_object_on_any_line_is_held_with_its_records_counted(
+    tmp_path: Path, content: str, rows: int
 ) -> None:
     path = tmp_path / inbox_file_name(Source.nhs_trust, DAY)
     path.write_text(content, encoding="utf-8")
     with pytest.raises(FileHeld, match=r"^no JSON object on any line$") as held:
         adapt(path)
-    assert held.value.rows == (rows if rows is not None else sum(1 for line in content.split("\n") if line.strip()))
+    assert held.value.rows == rows
 
 
 def test_an_nhs_file_of_empty_objects_is_held_for_its_missing_keys(tmp_path: Path) -> None:
