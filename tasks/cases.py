@@ -18,6 +18,7 @@ from models.types import utcnow
 from rules.codes import CaseStatus, ContactStatus, Queue, Tier
 from rules.policy import Policy
 from tasks import audit
+from tasks.locks import casework_lock
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
@@ -155,6 +156,7 @@ def override_case(
     (they work the old queue) with its pending contacts; scheduling gives it to a worker of the new queue
     and starts or stops its check-ins (the CLI runs both at once). Returns the change and the case's id.
     """
+    casework_lock(conn)
     if not reason.strip():
         raise OperatorError("an override needs a reason")
     row = _case(conn, case_ref)
@@ -215,6 +217,7 @@ def close_case(
     conn: Connection, case_ref: str, *, outcome: str, by: str, reason: str | None, policy: Policy, cipher: FieldCipher
 ) -> int:
     """Close a case with an outcome from the policy; its pending contacts are cancelled. Returns how many."""
+    casework_lock(conn)
     if outcome not in policy.outcomes:
         raise OperatorError(f"unknown outcome {outcome!r}; the policy allows: {', '.join(policy.outcomes)}")
     row = _case(conn, case_ref)

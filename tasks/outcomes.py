@@ -34,6 +34,7 @@ from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, copy_insert_returning, one_of, update_rows
 from tasks.ingest import BATCHES, FileCounts, hold_unread, insert_batch, record_held, seen_before
 from tasks.load import QuarantinedRow, quarantine, resolve_quarantined_keys
+from tasks.locks import casework_lock
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
@@ -85,6 +86,7 @@ def record_outcomes(
     conn: Connection, reports: list[OutcomeReport], *, origin: str, actor: str, policy: Policy, timezone: str
 ) -> OutcomeResult:
     """Store new reports and apply each to its case's pending contact of that kind, in time order."""
+    casework_lock(conn)
     result = OutcomeResult()
     refs = sorted({r.case_ref for r in reports})
     cases = {

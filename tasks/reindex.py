@@ -22,6 +22,7 @@ from models import Person
 from rules.linkage import name_dob_keys, pnc_key
 from tasks import audit
 from tasks.bulk import update_rows
+from tasks.locks import casework_lock
 
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
 # People read, decrypted and written back per step: one read and one write a step, and a bounded
@@ -45,6 +46,7 @@ def reindex_people(
     conn: Connection, *, by: str, cipher: FieldCipher, index: BlindIndex, batch: int = BATCH
 ) -> ReindexResult:
     """Recompute every person's blind indexes by the current rules, write those that changed, and audit it."""
+    casework_lock(conn)
     p = PEOPLE.c
     read = name_dob_changed = pnc_changed = 0
     after = 0

@@ -33,6 +33,7 @@ from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, one_of, update_rows
 from tasks.collector import gc_paused
 from tasks.load import dialect_insert
+from tasks.locks import casework_lock
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN
 
@@ -251,6 +252,7 @@ def case_ref(force: Force, year: int, number: int) -> str:
 @gc_paused
 def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> RouteResult:
     """Decide and open a case for every unrouted referral; join repeats from another source to their case."""
+    casework_lock(conn)
     rows, existing = _read(conn, policy)
     result = RouteResult(routed={}, tiers={}, merged=0, turned_away_for_capacity=0, case_refs={})
     if not rows:

@@ -35,6 +35,7 @@ from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, one_of, update_rows
 from tasks.cases import MOST_URGENT_FIRST, TIER_ORDER
 from tasks.collector import gc_paused
+from tasks.locks import casework_lock
 from tasks.outbox import outbox_row, queue_alert
 from tasks.report import CASE_REFS_SHOWN
 
@@ -337,6 +338,7 @@ def schedule(
     case_ids: Iterable[int] | None = None,
 ) -> ScheduleResult:
     """Cancel contacts that no longer apply, assign cases, and create every missing next contact."""
+    casework_lock(conn)
     now = utcnow()
     case_ids = None if case_ids is None else list(case_ids)  # read twice below: a generator would be empty
     result = ScheduleResult(cancelled=_cancel_stale(conn, policy))
