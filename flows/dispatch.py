@@ -24,4 +24,8 @@ def alert_dispatch() -> dict[str, Any] | State:
         # Every five minutes until fixed: one line each time in the log and the run's state, not a traceback.
         get_run_logger().error("alert dispatch cannot run: %s", exc)
         return Failed(message=str(exc))
-    return dispatch_alerts()
+    result = dispatch_alerts()
+    if result["stopped"]:
+        # Every five minutes while it lasts: a failed run in the UI, not a green one with alerts undelivered.
+        return Failed(message=result["stopped"])
+    return result

@@ -8,7 +8,7 @@ from typing import Any
 
 from prefect import State, flow, get_run_logger, runtime
 from prefect.exceptions import FailedRun
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
 from expectations.runner import import_gx
 from iasu.errors import OperatorError
@@ -73,7 +73,7 @@ def night_summary(state: State) -> dict[str, Any]:
     return summary
 
 
-def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> dict[str, Any]:
+def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> dict[str, Any] | State:
     docs_dir = get_settings().var_dir / "data_docs" / run_date.isoformat()
     # One file after another: a night has a handful of files, and concurrent writers
     # would contend on SQLite; each file is still its own task run in the UI.
@@ -102,7 +102,7 @@ def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> 
     summary["unassigned"], summary["unassigned_count"] = scheduling["unassigned"], scheduling["unassigned_count"]
     summary["overdue"] = monitoring["overdue"]
     summary["alerts"] = {"queued": monitoring["queued"]} | {
-        k: delivery[k] for k in ("sent", "failed", "dry_run", "pending")
+        k: delivery[k] for k in ("sent", "failed", "dry_run", "pending", "stopped")
     }
     docs_index = build_data_docs(docs_dir)
     summary["data_docs"] = str(docs_index) if docs_index else None
@@ -111,4 +111,7 @@ def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> 
     publish_report(
         summary, files + outcomes, docs_index, routing["case_refs"], routing["opened"], scheduling["due_list"]
     )
+    if delivery["stopped"]:
+        # The night's own work is done (not rerun); its alerts wait for Slack or a new token, named in the UI.
+        return Completed(data=summary, name="Completed, alerts undelivered", message=delivery["stopped"])
     return summary

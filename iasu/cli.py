@@ -240,6 +240,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(
             f"  overdue: {levels}; alerts queued {a['queued']}, sent {a['sent']}, dry run {a['dry_run']}, "
             f"failed {a['failed']}, pending {a['pending']}"
+            + (f"; stopped early: {a['stopped']}" if a.get("stopped") else "")
         )
     if summary.get("data_docs"):
         typer.echo(f"  validation results: {summary['data_docs']}")
@@ -756,8 +757,7 @@ def alert_dispatch(as_json: JsonOption = False) -> None:
         typer.echo(
             f"{result.sent} sent, {result.dry_run} dry run, {result.failed} failed, {result.pending} pending"
             + (f", {result.withdrawn} withdrawn (their contact no longer pending)" if result.withdrawn else "")
-            + (" (stopped early: Slack refused the token)" if result.token_refused else "")
-            + (" (stopped early: Slack unreachable)" if result.stopped_for_outage else "")
+            + (f"; stopped early: {result.stopped()}" if result.stopped() else "")
         )
 
 

@@ -305,6 +305,18 @@ class DispatchResult:
             "withdrawn": self.withdrawn,
         }
 
+    def stopped(self) -> str | None:
+        """Why the dispatch stopped with alerts undelivered, and what to do, in one line; None if it did not."""
+        if self.token_refused:
+            error = next((e for e in sorted(self.errors) if e in TOKEN_REFUSED), "invalid_auth")
+            return (
+                f"Slack refused the token ({error}): {self.failed} alert(s) failed, {self.pending} pending;"
+                f" set a working IASU_SLACK_TOKEN, then run `iasu alert retry --failed-with {error}`"
+            )
+        if self.stopped_for_outage:
+            return f"Slack unreachable: {self.pending} alert(s) pending, sent by the next dispatch once Slack answers"
+        return None
+
 
 def notifier_from_settings(show: Callable[[str], None]) -> Notifier:
     """Slack when a token is set, otherwise the dry run under var/outbox/."""
@@ -672,18 +684,10 @@ def dispatch_alerts() -> dict[str, Any]:
     """Send pending alerts to Slack (or the dry-run outbox), once each; what cannot go now stays pending."""
     logger = get_run_logger()
     result = drain(wiring.engine(), notifier_from_settings(logger.info), get_policy())
-    logger.info(
-        "alerts: %d sent, %d dry run, %d failed, %d pending%s",
-        result.sent,
-        result.dry_run,
-        result.failed,
-        result.pending,
-        " (stopped: Slack refused the token; the rest go with the next dispatch)"
-        if result.token_refused
-        else " (stopped: Slack unreachable)"
-        if result.stopped_for_outage
-        else " (stopped: out of time; the rest go with the next dispatch)"
-        if result.out_of_time
-        else "",
-    )
-    return result.as_dict()
+    counts = f"alerts: {result.sent} sent, {result.dry_run} dry run, {result.failed} failed, {result.pending} pending"
+    stopped = result.stopped()
+    if stopped:  # alerts undelivered until someone acts, or Slack is back: not a line to pass over
+        logger.warning("%s; %s", counts, stopped)
+    else:
+        logger.info("%s%s", counts, " (out of time: the rest go with the next dispatch)" if result.out_of_time else "")
+    return result.as_dict() | {"stopped": stopped}

@@ -91,11 +91,24 @@ def night_markdown(
             lines.append(
                 f"No eligible worker for {summary['unassigned_count']} case(s): "
                 + ", ".join(summary["unassigned"][:CASE_REFS_SHOWN])
-                + " (counted in one ops alert tonight)."
+                + " (counted in one ops alert queued tonight)."
             )
         for queue, rows in sorted((due or {}).items()):
             lines += ["", f"Due today in {queue}:", "", "| case | kind | due | worker |", "|---|---|---|---|"]
             lines += [f"| {r['case_ref']} | {r['kind']} | {r['due_at']} | {r['staff_code'] or '—'} |" for r in rows]
+    if "overdue" in summary:
+        alerts = summary["alerts"]
+        lines += [
+            "",
+            "## Missed deadlines and alerts",
+            "",
+            "Overdue contacts: " + ", ".join(f"level {k} {v}" for k, v in summary["overdue"].items()) + ".",
+            "",
+            f"Alerts: {alerts['queued']} queued tonight; {alerts['sent']} sent, {alerts['dry_run']} dry run, "
+            f"{alerts['failed']} failed, {alerts['pending']} pending.",
+        ]
+        if alerts.get("stopped"):
+            lines += ["", f"**Alerts undelivered.** {alerts['stopped']}."]
     if docs_index is not None:
         lines += ["", f"Validation results (Data Docs, this night only): [{docs_index.name}]({docs_index.as_uri()})"]
     return "\n".join(lines) + "\n"

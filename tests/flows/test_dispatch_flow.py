@@ -59,6 +59,34 @@ def test_the_dispatch_flow_on_a_database_without_the_schema_fails_in_one_line(
 
 
 @pytest.mark.parametrize(
+    ("mode", "said"),
+    [
+        ("down", "Slack unreachable: 3 alert(s) pending, sent by the next dispatch once Slack answers"),
+        (
+            "invalid_auth",
+            "Slack refused the token (invalid_auth): 1 alert(s) failed, 2 pending;"
+            " set a working IASU_SLACK_TOKEN, then run `iasu alert retry --failed-with invalid_auth`",
+        ),
+    ],
+)
+def test_a_dispatch_that_slack_stops_fails_saying_what_to_do(
+    configured: str, monkeypatch: pytest.MonkeyPatch, mode: str, said: str
+) -> None:
+    from tests.slack_server import FakeSlack
+
+    with wiring.engine().begin() as conn:  # three channels: three failures in a row stop the dispatch
+        queue_alert(conn, [outbox_row("ops", f"ops:test:{n}", f"C0OPS{n}", {"event": "test"}) for n in range(3)])
+    with FakeSlack() as fake:
+        fake.mode = mode  # type: ignore[assignment]
+        monkeypatch.setenv("IASU_SLACK_TOKEN", "xoxb-test")
+        monkeypatch.setenv("IASU_SLACK_BASE_URL", fake.base_url)
+        wiring.reset()
+        state = alert_dispatch(return_state=True)
+    # Alerts undelivered until Slack answers or someone acts: a failed run in the UI, not a green one.
+    assert state.is_failed() and state.message == said
+
+
+@pytest.mark.parametrize(
     ("api_url", "said"),
     [
         (None, "PREFECT_API_URL is not set"),

@@ -100,3 +100,24 @@ def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(pg_confi
     docs_text = "".join(p.read_text(errors="ignore") for p in docs.rglob("*.html"))
     for text in (logs, ui, docs_text, dump_database(pg_configured), str(first), *run_texts(second_id)[:2]):
         assert leaks(text, needles) == []
+
+
+def test_a_night_whose_alerts_slack_refuses_completes_under_a_name_that_says_so(
+    pg_configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from iasu import wiring
+    from tests.slack_server import FakeSlack
+
+    write_days(tmp_path / "inbox", DAY, per_day=30, dirty=0.0)
+    with FakeSlack() as fake:
+        fake.mode = "invalid_auth"
+        monkeypatch.setenv("IASU_SLACK_TOKEN", "xoxb-revoked")
+        monkeypatch.setenv("IASU_SLACK_BASE_URL", fake.base_url)
+        wiring.reset()
+        state = nightly(run_date=DAY, inbox=tmp_path / "inbox", return_state=True)
+    # The night's own work is done and not to be rerun; its alerts wait for a new token, as the UI shows.
+    assert state.is_completed() and state.name == "Completed, alerts undelivered"
+    summary = night_summary(state)
+    assert summary["received"] > 0 and summary["alerts"]["failed"] > 0
+    assert state.message == summary["alerts"]["stopped"]
+    assert "`iasu alert retry --failed-with invalid_auth`" in summary["alerts"]["stopped"]

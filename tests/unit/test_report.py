@@ -73,8 +73,21 @@ def test_cases_no_worker_could_take_are_said_to_be_counted_in_one_ops_alert() ->
     summary |= {"unassigned_count": 2, "unassigned": ["CH-2026-000001", "CH-2026-000002"]}
     text = night_markdown(summary, [], None, {}, {})
     assert (
-        "No eligible worker for 2 case(s): CH-2026-000001, CH-2026-000002 (counted in one ops alert tonight)." in text
+        "No eligible worker for 2 case(s): CH-2026-000001, CH-2026-000002 (counted in one ops alert queued tonight)."
+        in text
     )
+
+
+def test_the_report_gives_missed_deadlines_by_level_and_what_became_of_the_alerts() -> None:
+    alerts = {"queued": 31, "sent": 0, "failed": 0, "dry_run": 0, "pending": 92}
+    summary = SUMMARY | {"overdue": {"1": 22, "2": 18, "3": 0}, "alerts": alerts | {"stopped": None}}
+    text = night_markdown(summary, [], None, {}, {})
+    assert "Overdue contacts: level 1 22, level 2 18, level 3 0." in text
+    assert "Alerts: 31 queued tonight; 0 sent, 0 dry run, 0 failed, 92 pending." in text
+    assert "undelivered" not in text
+    stopped = "Slack unreachable: 92 alert(s) pending, sent by the next dispatch once Slack answers"
+    text = night_markdown(summary | {"alerts": alerts | {"stopped": stopped}}, [], None, {}, {})
+    assert f"**Alerts undelivered.** {stopped}." in text
 
 
 def test_the_command_line_summary_gives_the_contacts_feed_its_own_line(capsys: pytest.CaptureFixture[str]) -> None:
