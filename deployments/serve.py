@@ -33,7 +33,12 @@ DISPATCH_CRON = "*/5 * * * *"
 ONE_AT_A_TIME = ConcurrencyLimitConfig(limit=1, collision_strategy=ConcurrencyLimitStrategy.CANCEL_NEW)
 
 
-@flow(name="scheduled-nightly")
+def _scheduled_run_name() -> str:
+    """The scheduled run's name in the UI: the last night it catches up to, as the nightly runs are named."""
+    return f"scheduled-nightly-through-{last_ended_day(utcnow(), get_settings().timezone)}"
+
+
+@flow(name="scheduled-nightly", flow_run_name=_scheduled_run_name)
 def scheduled_nightly(since: date | None = None, max_nights: int = MAX_NIGHTS) -> State | None:
     """Catch up every night up to yesterday (the only place the nightly path reads the wall clock)."""
     # The schedule passes neither: an operator may, in one run started by hand (a custom run in the UI, or

@@ -27,7 +27,7 @@ def read_watermark(through: date) -> tuple[date | None, frozenset[date]]:
         return watermark, done
 
 
-@flow(name="catch-up")
+@flow(name="catch-up", flow_run_name="catch-up-through-{through}")
 def catch_up(through: date, since: date | None = None, max_nights: int = MAX_NIGHTS) -> list[dict[str, Any]] | State:
     """Run the nightly flow for each night not yet completed after the watermark (or from `since`) to `through`."""
     watermark, done = read_watermark(through)

@@ -11,10 +11,16 @@ from iasu import wiring
 from iasu.db import ensure_current
 from iasu.errors import OperatorError
 from iasu.policy import get_policy
+from models.types import utcnow
 from tasks.notify import dispatch_alerts
 
 
-@flow(name="alert-dispatch", log_prints=False)
+def _dispatch_run_name() -> str:
+    """A dispatch run's name in the UI: when it ran (UTC, as its schedule), not a generated word pair."""
+    return f"alert-dispatch-{utcnow():%Y-%m-%dT%H:%MZ}"
+
+
+@flow(name="alert-dispatch", flow_run_name=_dispatch_run_name, log_prints=False)
 def alert_dispatch() -> dict[str, Any] | State:
     """Send whatever alerts are pending (Slack, or the dry-run outbox); the nightly flow does the same at night."""
     try:

@@ -23,6 +23,8 @@ def nights_to_run(
     no `since`, only `through` runs: a new installation does not invent a history. More than `max_nights` to
     run is refused rather than silently cut, so an operator decides.
     """
+    if since is not None and since > through:  # a mistyped date would otherwise run nothing and say nothing
+        raise OperatorError(f"since={since} is after {through}, the last night whose day has ended: nothing to run")
     if since is not None:
         first, skip = since, frozenset[date]()  # since= replays deliberately, completed or not
     elif last_completed is not None:

@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from prefect.client.orchestration import get_client
 from sqlalchemy import select
 
 from deployments.serve import scheduled_nightly
@@ -190,6 +191,24 @@ def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
     dispatch = alert_dispatch(return_state=True)
     assert dispatch.is_failed() and dispatch.message is not None and "missing.yaml" in dispatch.message
     assert "Traceback" not in capfd.readouterr().err
+    # Each run is named for what it covers, as operators look for it in the UI, not a generated word pair.
+    with get_client(sync_client=True) as client:
+        runs = [s.state_details.flow_run_id for s in (by_hand, refused, dispatch)]
+        names = [client.read_flow_run(run).name for run in runs if run is not None]
+    assert (
+        names[0].startswith("scheduled-nightly-through-20")
+        and names[1] == f"catch-up-through-{D1 + timedelta(days=60)}"
+    )
+    assert names[2].startswith("alert-dispatch-20") and names[2].endswith("Z")
+
+
+def test_a_since_after_the_last_ended_night_fails_the_run_in_one_line(configured: str, tmp_path: Path) -> None:
+    state = catch_up(through=D1, since=D1 + timedelta(days=30), return_state=True)
+    assert (
+        state.is_failed()
+        and state.message is not None
+        and state.message.startswith(f"since={D1 + timedelta(days=30)} is after {D1}")
+    )
 
 
 def test_a_night_started_while_another_runs_is_refused_in_one_line_by_the_flow(

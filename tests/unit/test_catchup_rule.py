@@ -44,3 +44,10 @@ def test_nights_completed_out_of_turn_are_not_run_again_and_the_ones_between_are
 def test_a_gap_longer_than_the_limit_is_refused_in_one_line_not_cut() -> None:
     with pytest.raises(OperatorError, match="40 nights to catch up from 2026-10-12 to 2026-11-20"):
         nights_to_run(last_completed=date(2026, 10, 11), through=D, since=None, max_nights=31)
+
+
+def test_a_since_after_the_last_ended_night_is_refused_not_run_as_nothing() -> None:
+    with pytest.raises(OperatorError, match=r"^since=2026-12-20 is after 2026-11-20, the last night whose day has"):
+        nights_to_run(
+            last_completed=date(2026, 11, 17), through=date(2026, 11, 20), since=date(2026, 12, 20), max_nights=31
+        )
