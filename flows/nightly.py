@@ -9,8 +9,10 @@ from typing import Any
 from prefect import State, flow, get_run_logger, runtime
 from prefect.exceptions import FailedRun
 from prefect.states import Completed, Failed
+from sqlalchemy.exc import SQLAlchemyError
 
 from expectations.runner import import_gx
+from iasu.db import first_line
 from iasu.errors import OperatorError
 from iasu.policy import get_policy
 from iasu.settings import get_settings
@@ -53,14 +55,28 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any] | State
     try:
         with night_pulse(night_run_id):  # a night killed outright frees the next in minutes
             return _night(run_date, paths, night_run_id, f"flow:nightly/{flow_run_id or night_run_id}")
+    except SQLAlchemyError as exc:
+        # The database lost or refusing mid-night: one line for the run's state and log, the driver's words
+        # without the statement, rather than the error raised on (which Prefect would also keep pickled).
+        _mark_failed(night_run_id)
+        said = (
+            f"the night of {run_date} stopped on a database error ({first_line(getattr(exc, 'orig', None) or exc)}):"
+            " it is marked failed, and the next catch-up or `iasu nightly --date` reruns it"
+        )
+        get_run_logger().error(said)
+        return Failed(message=said)
     except BaseException:
-        # Marked here rather than by a state hook: hooks run once Prefect has recorded the state, which an
-        # interrupted run may never do (Ctrl-C takes a temporary Prefect server down with it).
-        try:
-            mark_night_failed(night_run_id)
-        except Exception as exc:  # the database gone too: the night's own error is the one to see
-            get_run_logger().warning("night run %s not marked failed: %s", night_run_id, type(exc).__name__)
+        _mark_failed(night_run_id)
         raise
+
+
+def _mark_failed(night_run_id: int) -> None:
+    # Marked here rather than by a state hook: hooks run once Prefect has recorded the state, which an
+    # interrupted run may never do (Ctrl-C takes a temporary Prefect server down with it).
+    try:
+        mark_night_failed(night_run_id)
+    except Exception as exc:  # the database gone too: the night's own error is the one to see
+        get_run_logger().warning("night run %s not marked failed: %s", night_run_id, type(exc).__name__)
 
 
 def night_summary(state: State) -> dict[str, Any]:

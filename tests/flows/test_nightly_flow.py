@@ -20,6 +20,7 @@ from prefect.client.schemas.filters import (
 )
 
 from flows.nightly import night_summary, nightly
+from iasu.errors import OperatorError
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
 
 DAY = date(2026, 11, 17)
@@ -121,3 +122,31 @@ def test_a_night_whose_alerts_slack_refuses_completes_under_a_name_that_says_so(
     assert summary["received"] > 0 and summary["alerts"]["failed"] > 0
     assert state.message == summary["alerts"]["stopped"]
     assert "`iasu alert retry --failed-with invalid_auth`" in summary["alerts"]["stopped"]
+
+
+def test_a_night_the_database_fails_mid_way_ends_in_one_line_without_its_sql(
+    pg_configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import select
+    from sqlalchemy.exc import OperationalError
+
+    from iasu import wiring
+    from tasks import route
+    from tasks.night import NIGHT_RUNS
+
+    def lost(*args: object, **kwargs: object) -> None:  # the server restarted while routing
+        raise OperationalError("SELECT ZZSTATEMENTMARKER FROM referrals", {}, Exception("server closed the connection"))
+
+    write_days(tmp_path / "inbox", DAY, per_day=20, dirty=0.0)
+    monkeypatch.setattr(route, "route", lost)
+    state = nightly(run_date=DAY, inbox=tmp_path / "inbox", return_state=True)
+    assert state.is_failed()
+    assert state.message == (
+        f"the night of {DAY} stopped on a database error (server closed the connection): it is marked failed, "
+        "and the next catch-up or `iasu nightly --date` reruns it"
+    )
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(NIGHT_RUNS.c.status)).scalars().all() == ["failed"]
+    with pytest.raises(OperatorError, match="stopped on a database error"):
+        night_summary(state)
+    assert "ZZSTATEMENTMARKER" not in (state.message or "")
