@@ -484,7 +484,7 @@ def contact_record(
     from iasu.settings import get_settings
     from rules.codes import ContactKind
     from tasks.audit import os_user
-    from tasks.outcomes import OUTCOMES_KNOWN, OutcomeReport, parse_when, record_outcomes
+    from tasks.outcomes import OUTCOMES_KNOWN, OutcomeReport, parse_when, record_outcomes, resolve_by_hand
     from tasks.schedule import schedule
 
     _code(ContactKind, kind, "kind")
@@ -526,6 +526,8 @@ def contact_record(
         if result.duplicates:
             typer.echo(f"{case_ref}: this outcome was already recorded; nothing changed")
             return
+        # The feed's row for this contact that could not be applied, if any, is settled by this record.
+        resolved = resolve_by_hand(conn, case_ref, kind)
         scheduled = schedule(
             conn,
             policy=policy,
@@ -534,7 +536,10 @@ def contact_record(
             timezone=tz,
             case_ids=result.touched_cases,
         )
-    typer.echo(f"{case_ref}: {kind} {outcome}; {scheduled.scheduled} next contact(s) scheduled")
+    typer.echo(
+        f"{case_ref}: {kind} {outcome}; {scheduled.scheduled} next contact(s) scheduled"
+        + (f"; {resolved} quarantined contacts-feed row(s) resolved" if resolved else "")
+    )
 
 
 @contact_app.command("list")

@@ -334,21 +334,18 @@ def resolve_quarantine(conn: Connection, *, batch_id: int, now: datetime) -> int
 
 
 def resolve_quarantined_keys(
-    conn: Connection, *, source: str, keys: Iterable[str], before_batch: int, now: datetime
+    conn: Connection, *, source: str, keys: Iterable[str], before_batch: int | None, now: datetime
 ) -> int:
-    """Close the source's open entries of earlier batches kept under these keys: what they were for has arrived."""
+    """Close the source's open entries kept under these keys (of batches before `before_batch`, if given):
+    what they were for has arrived."""
     q = QUARANTINE.c
     wanted = sorted(set(keys))
     if not wanted:
         return 0
+    earlier = [] if before_batch is None else [q.batch_id < before_batch]
     stmt = (
         update(QUARANTINE)
-        .where(
-            q.status == QuarantineStatus.open,
-            q.source == source,
-            q.batch_id < before_batch,
-            one_of(conn, q.source_ref, wanted),
-        )
+        .where(q.status == QuarantineStatus.open, q.source == source, *earlier, one_of(conn, q.source_ref, wanted))
         .values(status=QuarantineStatus.resolved, resolved_at=now)
     )
     return conn.execute(stmt).rowcount or 0

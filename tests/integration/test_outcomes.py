@@ -188,6 +188,35 @@ def test_a_row_resent_corrected_resolves_its_quarantine_entry(contacts: dict[str
     assert _ingest(feed, validator).quarantine_resolved == 0  # the same file again: a repeat, nothing more
 
 
+def test_an_entry_is_resolved_when_staff_record_its_outcome_by_hand(contacts: dict[str, int], tmp_path: Path) -> None:
+    from typer.testing import CliRunner
+
+    from iasu.cli import app
+
+    feed = tmp_path / f"contacts_{RUN.isoformat()}.csv"
+    feed.write_text(HEADER + _row(FIRST, outcome="complete") + "\n", encoding="utf-8")  # a typo: quarantined
+    assert _ingest(feed, NightValidator(tmp_path / "docs")).quarantined == 1
+    args = ["contact", "record", FIRST, "--kind", KIND, "--at", "2026-10-20T10:00", "--outcome", "completed"]
+    out = CliRunner().invoke(app, [*args, "--by", "CH-UNI-01"])
+    assert out.exit_code == 0, out.output
+    assert "1 quarantined contacts-feed row(s) resolved" in out.stdout
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(QUARANTINE.c.status)).scalars().all() == ["resolved"]
+
+
+def test_an_entry_whose_kind_did_not_read_is_kept_under_its_case_and_resolved_by_a_later_outcome(
+    contacts: dict[str, int], tmp_path: Path
+) -> None:
+    feed = tmp_path / f"contacts_{RUN.isoformat()}.csv"
+    feed.write_text(HEADER + _row(FIRST).replace(KIND, KIND + "t") + "\n", encoding="utf-8")
+    validator = NightValidator(tmp_path / "docs")
+    assert _ingest(feed, validator).quarantined == 1
+    with wiring.engine().begin() as conn:  # kept under its case alone, as entries were before they named the kind
+        assert conn.execute(select(QUARANTINE.c.source_ref)).scalars().all() == [FIRST]
+    feed.write_text(HEADER + _row(FIRST) + "\n", encoding="utf-8")  # corrected in the next file
+    assert _ingest(feed, validator).quarantine_resolved == 1
+
+
 def test_a_last_row_cut_off_then_sent_complete_resolves_its_entry(contacts: dict[str, int], tmp_path: Path) -> None:
     feed = tmp_path / f"contacts_{RUN.isoformat()}.csv"
     # An upload stopped short: the last row loses its end and its line ending, its case and kind still whole.
