@@ -20,7 +20,9 @@ def _dispatch_run_name() -> str:
     return f"alert-dispatch-{utcnow():%Y-%m-%dT%H:%MZ}"
 
 
-@flow(name="alert-dispatch", flow_run_name=_dispatch_run_name, log_prints=False)
+# A dispatch hung past its lease twice over (a connection that never answers) ends, so the next, every five
+# minutes, is not cancelled behind it for ever (the deployment runs one at a time).
+@flow(name="alert-dispatch", flow_run_name=_dispatch_run_name, log_prints=False, timeout_seconds=600)
 def alert_dispatch() -> dict[str, Any] | State:
     """Send whatever alerts are pending (Slack, or the dry-run outbox); the nightly flow does the same at night."""
     try:

@@ -150,3 +150,30 @@ def test_a_night_the_database_fails_mid_way_ends_in_one_line_without_its_sql(
     with pytest.raises(OperatorError, match="stopped on a database error"):
         night_summary(state)
     assert "ZZSTATEMENTMARKER" not in (state.message or "")
+
+
+def test_a_night_blocked_behind_a_session_left_open_fails_in_one_line_and_frees_the_next(
+    pg_configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from sqlalchemy import create_engine, select, text
+
+    from iasu import wiring
+    from models import db
+    from tasks.night import NIGHT_RUNS
+
+    with wiring.engine().connect() as conn:  # as served: a lock is waited for ten minutes at most
+        assert conn.execute(text("SHOW lock_timeout")).scalar_one() == "10min"
+    options = db.PG_CONNECT_ARGS | {"options": "-c lock_timeout=1s"}  # ten minutes shortened for the test
+    monkeypatch.setattr(db, "PG_CONNECT_ARGS", options)
+    wiring.reset()
+    write_days(tmp_path / "inbox", DAY, per_day=20, dirty=0.0)
+    forgotten = create_engine(pg_configured)  # a psql session someone left open holding a lock on referrals
+    with forgotten.connect() as psql:
+        psql.execute(text("LOCK TABLE referrals IN ACCESS EXCLUSIVE MODE"))
+        state = nightly(run_date=DAY, inbox=tmp_path / "inbox", return_state=True)
+        psql.rollback()
+    forgotten.dispose()
+    assert state.is_failed() and "canceling statement due to lock timeout" in (state.message or "")
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(NIGHT_RUNS.c.status)).scalars().all() == ["failed"]
+    assert nightly(run_date=DAY, inbox=tmp_path / "inbox", return_state=True).is_completed()  # rerun: done
