@@ -78,7 +78,8 @@ def test_a_night_from_the_command_line_prints_its_summary_and_nothing_personal(
     assert counts["quarantine_open"] == summary["quarantined"]
     assert counts["cases"] == sum(summary["routed"].values()) == sum(summary["tiers"].values())
     assert set(summary["overdue"]) == {"1", "2", "3"}
-    assert set(summary["alerts"]) == {"queued", "sent", "failed", "dry_run", "pending"}
+    assert set(summary["alerts"]) == {"queued", "sent", "failed", "dry_run", "pending", "stopped"}
+    assert summary["alerts"]["stopped"] is None  # the dry run delivered everything
     assert summary["alerts"]["sent"] == 0 and summary["alerts"]["dry_run"] == summary["alerts"]["queued"] > 0
 
     listing = iasu("quarantine", "list", env=env, cwd=tmp_path)
