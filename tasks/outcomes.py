@@ -210,25 +210,22 @@ def record_outcomes(
     return result
 
 
+UNREAD_KIND = "?"  # an entry's kind when it does not read: no outcome names it, so only a person settles it
+
+
 def entry_key(case_ref: str | None, kind: str | None) -> str | None:
-    """A contacts-feed quarantine entry's key: its case and contact kind (neither personal), or its case alone
-    when the kind does not read; None when the case does not."""
+    """A contacts-feed quarantine entry's key: its case and contact kind (neither personal), the kind `?` when
+    it does not read (staff still see the case; an outcome of another contact of the case must not close it);
+    None when the case does not read."""
     if not (case_ref and CASE_REF.fullmatch(case_ref)):
         return None
-    return f"{case_ref}:{kind}" if kind in KINDS else case_ref
-
-
-def resolving_keys(case_ref: str, kind: str) -> tuple[str, str]:
-    """The entry keys an outcome applied to this case's contact of this kind resolves: the contact's, and the
-    case's alone (an entry whose kind did not read, or one kept before entries named the kind)."""
-    return f"{case_ref}:{kind}", case_ref
+    return f"{case_ref}:{kind if kind in KINDS else UNREAD_KIND}"
 
 
 def resolve_by_hand(conn: Connection, case_ref: str, kind: str) -> int:
     """Close the feed's open entries for a contact whose outcome staff recorded by hand: it has arrived."""
-    return resolve_quarantined_keys(
-        conn, source=SOURCE, keys=resolving_keys(case_ref, kind), before_batch=None, now=utcnow()
-    )
+    keys = [key] if (key := entry_key(case_ref, kind)) else []
+    return resolve_quarantined_keys(conn, source=SOURCE, keys=keys, before_batch=None, now=utcnow())
 
 
 def feed_frame(path: Path) -> pd.DataFrame:
@@ -417,7 +414,7 @@ def ingest_contacts_path(
         # An outcome applied now closes the earlier files' entries of its case's contact of that kind: a
         # corrected row resolves its quarantine entry. (A file's own bad rows stay open beside its good ones:
         # a resend of it is then all duplicates, as any resent feed.)
-        corrected = [key for i in applied.applied_at for key in resolving_keys(reports[i].case_ref, reports[i].kind)]
+        corrected = [key for i in applied.applied_at if (key := entry_key(reports[i].case_ref, reports[i].kind))]
         counts.quarantine_resolved = resolve_quarantined_keys(
             conn, source=SOURCE, keys=corrected, before_batch=batch_id, now=now
         )

@@ -204,17 +204,19 @@ def test_an_entry_is_resolved_when_staff_record_its_outcome_by_hand(contacts: di
         assert conn.execute(select(QUARANTINE.c.status)).scalars().all() == ["resolved"]
 
 
-def test_an_entry_whose_kind_did_not_read_is_kept_under_its_case_and_resolved_by_a_later_outcome(
+def test_an_entry_whose_kind_did_not_read_is_left_to_staff_not_closed_by_another_contact_s_outcome(
     contacts: dict[str, int], tmp_path: Path
 ) -> None:
     feed = tmp_path / f"contacts_{RUN.isoformat()}.csv"
-    feed.write_text(HEADER + _row(FIRST).replace(KIND, KIND + "t") + "\n", encoding="utf-8")
+    feed.write_text(HEADER + _row(FIRST).replace(KIND, "victim_folowup") + "\n", encoding="utf-8")
     validator = NightValidator(tmp_path / "docs")
     assert _ingest(feed, validator).quarantined == 1
-    with wiring.engine().begin() as conn:  # kept under its case alone, as entries were before they named the kind
-        assert conn.execute(select(QUARANTINE.c.source_ref)).scalars().all() == [FIRST]
-    feed.write_text(HEADER + _row(FIRST) + "\n", encoding="utf-8")  # corrected in the next file
-    assert _ingest(feed, validator).quarantine_resolved == 1
+    # The first contact's outcome, in the next file: another contact of the case, so the entry stays open.
+    feed.write_text(HEADER + _row(FIRST) + "\n", encoding="utf-8")
+    assert _ingest(feed, validator).quarantine_resolved == 0
+    with wiring.engine().begin() as conn:
+        entries = conn.execute(select(QUARANTINE.c.source_ref, QUARANTINE.c.status)).all()
+    assert [tuple(e) for e in entries] == [(f"{FIRST}:?", "open")]
 
 
 def test_a_last_row_cut_off_then_sent_complete_resolves_its_entry(contacts: dict[str, int], tmp_path: Path) -> None:
