@@ -14,6 +14,10 @@ _NAME_LETTERS = frozenset({"Ll", "Lu", "Lt", "Lo"})  # Unicode letter categories
 # Marks that are accents, dropped as accents are: the combining diacritics Latin, Greek and Cyrillic letters
 # decompose into, and Hebrew and Arabic vowel points (written or left out as the writer pleases). Every other
 # script's marks spell the name (an Indic vowel sign, a kana voicing mark): dropped, सुनील and सोनल would be one.
+# Modifier letters that spell a name: the ideographic and kana repeat marks (佐々木), the kana length mark
+# (ー), the Thai and Lao repeat marks. The rest join pieces as apostrophes do (ʼ ʻ) or only stretch a line
+# of Arabic script (the tatweel in محـمد): dropped, as every other separator is.
+_SPELLING_MODIFIERS = frozenset("\u3005\u303b\u309d\u309e\u30fc\u30fd\u30fe\u0e46\u0ec6")
 _ACCENTS = re.compile(
     "[\u0300-\u036f\u1ab0-\u1aff\u1dc0-\u1dff\u20d0-\u20ff\ufe20-\ufe2f"  # combining diacritical marks
     "\u0591-\u05c7"  # Hebrew points and cantillation
@@ -56,8 +60,8 @@ def _spells(ch: str) -> bool:
     category = unicodedata.category(ch)
     if category in _NAME_LETTERS:
         return True
-    if category == "Lm":  # ʼ ʻ ˈ (Spacing Modifier Letters) join as apostrophes do; 々 and ー spell
-        return not "\u02b0" <= ch <= "\u02ff"
+    if category == "Lm":  # the repeat and length marks spell; others (ʼ ʻ, the tatweel ـ) join or stretch
+        return ch in _SPELLING_MODIFIERS
     return category in ("Mn", "Mc") and _ACCENTS.fullmatch(ch) is None
 
 

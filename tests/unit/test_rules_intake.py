@@ -40,6 +40,7 @@ from rules.linkage import _FOLD, name_dob_key, name_dob_keys, normalise_name, no
         ("Анна", "Smith", "аннаsmith"),
         # Vowel points are written or left out as the writer pleases: one name either way.
         ("مُحَمَّد", "علي", "محمدعلي"),
+        ("محـمد", "علي", "محمدعلي"),  # the tatweel only stretches the line
         ("דָּוִד", "כהן", "דודכהן"),
         ("ガク", "佐々木", "カ\u3099ク佐々木"),  # the voicing mark and the repeat mark spell the name
     ],
