@@ -90,30 +90,14 @@ def _batch(conn: Connection, key: str) -> Any:
     return conn.execute(select(BATCHES).where(BATCHES.c.sha256 == key)).mappings().first()
 
 
-def _misnamed_with_no_record(conn: Connection, sha256: str, run_date: date) -> Any:
-    """This night's batch of these bytes with no record, held for a name no adapter knows; None if none."""
-    b = BATCHES.c
-    held = conn.execute(
-        select(BATCHES).where(
-            b.run_date == run_date, b.status == BatchStatus.held, b.held_reason == NO_ADAPTER, b.received == 0
-        )
-    ).mappings()
-    # Its key hides the bytes' digest (night_key): tried against each such batch's name, a night's few.
-    return next((batch for batch in held if batch["sha256"] == night_key(sha256, run_date, batch["file_name"])), None)
-
-
 def _previous(conn: Connection, sha256: str, run_date: date, file_name: str) -> Any:
-    """The batch these bytes repeat: one that held a record, or one that held none of this night and name
-    (or of this night under a name no adapter knows, which these bytes under another name take over)."""
+    """The batch these bytes repeat: one that held a record, or one that held none of this night and name."""
     previous = _batch(conn, sha256)
     if previous is not None and previous["received"] > 0:
         return previous
     keyed = _batch(conn, night_key(sha256, run_date, file_name))
     if keyed is not None:
         return keyed
-    misnamed = _misnamed_with_no_record(conn, sha256, run_date)
-    if misnamed is not None:
-        return misnamed
     # A file with no record kept under its bytes' hash alone, before such files had a key of their own
     # (taken in again, insert_batch re-keys that batch).
     if previous is not None and (previous["run_date"], previous["file_name"]) == (run_date, file_name):
@@ -210,9 +194,6 @@ def insert_batch(conn: Connection, counts: FileCounts, *, run_date: date, night_
         b.sha256 == night_key(UNREAD, run_date, counts.file),
         *([] if key == sha256 else [and_(b.sha256 == sha256, b.run_date == run_date, b.file_name == counts.file)]),
     )
-    if key != sha256 and (misnamed := _misnamed_with_no_record(conn, sha256, run_date)) is not None:
-        # The same night's bytes with no record, held for their name, now under a name an adapter knows.
-        own = or_(own, b.id == misnamed["id"])
     earlier = conn.execute(
         select(b.id).where(own, b.status.in_([BatchStatus.released, BatchStatus.held])).order_by(b.id).limit(1)
     ).scalar_one_or_none()

@@ -388,25 +388,6 @@ def test_a_misnamed_file_is_taken_in_when_it_comes_again_under_its_agreed_name(
     assert run_files([renamed], tmp_path)[0].status == "repeat"
 
 
-def test_a_misnamed_file_with_no_record_is_taken_over_under_its_agreed_name(configured: str, tmp_path: Path) -> None:
-    from tasks.adapters import police_rms
-
-    folder = tmp_path / "in"
-    folder.mkdir()
-    misnamed = folder / f"POLICE_RMS_{DAY.isoformat()}.csv"
-    misnamed.write_text(",".join(police_rms.FEED.headers) + "\r\n", encoding="utf-8")  # a quiet night's export
-    [held] = run_files([misnamed], tmp_path)
-    assert (held.status, held.held_reason, held.received) == ("held", "no adapter for this file name", 0)
-    agreed = misnamed.rename(folder / f"police_rms_{DAY.isoformat()}.csv")  # the same bytes, named as agreed
-    [taken] = run_files([agreed], tmp_path)
-    assert (taken.status, taken.batch_id) == ("loaded", held.batch_id)
-    batches = IngestBatch.__table__  # type: ignore[attr-defined]
-    with wiring.engine().connect() as conn:
-        kept = conn.execute(select(batches.c.file_name, batches.c.status)).all()
-    assert [tuple(k) for k in kept] == [(agreed.name, "loaded")], "one batch for the file, none left held"
-    assert run_files([agreed], tmp_path)[0].status == "repeat"
-
-
 def test_a_contacts_feed_named_with_capitals_is_counted_by_its_records(configured: str, tmp_path: Path) -> None:
     folder = tmp_path / "in"
     folder.mkdir()
