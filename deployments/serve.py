@@ -17,10 +17,11 @@ from prefect import State, flow, get_run_logger, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
 from flows.catchup import MAX_NIGHTS, catch_up
 from flows.dispatch import alert_dispatch
+from flows.nightly import ALERTS_UNDELIVERED
 from iasu import wiring
 from iasu.errors import OperatorError
 from iasu.prefect_env import quiet_prefect
@@ -53,7 +54,9 @@ def scheduled_nightly(since: date | None = None, max_nights: int = MAX_NIGHTS) -
     through = last_ended_day(utcnow(), get_settings().timezone)
     state = catch_up(through=through, since=since, max_nights=max_nights, return_state=True)
     # Its own failure is logged where it happened; here it is the run's state, not raised again.
-    return None if state.is_completed() else Failed(message=state.message)
+    if not state.is_completed():
+        return Failed(message=state.message)
+    return Completed(name=state.name, message=state.message) if state.name == ALERTS_UNDELIVERED else None
 
 
 def deployments() -> list[RunnerDeployment]:

@@ -7,9 +7,9 @@ from typing import Any
 
 from prefect import State, flow, get_run_logger, task
 from prefect.cache_policies import NO_CACHE
-from prefect.states import Failed
+from prefect.states import Completed, Failed
 
-from flows.nightly import night_summary, nightly
+from flows.nightly import ALERTS_UNDELIVERED, night_summary, nightly
 from iasu import wiring
 from iasu.errors import OperatorError
 from rules.catchup import nights_to_run
@@ -46,4 +46,7 @@ def catch_up(through: date, since: date | None = None, max_nights: int = MAX_NIG
             # In order: the nights after a failed one wait for it. Its failure was logged where it happened.
             return Failed(message=state.message)
         ran.append(night_summary(state))
+    stopped = [summary["alerts"]["stopped"] for summary in ran if summary["alerts"].get("stopped")]
+    if stopped:  # shown on the run operators look at, not only on the nights inside it
+        return Completed(data=ran, name=ALERTS_UNDELIVERED, message=stopped[-1])
     return ran

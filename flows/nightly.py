@@ -33,6 +33,10 @@ from tasks.report import publish_report
 from tasks.route import route_referrals
 from tasks.schedule import schedule_contacts
 
+# The state name of a night (and of the catch-up and scheduled run over it) whose work is done but whose
+# alerts Slack did not take: Completed, so nothing reruns it, and named so in the UI.
+ALERTS_UNDELIVERED = "Completed, alerts undelivered"
+
 # Loaded with the flow, as a served deployment's run process loads it: the import's seconds are start-up.
 import_gx()
 
@@ -129,5 +133,5 @@ def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> 
     )
     if delivery["stopped"]:
         # The night's own work is done (not rerun); its alerts wait for Slack or a new token, named in the UI.
-        return Completed(data=summary, name="Completed, alerts undelivered", message=delivery["stopped"])
+        return Completed(data=summary, name=ALERTS_UNDELIVERED, message=delivery["stopped"])
     return summary

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -19,7 +19,8 @@ from prefect.client.schemas.filters import (
     TaskRunFilter,
 )
 
-from flows.nightly import night_summary, nightly
+from flows.catchup import catch_up
+from flows.nightly import ALERTS_UNDELIVERED, night_summary, nightly
 from iasu.errors import OperatorError
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
 
@@ -114,10 +115,16 @@ def test_a_night_whose_alerts_slack_refuses_completes_under_a_name_that_says_so(
         fake.mode = "invalid_auth"
         monkeypatch.setenv("IASU_SLACK_TOKEN", "xoxb-revoked")
         monkeypatch.setenv("IASU_SLACK_BASE_URL", fake.base_url)
+        monkeypatch.setenv("IASU_INBOX", str(tmp_path / "inbox"))
         wiring.reset()
         state = nightly(run_date=DAY, inbox=tmp_path / "inbox", return_state=True)
+        # The next night's catch-up meets the same refusal: its run, the one operators look at, says so too.
+        caught_up = catch_up(through=DAY + timedelta(days=1), return_state=True)
     # The night's own work is done and not to be rerun; its alerts wait for a new token, as the UI shows.
-    assert state.is_completed() and state.name == "Completed, alerts undelivered"
+    assert state.is_completed() and state.name == ALERTS_UNDELIVERED
+    assert caught_up.is_completed() and caught_up.name == ALERTS_UNDELIVERED
+    nights = caught_up.result()
+    assert isinstance(nights, list) and [night["run_date"] for night in nights] == [str(DAY + timedelta(days=1))]
     summary = night_summary(state)
     assert summary["received"] > 0 and summary["alerts"]["failed"] > 0
     assert state.message == summary["alerts"]["stopped"]
