@@ -22,7 +22,7 @@ from tasks.outcomes import OutcomeReport, record_outcomes
 from tasks.reindex import reindex_people
 from tasks.route import route
 from tasks.schedule import schedule
-from tasks.staff import add_staff, deactivate_staff
+from tasks.staff import add_staff, deactivate_staff, load_staff_file
 from tests.support import open_case
 
 pytestmark = pytest.mark.postgres
@@ -109,16 +109,23 @@ def _report(outcome: str, hour: int) -> OutcomeReport:
     )
 
 
-WRITERS: dict[str, Callable[[Connection], Any]] = {
-    "route": lambda conn: route(conn, policy=get_policy(), run_date=RUN, actor="test"),
-    "schedule": lambda conn: schedule(conn, policy=get_policy(), run_date=RUN, actor="test", timezone=TZ),
-    "record outcomes": lambda conn: record_outcomes(
+def _staff_file(folder: Path) -> Path:
+    """A roster of one worker, as `iasu staff load` reads it."""
+    roster = folder / "staff.csv"
+    roster.write_text("staff_code,name,role,queue,force,capacity,slack_user_id\nCH-UNI-03,,worker,unit,cheshire,5,\n")
+    return roster
+
+
+WRITERS: dict[str, Callable[[Connection, Path], Any]] = {
+    "route": lambda conn, folder: route(conn, policy=get_policy(), run_date=RUN, actor="test"),
+    "schedule": lambda conn, folder: schedule(conn, policy=get_policy(), run_date=RUN, actor="test", timezone=TZ),
+    "record outcomes": lambda conn, folder: record_outcomes(
         conn, [_report("completed", 9)], origin="cli", actor="test", policy=get_policy(), timezone=TZ
     ),
-    "case close": lambda conn: close_case(
+    "case close": lambda conn, folder: close_case(
         conn, REF, outcome="risk_reduced", by="sup", reason="done", policy=get_policy(), cipher=wiring.cipher()
     ),
-    "case override": lambda conn: override_case(
+    "case override": lambda conn, folder: override_case(
         conn,
         REF,
         queue=Queue.police_investigation,
@@ -129,19 +136,22 @@ WRITERS: dict[str, Callable[[Connection], Any]] = {
         policy=get_policy(),
         timezone=TZ,
     ),
-    "staff add": lambda conn: add_staff(
+    "staff add": lambda conn, folder: add_staff(
         conn, staff_code="CH-UNI-02", queue=Queue.unit, force=Force.cheshire, cipher=wiring.cipher(), actor="test"
     ),
-    "staff deactivate": lambda conn: deactivate_staff(
+    "staff load": lambda conn, folder: load_staff_file(conn, _staff_file(folder), cipher=wiring.cipher(), actor="test"),
+    "staff deactivate": lambda conn, folder: deactivate_staff(
         conn, "CH-UNI-01", by="ops", reason="leaving", cipher=wiring.cipher()
     ),
-    "linkage reindex": lambda conn: reindex_people(conn, by="ops", cipher=wiring.cipher(), index=wiring.blind_index()),
+    "linkage reindex": lambda conn, folder: reindex_people(
+        conn, by="ops", cipher=wiring.cipher(), index=wiring.blind_index()
+    ),
 }
 
 
 @pytest.mark.parametrize("writer", sorted(WRITERS))
-def test_each_writer_of_casework_waits_for_the_one_before_it(casework: str, writer: str) -> None:
-    _run_while_held(WRITERS[writer])
+def test_each_writer_of_casework_waits_for_the_one_before_it(casework: str, writer: str, tmp_path: Path) -> None:
+    _run_while_held(lambda conn: WRITERS[writer](conn, tmp_path))
 
 
 def test_an_outcome_recorded_while_the_feed_applies_one_does_not_undo_it(casework: str) -> None:
