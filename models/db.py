@@ -10,6 +10,17 @@ from typing import Any
 from sqlalchemy import Engine, event
 from sqlmodel import Session, create_engine
 
+# A statement waits for a lock at most ten minutes: a night blocked behind a session left open (a LOCK TABLE
+# in a forgotten psql) fails in one line and is rerun, instead of running for ever and keeping the next
+# nights out. TCP keepalives find a connection whose server went silent dead in about two minutes, not hours.
+PG_CONNECT_ARGS: dict[str, Any] = {
+    "options": "-c lock_timeout=10min",
+    "keepalives": 1,
+    "keepalives_idle": 60,
+    "keepalives_interval": 10,
+    "keepalives_count": 6,
+}
+
 
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout, as PostgreSQL has by nature.
@@ -34,18 +45,6 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         return engine
     connect_args = {**PG_CONNECT_ARGS, **kwargs.pop("connect_args", {})}
     return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args, **kwargs)
-
-
-# A statement waits for a lock at most ten minutes: a night blocked behind a session left open (a LOCK TABLE
-# in a forgotten psql) fails in one line and is rerun, instead of running for ever and keeping the next
-# nights out. TCP keepalives find a connection whose server went silent dead in about two minutes, not hours.
-PG_CONNECT_ARGS: dict[str, Any] = {
-    "options": "-c lock_timeout=10min",
-    "keepalives": 1,
-    "keepalives_idle": 60,
-    "keepalives_interval": 10,
-    "keepalives_count": 6,
-}
 
 
 @contextmanager
