@@ -72,14 +72,24 @@ def _waiting(conn: Connection, *, casework_only: bool) -> bool:
     return waiting
 
 
-def _run_while_held(work: Callable[[Connection], Any]) -> Any:
+def _seen_waiting(watcher: Connection, worker: threading.Thread, *, casework_only: bool) -> bool:
+    """Whether the worker, still running, is seen waiting for a lock within ten seconds."""
+    deadline = time.monotonic() + 10
+    while worker.is_alive() and time.monotonic() < deadline:
+        if _waiting(watcher, casework_only=casework_only):
+            return worker.is_alive()
+        time.sleep(0.05)
+    return False
+
+
+def _run_while_held(work: Callable[[Connection], Any]) -> None:
     """Run `work` in its own transaction while another holds the casework lock; it must wait for it."""
     outcome: dict[str, Any] = {}
 
     def run() -> None:
         try:
             with wiring.engine().begin() as conn:
-                outcome["value"] = work(conn)
+                work(conn)
         except BaseException as exc:  # reported by the test below, not lost in the thread
             outcome["error"] = exc
 
@@ -88,14 +98,10 @@ def _run_while_held(work: Callable[[Connection], Any]) -> Any:
             casework_lock(holder)
             worker = threading.Thread(target=run)
             worker.start()
-            deadline = time.monotonic() + 10
-            while not _waiting(watcher, casework_only=True) and worker.is_alive() and time.monotonic() < deadline:
-                time.sleep(0.05)
-            waited = worker.is_alive() and _waiting(watcher, casework_only=True)
+            waited = _seen_waiting(watcher, worker, casework_only=True)
         worker.join(30)
     assert "error" not in outcome, outcome.get("error")
     assert waited, "it went ahead while the night (or another command) held the casework lock"
-    return outcome.get("value")
 
 
 def _report(outcome: str, hour: int) -> OutcomeReport:
@@ -174,9 +180,7 @@ def test_an_outcome_recorded_while_the_feed_applies_one_does_not_undo_it(casewor
 
             worker = threading.Thread(target=by_hand)
             worker.start()
-            deadline = time.monotonic() + 10
-            while worker.is_alive() and time.monotonic() < deadline and not _waiting(watcher, casework_only=False):
-                time.sleep(0.05)
+            _seen_waiting(watcher, worker, casework_only=False)
         worker.join(30)
     with wiring.engine().connect() as conn:
         status = conn.execute(select(CONTACTS.c.status).where(CONTACTS.c.kind == "victim_first_contact")).scalar_one()
