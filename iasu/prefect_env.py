@@ -12,6 +12,8 @@ DEFAULTS = {
     # The temporary server a run starts without PREFECT_API_URL creates its database on first use; on a
     # cold, busy 2-core machine that can take longer than Prefect's 20 s, and the night would fail unread.
     "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+    # The product's own log lines (a stage waiting for a casework command, say) reach the run's log in the UI.
+    "PREFECT_LOGGING_EXTRA_LOGGERS": "iasu",
 }
 
 

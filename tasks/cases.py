@@ -156,7 +156,7 @@ def override_case(
     (they work the old queue) with its pending contacts; scheduling gives it to a worker of the new queue
     and starts or stops its check-ins (the CLI runs both at once). Returns the change and the case's id.
     """
-    casework_lock(conn)
+    casework_lock(conn, "case override")
     if not reason.strip():
         raise OperatorError("an override needs a reason")
     row = _case(conn, case_ref)
@@ -217,7 +217,7 @@ def close_case(
     conn: Connection, case_ref: str, *, outcome: str, by: str, reason: str | None, policy: Policy, cipher: FieldCipher
 ) -> int:
     """Close a case with an outcome from the policy; its pending contacts are cancelled. Returns how many."""
-    casework_lock(conn)
+    casework_lock(conn, "case close")
     if outcome not in policy.outcomes:
         raise OperatorError(f"unknown outcome {outcome!r}; the policy allows: {', '.join(policy.outcomes)}")
     row = _case(conn, case_ref)

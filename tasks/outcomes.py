@@ -86,7 +86,7 @@ def record_outcomes(
     conn: Connection, reports: list[OutcomeReport], *, origin: str, actor: str, policy: Policy, timezone: str
 ) -> OutcomeResult:
     """Store new reports and apply each to its case's pending contact of that kind, in time order."""
-    casework_lock(conn)
+    casework_lock(conn, "contact record" if origin == "cli" else "the contacts feed")
     result = OutcomeResult()
     refs = sorted({r.case_ref for r in reports})
     cases = {

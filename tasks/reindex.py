@@ -46,7 +46,7 @@ def reindex_people(
     conn: Connection, *, by: str, cipher: FieldCipher, index: BlindIndex, batch: int = BATCH
 ) -> ReindexResult:
     """Recompute every person's blind indexes by the current rules, write those that changed, and audit it."""
-    casework_lock(conn)
+    casework_lock(conn, "linkage reindex")
     p = PEOPLE.c
     read = name_dob_changed = pnc_changed = 0
     after = 0

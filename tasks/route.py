@@ -252,7 +252,7 @@ def case_ref(force: Force, year: int, number: int) -> str:
 @gc_paused
 def route(conn: Connection, *, policy: Policy, run_date: date, actor: str) -> RouteResult:
     """Decide and open a case for every unrouted referral; join repeats from another source to their case."""
-    casework_lock(conn)
+    casework_lock(conn, "routing")
     rows, existing = _read(conn, policy)
     result = RouteResult(routed={}, tiers={}, merged=0, turned_away_for_capacity=0, case_refs={})
     if not rows:

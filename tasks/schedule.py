@@ -338,7 +338,7 @@ def schedule(
     case_ids: Iterable[int] | None = None,
 ) -> ScheduleResult:
     """Cancel contacts that no longer apply, assign cases, and create every missing next contact."""
-    casework_lock(conn)
+    casework_lock(conn, "scheduling")
     now = utcnow()
     case_ids = None if case_ids is None else list(case_ids)  # read twice below: a generator would be empty
     result = ScheduleResult(cancelled=_cancel_stale(conn, policy))

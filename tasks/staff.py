@@ -47,7 +47,7 @@ def add_staff(
     actor: str,
 ) -> StaffChange:
     """Add a member of staff (or re-activate and update one: what is not given is kept)."""
-    casework_lock(conn)
+    casework_lock(conn, "staff add")
     s = STAFF.c
     if not staff_code.strip() or staff_code != staff_code.strip():
         raise OperatorError("a staff id must not be blank or begin or end with a space")
@@ -118,7 +118,7 @@ def _release(conn: Connection, staff_id: int) -> int:
 
 def load_staff_file(conn: Connection, path: Path, *, cipher: FieldCipher, actor: str) -> tuple[int, int]:
     """Add or update every row of a staff CSV file (columns: STAFF_FILE_COLUMNS); rows read, cases released."""
-    casework_lock(conn)
+    casework_lock(conn, "staff load")
     try:
         with path.open(newline="", encoding="utf-8") as fh:
             reader = csv.DictReader(fh)
@@ -159,7 +159,7 @@ def load_staff_file(conn: Connection, path: Path, *, cipher: FieldCipher, actor:
 
 def deactivate_staff(conn: Connection, staff_code: str, *, by: str, reason: str | None, cipher: FieldCipher) -> int:
     """Mark a worker inactive and unassign their open cases and pending contacts (the scheduler reassigns them)."""
-    casework_lock(conn)
+    casework_lock(conn, "staff deactivate")
     staff_id = conn.execute(
         select(STAFF.c.id).where(STAFF.c.staff_code == staff_code, STAFF.c.active)
     ).scalar_one_or_none()

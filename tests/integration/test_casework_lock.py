@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import logging
+import os
+import re
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -95,7 +100,7 @@ def _run_while_held(work: Callable[[Connection], Any]) -> None:
 
     with wiring.engine().connect() as holder, wiring.engine().connect() as watcher:
         with holder.begin():
-            casework_lock(holder)
+            casework_lock(holder, "routing")
             worker = threading.Thread(target=run)
             worker.start()
             waited = _seen_waiting(watcher, worker, casework_only=True)
@@ -186,3 +191,46 @@ def test_an_outcome_recorded_while_the_feed_applies_one_does_not_undo_it(casewor
         status = conn.execute(select(CONTACTS.c.status).where(CONTACTS.c.kind == "victim_first_contact")).scalar_one()
     assert status == "done", "the completed contact went back to pending"
     assert staff["result"].rejected == {0: "contact_pending"}
+
+
+def test_each_writer_that_waits_says_once_for_what(
+    casework: str, tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, logger="iasu.casework"):
+        _run_while_held(lambda conn: WRITERS["case close"](conn, tmp_path))
+    said = [r.getMessage() for r in caplog.records if r.name == "iasu.casework"]
+    assert len(said) == 1, said
+    assert said[0].startswith("case close waits for routing to finish (casework takes turns"), said
+
+
+def test_a_transaction_that_takes_the_lock_again_keeps_its_first_name(casework: str) -> None:
+    with wiring.engine().begin() as conn:
+        casework_lock(conn, "case override")
+        casework_lock(conn, "scheduling")  # the override's own scheduling, in the same transaction
+        assert conn.execute(text("SHOW application_name")).scalar_one() == "iasu: case override"
+    with wiring.engine().connect() as conn:
+        assert not conn.execute(text("SHOW application_name")).scalar_one().startswith("iasu: ")
+
+
+def test_a_command_behind_the_night_tells_the_operator_on_stderr(casework: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_")}
+    env.update(IASU_DATABASE_URL=casework, IASU_VAR_DIR=str(tmp_path / "var"), PREFECT_HOME=str(tmp_path / "p"))
+    command = [str(Path(sys.executable).with_name("iasu")), "case", "close", REF, "--outcome", "risk_reduced"]
+    with wiring.engine().connect() as holder, wiring.engine().connect() as watcher:
+        with holder.begin():
+            casework_lock(holder, "routing")
+            closing = subprocess.Popen(
+                [*command, "--by", "sup"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+            )
+            deadline = time.monotonic() + 60
+            while closing.poll() is None and not _waiting(watcher, casework_only=True):
+                assert time.monotonic() < deadline, "the command never reached the lock"
+                time.sleep(0.1)
+        _out, err = closing.communicate(timeout=60)
+    assert closing.returncode == 0, err
+    with wiring.engine().connect() as conn:
+        assert conn.execute(text("SELECT status FROM cases")).scalar_one() == "closed"
+    # One plain line, not a log record's decoration or a traceback.
+    assert re.fullmatch(
+        r"case close waits for routing to finish \(casework takes turns; it has held the lock for \d+ s\)\n", err
+    ), err
