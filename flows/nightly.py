@@ -19,6 +19,7 @@ from iasu.settings import get_settings
 from tasks.ingest import build_data_docs, ingest_file
 from tasks.monitor import monitor_deadlines
 from tasks.night import (
+    dispatch_of_the_night,
     finish_night,
     input_files,
     mark_night_failed,
@@ -106,12 +107,13 @@ def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> 
     touch_night(night_run_id)
     outcomes = [ingest_contacts_file(p, run_date, night_run_id, docs_dir, actor) for p in feeds]
     touch_night(night_run_id)
-    scheduling = schedule_contacts(run_date, actor)
+    scheduling = schedule_contacts(run_date, actor, night_run_id)
     touch_night(night_run_id)
     quarantined_tonight = sum(f["quarantined"] for f in files + outcomes)
-    monitoring = monitor_deadlines(run_date, quarantined_tonight, night_run_id)
+    monitoring = monitor_deadlines(run_date, quarantined_tonight)
     touch_night(night_run_id)
     delivery = dispatch_alerts()
+    settled = dispatch_of_the_night(night_run_id, run_date, delivery)
     touch_night(night_run_id)
     summary = summarise(run_date, files)
     summary["routed"], summary["tiers"] = routing["routed"], routing["tiers"]
@@ -122,15 +124,17 @@ def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> 
     summary["unassigned"], summary["unassigned_count"] = scheduling["unassigned"], scheduling["unassigned_count"]
     summary["overdue"] = monitoring["overdue"]
     summary["alerts"] = {"queued": monitoring["queued"]} | {
-        k: delivery[k] for k in ("sent", "failed", "dry_run", "pending", "stopped")
+        k: (delivery | settled)[k] for k in ("sent", "failed", "dry_run", "pending", "stopped")
     }
     docs_index = build_data_docs(docs_dir)
     summary["data_docs"] = str(docs_index) if docs_index else None
     summary["file_counts"] = files + outcomes
-    finish_night(night_run_id, run_date, summary)
+    # Published before the night is marked completed: a run killed between the two is rerun, and the rerun's
+    # report carries this one's counts (a completed night's rerun would report nothing routed).
     publish_report(
         summary, files + outcomes, docs_index, routing["case_refs"], routing["opened"], scheduling["due_list"]
     )
+    finish_night(night_run_id, run_date, summary)
     if delivery["stopped"]:
         # The night's own work is done (not rerun); its alerts wait for Slack or a new token, named in the UI.
         return Completed(data=summary, name=ALERTS_UNDELIVERED, message=delivery["stopped"])

@@ -182,13 +182,12 @@ def queue_digests(
 
 
 @task(name="monitor-deadlines", cache_policy=NO_CACHE)
-def monitor_deadlines(run_date: date, quarantined: int, night_run_id: int) -> dict[str, Any]:
+def monitor_deadlines(run_date: date, quarantined: int) -> dict[str, Any]:
     """Find missed contacts set-based, queue their alerts at the right level, and the night's digests."""
-    from models import NightRun
+    from tasks.night import night_began
     from tasks.schedule import due_today_by_queue
 
     settings, policy = get_settings(), get_policy()
-    runs = NightRun.__table__  # type: ignore[attr-defined]
     with wiring.engine().begin() as conn:
         result = monitor(conn, policy=policy, run_date=run_date, timezone=settings.timezone)
         due_today = due_today_by_queue(conn, run_date=run_date, timezone=settings.timezone)
@@ -211,11 +210,11 @@ def monitor_deadlines(run_date: date, quarantined: int, night_run_id: int) -> di
                     )
                 ],
             )
-        # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well
+        # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well, and
+        # those of the night's attempts that failed since it last completed (their alerts are not queued twice)
         # (found through the index on creation time, not by reading every night's alerts).
-        started = select(runs.c.started_at).where(runs.c.id == night_run_id).scalar_subquery()
         queued = conn.execute(
-            select(func.count()).select_from(ALERTS).where(ALERTS.c.created_at >= started)
+            select(func.count()).select_from(ALERTS).where(ALERTS.c.created_at >= night_began(run_date))
         ).scalar_one()
     get_run_logger().info(
         "overdue contacts: level 1 %d, level 2 %d, level 3 %d; %d alert(s) queued",

@@ -191,27 +191,56 @@ ROUTING_KEYS = ("routed", "tiers", "merged", "turned_away_for_capacity", "opened
 def routing_of_the_night(
     conn: Connection, night_run_id: int, run_date: date, routing: dict[str, Any]
 ) -> dict[str, Any]:
-    """This run's routing report, kept on its run row with the routing itself, with those of the night's runs
-    that failed after routing since it last completed: each case is routed once, by whichever run got there,
-    and the run that completes the night reports them, so `routed` over the nights sums to the cases."""
+    """This run's routing report with those of the night's runs that failed after routing since it last completed.
+
+    Each case is routed once, by whichever run got there, and the run that completes the night reports them,
+    so `routed` over the nights sums to the cases.
+    """
+    return stage_of_the_night(conn, night_run_id, run_date, "routing", {key: routing[key] for key in ROUTING_KEYS})
+
+
+def stage_of_the_night(
+    conn: Connection, night_run_id: int, run_date: date, stage: str, mine: dict[str, Any]
+) -> dict[str, Any]:
+    """This run's report of one stage, kept on its run row in the stage's own transaction, added to the reports
+    of the night's runs that failed since it last completed: their work is done once, and counted by the run
+    that completes the night (counts summed, references listed the earliest first)."""
     n = NIGHT_RUNS.c
-    mine = {key: routing[key] for key in ROUTING_KEYS}
-    # In the routing's transaction: a run killed after routing committed still has its report on record.
-    conn.execute(update(NIGHT_RUNS).where(n.id == night_run_id).values(summary={"routing": mine}))
-    last_completed_run = (
-        select(func.coalesce(func.max(n.id), 0))
-        .where(n.run_date == run_date, n.status == "completed")
-        .scalar_subquery()
-    )
+    # In the stage's transaction: a run killed after the stage committed still has its report on record.
+    kept = conn.execute(select(n.summary).where(n.id == night_run_id)).scalar_one() or {}
+    conn.execute(update(NIGHT_RUNS).where(n.id == night_run_id).values(summary={**kept, stage: mine}))
     earlier = conn.execute(
         select(n.summary)
-        .where(n.run_date == run_date, n.status == "failed", n.id > last_completed_run, n.id < night_run_id)
+        .where(n.run_date == run_date, n.status == "failed", n.id > _last_completed_run(run_date), n.id < night_run_id)
         .order_by(n.id)
     ).scalars()
     total: dict[str, Any] = {}
-    for report in [*((summary or {}).get("routing") or {} for summary in earlier), mine]:  # the earliest first
+    for report in [*((summary or {}).get(stage) or {} for summary in earlier), mine]:  # the earliest first
         _add(total, report)
     return _sorted(total)
+
+
+def dispatch_of_the_night(night_run_id: int, run_date: date, delivery: dict[str, Any]) -> dict[str, Any]:
+    """The alerts this run's dispatch settled, with those the night's failed attempts settled (its own transaction:
+    the dispatcher commits as it goes, and is also the five-minute flow's, which belongs to no night)."""
+    mine = {key: delivery[key] for key in ("sent", "dry_run", "failed")}
+    with wiring.engine().begin() as conn:
+        return stage_of_the_night(conn, night_run_id, run_date, "dispatch", mine)
+
+
+def night_began(run_date: date) -> Any:
+    """When the night's first run since it last completed began (a scalar subquery): its attempts' work counts."""
+    n = NIGHT_RUNS.c
+    return (
+        select(func.min(n.started_at)).where(n.run_date == run_date, n.id > _last_completed_run(run_date))
+    ).scalar_subquery()
+
+
+def _last_completed_run(run_date: date) -> Any:
+    n = NIGHT_RUNS.c
+    return (
+        select(func.coalesce(func.max(n.id), 0)).where(n.run_date == run_date, n.status == "completed")
+    ).scalar_subquery()
 
 
 def _add(total: dict[str, Any], more: dict[str, Any]) -> None:

@@ -439,12 +439,16 @@ def due_list(conn: Connection, *, run_date: date, timezone: str) -> dict[str, li
 
 
 @task(name="schedule-contacts", cache_policy=NO_CACHE)
-def schedule_contacts(run_date: date, actor: str) -> dict[str, Any]:
+def schedule_contacts(run_date: date, actor: str, night_run_id: int) -> dict[str, Any]:
     """Assign cases and create every missing next victim contact and perpetrator check-in, on working days."""
+    from tasks.night import stage_of_the_night
+
     tz = get_settings().timezone
     with wiring.engine().begin() as conn:
         result = schedule(conn, policy=get_policy(), run_date=run_date, actor=actor, timezone=tz)
         out = result.as_dict() | contact_counts(conn, run_date=run_date, timezone=tz)
+        # The contacts a failed attempt of the night created are the night's too: this run finds none missing.
+        out |= stage_of_the_night(conn, night_run_id, run_date, "scheduling", {"scheduled": result.scheduled})
         out["due_list"] = due_list(conn, run_date=run_date, timezone=tz)
     get_run_logger().info(
         "scheduled %d contact(s), cancelled %d, assigned %d case(s), %d with no eligible worker; %d open, %d due today",

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 from prefect.client.orchestration import get_client
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from deployments.serve import scheduled_nightly
 from flows.catchup import catch_up
@@ -165,6 +165,43 @@ def test_a_night_that_failed_after_routing_is_reported_routed_by_the_rerun_that_
     opened = reports[0].split("## Cases opened")[1].split("\n## ")[0]
     assert all(c.case_ref in opened for c in cases), opened
     assert again["routed"] == {} and again["tiers"] == {} and "No new cases." in reports[1]
+
+
+def test_what_failed_attempts_of_a_night_did_is_counted_by_the_run_that_completes_it(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from models import Alert, Case, Contact
+
+    inbox = tmp_path / "inbox"
+    write_days(inbox, D1, per_day=10, dirty=0.0, seed=3)
+    monkeypatch.setattr("flows.nightly.dispatch_alerts", broken)  # routed, scheduled and monitored, then failed
+    assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()
+    monkeypatch.undo()
+    monkeypatch.setattr("flows.nightly.publish_report", broken)  # everything done but the report
+    assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()
+    monkeypatch.undo()
+    reports: list[str] = []
+    real = report.night_markdown
+
+    def kept(*args: Any, **kwargs: Any) -> str:
+        reports.append(real(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(report, "night_markdown", kept)
+    summary = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))
+
+    assert night_runs() == [(D1, "failed"), (D1, "failed"), (D1, "completed")]
+    with wiring.engine().connect() as conn:
+        cases = conn.execute(select(Case.__table__.c.case_ref)).scalars().all()  # type: ignore[attr-defined]
+        contacts = conn.execute(select(func.count()).select_from(Contact)).scalar_one()
+        alerts = conn.execute(select(func.count()).select_from(Alert)).scalar_one()
+    assert cases and contacts and alerts
+    assert sum(summary["routed"].values()) == len(cases)
+    assert summary["scheduled"] == contacts  # created by the first attempt: the last found none missing
+    assert summary["alerts"]["queued"] == alerts  # queued by the first attempt, sent by the last
+    assert summary["alerts"]["sent"] + summary["alerts"]["dry_run"] == alerts
+    opened = reports[0].split("## Cases opened")[1].split("\n## ")[0]
+    assert len(reports) == 1 and all(ref in opened for ref in cases), reports
 
 
 def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
