@@ -211,8 +211,8 @@ def monitor_deadlines(run_date: date, quarantined: int) -> dict[str, Any]:
                 ],
             )
         # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well, and
-        # those of the night's attempts that failed since it last completed (their alerts are not queued twice)
-        # (found through the index on creation time, not by reading every night's alerts).
+        # what the night's attempts that failed since it last completed queued (this run does not queue it
+        # again). Found through the index on creation time, not by reading every night's alerts.
         queued = conn.execute(
             select(func.count()).select_from(ALERTS).where(ALERTS.c.created_at >= night_began(run_date))
         ).scalar_one()
