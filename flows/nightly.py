@@ -16,6 +16,7 @@ from iasu.db import first_line
 from iasu.errors import OperatorError
 from iasu.policy import get_policy
 from iasu.settings import get_settings
+from tasks.adapters import FEED_PREFIX
 from tasks.ingest import build_data_docs, ingest_file
 from tasks.monitor import monitor_deadlines
 from tasks.night import (
@@ -29,7 +30,7 @@ from tasks.night import (
     touch_night,
 )
 from tasks.notify import dispatch_alerts
-from tasks.outcomes import FEED_PREFIX, ingest_contacts_file
+from tasks.outcomes import ingest_contacts_file
 from tasks.report import publish_report
 from tasks.route import route_referrals
 from tasks.schedule import schedule_contacts

@@ -20,7 +20,8 @@ from models import Case, Contact
 from rules.calendar import calendar_for
 from rules.codes import ContactStatus, Force, Queue
 from rules.policy import Policy
-from tasks.outcomes import FEED_COLUMNS, FEED_PREFIX
+from tasks.adapters import FEED_PREFIX
+from tasks.outcomes import FEED_COLUMNS
 from tasks.staff import add_staff
 
 CASES = Case.__table__  # type: ignore[attr-defined]

@@ -25,7 +25,7 @@ from models import BatchStatus, IngestBatch
 from models.types import utcnow
 from rules.gate import RowCountGate, is_size_hold, row_count_hold_reason
 from tasks import audit
-from tasks.adapters import NO_ADAPTER, adapt
+from tasks.adapters import NO_ADAPTER, adapt, run_name, shown_name
 from tasks.adapters.canonical import FileHeld, read_bytes
 from tasks.collector import gc_paused
 from tasks.load import QuarantinedRow, load_accepted, quarantine, stage_rows
@@ -127,12 +127,12 @@ def seen_before(path: Path, engine: Engine, *, run_date: date) -> tuple[str, Fil
     """
     sha256 = hashlib.sha256(read_bytes(path)).hexdigest()
     with engine.begin() as conn:
-        previous = _previous(conn, sha256, run_date, path.name)
-    if previous is None or _taken_over(previous, path.name):
+        previous = _previous(conn, sha256, run_date, shown_name(path))
+    if previous is None or _taken_over(previous, shown_name(path)):
         return sha256, None, previous is not None and previous["status"] == BatchStatus.released
     held = previous["held_rows"]
     counts = FileCounts(
-        file=path.name,
+        file=shown_name(path),
         source=previous["source"],
         status="repeat",
         received=previous["received"],
@@ -251,7 +251,7 @@ def ingest_path(
     try:
         sha256, repeat, released = seen_before(path, engine, run_date=run_date)
     except FileHeld as unread:  # its mode or an I/O error: the night goes on with the other files
-        counts = FileCounts(file=path.name, source=None, status="held", held_reason=unread.reason)
+        counts = FileCounts(file=shown_name(path), source=None, status="held", held_reason=unread.reason)
         return hold_unread(counts, engine=engine, run_date=run_date, night_run_id=night_run_id, actor=actor)
     if repeat is not None:
         return repeat
@@ -262,14 +262,19 @@ def ingest_path(
     except FileHeld as held_file:
         rows = held_file.rows if held_file.rows is not None else _count_lines(path)
         counts = FileCounts(
-            file=path.name, source=None, status="held", received=rows, held_rows=rows, held_reason=held_file.reason
+            file=shown_name(path),
+            source=None,
+            status="held",
+            received=rows,
+            held_rows=rows,
+            held_reason=held_file.reason,
         )
         return record_held(
             counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=sha256, actor=actor
         )
 
     frame = adapted.frame
-    counts = FileCounts(file=path.name, source=adapted.source.value, status="loaded", received=len(frame))
+    counts = FileCounts(file=shown_name(path), source=adapted.source.value, status="loaded", received=len(frame))
     counts.stage_seconds["parse"], clock = time.perf_counter() - clock, time.perf_counter()
     with engine.begin() as conn:
         reason = None if released else row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
@@ -287,7 +292,7 @@ def ingest_path(
     # 1.1 s, not 1.4 s. The cycles it leaves are one file's, freed when the collector restarts.
     verdicts = gc_paused(validator.validate)(
         validation_frame(unique, run_date, adapted.source_ref_pattern),
-        asset_name=path.name,
+        asset_name=counts.file,
         parameters={"source_ref_pattern": adapted.source_ref_pattern},
     )
     # astype(bool): an empty object-typed mask would be read as a column selection.
@@ -392,7 +397,11 @@ def build_data_docs(docs_dir: Path) -> Path | None:
     return validator_for(docs_dir).build_docs()
 
 
-@task(name="ingest-file", task_run_name="ingest {path.name}", cache_policy=NO_CACHE)
+@task(
+    name="ingest-file",
+    task_run_name=run_name("ingest"),
+    cache_policy=NO_CACHE,
+)
 def ingest_file(path: Path, run_date: date, night_run_id: int, docs_dir: Path, actor: str) -> dict[str, Any]:
     """Adapt, validate, quarantine and load one input file; returns its reconciled counts."""
     counts = ingest_path(

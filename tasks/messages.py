@@ -74,6 +74,11 @@ def keys_in_metadata(payload: dict[str, Any]) -> list[str]:
     return list(dict.fromkeys(str(k) for k in keys if k))  # the first key is also among the listed ones
 
 
+def _escaped(text: str) -> str:
+    """Text shown as it is in Slack's mrkdwn (its three control characters escaped as Slack documents)."""
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
 def _section(text: str) -> dict[str, Any]:
     return {"type": "section", "text": {"type": "mrkdwn", "text": text[:MAX_SECTION_CHARS]}}
 
@@ -126,8 +131,9 @@ def render(alert_kind: str, payload: dict[str, Any], dedupe_key: str) -> Message
         return _digest(payload, dedupe_key)
     if payload.get("event") == "cases_unassigned":
         return _unassigned(payload, dedupe_key)
-    # ops
-    detail = ", ".join(f"{k}: {v}" for k, v in payload.items() if k != "event")
+    # ops: its values come from outside (a held file's reason, a staff file's name), so Slack's control
+    # characters are escaped: nothing in them can mention a channel or render a link.
+    detail = _escaped(", ".join(f"{k}: {v}" for k, v in payload.items() if k != "event"))
     return Message(
         text=f"Ops: {payload.get('event', 'event')} ({detail})",
         blocks=[_section(f":gear: Ops: {payload.get('event', 'event')}"), _context(detail or "-")],

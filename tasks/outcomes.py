@@ -30,6 +30,7 @@ from rules.clock import end_of_day
 from rules.codes import CaseStatus, ContactKind, ContactStatus, Force
 from rules.policy import Policy
 from tasks import audit
+from tasks.adapters import run_name, shown_name
 from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, copy_insert_returning, one_of, update_rows
 from tasks.ingest import BATCHES, FileCounts, hold_unread, insert_batch, record_held, seen_before
@@ -39,7 +40,6 @@ from tasks.locks import casework_lock
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
 OUTCOMES = ContactOutcome.__table__  # type: ignore[attr-defined]
-FEED_PREFIX = "contacts_"
 FEED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome", "new_date", "recorded_by")
 REQUIRED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome")
 OUTCOMES_KNOWN = ("completed", "attempted_no_answer", "refused", "rescheduled")
@@ -347,7 +347,7 @@ def ingest_contacts_path(
     try:  # no size gate on the feed: a release changes nothing
         sha256, repeat, _ = seen_before(path, engine, run_date=run_date)
     except FileHeld as unread:
-        counts = FileCounts(file=path.name, source=SOURCE, status="held", held_reason=unread.reason)
+        counts = FileCounts(file=shown_name(path), source=SOURCE, status="held", held_reason=unread.reason)
         return hold_unread(counts, engine=engine, run_date=run_date, night_run_id=night_run_id, actor=actor)
     if repeat is not None:
         return repeat
@@ -355,7 +355,7 @@ def ingest_contacts_path(
         frame = feed_frame(path)
     except FileHeld as held:
         counts = FileCounts(
-            file=path.name,
+            file=shown_name(path),
             source=SOURCE,
             status="held",
             received=held.rows or 0,
@@ -365,11 +365,11 @@ def ingest_contacts_path(
         return record_held(
             counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=sha256, actor=actor
         )
-    counts = FileCounts(file=path.name, source=SOURCE, status="loaded", received=len(frame))
+    counts = FileCounts(file=shown_name(path), source=SOURCE, status="loaded", received=len(frame))
     repeats = frame["raw"].duplicated(keep="first")
     counts.duplicates = int(repeats.sum())
     unique = frame[~repeats].reset_index(drop=True)
-    verdicts = validator.validate(validation_frame(unique, run_date, timezone), path.name, {}, suite="contacts")
+    verdicts = validator.validate(validation_frame(unique, run_date, timezone), counts.file, {}, suite="contacts")
     reasons: dict[int, list[str]] = {
         int(n): verdicts.reasons(int(n)) for n in unique["line_no"] if verdicts.reasons(int(n))
     }
@@ -392,7 +392,7 @@ def ingest_contacts_path(
         )
     with engine.begin() as conn:
         batch_id = insert_batch(conn, counts, run_date=run_date, night_run_id=night_run_id, sha256=sha256)
-        applied = record_outcomes(conn, reports, origin=path.name, actor=actor, policy=policy, timezone=timezone)
+        applied = record_outcomes(conn, reports, origin=counts.file, actor=actor, policy=policy, timezone=timezone)
         for position, reason in applied.rejected.items():
             reasons[reports[position].line_no or 0] = [reason]
         raw_of = dict(zip(unique["line_no"], unique["raw"], strict=True))
@@ -433,7 +433,11 @@ def ingest_contacts_path(
     return counts
 
 
-@task(name="ingest-contacts", task_run_name="contacts {path.name}", cache_policy=NO_CACHE)
+@task(
+    name="ingest-contacts",
+    task_run_name=run_name("contacts"),
+    cache_policy=NO_CACHE,
+)
 def ingest_contacts_file(path: Path, run_date: date, night_run_id: int, docs_dir: Path, actor: str) -> dict[str, Any]:
     """Validate and apply one daily contacts feed; returns its reconciled counts."""
     from iasu import wiring

@@ -184,3 +184,39 @@ def test_a_night_blocked_behind_a_session_left_open_fails_in_one_line_and_frees_
     with wiring.engine().connect() as conn:
         assert conn.execute(select(NIGHT_RUNS.c.status)).scalars().all() == ["failed"]
     assert nightly(run_date=DAY, inbox=tmp_path / "inbox", return_state=True).is_completed()  # rerun: done
+
+
+def test_files_named_freely_or_not_in_utf8_are_taken_in_under_names_that_say_nothing(
+    pg_configured: str, tmp_path: Path
+) -> None:
+    import os
+
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=20, dirty=0.0, seed=5)
+    folder = inbox / DAY.isoformat()
+    police = next(folder.glob("police_rms_*"))
+    nhs = next(folder.glob("nhs_trust_*"))
+    # A resend named after a person, and a name copied from a share in cp1252 (not UTF-8).
+    police.rename(folder / f"police_rms_{DAY}_ZQXNAMEMARK_correction.csv")
+    nhs.rename(folder / os.fsdecode(f"nhs_trust_{DAY}_Zo".encode() + b"\xeb.jsonl"))
+    (folder / "ZQXSTRAYMARK.csv").write_text("a,b\n1,2\n")
+
+    summary, flow_run_id = run(inbox)
+
+    files = {f["file"]: f for f in summary["file_counts"]}
+    assert files[f"police_rms_{DAY}~{_digest(f'police_rms_{DAY}_ZQXNAMEMARK_correction.csv')}.csv"]["loaded"] > 0
+    assert any(name.startswith(f"nhs_trust_{DAY}~") and f["loaded"] > 0 for name, f in files.items())
+    stray = next(f for name, f in files.items() if name.startswith("file~"))
+    assert stray["held_reason"] == "no adapter for this file name"
+    logs, ui, task_names = run_texts(flow_run_id)
+    var = tmp_path / "var"
+    elsewhere = "".join(p.read_text(errors="replace") for p in var.rglob("*") if p.is_file())
+    everything = "\n".join([str(summary), logs, ui, *task_names, elsewhere, dump_database(pg_configured)])
+    assert leaks(everything, {"ZQXNAMEMARK", "ZQXSTRAYMARK", f"{DAY}_Zo", "\udceb"}) == []
+    assert f"ingest police_rms_{DAY}~" in "\n".join(task_names)
+
+
+def _digest(name: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(name.encode()).hexdigest()[:8]

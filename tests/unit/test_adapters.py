@@ -12,7 +12,15 @@ from pathlib import Path
 import pytest
 
 from rules.codes import SDASH_COLUMNS, Source
-from tasks.adapters import SOURCES_BY_PREFIX, adapt, inbox_file_name, nhs_trust, police_rms, victim_service
+from tasks.adapters import (
+    SOURCES_BY_PREFIX,
+    adapt,
+    inbox_file_name,
+    nhs_trust,
+    police_rms,
+    shown_name,
+    victim_service,
+)
 from tasks.adapters.canonical import COLUMNS, FileHeld
 
 DAY = date(2026, 3, 2)
@@ -683,3 +691,22 @@ def test_each_source_prefix_names_one_source() -> None:
 def test_each_adapter_reports_its_source_ref_pattern(tmp_path: Path) -> None:
     adapted = adapt(write_victim_service(tmp_path, [VICTIM_SERVICE_ROW]))
     assert (adapted.source, adapted.source_ref_pattern) == (Source.victim_service, victim_service.SOURCE_REF_PATTERN)
+
+
+@pytest.mark.parametrize(
+    ("name", "shown"),
+    [
+        ("police_rms_2026-11-17.csv", "police_rms_2026-11-17.csv"),  # as agreed: shown as it is
+        ("NHS_TRUST_2026-11-17.jsonl", "NHS_TRUST_2026-11-17.jsonl"),  # but for case
+        ("contacts_2026-11-17.csv", "contacts_2026-11-17.csv"),
+        ("police_rms_2026-11-17_Jane_Doe.csv", "police_rms_2026-11-17~b81a4521.csv"),  # the rest is the sender's
+        ("police_rms_2026-11-17.csv.bak", "police_rms_2026-11-17~5c75ed54"),
+        ("victim_service_latest.csv", "victim_service~74d600af.csv"),
+        ("Zoë Example.csv", "file~810461c5.csv"),
+        ("_SUCCESS", "file~c2adf567"),
+        ("police_rms_2026-11-17_Zo\udceb.csv", "police_rms_2026-11-17~d60d6790.csv"),  # not UTF-8: its bytes
+        ("x" * 255, "file~d22609da"),
+    ],
+)
+def test_a_file_name_is_shown_as_agreed_or_by_its_safe_part_and_a_digest(name: str, shown: str) -> None:
+    assert shown_name(name) == shown

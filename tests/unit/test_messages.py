@@ -120,3 +120,11 @@ def test_a_digest_or_ops_event_grouped_with_other_alerts_still_says_what_it_is()
     assert "Daily digest 2026-11-02: overdue by level 1: 9; by queue unit: 4; due today 3" in listed
     assert "40 open case(s) have no eligible worker" in listed
     assert "*-*" not in listed and " -," not in message.text  # no stand-in for a reference that is not there
+
+
+def test_an_ops_alert_shows_outside_text_as_text_never_as_a_mention_or_a_link() -> None:
+    payload = {"event": "file_held", "file": "x_<!channel>_<https://example.org|see> & co.csv", "reason": "a < b"}
+    message = render("ops", payload, "ops:file_held:x")
+    shown = json.dumps([message.text, message.blocks])
+    assert "<!channel>" not in shown and "<https://" not in shown
+    assert "&lt;!channel&gt;" in message.text and "&amp; co.csv" in message.text and "a &lt; b" in message.text
