@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
+import os
 import secrets
 from collections.abc import Callable
 from datetime import date, datetime
@@ -75,6 +77,19 @@ def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
         raise AssertionError("unreachable")
 
     return wrapper
+
+
+@app.callback()
+def _arguments_in_utf8() -> None:
+    # Bytes a terminal in another character set typed (Latin-1's "ë") reach Python as lone surrogates, which
+    # no encoder takes: refused here in one line, before any command stores, compares or prints them.
+    import sys
+
+    for argument in sys.argv[1:]:
+        try:
+            argument.encode("utf-8")
+        except UnicodeEncodeError:
+            _fail("an argument is not valid UTF-8 text: set the terminal to UTF-8 and type it again")
 
 
 def _settings_message(err: Any) -> str:
@@ -617,7 +632,11 @@ def _local_day(when: datetime, timezone: str) -> date:
     """The unit's date at an instant."""
     from zoneinfo import ZoneInfo
 
-    return when.astimezone(ZoneInfo(timezone)).date()
+    try:
+        return when.astimezone(ZoneInfo(timezone)).date()
+    except OverflowError:  # year 1 or 9999 at the edge of a day: no real contact's time
+        _fail("--at is out of range: a mistyped year?")
+        raise
 
 
 @staff_app.command("add")
@@ -671,7 +690,9 @@ def staff_load(
     actor = os_user() or "unknown"
     with _read_engine().begin() as conn:
         n, released = load_staff_file(conn, path, cipher=wiring.checked_cipher(conn), actor=actor)
-        handed = _reassign(conn, actor=actor, cause=f"loaded:{path.name}") if released else None
+        # The alert's key (at most 200 characters) names the file by a digest of its name: any length, any text.
+        loaded = hashlib.sha256(os.fsencode(path.name)).hexdigest()[:16]
+        handed = _reassign(conn, actor=actor, cause=f"loaded:{loaded}") if released else None
     typer.echo(f"{n} staff row(s) loaded" + _handed_on(released, handed))
 
 

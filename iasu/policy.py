@@ -21,6 +21,8 @@ def load_policy(path: Path | None) -> Policy:
         data = yaml.safe_load(source.read_text(encoding="utf-8"))
     except OSError as exc:
         raise OperatorError(f"policy file {source} cannot be read ({exc.strerror})") from None
+    except UnicodeDecodeError as exc:  # saved in a Windows code page, say
+        raise OperatorError(f"policy file {source} is not UTF-8 (byte {exc.start})") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import time
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -86,10 +86,14 @@ class PartnerRoute(Strict):
         return self
 
 
+# A Slack channel's id (C0123ABCD), never its name: ids survive a rename, and nothing else reaches Slack.
+ChannelId = Annotated[str, Field(min_length=1, pattern=r"^[A-Z0-9]+$")]
+
+
 class QueueConfig(Strict):
     """Where a queue's alerts go."""
 
-    channel: str = Field(min_length=1, pattern=r"^[A-Z0-9]+$")
+    channel: ChannelId
 
 
 class Intake(Strict):
@@ -140,8 +144,8 @@ class Escalation(Strict):
 
     level2_after_working_days: int = Field(default=2, ge=1)
     level3_after_working_days: int = Field(default=5, ge=2)
-    supervisor_channels: dict[Force, str]
-    lead_channels: dict[Force, str]
+    supervisor_channels: dict[Force, ChannelId]
+    lead_channels: dict[Force, ChannelId]
 
     @model_validator(mode="after")
     def _ordered(self) -> Escalation:
@@ -173,7 +177,7 @@ class Policy(Strict):
     unit: Unit
     partner_routes: tuple[PartnerRoute, ...]
     queues: dict[Queue, QueueConfig]
-    ops_channel: str = Field(pattern=r"^[A-Z0-9]+$")  # files held, unassigned cases, failed alerts
+    ops_channel: ChannelId  # files held, unassigned cases, failed alerts
     outcomes: tuple[str, ...] = Field(min_length=1)
     intake: Intake = Intake()
     forces: dict[Force, ForceConfig] = Field(default_factory=lambda: {f: ForceConfig() for f in Force})

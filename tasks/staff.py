@@ -120,7 +120,8 @@ def load_staff_file(conn: Connection, path: Path, *, cipher: FieldCipher, actor:
     """Add or update every row of a staff CSV file (columns: STAFF_FILE_COLUMNS); rows read, cases released."""
     casework_lock(conn, "staff load")
     try:
-        with path.open(newline="", encoding="utf-8") as fh:
+        # utf-8-sig: a spreadsheet's "CSV UTF-8" begins with a byte-order mark, which is not part of the header.
+        with path.open(newline="", encoding="utf-8-sig") as fh:
             reader = csv.DictReader(fh)
             missing = set(STAFF_FILE_COLUMNS) - set(reader.fieldnames or ())
             if missing:
@@ -130,6 +131,8 @@ def load_staff_file(conn: Connection, path: Path, *, cipher: FieldCipher, actor:
         raise OperatorError(f"staff file {path} cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:
         raise OperatorError(f"staff file {path} is not UTF-8 (byte {exc.start})") from None
+    except csv.Error as exc:  # a cell over the csv module's limit, a NUL byte: its words never quote the cell
+        raise OperatorError(f"staff file {path} cannot be read as CSV ({exc})") from None
     released = 0
     for number, row in enumerate(rows, start=2):
         # csv gives a short row's missing cells as None and a long row's extra ones under the key None.

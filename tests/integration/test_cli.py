@@ -150,6 +150,21 @@ RECORD = ["contact", "record", "CH-2026-000001", "--kind", "victim_followup", "-
         (["alert", "retry"], {}, "give an alert id or --failed-with ERROR"),
         (["alert", "retry", "3", "--failed-with", "invalid_auth"], {}, "give an alert id or --failed-with ERROR"),
         (["nightly", "--date", "2026-11-18"], {"IASU_POLICY_FILE": "missing.yaml"}, "policy file missing.yaml"),
+        # Typed on a terminal in Latin-1 (a lone byte 0xEB, not UTF-8): refused before any command reads it.
+        (
+            ["case", "close", "CH-2026-000001", "--outcome", "other", "--by", "sup", "--reason", "Zo\udceb"],
+            {},
+            "an argument is not valid UTF-8 text",
+        ),
+        (["staff", "add", "Zo\udceb", "--queue", "unit", "--force", "cheshire"], {}, "not valid UTF-8 text"),
+        (
+            [
+                *("contact", "record", "CH-2026-000001", "--kind", "victim_followup", "--outcome", "rescheduled"),
+                *("--at", "0001-01-01T00:30+01:00", "--new-date", "2026-11-20"),
+            ],
+            {},
+            "--at is out of range",
+        ),
     ],
 )
 def test_a_command_that_cannot_run_says_why_in_one_line(

@@ -122,6 +122,7 @@ HEADER = "staff_code,name,role,queue,force,capacity,slack_user_id\n"
         ("CH-UNI-09,Jane,Surname Marker,unit,cheshire,20,U9\n", "line 2: unknown role"),  # a name split in two
         ("CH-UNI-08,Zo\xe9,,unit,cheshire,,\n", "not UTF-8"),
         (" ,Name Marker,,unit,cheshire,,\n", "a staff id must not be blank"),
+        ("CH-UNI-10,Name Marker" + "x" * 140_000 + ",,unit,cheshire,,\n", "cannot be read as CSV (field larger"),
     ],
 )
 def test_a_staff_file_with_a_bad_row_is_refused_in_one_line_without_its_cells(
@@ -134,3 +135,14 @@ def test_a_staff_file_with_a_bad_row_is_refused_in_one_line_without_its_cells(
 
     assert out.exit_code == 2 and said in out.output
     assert "Traceback" not in out.output and "Marker" not in out.output
+
+
+def test_a_staff_file_saved_as_a_spreadsheets_csv_utf8_is_read_despite_its_byte_order_mark(
+    configured: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "staff.csv"
+    path.write_bytes((HEADER + "CH-UNI-11,,worker,unit,cheshire,5,\n").encode("utf-8-sig"))
+
+    out: Any = runner.invoke(app, ["staff", "load", str(path)])
+
+    assert out.exit_code == 0 and "1 staff row(s) loaded" in out.output, out.output

@@ -256,3 +256,11 @@ def test_an_invalid_policy_names_the_bad_key(tmp_path: Path) -> None:
     bad.write_text(good + "\nsurprise: 1\n")
     with pytest.raises(OperatorError, match="surprise"):
         load_policy(bad)
+    # A channel must be a channel's id wherever it is named, never free text Slack would read as a mention.
+    bad.write_text(good.replace("cheshire: C0CHLEAD", "cheshire: 'lead <!channel>'", 1))
+    with pytest.raises(OperatorError, match=r"escalation\.lead_channels\.cheshire: String should match pattern"):
+        load_policy(bad)
+    # Saved in a Windows code page: one line, not a traceback.
+    bad.write_bytes(good.replace("version:", "# \u00a3 costs\nversion:", 1).encode("cp1252"))
+    with pytest.raises(OperatorError, match=r"is not UTF-8 \(byte \d+\)"):
+        load_policy(bad)
