@@ -14,11 +14,32 @@ from rules.policy import Policy
 DEFAULT_POLICY = Path(__file__).resolve().parent.parent / "policy" / "default.yaml"
 
 
+class _KeyTwice(yaml.constructor.ConstructorError):
+    """A key given twice in one mapping of the policy file."""
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """YAML's safe loader, refusing a key given twice in one mapping.
+
+    PyYAML keeps the last of them: a section added again to change one value would silently replace the
+    whole earlier section, and the policy would decide on defaults nobody chose.
+    """
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
+        seen: set[object] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise _KeyTwice(None, None, f"key {key!r} given twice in one section", key_node.start_mark)
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_policy(path: Path | None) -> Policy:
     """Read and validate a policy file (the shipped default when path is None)."""
     source = path or DEFAULT_POLICY
     try:
-        data = yaml.safe_load(source.read_text(encoding="utf-8"))
+        data = yaml.load(source.read_text(encoding="utf-8"), Loader=_UniqueKeyLoader)
     except OSError as exc:
         raise OperatorError(f"policy file {source} cannot be read ({exc.strerror})") from None
     except UnicodeDecodeError as exc:  # saved in a Windows code page, say
@@ -26,7 +47,9 @@ def load_policy(path: Path | None) -> Policy:
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise OperatorError(f"policy file {source} is not valid YAML{where}") from None
+        # The problem's own words only when they are ours (a key named twice): PyYAML's may quote a value.
+        said = f": {exc.problem}" if isinstance(exc, _KeyTwice) else ""
+        raise OperatorError(f"policy file {source} is not valid YAML{where}{said}") from None
     try:
         return Policy.model_validate(data)
     except ValidationError as exc:

@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from datetime import time
 from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from rules.codes import Force, Marker, Queue, ReferringAgency, SrpLevel, Tier
 from rules.gate import RowCountGate
@@ -126,6 +127,17 @@ class Contacts(Strict):
     perpetrator_checkin_days: dict[Tier, int]
     perpetrator_checkin_queues: tuple[Queue, ...] = (Queue.unit,)
     no_answer_retry_working_days: int = Field(default=1, ge=1)
+
+    @field_validator("end_of_working_day", mode="before")
+    @classmethod
+    def _wall_clock(cls, value: object) -> object:
+        # Unquoted, YAML reads 17:00 as the number 1020 (minutes, in base 60), which pydantic would take as
+        # seconds past midnight; an offset would make it no local time at all. Only "HH:MM" is a working day's end.
+        if isinstance(value, time) and value.tzinfo is None:
+            return value
+        if not isinstance(value, str) or not re.fullmatch(r"([01]\d|2[0-3]):[0-5]\d", value.strip()):
+            raise ValueError('must be a local time in quotes, "HH:MM" (unquoted, YAML reads 17:00 as a number)')
+        return value.strip()
 
     @model_validator(mode="after")
     def _every_tier(self) -> Contacts:

@@ -260,6 +260,17 @@ def test_an_invalid_policy_names_the_bad_key(tmp_path: Path) -> None:
     bad.write_text(good.replace("cheshire: C0CHLEAD", "cheshire: 'lead <!channel>'", 1))
     with pytest.raises(OperatorError, match=r"escalation\.lead_channels\.cheshire: String should match pattern"):
         load_policy(bad)
+    # Unquoted, YAML reads 17:00 as a number; with an offset it is no wall-clock time: refused at load, not mid-night.
+    for end in ("17:00", '"17:00+01:00"', '"5pm"'):
+        bad.write_text(good.replace('end_of_working_day: "17:00"', f"end_of_working_day: {end}", 1))
+        with pytest.raises(OperatorError, match=r"contacts\.end_of_working_day: must be a local time in quotes"):
+            load_policy(bad)
+    bad.write_text(good.replace('end_of_working_day: "17:00"', 'end_of_working_day: "16:30"', 1))
+    assert str(load_policy(bad).contacts.end_of_working_day) == "16:30:00"
+    # A section given again (to change one value) would silently replace the first: refused, naming the key.
+    bad.write_text(good + "\nunit:\n  capacity: {cheshire: 10, hampshire: 10, met: 12}\n")
+    with pytest.raises(OperatorError, match=r"not valid YAML at line \d+: key 'unit' given twice in one section"):
+        load_policy(bad)
     # Saved in a Windows code page: one line, not a traceback.
     bad.write_bytes(good.replace("version:", "# \u00a3 costs\nversion:", 1).encode("cp1252"))
     with pytest.raises(OperatorError, match=r"is not UTF-8 \(byte \d+\)"):
