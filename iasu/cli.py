@@ -785,6 +785,8 @@ def alert_dispatch(as_json: JsonOption = False) -> None:
             + (f", {result.withdrawn} withdrawn (their contact no longer pending)" if result.withdrawn else "")
             + (f"; stopped early: {result.stopped()}" if result.stopped() else "")
         )
+    if result.stopped():  # for scripts and schedulers: alerts undelivered until Slack answers or someone acts
+        raise typer.Exit(code=1)
 
 
 @alert_app.command("retry")

@@ -460,7 +460,7 @@ def dispatch(
     by_channel: dict[str, list[dict[str, Any]]] = defaultdict(list)
     for alert in claimed:
         by_channel[alert["channel"]].append(alert)
-    outages = 0
+    outages = calls = 0  # Slack's answers missing in a row, and calls made (history reads and sends)
     settled: set[int] = set()  # outcomes written, claims ended with them
     plans: list[tuple[str, deque[tuple[Message, list[dict[str, Any]]]]]] = []
     for channel, alerts in sorted(by_channel.items()):
@@ -470,6 +470,7 @@ def dispatch(
         try:
             tried = [a["tried_at"] for a in alerts if a["tried_at"]]
             if tried:  # a send may have arrived before a timeout or crash
+                calls += 1
                 within = (claimed_at + LEASE - now()).total_seconds()
                 seen, found_at = notifier.delivered_keys(channel, since=min(tried), within=within), now()
                 for a in [a for a in alerts if a["dedupe_key"] in seen]:
@@ -506,6 +507,7 @@ def dispatch(
                 break
             message, members = queued.popleft()
             changes, ops = [], []
+            calls += 1
             _mark_tried(engine, [m["id"] for m in members], now())
             try:
                 ts = notifier.send(channel, message, within=(claimed_at + LEASE - now()).total_seconds())
@@ -555,6 +557,9 @@ def dispatch(
                 result.sent += len(members)
             settled |= _record(engine, changes, ops)
         plans = [(channel, queued) for channel, queued in plans if queued and failing[channel] < breaker]
+    # Too few calls to trip the breaker (a message or two for one channel), every one of them failing for an
+    # outage: as much a stop as the breaker's, said as one, not a green run that delivered nothing.
+    result.stopped_for_outage |= calls > 0 and outages == calls
     if not result.token_refused:  # a refused token is its own report: nothing could go anywhere
         _record(engine, [], _stuck_channels([a for a in claimed if a["id"] not in settled], policy, now()))
     # Whatever was claimed and not settled goes back for the next dispatch, attempts untouched; only while

@@ -86,6 +86,28 @@ def test_a_dispatch_that_slack_stops_fails_saying_what_to_do(
     assert state.is_failed() and state.message == said
 
 
+def test_one_message_that_cannot_reach_slack_fails_the_dispatch_too(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tests.slack_server import FakeSlack
+
+    with wiring.engine().begin() as conn:  # one alert: too few sends for the breaker's three in a row
+        queue_alert(conn, [outbox_row("ops", "ops:test:1", "C0OPS1", {"event": "test"})])
+    with FakeSlack() as fake:
+        fake.mode = "down"
+        monkeypatch.setenv("IASU_SLACK_TOKEN", "xoxb-test")
+        monkeypatch.setenv("IASU_SLACK_BASE_URL", fake.base_url)
+        wiring.reset()
+        state = alert_dispatch(return_state=True)
+        assert state.is_failed() and state.message == (
+            "Slack unreachable: 1 alert(s) pending, sent by the next dispatch once Slack answers"
+        )
+        fake.mode = "ok"
+        assert alert_dispatch(return_state=True).is_completed()  # Slack back: delivered, green
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(ALERTS.c.status)).scalars().all() == ["sent"]
+
+
 @pytest.mark.parametrize(
     ("api_url", "said"),
     [
