@@ -12,20 +12,24 @@ from __future__ import annotations
 
 import sys
 from datetime import date
+from typing import NoReturn
 
 from prefect import State, flow, get_run_logger, serve
 from prefect.client.schemas.objects import ConcurrencyLimitConfig, ConcurrencyLimitStrategy
 from prefect.deployments.runner import RunnerDeployment
 from prefect.schedules import Cron
 from prefect.states import Completed, Failed
+from pydantic import ValidationError
+from sqlalchemy.exc import SQLAlchemyError
 
 from flows.catchup import MAX_NIGHTS, catch_up
 from flows.dispatch import alert_dispatch
 from flows.nightly import ALERTS_UNDELIVERED
 from iasu import wiring
+from iasu.db import first_line
 from iasu.errors import OperatorError
 from iasu.prefect_env import quiet_prefect
-from iasu.settings import get_settings
+from iasu.settings import bad_settings, get_settings
 from models.types import utcnow
 from rules.clock import last_ended_day
 
@@ -82,18 +86,25 @@ def deployments() -> list[RunnerDeployment]:
 
 def main() -> None:
     """Register and serve the deployments until interrupted."""
-    settings = get_settings()
     try:
-        # A served night handles personal data, and its alerts must reach Slack: both are checked before serving,
-        # not found missing at 02:00 (a dry run's alerts are final and would never be sent).
-        settings.require_keys()
-        settings.require_slack()
+        # A served night handles personal data, and its alerts must reach Slack: what it needs is checked before
+        # serving, not found missing at 02:00 (a dry run's alerts are final and would never be sent).
+        get_settings().require_slack()
+        wiring.ready_for_nights(None)
         quiet_prefect()
         require_prefect_server()
     except OperatorError as exc:
-        sys.stderr.write(f"deployments.serve: {exc}\n")
-        raise SystemExit(2) from None
+        _refuse(str(exc))
+    except ValidationError as exc:
+        _refuse(bad_settings(exc))
+    except SQLAlchemyError as exc:  # the driver's first line: never a statement
+        _refuse(f"database unreachable or refused the operation ({first_line(getattr(exc, 'orig', None) or exc)})")
     serve(*deployments())
+
+
+def _refuse(said: str) -> NoReturn:
+    sys.stderr.write(f"deployments.serve: {said}\n")
+    raise SystemExit(2)
 
 
 def require_prefect_server() -> None:

@@ -60,10 +60,9 @@ def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except OperatorError as exc:
             _fail(str(exc))
         except ValidationError as exc:
-            problems = "; ".join(
-                f"IASU_{'_'.join(str(p) for p in err['loc']).upper()}: {_settings_message(err)}" for err in exc.errors()
-            )
-            _fail(f"bad settings: {problems}")
+            from iasu.settings import bad_settings
+
+            _fail(bad_settings(exc))
         except OperationalError as exc:
             from iasu.db import first_line
 
@@ -90,12 +89,6 @@ def _arguments_in_utf8() -> None:
             argument.encode("utf-8")
         except UnicodeEncodeError:
             _fail("an argument is not valid UTF-8 text: set the terminal to UTF-8 and type it again")
-
-
-def _settings_message(err: Any) -> str:
-    if err["type"] == "missing":
-        return "missing (generate one with `iasu keygen`)" if "key" in str(err["loc"]) else "missing"
-    return str(err["msg"]).removeprefix("Value error, ")
 
 
 @app.command()

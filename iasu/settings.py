@@ -6,8 +6,9 @@ import base64
 import binascii
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 KEY_BYTES = 32
@@ -117,3 +118,15 @@ class Settings(BaseSettings):
 def get_settings() -> Settings:
     """The process's settings, read once."""
     return Settings()  # required fields come from the environment
+
+
+def bad_settings(exc: ValidationError) -> str:
+    """Settings the environment got wrong, in one line naming each variable (never its value)."""
+
+    def said(err: Any) -> str:
+        if err["type"] == "missing":
+            return "missing (generate one with `iasu keygen`)" if "key" in str(err["loc"]) else "missing"
+        return str(err["msg"]).removeprefix("Value error, ")
+
+    problems = "; ".join(f"IASU_{'_'.join(str(p) for p in err['loc']).upper()}: {said(err)}" for err in exc.errors())
+    return f"bad settings: {problems}"

@@ -49,11 +49,24 @@ def checked_keys(conn: Connection) -> tuple[FieldCipher, BlindIndex]:
 def ready_for_night(inbox: Path | None) -> Path:
     """Everything a night needs, checked before it starts (keys and that they are this database's, policy,
     inbox, schema, no night running)."""
+    from iasu.errors import OperatorError
+    from models.types import utcnow
+    from tasks.night import night_running
+
+    inbox_dir = ready_for_nights(inbox)
+    with engine().begin() as conn:
+        busy = night_running(conn, utcnow())
+    if busy:
+        raise OperatorError(busy)
+    return inbox_dir
+
+
+def ready_for_nights(inbox: Path | None) -> Path:
+    """What every night needs and only an operator can mend (keys and that they are this database's, policy,
+    inbox, schema): checked before a night and before serving nights, not found wrong at 02:00."""
     from iasu.db import ensure_current
     from iasu.errors import OperatorError
     from iasu.policy import get_policy
-    from models.types import utcnow
-    from tasks.night import night_running
 
     settings = get_settings()
     settings.require_keys()
@@ -64,9 +77,6 @@ def ready_for_night(inbox: Path | None) -> Path:
     ensure_current(engine())  # a missing or old schema is said in one line, not a failed task's traceback
     with engine().begin() as conn:
         checked_keys(conn)
-        busy = night_running(conn, utcnow())
-    if busy:
-        raise OperatorError(busy)
     return inbox_dir
 
 

@@ -117,10 +117,11 @@ def test_one_message_that_cannot_reach_slack_fails_the_dispatch_too(
     ],
 )
 def test_serving_without_a_prefect_server_stops_at_start_in_one_line(
-    tmp_path: Path, api_url: str | None, said: str
+    sqlite_url: str, tmp_path: Path, api_url: str | None, said: str
 ) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_SLACK", "PREFECT_API"))}
     env.update(PREFECT_HOME=str(tmp_path / "prefect"), IASU_SLACK_DRY_RUN="true")
+    env.update(IASU_DATABASE_URL=sqlite_url, IASU_INBOX=str(tmp_path))  # all else ready to serve
     if api_url:
         env["PREFECT_API_URL"] = api_url
     served = subprocess.run(
@@ -142,3 +143,38 @@ def test_serving_without_a_slack_token_stops_at_start_in_one_line(tmp_path: Path
         "deployments.serve: bad settings: IASU_SLACK_TOKEN not set, so served alerts would be marked dry_run and "
         "never sent; set it, or IASU_SLACK_DRY_RUN=true to serve without Slack"
     ]
+
+
+@pytest.mark.parametrize(
+    ("changes", "said"),
+    [
+        ({"IASU_TIMEZONE": "Europe/Londn"}, "bad settings: IASU_TIMEZONE: "),
+        ({"IASU_DATABASE_URL": "mysql://x"}, "bad settings: IASU_DATABASE_URL: must be sqlite:///PATH or"),
+        ({"IASU_INBOX": "no-such-inbox"}, "inbox folder no-such-inbox does not exist"),
+        ({"IASU_POLICY_FILE": "missing.yaml"}, "policy file missing.yaml cannot be read"),
+        (
+            {"IASU_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/x"},
+            "database unreachable: postgresql+psycopg://nobody@",
+        ),
+    ],
+)
+def test_what_a_served_night_would_fail_on_at_2am_stops_serving_at_start_in_one_line(
+    sqlite_url: str, tmp_path: Path, changes: dict[str, str], said: str
+) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_SLACK", "PREFECT_API"))}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect"), IASU_SLACK_DRY_RUN="true", PREFECT_API_URL="http://127.0.0.1:1/api"
+    )
+    env.update({"IASU_DATABASE_URL": sqlite_url, "IASU_INBOX": str(tmp_path)} | changes)
+    served = subprocess.run(
+        [sys.executable, "-m", "deployments.serve"],
+        env=env,
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert served.returncode == 2
+    [line] = served.stderr.strip().splitlines()
+    assert line.startswith(f"deployments.serve: {said}"), served.stderr
