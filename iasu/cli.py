@@ -47,6 +47,10 @@ def _fail(message: str) -> None:
     raise typer.Exit(code=2)
 
 
+# How Prefect says that the temporary server a run without PREFECT_API_URL starts did not answer in time.
+PREFECT_SLOW_START = "Timed out while attempting to connect to ephemeral Prefect API server"
+
+
 def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
     """Turn the errors an operator can fix into one clear line on stderr and exit code 2."""
 
@@ -73,17 +77,31 @@ def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
 
             # The driver's first line only: never the statement or its parameters.
             _fail(f"database error ({first_line(getattr(exc, 'orig', None) or exc)})")
+        except RuntimeError as exc:
+            if not str(exc).startswith(PREFECT_SLOW_START):
+                raise
+            import os
+
+            waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
+            _fail(
+                f"Prefect's temporary server did not start within {waited} s (a busy machine): run it again, or set"
+                " PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher, or PREFECT_API_URL to a running server"
+            )
         raise AssertionError("unreachable")
 
     return wrapper
 
 
 @app.callback()
-def _arguments_in_utf8() -> None:
-    # Bytes a terminal in another character set typed (Latin-1's "ë") reach Python as lone surrogates, which
-    # no encoder takes: refused here in one line, before any command stores, compares or prints them.
+def _before_every_command() -> None:
     import sys
 
+    from iasu.prefect_env import quiet_prefect
+
+    # Before any command imports Prefect (through the tasks it runs): Prefect reads its settings once.
+    quiet_prefect()
+    # Bytes a terminal in another character set typed (Latin-1's "ë") reach Python as lone surrogates, which
+    # no encoder takes: refused here in one line, before any command stores, compares or prints them.
     for argument in sys.argv[1:]:
         try:
             argument.encode("utf-8")
@@ -257,7 +275,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
 @app.command()
 @operator_errors
 def status(as_json: JsonOption = False) -> None:
-    """Counts of the main tables and of open quarantine entries."""
+    """Counts of the main tables, of open quarantine entries and of failed alerts."""
     from iasu import wiring
     from iasu.db import ensure_current
     from tasks.queries import table_counts
@@ -479,7 +497,9 @@ def contact_record(
     case_ref: Annotated[str, typer.Argument(help="Case reference.")],
     kind: Annotated[str, typer.Option(help="victim_first_contact, victim_followup or perpetrator_checkin.")],
     at: Annotated[str, typer.Option(help="When it happened, YYYY-MM-DDTHH:MM (local time if no offset).")],
-    outcome: Annotated[str, typer.Option(help="completed, attempted_no_answer, refused or rescheduled.")],
+    outcome: Annotated[
+        str, typer.Option(help="completed, attempted_no_answer (or attempted-no-answer), refused or rescheduled.")
+    ],
     new_date: Annotated[str | None, typer.Option("--new-date", help="For rescheduled: the new day.")] = None,
     by: Annotated[
         str | None, typer.Option(help="Who made the contact (name or staff id); default: the OS user.", callback=_actor)
@@ -492,10 +512,18 @@ def contact_record(
     from iasu.settings import get_settings
     from rules.codes import ContactKind
     from tasks.audit import os_user
-    from tasks.outcomes import OUTCOMES_KNOWN, OutcomeReport, parse_when, record_outcomes, resolve_by_hand
+    from tasks.outcomes import (
+        OUTCOME_SPELLINGS,
+        OUTCOMES_KNOWN,
+        OutcomeReport,
+        parse_when,
+        record_outcomes,
+        resolve_by_hand,
+    )
     from tasks.schedule import schedule
 
     _code(ContactKind, kind, "kind")
+    outcome = OUTCOME_SPELLINGS.get(outcome, outcome)
     if outcome not in OUTCOMES_KNOWN:
         _fail(f"unknown outcome {outcome!r}; one of: {', '.join(OUTCOMES_KNOWN)}")
     tz = get_settings().timezone
@@ -667,7 +695,8 @@ def staff_add(
             actor=actor,
         )
         handed = _reassign(conn, actor=actor, cause=f"moved:{staff_code}") if change.released else None
-    typer.echo(f"{staff_code}: {'added' if change.added else 'updated'}" + _handed_on(change.released, handed))
+    done = "added" if change.added else "updated" if change.changed else "unchanged (as already recorded)"
+    typer.echo(f"{staff_code}: {done}" + _handed_on(change.released, handed))
 
 
 @staff_app.command("load")

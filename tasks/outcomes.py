@@ -43,6 +43,8 @@ OUTCOMES = ContactOutcome.__table__  # type: ignore[attr-defined]
 FEED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome", "new_date", "recorded_by")
 REQUIRED_COLUMNS = ("case_ref", "kind", "happened_at", "outcome")
 OUTCOMES_KNOWN = ("completed", "attempted_no_answer", "refused", "rescheduled")
+# The spelling agreed with the units ("attempted-no-answer"), read as the code the platform stores.
+OUTCOME_SPELLINGS = {"attempted-no-answer": "attempted_no_answer"}
 SOURCE = "contacts"
 CASE_REF = re.compile(r"^[A-Z]{2,3}-\d{4}-\d{6}$")
 KINDS = frozenset(k.value for k in ContactKind)
@@ -261,6 +263,8 @@ def feed_frame(path: Path) -> pd.DataFrame:
         # A line of only commas is a record with every field empty: counted, and quarantined by the suite.
         values = record.fields if record.fields is not None and len(record.fields) == len(header) else None
         get = {name: (values[idx].strip() or None) if values else None for name, idx in position.items()}
+        if (spelt := get.get("outcome")) in OUTCOME_SPELLINGS:
+            get["outcome"] = OUTCOME_SPELLINGS[str(spelt)]
         # A last record cut off is unread; its case and kind, if read whole, still key its quarantine entry.
         whole = [] if values else whole_cells(record, len(header))
         case_at, kind_at = position["case_ref"], position["kind"]

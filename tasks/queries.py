@@ -37,7 +37,7 @@ STATUS_TABLES = {
 
 
 def table_counts(engine: Engine) -> dict[str, int]:
-    """Row counts of the main tables and open quarantine entries, in one round trip."""
+    """Row counts of the main tables, open quarantine entries and failed alerts, in one round trip."""
     columns = [
         select(func.count()).select_from(model.__table__).scalar_subquery().label(key)  # type: ignore[attr-defined]
         for key, model in STATUS_TABLES.items()
@@ -50,9 +50,17 @@ def table_counts(engine: Engine) -> dict[str, int]:
         .scalar_subquery()
         .label("quarantine_open")
     )
+    # Alerts Slack refused or that ran out of attempts: they wait for someone (`iasu alert retry`).
+    columns.append(
+        select(func.count())
+        .select_from(ALERTS)
+        .where(ALERTS.c.status == AlertStatus.failed)
+        .scalar_subquery()
+        .label("alerts_failed")
+    )
     with engine.connect() as conn:
         row = conn.execute(select(*columns)).mappings().one()
-    return {key: int(row[key]) for key in [*STATUS_TABLES, "quarantine_open"]}
+    return {key: int(row[key]) for key in [*STATUS_TABLES, "quarantine_open", "alerts_failed"]}
 
 
 def quarantine_entries(engine: Engine, *, include_resolved: bool = False) -> list[dict[str, Any]]:

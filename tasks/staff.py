@@ -31,6 +31,7 @@ class StaffChange:
 
     added: bool  # new, not an update
     released: int  # open cases let go because the worker moved queue, force or role (for reassignment)
+    changed: bool = True  # False: given as already recorded, so nothing written or audited
 
 
 def add_staff(
@@ -64,7 +65,9 @@ def add_staff(
         if value is not None and len(value) > column.type.length:
             raise OperatorError(f"a {what} takes at most {column.type.length} characters ({len(value)} given)")
     existing = conn.execute(
-        select(s.id, s.queue, s.force, s.role, s.capacity).where(s.staff_code == staff_code)
+        select(s.id, s.queue, s.force, s.role, s.capacity, s.active, s.slack_user_id, s.name_enc).where(
+            s.staff_code == staff_code
+        )
     ).first()
     values: dict[str, Any] = {
         "queue": queue.value,
@@ -77,6 +80,9 @@ def add_staff(
     # the worker's mentions in alerts or lose their name.
     if slack_user_id is not None or existing is None:
         values["slack_user_id"] = slack_user_id
+    if existing is not None and _as_recorded(existing, values, name, cipher):
+        # A roster loaded again (or the demo rerun): a rerun changes nothing, the audit log included.
+        return StaffChange(added=False, released=0, changed=False)
     if name is not None or existing is None:
         values["name_enc"] = cipher.encrypt("staff", "name_enc", name)
     released = 0
@@ -99,6 +105,12 @@ def add_staff(
         details=details,
     )
     return StaffChange(added=existing is None, released=released)
+
+
+def _as_recorded(existing: Any, values: dict[str, Any], name: str | None, cipher: FieldCipher) -> bool:
+    """Whether an update would write what the staff row already holds (a name given is compared decrypted)."""
+    same = all(getattr(existing, key) == value for key, value in values.items())
+    return same and (name is None or cipher.decrypt("staff", "name_enc", existing.name_enc) == name)
 
 
 def _release(conn: Connection, staff_id: int) -> int:

@@ -84,6 +84,9 @@ def test_a_dispatch_that_slack_stops_fails_saying_what_to_do(
         state = alert_dispatch(return_state=True)
     # Alerts undelivered until Slack answers or someone acts: a failed run in the UI, not a green one.
     assert state.is_failed() and state.message == said
+    from tasks.queries import table_counts
+
+    assert table_counts(wiring.engine())["alerts_failed"] == (1 if mode == "invalid_auth" else 0)  # iasu status
 
 
 def test_one_message_that_cannot_reach_slack_fails_the_dispatch_too(

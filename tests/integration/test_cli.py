@@ -18,7 +18,10 @@ from tests.support import leaks, personal_needles, write_days
 
 IASU = str(Path(sys.executable).with_name("iasu"))
 DAY = date(2026, 11, 18)
-STATUS_KEYS = ["referrals", "people", "cases", "contacts", "alerts", "audit_events", "batches", "quarantine_open"]
+STATUS_KEYS = [
+    *("referrals", "people", "cases", "contacts", "alerts", "audit_events", "batches", "quarantine_open"),
+    "alerts_failed",
+]
 
 
 def iasu(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProcess[str]:
@@ -221,3 +224,27 @@ def test_releasing_a_batch_that_does_not_exist_says_why_in_one_line(env: dict[st
     assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     result = iasu("batch", "release", "7", "--by", "ops", "--reason", "checked", env=env, cwd=tmp_path)
     assert result.returncode == 2 and result.stderr.strip() == "iasu: no batch 7", result.stderr
+
+
+def test_the_demo_waits_for_prefect_as_every_night_does_and_says_so_in_one_line_when_it_cannot(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    probe = (
+        "import os\nfrom iasu.cli import app\n"
+        "try:\n    app(['status'], prog_name='iasu')\nexcept SystemExit:\n    pass\n"
+        "import iasu.simulation  # the demo's import, which imports Prefect through the tasks it runs\n"
+        "from prefect.settings import PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS as waited\n"
+        "assert waited.value() == 120, waited.value()\n"
+    )
+    result = subprocess.run([sys.executable, "-c", probe], env=env, cwd=tmp_path, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr[-800:]
+    # A machine too busy for Prefect's temporary server to start in time (here: given one second).
+    slow = {**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "1"}
+    demo = iasu("demo", "--days", "1", "--start", "2026-09-01", env=slow, cwd=tmp_path)
+    assert demo.returncode == 2, demo.stderr[-800:]
+    said = [line for line in demo.stderr.splitlines() if line.startswith("iasu: ")]
+    assert said == [
+        "iasu: Prefect's temporary server did not start within 1 s (a busy machine): run it again, or set"
+        " PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher, or PREFECT_API_URL to a running server"
+    ], demo.stderr[-800:]
+    assert "Traceback" not in demo.stderr and "ERROR" not in demo.stderr

@@ -373,3 +373,20 @@ def test_a_feed_that_cannot_be_read_is_held_with_none_counted(
     held = _ingest(feed, NightValidator(tmp_path / "docs"))
     assert (held.status, held.held_reason, held.received) == ("held", "cannot be read: Permission denied", 0)
     assert _contact(contacts[FIRST])["status"] == "pending"
+
+
+def test_a_no_answer_spelt_as_agreed_with_the_units_is_applied_from_the_feed_and_by_hand(
+    contacts: dict[str, int], tmp_path: Path
+) -> None:
+    from typer.testing import CliRunner
+
+    from iasu.cli import app
+
+    feed = tmp_path / f"contacts_{RUN.isoformat()}.csv"
+    feed.write_text(HEADER + _row(FIRST, outcome="attempted-no-answer") + "\n", encoding="utf-8")
+    assert _ingest(feed, NightValidator(tmp_path / "docs")).loaded == 1
+    assert (_contact(contacts[FIRST])["outcome"], _contact(contacts[FIRST])["attempts"]) == ("attempted_no_answer", 1)
+    args = ["contact", "record", SECOND, "--kind", KIND, "--at", "2026-10-20T10:00", "--outcome", "attempted-no-answer"]
+    out = CliRunner().invoke(app, [*args, "--by", "CH-UNI-01"])
+    assert out.exit_code == 0, out.output
+    assert _contact(contacts[SECOND])["outcome"] == "attempted_no_answer"
