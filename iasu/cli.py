@@ -221,12 +221,23 @@ def _run_night(run_date: date, inbox: Path | None) -> dict[str, Any]:
     return night_summary(nightly_flow(run_date=run_date, inbox=inbox_dir, return_state=True))
 
 
+def _batch(counts: dict[str, Any]) -> str:
+    return f"; batch {counts['batch_id']}" if counts.get("batch_id") is not None else ""
+
+
 SUMMARY_KEYS = ("run_date", "received", "loaded", "duplicates", "quarantined", "held_files", "held_rows")
 
 
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
+    # Held files with the batch id `iasu batch release` takes: found here, not only in the ops alert on Slack.
+    held = [
+        {"file": f["file"], "batch_id": f["batch_id"], "reason": f["held_reason"]}
+        for f in summary.get("file_counts", [])
+        if f["held_reason"] and f.get("batch_id") is not None
+    ]
     if as_json:
-        typer.echo(json.dumps({k: v for k, v in summary.items() if k != "file_counts"}, sort_keys=False))
+        shown = {k: v for k, v in summary.items() if k != "file_counts"}
+        typer.echo(json.dumps(shown | {"held_batches": held}, sort_keys=False))
         return
     typer.echo(
         f"{summary['run_date']}: received {summary['received']}, loaded {summary['loaded']}, "
@@ -244,7 +255,7 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(
             f"  {f['file']}: {f['status']}, received {f['received']}, loaded {f['loaded']}, "
             f"duplicates {f['duplicates']}, quarantined {f['quarantined']}, held {f['held_rows']}"
-            + (f" ({f['held_reason']})" if f["held_reason"] else "")
+            + (f" ({f['held_reason']}{_batch(f)})" if f["held_reason"] else "")
         )
     if "routed" in summary:
         routed = ", ".join(f"{q} {n}" for q, n in summary["routed"].items()) or "none"
@@ -732,17 +743,19 @@ def staff_deactivate(
     with _read_engine().begin() as conn:
         released = deactivate_staff(conn, staff_code, by=by, reason=reason, cipher=wiring.checked_cipher(conn))
         done = _reassign(conn, actor=by, cause=f"deactivated:{staff_code}")
-    typer.echo(
-        f"{staff_code}: deactivated; {released} case(s) released, {done.assigned} reassigned, "
-        f"{done.waiting} left unassigned"
-    )
+    typer.echo(f"{staff_code}: deactivated; {released} case(s) released" + _given(done))
 
 
 def _handed_on(released: int, done: Any) -> str:
     """What became of the cases a worker who moved queue, force or role let go."""
     if not released:
         return ""
-    return f"; {released} case(s) handed on, {done.assigned} reassigned, {done.waiting} left unassigned"
+    return f"; {released} case(s) handed on" + _given(done)
+
+
+def _given(done: Any) -> str:
+    # The pass gives out every case waiting for a worker, not only these: its counts are said as the whole's.
+    return f"; {done.assigned} case(s) given to a worker, {done.waiting} open case(s) in all still without one"
 
 
 @staff_app.command("list")

@@ -121,7 +121,7 @@ def test_a_worker_moved_to_another_queue_hands_on_their_cases_and_keeps_what_the
     moved = runner.invoke(app, ["staff", "add", "CH-POL-01", "--queue", "unit", "--force", "cheshire", "--by", "Ops"])
 
     assert moved.exit_code == 0, moved.output
-    assert "1 case(s) handed on, 1 reassigned" in moved.output
+    assert "1 case(s) handed on; 1 case(s) given to a worker, 0 open case(s) in all still without one" in moved.output
     assert holders(case_id) == (staff_id("CH-POL-02"), {staff_id("CH-POL-02")})
     with wiring.engine().connect() as conn:
         kept = conn.execute(

@@ -248,3 +248,17 @@ def test_the_demo_waits_for_prefect_as_every_night_does_and_says_so_in_one_line_
         " PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher, or PREFECT_API_URL to a running server"
     ], demo.stderr[-800:]
     assert "Traceback" not in demo.stderr and "ERROR" not in demo.stderr
+
+
+def test_a_held_files_batch_id_is_in_the_nights_output_for_batch_release(env: dict[str, str], tmp_path: Path) -> None:
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    write_days(tmp_path / "inbox", DAY, per_day=10, dirty=0.0, seed=7)
+    (tmp_path / "inbox" / DAY.isoformat() / "mystery_export.txt").write_text("one\ntwo\n")
+
+    night = iasu("nightly", "--date", DAY.isoformat(), "--json", env=env, cwd=tmp_path)
+
+    assert night.returncode == 0, night.stderr
+    [held] = json.loads(night.stdout.strip().splitlines()[-1])["held_batches"]
+    assert held["reason"] == "no adapter for this file name" and held["file"].startswith("file~")
+    again = iasu("nightly", "--date", DAY.isoformat(), env=env, cwd=tmp_path)  # a rerun: a repeat, still held
+    assert f"(no adapter for this file name; batch {held['batch_id']})" in again.stdout, again.stdout
