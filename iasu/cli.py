@@ -592,7 +592,7 @@ def contact_record(
 @contact_app.command("list")
 @operator_errors
 def contact_list(
-    status: Annotated[str | None, typer.Option(help="pending, done or cancelled.")] = None,
+    status: Annotated[str | None, typer.Option(help="pending, done, cancelled or superseded.")] = None,
     queue: Annotated[str | None, typer.Option(help="Queue code.")] = None,
     as_json: JsonOption = False,
 ) -> None:
