@@ -915,7 +915,7 @@ def demo(
     from iasu.db import upgrade
     from iasu.policy import get_policy
     from iasu.settings import get_settings
-    from iasu.simulation import Behaviour, ensure_roster, write_day_feed
+    from iasu.simulation import DEMO_ACTOR, Behaviour, claim_for_demo, ensure_roster, write_day_feed
     from iasu.synthetic import generate as write_feeds
 
     settings = get_settings()
@@ -924,11 +924,13 @@ def demo(
     if days > 0:
         _refuse_unended(first + timedelta(days=days - 1))  # the demo may run on a real database
     upgrade(settings.database_url)
+    with wiring.engine().begin() as conn:
+        claim_for_demo(conn)
     inbox = settings.var_dir / "demo" / "inbox"
     write_feeds(start=first, days=days, per_day=per_day, seed=seed, dirty=dirty, out=inbox)
     behaviour = Behaviour(on_time=on_time, late=late, never=never)
     with wiring.engine().begin() as conn:
-        ensure_roster(conn, cipher=wiring.checked_cipher(conn), actor="demo")
+        ensure_roster(conn, cipher=wiring.checked_cipher(conn), actor=DEMO_ACTOR)
     summary: dict[str, Any] = {}
     for offset in range(days):
         night = first + timedelta(days=offset)

@@ -39,6 +39,41 @@ class Behaviour:
     late_by_working_days: int = 2
 
 
+DEMO_ACTOR = "demo"
+
+
+def claim_for_demo(conn: Connection) -> None:
+    """Make sure the database is the demo's: empty (then marked as the demo's, audited) or marked so before.
+
+    The demo writes synthetic people, cases and staff that the append-only audit log keeps for good: on a
+    unit's real database they could never be taken out again.
+    """
+    from iasu.errors import OperatorError
+    from models import Referral, Staff
+    from tasks import audit
+    from tasks.audit import AUDIT
+
+    a = AUDIT.c
+    staff_added = select(a.actor).where(a.action == "staff_add").distinct()
+    if conn.execute(select(a.id).where(a.action == "demo_database").limit(1)).first() is not None:
+        return
+    # Made by a demo of a release before the mark: its staff were all added by the demo.
+    if set(conn.execute(staff_added).scalars()) == {DEMO_ACTOR}:
+        return
+    held = [
+        name
+        for name, model in (("referrals", Referral), ("staff", Staff))
+        if conn.execute(select(model.__table__.c.id).limit(1)).first() is not None  # type: ignore[union-attr]
+    ]
+    if held:
+        raise OperatorError(
+            f"this database holds {' and '.join(held)} the demo did not write: the demo's synthetic records could"
+            " never be removed from it (the audit log keeps them); give the demo a database of its own"
+            " (IASU_DATABASE_URL, e.g. the default sqlite:///var/iasu.db)"
+        )
+    audit.record(conn, actor=DEMO_ACTOR, action="demo_database", entity="database", entity_id=None, details={})
+
+
 def ensure_roster(conn: Connection, *, cipher: FieldCipher, actor: str) -> int:
     """Two workers per queue and force, and a supervisor and a unit lead per force (idempotent)."""
     added = 0

@@ -262,3 +262,21 @@ def test_a_held_files_batch_id_is_in_the_nights_output_for_batch_release(env: di
     assert held["reason"] == "no adapter for this file name" and held["file"].startswith("file~")
     again = iasu("nightly", "--date", DAY.isoformat(), env=env, cwd=tmp_path)  # a rerun: a repeat, still held
     assert f"(no adapter for this file name; batch {held['batch_id']})" in again.stdout, again.stdout
+
+
+def test_the_demo_refuses_a_database_holding_what_it_did_not_write(env: dict[str, str], tmp_path: Path) -> None:
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    added = iasu("staff", "add", "CH-UNI-77", "--queue", "unit", "--force", "cheshire", env=env, cwd=tmp_path)
+    assert added.returncode == 0, added.stderr
+
+    demo = iasu("demo", "--days", "1", "--start", "2026-09-01", env=env, cwd=tmp_path)
+
+    assert demo.returncode == 2
+    said = [line for line in demo.stderr.splitlines() if line.startswith("iasu: ") and "warning" not in line]
+    assert said == [
+        "iasu: this database holds staff the demo did not write: the demo's synthetic records could never be"
+        " removed from it (the audit log keeps them); give the demo a database of its own (IASU_DATABASE_URL,"
+        " e.g. the default sqlite:///var/iasu.db)"
+    ], demo.stderr[-800:]
+    with sqlite3.connect(tmp_path / "var" / "iasu.db") as db:
+        assert db.execute("SELECT count(*) FROM referrals").fetchone() == (0,)
