@@ -152,23 +152,32 @@ def load_staff_file(conn: Connection, path: Path, *, cipher: FieldCipher, actor:
             raise OperatorError(f"staff file {path} line {number}: not {len(STAFF_FILE_COLUMNS)} fields")
         if (row["role"] or "").strip() not in ("", *ROLES):
             raise OperatorError(f"staff file {path} line {number}: unknown role; one of: {', '.join(ROLES)}")
+        # Each cell said by its column and the values it takes, never echoed: a shifted row may put a name there.
+        at = f"staff file {path} line {number}"
+        if row["queue"].strip() not in {q.value for q in Queue}:
+            raise OperatorError(f"{at}: unknown queue; one of: {', '.join(q.value for q in Queue)}")
+        if row["force"].strip() not in {f.value for f in Force}:
+            raise OperatorError(f"{at}: unknown force; one of: {', '.join(f.value for f in Force)}")
+        queue, force = Queue(row["queue"].strip()), Force(row["force"].strip())
         try:
-            queue, force = Queue(row["queue"].strip()), Force(row["force"].strip())
             capacity = int(row["capacity"]) if (row["capacity"] or "").strip() else None
         except ValueError:
-            raise OperatorError(f"staff file {path} line {number}: bad queue, force or capacity") from None
-        released += add_staff(
-            conn,
-            staff_code=row["staff_code"].strip(),
-            queue=queue,
-            force=force,
-            role=(row["role"] or "").strip() or None,
-            capacity=capacity,
-            slack_user_id=(row["slack_user_id"] or "").strip() or None,
-            name=(row["name"] or "").strip() or None,
-            cipher=cipher,
-            actor=actor,
-        ).released
+            raise OperatorError(f"{at}: capacity is not a whole number") from None
+        try:
+            released += add_staff(
+                conn,
+                staff_code=row["staff_code"].strip(),
+                queue=queue,
+                force=force,
+                role=(row["role"] or "").strip() or None,
+                capacity=capacity,
+                slack_user_id=(row["slack_user_id"] or "").strip() or None,
+                name=(row["name"] or "").strip() or None,
+                cipher=cipher,
+                actor=actor,
+            ).released
+        except OperatorError as exc:  # a capacity out of range, an id too long: which file and line
+            raise OperatorError(f"{at}: {exc}") from None
     return len(rows), released
 
 

@@ -121,7 +121,11 @@ HEADER = "staff_code,name,role,queue,force,capacity,slack_user_id\n"
         ("CH-UNI-07,X\n", "line 2: not 7 fields"),
         ("CH-UNI-09,Jane,Surname Marker,unit,cheshire,20,U9\n", "line 2: unknown role"),  # a name split in two
         ("CH-UNI-08,Zo\xe9,,unit,cheshire,,\n", "not UTF-8"),
-        (" ,Name Marker,,unit,cheshire,,\n", "a staff id must not be blank"),
+        (" ,Name Marker,,unit,cheshire,,\n", "line 2: a staff id must not be blank"),
+        ("CH-UNI-12,,worker,Name Marker,cheshire,,\n", "line 2: unknown queue; one of: unit, "),
+        ("CH-UNI-13,,worker,unit,Name Marker,,\n", "line 2: unknown force; one of: cheshire, "),
+        ("CH-UNI-14,,worker,unit,cheshire,Marker,\n", "line 2: capacity is not a whole number"),
+        ("CH-UNI-15,,worker,unit,cheshire,-3,\n", "line 2: capacity must be from 0 to"),
         ("CH-UNI-10,Name Marker" + "x" * 140_000 + ",,unit,cheshire,,\n", "cannot be read as CSV (field larger"),
     ],
 )
