@@ -90,22 +90,42 @@ def _batch(conn: Connection, key: str) -> Any:
     return conn.execute(select(BATCHES).where(BATCHES.c.sha256 == key)).mappings().first()
 
 
-def _previous(conn: Connection, sha256: str, run_date: date, file_name: str) -> Any:
-    """The batch these bytes repeat: one that held a record, or one that held none of this night and name."""
+def names_of(path: Path) -> tuple[str, ...]:
+    """The names a file's batch may be recorded under: as shown (tasks.adapters.shown_name), then as it is.
+
+    A release before names were shown so recorded every file under its own name (and keyed a file with no
+    record by it): a rerun of such a night must still find those batches, or it would take their files in again.
+    A name that is not UTF-8 was never recorded (it failed the night), so it is looked up as shown only.
+    """
+    shown = shown_name(path)
+    try:
+        path.name.encode("utf-8")
+    except UnicodeEncodeError:
+        return (shown,)
+    return (shown,) if path.name == shown else (shown, path.name)
+
+
+def _previous(conn: Connection, sha256: str, run_date: date, names: tuple[str, ...]) -> Any:
+    """The batch these bytes repeat: this night's of this name with no record, or one that held a record.
+
+    The night's own batch first: the same bytes may also have been held under another name with their lines
+    counted (a header-only copy misnamed), and that batch is not this file's.
+    """
+    for name in names:
+        keyed = _batch(conn, night_key(sha256, run_date, name))
+        if keyed is not None:
+            return keyed
     previous = _batch(conn, sha256)
     if previous is not None and previous["received"] > 0:
         return previous
-    keyed = _batch(conn, night_key(sha256, run_date, file_name))
-    if keyed is not None:
-        return keyed
     # A file with no record kept under its bytes' hash alone, before such files had a key of their own
     # (taken in again, insert_batch re-keys that batch).
-    if previous is not None and (previous["run_date"], previous["file_name"]) == (run_date, file_name):
+    if previous is not None and previous["run_date"] == run_date and previous["file_name"] in names:
         return previous
     return None
 
 
-def _taken_over(previous: Any, file_name: str) -> bool:
+def _taken_over(previous: Any, names: tuple[str, ...]) -> bool:
     """Whether these bytes, met before as `previous`, are taken in again instead of counted as a repeat.
 
     Released after a hold by staff; or held for a file name no adapter knows, and now arriving under
@@ -114,7 +134,7 @@ def _taken_over(previous: Any, file_name: str) -> bool:
     if previous["status"] == BatchStatus.released:
         return True
     misnamed = previous["status"] == BatchStatus.held and previous["held_reason"] == NO_ADAPTER
-    return bool(misnamed and previous["file_name"] != file_name)
+    return bool(misnamed and previous["file_name"] not in names)
 
 
 def seen_before(path: Path, engine: Engine, *, run_date: date) -> tuple[str, FileCounts | None, bool]:
@@ -127,8 +147,8 @@ def seen_before(path: Path, engine: Engine, *, run_date: date) -> tuple[str, Fil
     """
     sha256 = hashlib.sha256(read_bytes(path)).hexdigest()
     with engine.begin() as conn:
-        previous = _previous(conn, sha256, run_date, shown_name(path))
-    if previous is None or _taken_over(previous, shown_name(path)):
+        previous = _previous(conn, sha256, run_date, names_of(path))
+    if previous is None or _taken_over(previous, names_of(path)):
         return sha256, None, previous is not None and previous["status"] == BatchStatus.released
     held = previous["held_rows"]
     counts = FileCounts(

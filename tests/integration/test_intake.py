@@ -598,3 +598,45 @@ def test_dates_outside_a_sane_range_are_quarantined_and_routing_goes_on(configur
     with wiring.engine().begin() as conn:
         routed = route(conn, policy=get_policy(), run_date=DAY, actor="test")
     assert sum(routed.routed.values()) + routed.merged == len(rows) - 1
+
+
+def test_a_header_only_export_sent_under_its_agreed_name_and_another_repeats_on_every_rerun(
+    configured: str, tmp_path: Path
+) -> None:
+    police = _generated(tmp_path, "police_rms")
+    header = police.read_bytes().splitlines(keepends=True)[0]
+    folder = tmp_path / "night"
+    folder.mkdir()
+    (folder / police.name).write_bytes(header)
+    (folder / "Police export.csv").write_bytes(header)  # the same bytes, misnamed: held with its line counted
+    first = run_files(sorted(folder.iterdir()), tmp_path)
+    for _ in range(2):  # each rerun found its own batch: before, the second failed on the batches' unique key
+        again = run_files(sorted(folder.iterdir()), tmp_path)
+        assert [f.status for f in again] == ["repeat", "repeat"]
+        assert [f.batch_id for f in again] == [f.batch_id for f in first]
+
+
+def test_a_batch_recorded_under_a_files_own_name_by_an_earlier_release_is_found_on_a_rerun(
+    configured: str, tmp_path: Path
+) -> None:
+    import hashlib
+
+    from tasks.ingest import night_key
+
+    folder = tmp_path / "night"
+    folder.mkdir()
+    (folder / "police_rms_2026-11-16 (2).csv").write_bytes(b"")  # an empty export, named other than as agreed
+    [held] = run_files([folder / "police_rms_2026-11-16 (2).csv"], tmp_path)
+    assert held.status == "held" and held.file == shown_name("police_rms_2026-11-16 (2).csv")
+    empty = hashlib.sha256(b"").hexdigest()
+    batches = IngestBatch.__table__  # type: ignore[attr-defined]
+    with wiring.engine().begin() as conn:  # as a release before shown names recorded it
+        conn.execute(
+            batches.update().values(
+                file_name="police_rms_2026-11-16 (2).csv", sha256=night_key(empty, DAY, "police_rms_2026-11-16 (2).csv")
+            )
+        )
+    [again] = run_files([folder / "police_rms_2026-11-16 (2).csv"], tmp_path)
+    assert again.status == "repeat" and again.batch_id == held.batch_id
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(batches.c.id)).scalars().all() == [held.batch_id]
