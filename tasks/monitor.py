@@ -184,7 +184,7 @@ def queue_digests(
 @task(name="monitor-deadlines", cache_policy=NO_CACHE)
 def monitor_deadlines(run_date: date, quarantined: int) -> dict[str, Any]:
     """Find missed contacts set-based, queue their alerts at the right level, and the night's digests."""
-    from tasks.night import night_began
+    from tasks.night import created_by_the_night, night_began
     from tasks.schedule import due_today_by_queue
 
     settings, policy = get_settings(), get_policy()
@@ -213,8 +213,11 @@ def monitor_deadlines(run_date: date, quarantined: int) -> dict[str, Any]:
         # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well, and
         # what the night's attempts that failed since it last completed queued (this run does not queue it
         # again). Found through the index on creation time, not by reading every night's alerts.
+        created = ALERTS.c.created_at
         queued = conn.execute(
-            select(func.count()).select_from(ALERTS).where(ALERTS.c.created_at >= night_began(run_date))
+            select(func.count())
+            .select_from(ALERTS)
+            .where(created >= night_began(run_date), created_by_the_night(run_date, created))
         ).scalar_one()
     get_run_logger().info(
         "overdue contacts: level 1 %d, level 2 %d, level 3 %d; %d alert(s) queued",

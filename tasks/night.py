@@ -12,7 +12,7 @@ from typing import Any
 
 from prefect import task
 from prefect.cache_policies import NO_CACHE
-from sqlalchemy import Connection, func, or_, select, update
+from sqlalchemy import Connection, exists, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 
 from iasu import wiring
@@ -228,8 +228,23 @@ def dispatch_of_the_night(night_run_id: int, run_date: date, delivery: dict[str,
         return stage_of_the_night(conn, night_run_id, run_date, "dispatch", mine)
 
 
+def created_by_the_night(run_date: date, created_at: Any) -> Any:
+    """Whether a row's creation time falls in one of the night's runs since it last completed (a condition).
+
+    Each run's own span, from its start to its end (or now, for this one): alerts queued between its attempts
+    by daytime work, or by another night, are not the night's.
+    """
+    n = NIGHT_RUNS.c
+    return exists().where(
+        n.run_date == run_date,
+        n.id > _last_completed_run(run_date),
+        created_at >= n.started_at,
+        or_(n.finished_at.is_(None), created_at <= n.finished_at),
+    )
+
+
 def night_began(run_date: date) -> Any:
-    """When the night's first run since it last completed began (a scalar subquery): its attempts' work counts."""
+    """When the night's first run since it last completed began (a scalar subquery)."""
     n = NIGHT_RUNS.c
     return (
         select(func.min(n.started_at)).where(n.run_date == run_date, n.id > _last_completed_run(run_date))

@@ -204,6 +204,31 @@ def test_what_failed_attempts_of_a_night_did_is_counted_by_the_run_that_complete
     assert len(reports) == 1 and all(ref in opened for ref in cases), reports
 
 
+def test_a_nights_queued_alerts_are_those_of_its_own_attempts_not_what_came_between(
+    configured: str, tmp_path: Path
+) -> None:
+    from models import Alert
+
+    inbox = tmp_path / "inbox"
+    write_days(inbox, D1, days=2, per_day=10, dirty=0.0, seed=3)
+    d2 = D1 + timedelta(days=1)
+    with wiring.engine().begin() as conn:  # an attempt at the night of D1 that failed an hour ago
+        an_hour_ago = utcnow() - timedelta(hours=1)
+        conn.execute(
+            NIGHT_RUNS.insert().values(
+                run_date=D1, status="failed", started_at=an_hour_ago, finished_at=an_hour_ago + timedelta(minutes=1),
+                summary={},
+            )
+        )  # fmt: skip
+    nightly(run_date=d2, inbox=inbox)  # another night, between the attempt and the rerun
+    with wiring.engine().connect() as conn:
+        between = conn.execute(select(func.count()).select_from(Alert)).scalar_one()
+    summary = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))
+    with wiring.engine().connect() as conn:
+        every = conn.execute(select(func.count()).select_from(Alert)).scalar_one()
+    assert between > 0 and summary["alerts"]["queued"] == every - between > 0
+
+
 def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
     configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
