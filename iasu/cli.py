@@ -106,7 +106,9 @@ def _before_every_command() -> None:
         try:
             argument.encode("utf-8")
         except UnicodeEncodeError:
-            _fail("an argument is not valid UTF-8 text: set the terminal to UTF-8 and type it again")
+            # A file or folder that exists is named by its bytes on disk (copied from a Windows share, say).
+            if not Path(argument).exists():
+                _fail("an argument is not valid UTF-8 text: set the terminal to UTF-8 and type it again")
 
 
 @app.command()

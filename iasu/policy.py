@@ -28,6 +28,8 @@ class _UniqueKeyLoader(yaml.SafeLoader):
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[object, object]:
         seen: set[object] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *anchor`: its keys may be given again below
+                continue
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
                 raise _KeyTwice(None, None, f"key {key!r} given twice in one section", key_node.start_mark)

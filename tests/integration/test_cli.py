@@ -280,3 +280,13 @@ def test_the_demo_refuses_a_database_holding_what_it_did_not_write(env: dict[str
     ], demo.stderr[-800:]
     with sqlite3.connect(tmp_path / "var" / "iasu.db") as db:
         assert db.execute("SELECT count(*) FROM referrals").fetchone() == (0,)
+
+
+def test_a_staff_file_whose_name_is_not_utf8_is_still_loaded_by_that_name(env: dict[str, str], tmp_path: Path) -> None:
+    import os
+
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    roster = tmp_path / os.fsdecode(b"roster_\xe9t\xe9.csv")  # copied from a share in cp1252
+    roster.write_text("staff_code,name,role,queue,force,capacity,slack_user_id\nCH-UNI-21,,worker,unit,cheshire,5,\n")
+    loaded = iasu("staff", "load", str(roster), env=env, cwd=tmp_path)
+    assert loaded.returncode == 0 and loaded.stdout.strip() == "1 staff row(s) loaded", loaded.stderr

@@ -271,6 +271,14 @@ def test_an_invalid_policy_names_the_bad_key(tmp_path: Path) -> None:
     bad.write_text(good + "\nunit:\n  capacity: {cheshire: 10, hampshire: 10, met: 12}\n")
     with pytest.raises(OperatorError, match=r"not valid YAML at line \d+: key 'unit' given twice in one section"):
         load_policy(bad)
+    # YAML's merge keys still work, an anchored section's keys given again below them included.
+    shared = "forces:\n  cheshire: {jurisdiction: ENG}\n  hampshire: {jurisdiction: ENG}\n  met: {jurisdiction: ENG}\n"
+    merged = (
+        "forces:\n  cheshire: &eng {jurisdiction: ENG}\n  hampshire:\n    <<: *eng\n    jurisdiction: WLS\n"
+        "  met: *eng\n"
+    )
+    bad.write_text(good.replace(shared, merged, 1))
+    assert load_policy(bad).forces[Force.hampshire].jurisdiction == "WLS"
     # Saved in a Windows code page: one line, not a traceback.
     bad.write_bytes(good.replace("version:", "# \u00a3 costs\nversion:", 1).encode("cp1252"))
     with pytest.raises(OperatorError, match=r"is not UTF-8 \(byte \d+\)"):
