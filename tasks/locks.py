@@ -19,6 +19,11 @@ from sqlalchemy import Connection, text
 CASEWORK_LOCK = 0x1A5C_A5E0
 # The holder names itself in pg_stat_activity for the transaction, so a waiter can say whom it waits for.
 _NAME_PREFIX = "iasu: "
+# Names the holder for the transaction, keeping the name of a first taking by the same transaction.
+_NAMED = (
+    "set_config('application_name', CASE WHEN current_setting('application_name') LIKE :taken"
+    " THEN current_setting('application_name') ELSE :name END, true) IS NOT NULL"
+)
 # Shipped to the Prefect UI with a run's logs (PREFECT_LOGGING_EXTRA_LOGGERS), printed on stderr by a command.
 LOG = logging.getLogger("iasu.casework")
 
@@ -32,30 +37,26 @@ def casework_lock(conn: Connection, doing: str) -> None:
     """
     if conn.dialect.name != "postgresql":
         return
-    key = {"key": CASEWORK_LOCK}
-    if not conn.execute(text("SELECT pg_try_advisory_xact_lock(:key)"), key).scalar_one():
-        holder = conn.execute(
-            text(
-                "SELECT a.application_name, extract(epoch FROM clock_timestamp() - a.xact_start)"
-                " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
-                " WHERE l.locktype = 'advisory' AND l.objid = :key AND l.granted AND l.database = ("
-                "   SELECT oid FROM pg_database WHERE datname = current_database())"
-            ),
-            key,
-        ).first()
-        if holder is not None:  # else it was let go a moment ago: nothing worth saying
-            name = str(holder[0] or "").removeprefix(_NAME_PREFIX) or "another session"
-            LOG.warning(
-                "%s waits for %s to finish (casework takes turns; it has held the lock for %d s)",
-                doing,
-                name,
-                int(holder[1] or 0),
-            )
-        conn.execute(text("SELECT pg_advisory_xact_lock(:key)"), key)
-    conn.execute(
+    params = {"key": CASEWORK_LOCK, "taken": _NAME_PREFIX + "%", "name": _NAME_PREFIX + doing}
+    # Taken and named in one round trip when free (CASE evaluates its THEN only once the lock is had).
+    named = conn.execute(text(f"SELECT CASE WHEN pg_try_advisory_xact_lock(:key) THEN {_NAMED} ELSE false END"), params)
+    if named.scalar_one():
+        return
+    holder = conn.execute(
         text(
-            "SELECT set_config('application_name', CASE WHEN current_setting('application_name') LIKE :taken"
-            " THEN current_setting('application_name') ELSE :name END, true)"
+            "SELECT a.application_name, extract(epoch FROM clock_timestamp() - a.xact_start)"
+            " FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid"
+            " WHERE l.locktype = 'advisory' AND l.objid = :key AND l.granted AND l.database = ("
+            "   SELECT oid FROM pg_database WHERE datname = current_database())"
         ),
-        {"taken": _NAME_PREFIX + "%", "name": _NAME_PREFIX + doing},
-    )
+        params,
+    ).first()
+    if holder is not None:  # else it was let go a moment ago: nothing worth saying
+        name = str(holder[0] or "").removeprefix(_NAME_PREFIX) or "another session"
+        LOG.warning(
+            "%s waits for %s to finish (casework takes turns; it has held the lock for %d s)",
+            doing,
+            name,
+            int(holder[1] or 0),
+        )
+    conn.execute(text(f"SELECT pg_advisory_xact_lock(:key), {_NAMED}"), params)
