@@ -38,6 +38,19 @@ def broken(*args: object) -> None:
     raise RuntimeError("stage failed")
 
 
+def reports_kept(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """The markdown of every night's report from now on, in order."""
+    reports: list[str] = []
+    real = report.night_markdown
+
+    def kept(*args: Any, **kwargs: Any) -> str:
+        reports.append(real(*args, **kwargs))
+        return reports[-1]
+
+    monkeypatch.setattr(report, "night_markdown", kept)
+    return reports
+
+
 def watermark() -> date | None:
     with wiring.engine().connect() as conn:
         return last_completed(conn)
@@ -145,14 +158,7 @@ def test_a_night_that_failed_after_routing_is_reported_routed_by_the_rerun_that_
     assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()  # routed and committed, then failed
     assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()  # again: routes nothing new
     monkeypatch.undo()
-    reports: list[str] = []
-    real = report.night_markdown
-
-    def kept(*args: Any, **kwargs: Any) -> str:
-        reports.append(real(*args, **kwargs))
-        return reports[-1]
-
-    monkeypatch.setattr(report, "night_markdown", kept)
+    reports = reports_kept(monkeypatch)
     summary = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))
     again = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))  # nothing routed, nothing carried
     k = Case.__table__.c  # type: ignore[attr-defined]
@@ -180,14 +186,7 @@ def test_what_failed_attempts_of_a_night_did_is_counted_by_the_run_that_complete
     monkeypatch.setattr("flows.nightly.publish_report", broken)  # everything done but the report
     assert nightly(run_date=D1, inbox=inbox, return_state=True).is_failed()
     monkeypatch.undo()
-    reports: list[str] = []
-    real = report.night_markdown
-
-    def kept(*args: Any, **kwargs: Any) -> str:
-        reports.append(real(*args, **kwargs))
-        return reports[-1]
-
-    monkeypatch.setattr(report, "night_markdown", kept)
+    reports = reports_kept(monkeypatch)
     summary = night_summary(nightly(run_date=D1, inbox=inbox, return_state=True))
 
     assert night_runs() == [(D1, "failed"), (D1, "failed"), (D1, "completed")]

@@ -111,6 +111,12 @@ def test_one_message_that_cannot_reach_slack_fails_the_dispatch_too(
         assert conn.execute(select(ALERTS.c.status)).scalars().all() == ["sent"]
 
 
+def serve(env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m deployments.serve` as an operator starts it; these tests expect it to stop at start."""
+    command = [sys.executable, "-m", "deployments.serve"]
+    return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
 @pytest.mark.parametrize(
     ("api_url", "said"),
     [
@@ -127,9 +133,7 @@ def test_serving_without_a_prefect_server_stops_at_start_in_one_line(
     env.update(IASU_DATABASE_URL=sqlite_url, IASU_INBOX=str(tmp_path))  # all else ready to serve
     if api_url:
         env["PREFECT_API_URL"] = api_url
-    served = subprocess.run(
-        [sys.executable, "-m", "deployments.serve"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    served = serve(env)
     assert served.returncode == 2
     [line] = served.stderr.strip().splitlines()
     assert line.startswith(f"deployments.serve: {said}"), served.stderr
@@ -138,9 +142,7 @@ def test_serving_without_a_prefect_server_stops_at_start_in_one_line(
 def test_serving_without_a_slack_token_stops_at_start_in_one_line(tmp_path: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("IASU_SLACK")}
     env["PREFECT_HOME"] = str(tmp_path / "prefect")
-    served = subprocess.run(
-        [sys.executable, "-m", "deployments.serve"], env=env, capture_output=True, text=True, timeout=120, check=False
-    )
+    served = serve(env)
     assert served.returncode == 2
     assert served.stderr.strip().splitlines() == [
         "deployments.serve: bad settings: IASU_SLACK_TOKEN not set, so served alerts would be marked dry_run and "
@@ -169,15 +171,7 @@ def test_what_a_served_night_would_fail_on_at_2am_stops_serving_at_start_in_one_
         PREFECT_HOME=str(tmp_path / "prefect"), IASU_SLACK_DRY_RUN="true", PREFECT_API_URL="http://127.0.0.1:1/api"
     )
     env.update({"IASU_DATABASE_URL": sqlite_url, "IASU_INBOX": str(tmp_path)} | changes)
-    served = subprocess.run(
-        [sys.executable, "-m", "deployments.serve"],
-        env=env,
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
-    )
+    served = serve(env, cwd=tmp_path)
     assert served.returncode == 2
     [line] = served.stderr.strip().splitlines()
     assert line.startswith(f"deployments.serve: {said}"), served.stderr
