@@ -93,8 +93,8 @@ def _batch(conn: Connection, key: str) -> Any:
 def names_of(path: Path) -> tuple[str, ...]:
     """The names a file's batch may be recorded under: as shown (tasks.adapters.shown_name), then as it is.
 
-    A release before names were shown so recorded every file under its own name (and keyed a file with no
-    record by it): a rerun of such a night must still find those batches, or it would take their files in again.
+    Releases before shown names recorded every file under its own name (and keyed a file with no record by
+    it): a rerun of such a night must still find those batches, or it would take their files in again.
     A name that is not UTF-8 was never recorded (it failed the night), so it is looked up as shown only.
     """
     shown = shown_name(path)
