@@ -80,8 +80,6 @@ def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except RuntimeError as exc:
             if not str(exc).startswith(PREFECT_SLOW_START):
                 raise
-            import os
-
             waited = os.environ.get("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "120")
             _fail(
                 f"Prefect's temporary server did not start within {waited} s (a busy machine): run it again, or set"
