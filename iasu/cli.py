@@ -64,8 +64,12 @@ def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
         except OperatorError as exc:
             _fail(str(exc))
         except ValidationError as exc:
-            from iasu.settings import bad_settings
+            from iasu.settings import Settings, bad_settings
 
+            if exc.title != Settings.__name__:  # Prefect's own settings, read as it starts
+                first = exc.errors()[0]
+                where = ".".join([exc.title, *(str(part) for part in first["loc"])])
+                _fail(f"bad Prefect setting ({where}): {first['msg']}")
             _fail(bad_settings(exc))
         except OperationalError as exc:
             from iasu.db import first_line
@@ -908,6 +912,10 @@ def demo(
 
     if on_time + late + never > 1:
         _fail("--on-time, --late and --never add up to more than 1")
+    if os.environ.pop("IASU_SLACK_TOKEN", None):
+        # Synthetic cases announced in a unit's real channels would be taken for real ones.
+        said = "the demo never posts to Slack: IASU_SLACK_TOKEN ignored (alerts go to var/outbox/)"
+        typer.echo(f"iasu: warning: {said}", err=True)
     warning = ensure_demo_keys(Path("var"))
     if warning:
         typer.echo(f"iasu: warning: {warning}", err=True)

@@ -269,9 +269,11 @@ def test_the_demo_refuses_a_database_holding_what_it_did_not_write(env: dict[str
     added = iasu("staff", "add", "CH-UNI-77", "--queue", "unit", "--force", "cheshire", env=env, cwd=tmp_path)
     assert added.returncode == 0, added.stderr
 
-    demo = iasu("demo", "--days", "1", "--start", "2026-09-01", env=env, cwd=tmp_path)
+    live = {**env, "IASU_SLACK_TOKEN": "xoxb-the-units-own"}  # the unit's token left set in the shell
+    demo = iasu("demo", "--days", "1", "--start", "2026-09-01", env=live, cwd=tmp_path)
 
     assert demo.returncode == 2
+    assert "iasu: warning: the demo never posts to Slack: IASU_SLACK_TOKEN ignored" in demo.stderr
     said = [line for line in demo.stderr.splitlines() if line.startswith("iasu: ") and "warning" not in line]
     assert said == [
         "iasu: this database holds staff the demo did not write: the demo's synthetic records could never be"
@@ -290,3 +292,14 @@ def test_a_staff_file_whose_name_is_not_utf8_is_still_loaded_by_that_name(env: d
     roster.write_text("staff_code,name,role,queue,force,capacity,slack_user_id\nCH-UNI-21,,worker,unit,cheshire,5,\n")
     loaded = iasu("staff", "load", str(roster), env=env, cwd=tmp_path)
     assert loaded.returncode == 0 and loaded.stdout.strip() == "1 staff row(s) loaded", loaded.stderr
+
+
+def test_a_setting_prefect_refuses_is_said_as_prefects_not_as_one_of_ours(env: dict[str, str], tmp_path: Path) -> None:
+    bad = {**env, "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "0.5"}
+    result = iasu("nightly", "--date", "2026-11-18", "--inbox", ".", env=bad, cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    said = [line for line in result.stderr.splitlines() if line.startswith("iasu: ")]
+    assert said == [
+        "iasu: bad Prefect setting (ServerEphemeralSettings.startup_timeout_seconds): Input should be a valid"
+        " integer, unable to parse string as an integer"
+    ], result.stderr
