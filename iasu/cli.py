@@ -397,6 +397,13 @@ def case_show(
         typer.echo(
             f"    - {ref['source']} {ref['source_ref']} received {ref['received_date']} ({ref['file']}:{ref['line']})"
         )
+    typer.echo("  contacts:")
+    for k in shown["contacts"]:
+        done = f", {k['outcome']} {k['completed_at'] or ''}".rstrip() if k["outcome"] else ""
+        typer.echo(
+            f"    - {k['kind']} due {k['due_at']} {k['status']} ({k['attempts']} attempt(s){done})"
+            f" {k['assigned_to'] or 'unassigned'}"
+        )
     typer.echo("  history:")
     for event in shown["history"]:
         typer.echo(f"    - {event['at']} {event['action']} by {event['actor']}")

@@ -12,7 +12,7 @@ from sqlalchemy import Connection, case, select, update
 
 from iasu.errors import OperatorError
 from iasu.privacy import FieldCipher
-from models import AuditEvent, Case, Contact, IngestBatch, Person, Referral
+from models import AuditEvent, Case, Contact, IngestBatch, Person, Referral, Staff
 from models.referrals import PERSON_FIELDS
 from models.types import utcnow
 from rules.codes import CaseStatus, ContactStatus, Queue, Tier
@@ -26,6 +26,7 @@ PEOPLE = Person.__table__  # type: ignore[attr-defined]
 BATCHES = IngestBatch.__table__  # type: ignore[attr-defined]
 AUDIT_EVENTS = AuditEvent.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
+STAFF = Staff.__table__  # type: ignore[attr-defined]
 TIER_ORDER = case({Tier.high.value: 0, Tier.medium.value: 1, Tier.standard.value: 2}, value=CASES.c.tier, else_=3)
 # Open cases in priority order: the highest tier, then the longest waiting, then the reference (queue lists,
 # and assignment, which offers waiting cases in this order).
@@ -69,6 +70,13 @@ def show_case(conn: Connection, case_ref: str) -> dict[str, Any]:
         )
         .order_by(a.at, a.id)
     ).all()
+    c, s = CONTACTS.c, STAFF.c
+    contacts = conn.execute(
+        select(c.kind, c.due_at, c.original_due_at, c.status, c.attempts, c.outcome, c.completed_at, s.staff_code)
+        .outerjoin(STAFF, s.id == c.assigned_staff_id)
+        .where(c.case_id == row["id"])
+        .order_by(c.original_due_at, c.id)
+    ).all()
     return {
         "case_ref": row["case_ref"],
         "force": row["force"],
@@ -95,6 +103,20 @@ def show_case(conn: Connection, case_ref: str) -> dict[str, Any]:
                 "line": ref.line_no,
             }
             for ref in referrals
+        ],
+        # What became of each scheduled contact: a supervisor's "was the victim contacted?".
+        "contacts": [
+            {
+                "kind": k.kind,
+                "due_at": k.due_at.isoformat(),
+                "original_due_at": k.original_due_at.isoformat(),
+                "status": k.status,
+                "attempts": k.attempts,
+                "outcome": k.outcome,
+                "completed_at": k.completed_at.isoformat() if k.completed_at else None,
+                "assigned_to": k.staff_code,
+            }
+            for k in contacts
         ],
         "history": [
             {"at": h.at.isoformat(), "actor": h.actor, "os_user": h.os_user, "action": h.action, "details": h.details}

@@ -485,3 +485,23 @@ def test_every_case_the_rules_want_a_contact_for_is_among_the_cases_scheduling_r
         tx.rollback()
     assert wanted and wanted <= read
     assert len(read) < len(open_cases)  # and the cases between their contacts are not read
+
+
+def test_case_show_says_what_became_of_each_contact(weeks: dict[str, Any]) -> None:
+    with wiring.engine().connect() as conn:
+        ref = conn.execute(
+            text(
+                "SELECT k.case_ref FROM cases k JOIN contacts c ON c.case_id = k.id"
+                " WHERE c.status = 'done' AND c.outcome = 'completed' ORDER BY k.case_ref LIMIT 1"
+            )
+        ).scalar_one()
+        expected = conn.execute(
+            text("SELECT count(*) FROM contacts c JOIN cases k ON k.id = c.case_id WHERE k.case_ref = :ref"),
+            {"ref": ref},
+        ).scalar_one()
+    shown = json.loads(runner.invoke(app, ["case", "show", ref, "--json"]).stdout)
+    assert len(shown["contacts"]) == expected
+    done = [c for c in shown["contacts"] if c["status"] == "done"]
+    assert done and all(c["outcome"] and c["completed_at"] and c["attempts"] >= 1 for c in done)
+    plain = runner.invoke(app, ["case", "show", ref]).stdout
+    assert "  contacts:\n" in plain and f"{done[0]['kind']} due {done[0]['due_at']} done (" in plain
