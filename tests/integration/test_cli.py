@@ -50,6 +50,7 @@ def test_a_night_from_the_command_line_prints_its_summary_and_nothing_personal(
 ) -> None:
     assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
     write_days(tmp_path / "inbox", DAY, per_day=45, dirty=0.1, seed=33)
+    (tmp_path / "inbox" / DAY.isoformat() / "mystery_export.txt").write_text("one\ntwo\n")  # held: no adapter
     needles = personal_needles(tmp_path / "inbox")
 
     night = iasu("nightly", "--date", DAY.isoformat(), "--json", env=env, cwd=tmp_path)
@@ -72,6 +73,10 @@ def test_a_night_from_the_command_line_prints_its_summary_and_nothing_personal(
         summary["received"] == summary["loaded"] + summary["duplicates"] + summary["quarantined"] + summary["held_rows"]
     )
     assert leaks(night.stdout + night.stderr, needles) == []
+    # The held file's batch id, which `iasu batch release` takes, is in the output, not only in Slack.
+    [held] = summary["held_batches"]
+    assert held["reason"] == "no adapter for this file name" and held["file"].startswith("file~")
+    assert isinstance(held["batch_id"], int)
 
     status = iasu("status", "--json", env=env, cwd=tmp_path)
     assert status.returncode == 0
@@ -250,18 +255,14 @@ def test_the_demo_waits_for_prefect_as_every_night_does_and_says_so_in_one_line_
     assert "Traceback" not in demo.stderr and "ERROR" not in demo.stderr
 
 
-def test_a_held_files_batch_id_is_in_the_nights_output_for_batch_release(env: dict[str, str], tmp_path: Path) -> None:
-    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
-    write_days(tmp_path / "inbox", DAY, per_day=10, dirty=0.0, seed=7)
-    (tmp_path / "inbox" / DAY.isoformat() / "mystery_export.txt").write_text("one\ntwo\n")
+def test_a_held_files_line_names_its_batch_for_batch_release(capsys: pytest.CaptureFixture[str]) -> None:
+    from iasu.cli import _print_summary
 
-    night = iasu("nightly", "--date", DAY.isoformat(), "--json", env=env, cwd=tmp_path)
-
-    assert night.returncode == 0, night.stderr
-    [held] = json.loads(night.stdout.strip().splitlines()[-1])["held_batches"]
-    assert held["reason"] == "no adapter for this file name" and held["file"].startswith("file~")
-    again = iasu("nightly", "--date", DAY.isoformat(), env=env, cwd=tmp_path)  # a rerun: a repeat, still held
-    assert f"(no adapter for this file name; batch {held['batch_id']})" in again.stdout, again.stdout
+    held = {"file": "file~c2adf567", "status": "held", "held_reason": "no adapter for this file name", "batch_id": 7}
+    counts = {"received": 2, "loaded": 0, "duplicates": 0, "quarantined": 0, "held_rows": 2}
+    _print_summary({"run_date": "2026-11-18", "held_files": 1, **counts, "file_counts": [held | counts]}, False)
+    line = "  file~c2adf567: held, received 2, loaded 0, duplicates 0, quarantined 0, held 2"
+    assert f"{line} (no adapter for this file name; batch 7)\n" in capsys.readouterr().out
 
 
 def test_the_demo_refuses_a_database_holding_what_it_did_not_write(env: dict[str, str], tmp_path: Path) -> None:
