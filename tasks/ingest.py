@@ -145,10 +145,10 @@ def seen_before(path: Path, engine: Engine, *, run_date: date) -> tuple[str, Fil
     Bytes released, or held for their name and now arriving under another, are not a repeat; nor are
     bytes with no record, but on a rerun of their night under the same name (night_key).
     """
-    sha256 = hashlib.sha256(read_bytes(path)).hexdigest()
+    sha256, names = hashlib.sha256(read_bytes(path)).hexdigest(), names_of(path)
     with engine.begin() as conn:
-        previous = _previous(conn, sha256, run_date, names_of(path))
-    if previous is None or _taken_over(previous, names_of(path)):
+        previous = _previous(conn, sha256, run_date, names)
+    if previous is None or _taken_over(previous, names):
         return sha256, None, previous is not None and previous["status"] == BatchStatus.released
     held = previous["held_rows"]
     counts = FileCounts(

@@ -43,24 +43,19 @@ def table_counts(engine: Engine) -> dict[str, int]:
         for key, model in STATUS_TABLES.items()
     ]
     q = QuarantineEntry.__table__  # type: ignore[attr-defined]
-    columns.append(
-        select(func.count())
-        .select_from(q)
-        .where(q.c.status == QuarantineStatus.open)
-        .scalar_subquery()
-        .label("quarantine_open")
-    )
-    # Alerts Slack refused or that ran out of attempts: they wait for someone (`iasu alert retry`).
-    columns.append(
-        select(func.count())
-        .select_from(ALERTS)
-        .where(ALERTS.c.status == AlertStatus.failed)
-        .scalar_subquery()
-        .label("alerts_failed")
-    )
+    # Rows waiting for someone: quarantine entries to settle, alerts Slack refused or that ran out of attempts
+    # (`iasu alert retry`).
+    waiting = {
+        "quarantine_open": (q, q.c.status == QuarantineStatus.open),
+        "alerts_failed": (ALERTS, ALERTS.c.status == AlertStatus.failed),
+    }
+    columns += [
+        select(func.count()).select_from(table).where(condition).scalar_subquery().label(key)
+        for key, (table, condition) in waiting.items()
+    ]
     with engine.connect() as conn:
         row = conn.execute(select(*columns)).mappings().one()
-    return {key: int(row[key]) for key in [*STATUS_TABLES, "quarantine_open", "alerts_failed"]}
+    return {key: int(row[key]) for key in [*STATUS_TABLES, *waiting]}
 
 
 def quarantine_entries(engine: Engine, *, include_resolved: bool = False) -> list[dict[str, Any]]:
