@@ -4,10 +4,12 @@ from __future__ import annotations
 
 import base64
 import os
+import shutil
 import uuid
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, TypeVar
 
 import pytest
 
@@ -70,6 +72,27 @@ def pg_template() -> Iterator[str]:
     create_engine(_pg_url(name)).dispose()
     yield name
     _admin_execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Prefect's own database, migrated once a session, for commands run as subprocesses to start from."""
+    from benchmarks.run import migrated_prefect_home
+
+    return migrated_prefect_home(tmp_path_factory.mktemp("prefect-home"))
+
+
+@pytest.fixture
+def prefect_home(prefect_database: Path, tmp_path: Path) -> Path:
+    """A Prefect home for one test's commands, its database a copy of the session's migrated one.
+
+    A command's temporary server spends most of its first start on a new home (about 25 s of 40 here)
+    migrating that database, as a machine does once, before its first night.
+    """
+    home = tmp_path / "prefect"
+    home.mkdir(exist_ok=True)
+    shutil.copyfile(prefect_database, home / prefect_database.name)
+    return home
 
 
 @contextmanager
@@ -139,3 +162,64 @@ def configured(db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     wiring.reset()
     yield db_url
     wiring.reset()
+
+
+T = TypeVar("T")
+
+
+class KeptStates:
+    """Database states built once a session by a fixture's own code, then copied into each later test's database.
+
+    A fixture taking in a night through the real stages (validation and its Data Docs included) spends
+    seconds on it; the tests after the first start from a copy of what it wrote, on the same kind of
+    database. Only the database is copied: the fixture makes its files (an inbox, a policy) every time.
+    """
+
+    def __init__(self, folder: Path) -> None:
+        self.folder = folder
+        self.kept: dict[tuple[str, str], tuple[str, Any]] = {}
+
+    def restore(self, name: str, build: Callable[[], T]) -> T:
+        """Put the state called name into the configured database: build it there the first time, copy it after.
+
+        Returns what build returned the first time.
+        """
+        from sqlalchemy.engine import make_url
+
+        from iasu import wiring
+
+        url = make_url(os.environ["IASU_DATABASE_URL"])
+        key = (name, url.get_backend_name())
+        if key not in self.kept:
+            value = build()
+            wiring.reset()  # its pooled connections closed: a database being used cannot be copied
+            if url.get_backend_name() == "sqlite":
+                copy = str(self.folder / f"{name}.db")
+                shutil.copyfile(str(url.database), copy)
+            else:
+                copy = f"iasu_test_kept_{uuid.uuid4().hex[:10]}"
+                _admin_execute(f'CREATE DATABASE "{copy}" TEMPLATE "{url.database}"')
+            self.kept[key] = (copy, value)
+            return value
+        copy_name, value = self.kept[key]
+        wiring.reset()
+        if url.get_backend_name() == "sqlite":
+            shutil.copyfile(copy_name, str(url.database))
+        else:
+            _admin_execute(f'DROP DATABASE "{url.database}" WITH (FORCE)')
+            _admin_execute(f'CREATE DATABASE "{url.database}" TEMPLATE "{copy_name}"')
+        return value
+
+    def drop(self) -> None:
+        """Drop the PostgreSQL copies (the SQLite ones go with the session's temporary folder)."""
+        for (_name, backend), (copy, _value) in self.kept.items():
+            if backend != "sqlite":
+                _admin_execute(f'DROP DATABASE IF EXISTS "{copy}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def kept_states(tmp_path_factory: pytest.TempPathFactory) -> Iterator[KeptStates]:
+    """Database states fixtures build once a session (see KeptStates)."""
+    states = KeptStates(tmp_path_factory.mktemp("kept-states"))
+    yield states
+    states.drop()

@@ -27,6 +27,7 @@ from tasks.monitor import monitor
 from tasks.notify import SlackNotifier, dispatch, drain
 from tasks.queries import Retried
 from tasks.schedule import schedule
+from tests.conftest import KeptStates
 from tests.slack_server import FakeSlack, _Reply
 from tests.support import leaks, night_without_prefect, personal_needles, policy_with, write_days
 
@@ -45,14 +46,20 @@ def quick_pacing(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 @pytest.fixture
-def overdue(configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def overdue(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept_states: KeptStates
+) -> dict[str, Any]:
     """One night's cases with their first contacts scheduled and never done."""
     monkeypatch.setenv("IASU_POLICY_FILE", str(policy_with(tmp_path, a="timeout_seconds: 10=>timeout_seconds: 1")))
     wiring.reset()
     write_days(tmp_path / "inbox", DAY, per_day=30, dirty=0.0, seed=31)
-    night_without_prefect(tmp_path / "inbox", DAY, tmp_path / "docs")
-    with wiring.engine().begin() as conn:
-        schedule(conn, policy=get_policy(), run_date=DAY, actor="test", timezone="Europe/London")
+
+    def take_in_and_schedule() -> None:
+        night_without_prefect(tmp_path / "inbox", DAY, tmp_path / "docs")
+        with wiring.engine().begin() as conn:
+            schedule(conn, policy=get_policy(), run_date=DAY, actor="test", timezone="Europe/London")
+
+    kept_states.restore("alerts-overdue", take_in_and_schedule)
     return {"url": configured, "inbox": tmp_path / "inbox"}
 
 

@@ -14,6 +14,7 @@ from typer.testing import CliRunner
 from iasu import wiring
 from iasu.cli import app
 from models import AuditEvent, Case
+from tests.conftest import KeptStates
 from tests.support import dump_database, night_without_prefect, policy_with, write_days
 
 DAY = date(2026, 11, 9)
@@ -23,13 +24,13 @@ runner = CliRunner()
 
 
 @pytest.fixture
-def routed(configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> dict[str, Any]:
+def routed(configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, kept_states: KeptStates) -> dict[str, Any]:
     policy = policy_with(tmp_path, a="cheshire: 40=>cheshire: 2", b="hampshire: 40=>hampshire: 2", c="met: 60=>met: 2")
     monkeypatch.setenv("IASU_POLICY_FILE", str(policy))
     wiring.reset()
     write_days(tmp_path / "inbox", DAY, per_day=60, dirty=0.0, seed=8)
-    night = night_without_prefect(tmp_path / "inbox", DAY, tmp_path / "docs")
-    return {"night": night, "url": configured, "tmp": tmp_path}
+    kept_states.restore("cases-routed", lambda: night_without_prefect(tmp_path / "inbox", DAY, tmp_path / "docs"))
+    return {"url": configured, "tmp": tmp_path}
 
 
 def iasu(*args: str) -> Any:

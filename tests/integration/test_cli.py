@@ -29,13 +29,13 @@ def iasu(*args: str, env: dict[str, str], cwd: Path) -> subprocess.CompletedProc
 
 
 @pytest.fixture
-def env(tmp_path: Path) -> dict[str, str]:
+def env(tmp_path: Path, prefect_home: Path) -> dict[str, str]:
     values = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_", "PYTEST_"))}
     values.update(
         IASU_ENCRYPTION_KEY=os.environ["IASU_ENCRYPTION_KEY"],
         IASU_BLIND_INDEX_KEY=os.environ["IASU_BLIND_INDEX_KEY"],
         IASU_DATABASE_URL=f"sqlite:///{tmp_path / 'var' / 'iasu.db'}",
-        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_HOME=str(prefect_home),
     )
     return values
 

@@ -21,6 +21,7 @@ from tasks.adapters import adapt, shown_name
 from tasks.ingest import FileCounts, ingest_path
 from tasks.night import input_files
 from tasks.route import route
+from tests.conftest import KeptStates
 from tests.support import counts, dump_database, leaks, personal_needles, write_days
 
 DAY = date(2026, 11, 16)
@@ -301,19 +302,25 @@ def test_an_inbox_file_that_cannot_be_read_is_held_and_the_night_goes_on(
     assert [tuple(b) for b in kept] == [(results[0].batch_id, "loaded")]
 
 
-def held_surge(tmp_path: Path) -> tuple[Path, date, list[FileCounts]]:
+def held_surge(tmp_path: Path, kept_states: KeptStates) -> tuple[Path, date, list[FileCounts]]:
     """Five nights of 30 referrals a file, then a night of 900 a file: the inbox, that night, its results."""
     inbox = tmp_path / "inbox"
     days = [date(2026, 11, d) for d in range(1, 7)]
     write_days(inbox, days[0], days=5, per_day=30, dirty=0.0, seed=5)
-    for d in days[:5]:
-        run_files(input_files(inbox, d), tmp_path, run_date=d)
+
+    def history() -> None:
+        for d in days[:5]:
+            run_files(input_files(inbox, d), tmp_path, run_date=d)
+
+    kept_states.restore("intake-five-quiet-nights", history)
     write_days(inbox, days[5], days=1, per_day=900, dirty=0.0, seed=6)
     return inbox, days[5], run_files(input_files(inbox, days[5]), tmp_path, run_date=days[5])
 
 
-def test_a_row_count_far_outside_history_holds_the_file(configured: str, tmp_path: Path) -> None:
-    _, _, results = held_surge(tmp_path)
+def test_a_row_count_far_outside_history_holds_the_file(
+    configured: str, tmp_path: Path, kept_states: KeptStates
+) -> None:
+    _, _, results = held_surge(tmp_path, kept_states)
     assert all(r.status == "held" and "far above" in (r.held_reason or "") for r in results)
 
 
@@ -333,12 +340,14 @@ def test_nights_of_empty_exports_do_not_make_the_next_real_file_a_surge(configur
     assert results[-1].status == "loaded" and results[-1].received > 20, results[-1].held_reason
 
 
-def test_a_held_file_released_by_staff_is_taken_in_when_its_night_reruns(configured: str, tmp_path: Path) -> None:
+def test_a_held_file_released_by_staff_is_taken_in_when_its_night_reruns(
+    configured: str, tmp_path: Path, kept_states: KeptStates
+) -> None:
     from iasu.errors import OperatorError
     from models import AuditEvent
     from tasks.ingest import release_batch
 
-    inbox, surge_day, held = held_surge(tmp_path)  # a real surge, held for its size
+    inbox, surge_day, held = held_surge(tmp_path, kept_states)  # a real surge, held for its size
     assert {r.status for r in held} == {"held"}
     surge = held[0]
     assert surge.batch_id is not None

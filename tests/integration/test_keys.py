@@ -17,6 +17,7 @@ from iasu.cli import app
 from iasu.errors import OperatorError
 from iasu.keycheck import KEY_CHECKS
 from models import AuditEvent, Case, Person
+from tests.conftest import KeptStates
 from tests.support import night_without_prefect, write_days
 
 DAY = date(2026, 11, 2)
@@ -28,12 +29,16 @@ OTHER_KEY = base64.urlsafe_b64encode(b"x" * 32).decode()
 
 
 @pytest.fixture
-def stored(configured: str, tmp_path: Path) -> Path:
+def stored(configured: str, tmp_path: Path, kept_states: KeptStates) -> Path:
     """A night's people stored under the test keys, and the keys' checks recorded by a night's start."""
     inbox = tmp_path / "inbox"
     write_days(inbox, DAY, per_day=20, dirty=0.0, seed=4)
-    wiring.ready_for_night(inbox)
-    night_without_prefect(inbox, DAY, tmp_path / "docs")
+
+    def start_and_take_in() -> None:
+        wiring.ready_for_night(inbox)
+        night_without_prefect(inbox, DAY, tmp_path / "docs")
+
+    kept_states.restore("keys-stored", start_and_take_in)
     return inbox
 
 

@@ -126,7 +126,7 @@ FIRST_VERSIONS: list[tuple[str, list[str], list[str]]] = [
 
 
 def test_a_database_migrated_by_the_first_versions_of_edited_revisions_is_repaired(
-    empty_db_url: str, tmp_path: Path
+    empty_db_url: str, tmp_path: Path, prefect_home: Path
 ) -> None:
     engine = make_engine(empty_db_url)
     postgres = engine.dialect.name == "postgresql"
@@ -155,7 +155,7 @@ def test_a_database_migrated_by_the_first_versions_of_edited_revisions_is_repair
         IASU_ENCRYPTION_KEY=os.environ["IASU_ENCRYPTION_KEY"],
         IASU_BLIND_INDEX_KEY=os.environ["IASU_BLIND_INDEX_KEY"],
         IASU_DATABASE_URL=empty_db_url,
-        PREFECT_HOME=str(tmp_path / "prefect"),
+        PREFECT_HOME=str(prefect_home),
     )
     write_days(tmp_path / "inbox", date(2026, 11, 18), per_day=30, seed=5)
     night = subprocess.run(
