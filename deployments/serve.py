@@ -28,7 +28,6 @@ from flows.nightly import ALERTS_UNDELIVERED
 from iasu import wiring
 from iasu.db import first_line
 from iasu.errors import OperatorError
-from iasu.prefect_env import quiet_prefect
 from iasu.settings import bad_settings, get_settings
 from models.types import utcnow
 from rules.clock import last_ended_day
@@ -91,7 +90,6 @@ def main() -> None:
         # serving, not found missing at 02:00 (a dry run's alerts are final and would never be sent).
         get_settings().require_slack()
         wiring.ready_for_nights(None)
-        quiet_prefect()
         require_prefect_server()
     except OperatorError as exc:
         _refuse(str(exc))

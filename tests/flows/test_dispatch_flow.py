@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import os
+import pty
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -115,6 +117,33 @@ def serve(env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedP
     """`python -m deployments.serve` as an operator starts it; these tests expect it to stop at start."""
     command = [sys.executable, "-m", "deployments.serve"]
     return subprocess.run(command, env=env, cwd=cwd, capture_output=True, text=True, timeout=120, check=False)
+
+
+def test_serving_from_a_terminal_sends_prefect_no_usage_data(tmp_path: Path) -> None:
+    # Prefect decides at import, and on a terminal a new Prefect home announces its telemetry and reports
+    # a first import: the product's defaults must come before the serving module imports Prefect.
+    env = {k: v for k, v in os.environ.items() if k not in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED")}
+    env["PREFECT_HOME"] = str(tmp_path / "new-home")
+    probe = "import deployments.serve, os; print('tracking', os.environ.get('DO_NOT_TRACK'))"
+    controller, terminal = pty.openpty()
+    with os.fdopen(controller, "rb") as screen:
+        imported = subprocess.run(
+            [sys.executable, "-c", probe], env=env, stdin=terminal, stdout=terminal, stderr=terminal, timeout=120
+        )
+        os.close(terminal)
+        said = b""
+        while chunk := _read_or_none(screen):
+            said += chunk
+    assert imported.returncode == 0, said.decode(errors="replace")
+    assert "tracking 1" in said.decode(errors="replace")
+    assert b"usage data" not in said, said.decode(errors="replace")
+
+
+def _read_or_none(screen: Any) -> bytes:
+    try:
+        return bytes(os.read(screen.fileno(), 4096))
+    except OSError:  # the terminal's other end is closed: everything written has been read
+        return b""
 
 
 @pytest.mark.parametrize(
