@@ -37,7 +37,7 @@ typecheck: install
 test: install lint typecheck
 	@bash tests/ensure_postgres.sh
 	@# A module's tests on one worker: routing's and scheduling's simulated weeks are built once per database, not once per worker.
-	$(VENV)/bin/pytest -n 2 --dist loadscope
+	$(VENV)/bin/pytest -n 2 --dist loadscope --no-loadscope-reorder
 
 bench: install
 	@bash tests/ensure_postgres.sh

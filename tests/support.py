@@ -71,8 +71,13 @@ def counts(url: str) -> dict[str, int]:
         engine.dispose()
 
 
-def night_without_prefect(inbox: Path, run_date: date, docs: Path, skip_prefix: str | None = None) -> dict[str, object]:
-    """Ingest a night's files and route them, calling the task bodies directly (no Prefect engine)."""
+def night_without_prefect(
+    inbox: Path, run_date: date, docs: Path, skip_prefix: str | None = None, *, data_docs: bool = False
+) -> dict[str, object]:
+    """Ingest a night's files and route them, calling the task bodies directly (no Prefect engine).
+
+    Data Docs (a second or so a night) are built only when asked: the nightly flow's tests read them.
+    """
     from expectations.runner import NightValidator
     from iasu import wiring
     from iasu.policy import get_policy
@@ -95,7 +100,8 @@ def night_without_prefect(inbox: Path, run_date: date, docs: Path, skip_prefix: 
         for p in input_files(inbox, run_date)
         if not (skip_prefix and p.name.startswith(skip_prefix))
     ]
-    validator.build_docs()
+    if data_docs:
+        validator.build_docs()
     with wiring.engine().begin() as conn:
         routing = route(conn, policy=get_policy(), run_date=run_date, actor="test").as_dict()
     return {"files": files, **routing}
