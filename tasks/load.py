@@ -44,7 +44,7 @@ from models.referrals import PERSON_FIELDS
 from models.types import UTCDateTime
 from rules.codes import SDASH_COLUMNS, PersonRole
 from rules.linkage import name_dob_keys, pnc_key
-from tasks.bulk import copy_rows, one_of
+from tasks.bulk import copy_insert, copy_rows, one_of
 
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
@@ -407,6 +407,5 @@ def quarantine(
         if v["raw_index"] not in seen:
             fresh.append(v)
             seen.add(v["raw_index"])
-    if fresh:
-        conn.execute(QUARANTINE.insert(), fresh)
+    copy_insert(conn, QUARANTINE, fresh)  # one COPY: an INSERT of many rows runs once per row on the server
     return len(fresh), len(values) - len(fresh)

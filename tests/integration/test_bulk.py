@@ -4,6 +4,7 @@ what an INSERT would, and refuses what a column cannot hold."""
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import (
@@ -211,3 +212,46 @@ def test_a_value_its_column_cannot_hold_is_refused_and_nothing_is_stored(
         with engine.begin() as conn:
             table.drop(conn, checkfirst=True)
         engine.dispose()
+
+
+@pytest.mark.postgres
+@pytest.mark.parametrize("db_url", ["postgres"], indirect=True)  # SQLite, in-process, has no round trips to save
+def test_quarantined_rows_are_written_in_one_copy_not_one_insert_each(configured: str) -> None:
+    from sqlalchemy import event, func, select
+
+    from models import IngestBatch, QuarantineEntry
+    from tasks.load import QuarantinedRow, quarantine
+
+    batches = IngestBatch.__table__  # type: ignore[attr-defined]
+    with wiring.engine().begin() as conn:
+        values = {"run_date": date(2026, 11, 18), "file_name": "police_rms_2026-11-18.csv", "sha256": "0" * 64}
+        batch = conn.execute(batches.insert().values(status="loaded", **values).returning(batches.c.id)).scalar_one()
+    rows = [
+        QuarantinedRow(line_no=n, source_ref=f"REF-{n}", reasons=["sdash_in_range"], raw=f"row {n}") for n in range(50)
+    ]
+    batched: list[int] = []
+
+    def per_row(conn: Any, cursor: Any, statement: str, parameters: Any, context: Any, executemany: bool) -> None:
+        if executemany and "quarantine_entries" in statement:
+            batched.append(len(parameters))  # psycopg pipelines these, but the server runs one INSERT per row
+
+    engine = wiring.engine()
+    event.listen(engine, "before_cursor_execute", per_row)
+    try:
+        with engine.begin() as conn:
+            stored = quarantine(
+                conn,
+                rows,
+                batch_id=batch,
+                source="police_rms",
+                cipher=wiring.cipher(),
+                index=wiring.blind_index(),
+                now=datetime(2026, 11, 18, tzinfo=UTC),
+            )
+    finally:
+        event.remove(engine, "before_cursor_execute", per_row)
+    assert stored == (50, 0) and batched == []
+    with wiring.engine().connect() as conn:
+        table = QuarantineEntry.__table__  # type: ignore[attr-defined]
+        assert conn.execute(select(func.count()).select_from(table)).scalar_one() == 50
+        assert sorted(conn.execute(select(table.c.failed_expectations)).scalars()) == [["sdash_in_range"]] * 50
