@@ -12,7 +12,16 @@ from hypothesis import strategies as st
 from iasu.errors import OperatorError
 from iasu.policy import DEFAULT_POLICY, load_policy
 from rules.codes import Force, Marker, Queue, ReferringAgency, SrpLevel, Tier
-from rules.triage import Decision, LinkedHistory, ReferralFacts, allocate, assess, assess_all, risk_tier
+from rules.triage import (
+    Decision,
+    Intervention,
+    LinkedHistory,
+    ReferralFacts,
+    allocate,
+    assess,
+    assess_all,
+    risk_tier,
+)
 
 POLICY = load_policy(None)  # the shipped default: high from 8 yes, medium from 5
 NONE = LinkedHistory()
@@ -59,6 +68,33 @@ def test_each_marker_does_what_the_policy_says(marker: Marker) -> None:
         assert tier is Tier.medium and "raise_marker" in rules
     else:
         assert tier is Tier.standard and rules == ["sdash_band"]
+
+
+@pytest.mark.parametrize("marker", sorted(POLICY.risk.raise_markers))
+def test_a_raising_marker_takes_medium_to_high(marker: Marker) -> None:
+    tier, reasons = risk_tier(facts(6, (marker,)), NONE, POLICY)
+    assert tier is Tier.high and [r.rule for r in reasons] == ["sdash_band", "raise_marker"]
+
+
+def test_threats_of_violence_recommend_a_charge() -> None:
+    threatened = ReferralFacts(
+        key="k",
+        force=Force.cheshire,
+        received_date=date(2026, 11, 1),
+        referring_agency=ReferringAgency.police,
+        sdash_yes_count=2,
+        markers=frozenset(),
+        srp=None,
+        threats_violence=True,
+    )
+    assert Intervention.charge in assess(threatened, NONE, POLICY).interventions
+    assert Intervention.charge not in assess(facts(2), NONE, POLICY).interventions
+
+
+def test_a_serial_perpetrator_goes_to_the_unit_at_the_policys_serial_tier() -> None:
+    medium = POLICY.model_copy(update={"linkage": POLICY.linkage.model_copy(update={"serial_tier": Tier.medium})})
+    serial = LinkedHistory(1, 1)
+    assert assess(facts(0), serial, medium).queue is Queue.unit
 
 
 @pytest.mark.parametrize(
@@ -178,6 +214,26 @@ def test_capacity_ties_break_by_received_date_then_reference() -> None:
     cases = [high("z", received=date(2026, 11, 2)), high("y"), high("x")]
     out = allocate([(f, assess(f, NONE, POLICY)) for f in cases], {Force.cheshire: 2}, POLICY)
     assert [(f.key, d.queue is Queue.unit) for f, d in out] == [("x", True), ("y", True), ("z", False)]
+
+
+def test_an_older_referral_takes_the_last_place_before_a_smaller_reference() -> None:
+    cases = [high("a", received=date(2026, 11, 2)), high("b", received=date(2026, 11, 1))]
+    out = allocate([(f, assess(f, NONE, POLICY)) for f in cases], {Force.cheshire: 1}, POLICY)
+    assert [f.key for f, d in out if d.queue is Queue.unit] == ["b"]
+
+
+def test_at_the_same_tier_and_sdash_the_case_with_more_markers_takes_the_last_place() -> None:
+    plain, marked = high("a"), facts(9, (Marker.perpetrator_on_licence, Marker.escalation), key="b")
+    out = allocate([(f, assess(f, NONE, POLICY)) for f in (plain, marked)], {Force.cheshire: 1}, POLICY)
+    assert [f.key for f, d in out if d.queue is Queue.unit] == ["b"]
+
+
+def test_a_case_turned_away_for_capacity_loses_the_units_own_interventions() -> None:
+    cases = [facts(9, srp=SrpLevel.moderate, key="a"), high("b", 10)]
+    out = {f.key: d for f, d in allocate([(f, assess(f, NONE, POLICY)) for f in cases], {Force.cheshire: 1}, POLICY)}
+    assert Intervention.psychological in assess(cases[0], NONE, POLICY).interventions  # in the unit: with its clinician
+    assert out["b"].queue is Queue.unit
+    assert out["a"].queue is POLICY.unit.overflow_queue and Intervention.psychological not in out["a"].interventions
 
 
 def test_capacity_is_per_force() -> None:
