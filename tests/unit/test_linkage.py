@@ -98,3 +98,16 @@ def test_a_stranger_referred_by_two_sources_is_one_referral_but_two_known_stalke
     out = link(new, existing, duplicate_window_days=14)
     assert out[3].duplicate_of == 1  # one side cannot say who it was: the same referral
     assert out[4].duplicate_of is None  # both know, and they differ: two stalkers, two cases
+
+
+def test_a_later_source_that_cannot_say_who_it_was_joins_the_earlier_ones_case() -> None:
+    existing = [row(1, "police_rms", "v1", {"name_dob:p"}, day=1, case_id=100)]
+    out = link([row(2, "victim_service", "v1", set(), day=3)], existing, duplicate_window_days=14)
+    assert out[2].duplicate_of == 1
+
+
+def test_the_duplicate_window_counts_its_last_day_in() -> None:
+    existing = [row(1, "police_rms", "v1", {"name_dob:p"}, day=1, case_id=100)]
+    for day, joins in ((15, 1), (16, None)):  # 14 days apart: within the window; 15: a repeat
+        out = link([row(2, "victim_service", "v1", {"name_dob:p"}, day=day)], existing, duplicate_window_days=14)
+        assert out[2].duplicate_of == joins, day
