@@ -13,12 +13,13 @@ from typer.testing import CliRunner
 
 from iasu import wiring
 from iasu.cli import app
-from models import AuditEvent, Case
+from models import Alert, AuditEvent, Case
 from tests.conftest import KeptStates
 from tests.support import dump_database, night_without_prefect, policy_with, write_days
 
 DAY = date(2026, 11, 9)
 AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
+ALERTS = Alert.__table__  # type: ignore[attr-defined]
 CASES = Case.__table__  # type: ignore[attr-defined]
 runner = CliRunner()
 
@@ -53,6 +54,12 @@ def test_the_unit_queue_lists_every_case_turned_away_and_an_override_pulls_one_i
     flagged = sorted(c["case_ref"] for c in everything if c["turned_away_for_capacity"])
     assert sorted(c["case_ref"] for c in turned) == flagged and {c["tier"] for c in turned} == {"high", "medium"}
     ref = turned[0]["case_ref"]
+    # A high-risk case the unit had no place for is announced all the same: the unit may pull it in.
+    with wiring.engine().connect() as conn:
+        announced = set(conn.execute(select(ALERTS.c.dedupe_key).where(ALERTS.c.kind == "new_high_risk")).scalars())
+    assert {f"new_high_risk:{c['case_ref']}" for c in turned if c["tier"] == "high"} <= announced
+    # Each routing decision is audited with the rules that made it.
+    assert all(e["details"]["reasons"] for e in events("decide"))
 
     out = iasu("case", "override", ref, "--queue", "unit", "--by", "DS Example", "--reason", "ZZREASONMARKER pull in")
     assert out.exit_code == 0, out.output
@@ -90,6 +97,8 @@ def test_reveal_shows_personal_fields_and_records_the_consultation(routed: dict[
     assert "forename:" in revealed.stdout and "recorded in the audit log" in revealed.stdout
     [reveal] = events("reveal")
     assert reveal["actor"] == "PC Example" and reveal["entity_id"] == ref
+    # Why the personal data was consulted is kept with the consultation (encrypted: a typed reason may name someone).
+    assert wiring.cipher().decrypt("audit_events", "reason_enc", reveal["reason_enc"]) == "safety planning"
 
 
 def test_closing_a_unit_case_frees_a_place_for_the_next_night(routed: dict[str, Any]) -> None:
