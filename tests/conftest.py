@@ -181,7 +181,7 @@ T = TypeVar("T")
 class KeptStates:
     """Database states built once a session by a fixture's own code, then copied into each later test's database.
 
-    A fixture taking in a night through the real stages (validation and its Data Docs included) spends
+    A fixture taking in a night through the real stages (Great Expectations' validation included) spends
     seconds on it; the tests after the first start from a copy of what it wrote, on the same kind of
     database. Only the database is copied: the fixture makes its files (an inbox, a policy) every time.
     """
