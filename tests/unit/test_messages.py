@@ -128,3 +128,20 @@ def test_an_ops_alert_shows_outside_text_as_text_never_as_a_mention_or_a_link() 
     shown = json.dumps([message.text, message.blocks])
     assert "<!channel>" not in shown and "<https://" not in shown
     assert "&lt;!channel&gt;" in message.text and "&amp; co.csv" in message.text and "a &lt; b" in message.text
+
+
+@pytest.mark.parametrize(("alerts", "messages"), [(5, 5), (6, 1)])
+def test_a_channel_gets_one_message_an_alert_up_to_the_threshold_and_grouped_ones_above_it(
+    alerts: int, messages: int
+) -> None:
+    from iasu.policy import load_policy
+    from tasks.notify import _messages
+
+    policy = load_policy(None)
+    assert policy.alerts.group_threshold == 5  # the shipped policy's threshold, which the table is written for
+    queued = [{"kind": "missed_contact", "payload": missed(n), "dedupe_key": f"missed:{n}:L1"} for n in range(alerts)]
+    out = _messages(queued, policy)
+    assert len(out) == messages
+    assert sorted(a["dedupe_key"] for _message, members in out for a in members) == sorted(
+        a["dedupe_key"] for a in queued
+    )
