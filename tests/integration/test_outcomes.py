@@ -57,6 +57,19 @@ def _retry(on: date) -> datetime:
     return retry_after_no_answer(on, get_policy(), calendar_for(Force.cheshire, get_policy(), TZ))
 
 
+def test_a_refusal_closes_the_contact_but_is_not_counted_as_completed(contacts: dict[str, int]) -> None:
+    first, second = contacts
+    at = datetime(2026, 11, 3, 11, tzinfo=UTC)
+    reports = [
+        OutcomeReport(case_ref=first, kind=KIND, happened_at=at, outcome="refused"),
+        OutcomeReport(case_ref=second, kind=KIND, happened_at=at, outcome="completed"),
+    ]
+    with wiring.engine().begin() as conn:
+        result = record_outcomes(conn, reports, origin="test", actor="test", policy=get_policy(), timezone=TZ)
+    assert (result.applied, result.completed) == (2, 1)
+    assert (_contact(contacts[first])["status"], _contact(contacts[first])["outcome"]) == ("done", "refused")
+
+
 def test_several_reports_on_one_contact_apply_in_time_order(contacts: dict[str, int]) -> None:
     first, second = contacts
     tue, wed, thu = (datetime(2026, 11, d, 11, tzinfo=UTC) for d in (3, 4, 5))
