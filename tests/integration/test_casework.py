@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from iasu import wiring
 from iasu.cli import app
 from iasu.policy import get_policy
-from models import Alert, Case, Contact, Staff
+from models import Alert, AuditEvent, Case, Contact, Staff
 from rules.codes import Force, Queue
 from tasks.outcomes import OutcomeReport, record_outcomes
 from tasks.schedule import schedule
@@ -274,3 +274,29 @@ def test_a_case_overridden_into_a_queue_with_no_room_is_left_waiting_and_ops_is_
     with wiring.engine().connect() as conn:
         ops = list(conn.execute(select(ALERTS.c.dedupe_key).where(ALERTS.c.kind == "ops")).scalars())
     assert any(key.endswith(f":override:{REF}") for key in ops)
+
+
+def test_a_closed_case_frees_its_workers_place_and_keeps_its_done_contacts(configured: str) -> None:
+    staff("CH-UNI-09", "unit", capacity=1)
+    opened = date(2026, 11, 2)
+    first = a_case("unit", opened)
+    assert holders(first)[0] == staff_id("CH-UNI-09")
+    with wiring.engine().connect() as conn:
+        audit = AuditEvent.__table__  # type: ignore[attr-defined]
+        assigned = conn.execute(select(audit.c.entity_id).where(audit.c.action == "assign")).scalars().all()
+    assert assigned == [REF]  # who was given the case is on the record
+    at = datetime(2026, 11, 3, 11, tzinfo=UTC)
+    with wiring.engine().begin() as conn:
+        report = OutcomeReport(case_ref=REF, kind="victim_first_contact", happened_at=at, outcome="completed")
+        assert record_outcomes(conn, [report], origin="test", actor="test", policy=get_policy(), timezone=TZ).applied
+    closed = runner.invoke(app, ["case", "close", REF, "--outcome", "risk_reduced", "--by", "DI Example"])
+    assert closed.exit_code == 0, closed.output
+    with wiring.engine().begin() as conn:
+        second = open_case(conn, "CH-2026-000002", tier="high", queue="unit", opened_at=at)
+        schedule(conn, policy=get_policy(), run_date=date(2026, 11, 4), actor="test", timezone=TZ)
+    # The worker's one place is free again: a closed case is not part of their load.
+    assert holders(second)[0] == staff_id("CH-UNI-09")
+    # What was done before the case closed stays done; only what was still pending is called off.
+    with wiring.engine().connect() as conn:
+        kept = conn.execute(select(CONTACTS.c.kind, CONTACTS.c.status).where(CONTACTS.c.case_id == first)).all()
+    assert ("victim_first_contact", "done") in kept and {s for _k, s in kept} <= {"done", "cancelled"}
