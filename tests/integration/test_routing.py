@@ -16,7 +16,7 @@ from sqlalchemy.exc import DBAPIError
 
 from iasu import wiring
 from iasu.policy import get_policy
-from models import Case, Person, Referral
+from models import AuditEvent, Case, Person, Referral
 from rules.triage import TIER_RANK
 from tasks.route import linked_history
 from tests.conftest import migrated_sqlite, pg_clone
@@ -106,6 +106,17 @@ def test_serial_perpetrators_and_two_source_duplicates_are_linked_without_clear_
     assert any(len(sources) >= 2 for sources in by_case.values()), "the same referral from two sources is one case"
     nights = month["nights"]
     assert sum(int(n["merged"]) for n in nights) == len(referrals) - len(cases)
+    # Each referral that joined another's case is on the audit record, with the case it joined.
+    audit = AuditEvent.__table__  # type: ignore[attr-defined]
+    with wiring.engine().connect() as conn:
+        merges = conn.execute(select(audit.c.entity_id, audit.c.details).where(audit.c.action == "merge")).all()
+    joined = {str(r["id"]): r["case_id"] for r in referrals if r["id"] != origin_of(cases, r["case_id"])}
+    assert joined and {entity: details["case_id"] for entity, details in merges} == joined, (len(merges), len(joined))
+
+
+def origin_of(cases: list[dict[str, Any]], case_id: object) -> object:
+    """The referral that opened the case."""
+    return next(c["origin_referral_id"] for c in cases if c["id"] == case_id)
 
 
 def test_rerunning_a_night_changes_no_decision(month: dict[str, Any]) -> None:
