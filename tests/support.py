@@ -7,7 +7,7 @@ from datetime import date, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Connection, create_engine, insert
+from sqlalchemy import Connection, create_engine, insert, select
 from sqlalchemy.engine import make_url
 
 from iasu.synthetic import generate
@@ -153,3 +153,14 @@ def open_case(
             .returning(cases.c.id)
         ).scalar_one()
     )
+
+
+def audit_events(action: str) -> list[dict[str, Any]]:
+    """The configured database's audit events of one action, oldest first."""
+    from iasu import wiring
+    from models import AuditEvent
+
+    audit = AuditEvent.__table__  # type: ignore[attr-defined]
+    with wiring.engine().connect() as conn:
+        rows = conn.execute(select(audit).where(audit.c.action == action).order_by(audit.c.id)).mappings()
+        return [dict(r) for r in rows]

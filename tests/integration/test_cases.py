@@ -13,12 +13,11 @@ from typer.testing import CliRunner
 
 from iasu import wiring
 from iasu.cli import app
-from models import Alert, AuditEvent, Case
+from models import Alert, Case
 from tests.conftest import KeptStates
-from tests.support import dump_database, night_without_prefect, policy_with, write_days
+from tests.support import audit_events, dump_database, night_without_prefect, policy_with, write_days
 
 DAY = date(2026, 11, 9)
-AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 ALERTS = Alert.__table__  # type: ignore[attr-defined]
 CASES = Case.__table__  # type: ignore[attr-defined]
 runner = CliRunner()
@@ -39,11 +38,6 @@ def iasu(*args: str) -> Any:
     return result
 
 
-def events(action: str) -> list[dict[str, Any]]:
-    with wiring.engine().connect() as conn:
-        return [dict(r) for r in conn.execute(select(AUDIT).where(AUDIT.c.action == action)).mappings()]
-
-
 def test_the_unit_queue_lists_every_case_turned_away_and_an_override_pulls_one_in(routed: dict[str, Any]) -> None:
     listed = json.loads(iasu("queue", "list", "--queue", "unit", "--json").stdout)
     assert listed["cases"] and all(c["queue"] == "unit" for c in listed["cases"])
@@ -59,13 +53,13 @@ def test_the_unit_queue_lists_every_case_turned_away_and_an_override_pulls_one_i
         announced = set(conn.execute(select(ALERTS.c.dedupe_key).where(ALERTS.c.kind == "new_high_risk")).scalars())
     assert {f"new_high_risk:{c['case_ref']}" for c in turned if c["tier"] == "high"} <= announced
     # Each routing decision is audited with the rules that made it.
-    assert all(e["details"]["reasons"] for e in events("decide"))
+    assert all(e["details"]["reasons"] for e in audit_events("decide"))
 
     out = iasu("case", "override", ref, "--queue", "unit", "--by", "DS Example", "--reason", "ZZREASONMARKER pull in")
     assert out.exit_code == 0, out.output
     shown = json.loads(iasu("case", "show", ref, "--json").stdout)
     assert shown["queue"] == "unit" and shown["decided_by"] == "DS Example"
-    [override] = events("override")
+    [override] = audit_events("override")
     assert override["actor"] == "DS Example" and override["os_user"]
     assert override["details"]["from"]["queue"] == turned[0]["queue"]
     assert override["details"]["from"]["decided_by"] == "policy"
@@ -89,13 +83,13 @@ def test_an_override_of_the_tier_alone_confirms_and_ends_the_unit_s_offer(routed
 def test_reveal_shows_personal_fields_and_records_the_consultation(routed: dict[str, Any]) -> None:
     ref = json.loads(iasu("queue", "list", "--json").stdout)["cases"][0]["case_ref"]
     plain = iasu("case", "show", ref)
-    assert "personal fields" not in plain.stdout and events("reveal") == []
+    assert "personal fields" not in plain.stdout and audit_events("reveal") == []
     unexplained = iasu("case", "show", ref, "--reveal", "--by", "PC Example")
-    assert unexplained.exit_code == 2 and "--reason" in unexplained.output and events("reveal") == []
+    assert unexplained.exit_code == 2 and "--reason" in unexplained.output and audit_events("reveal") == []
     revealed = iasu("case", "show", ref, "--reveal", "--by", "PC Example", "--reason", "safety planning")
     assert revealed.exit_code == 0
     assert "forename:" in revealed.stdout and "recorded in the audit log" in revealed.stdout
-    [reveal] = events("reveal")
+    [reveal] = audit_events("reveal")
     assert reveal["actor"] == "PC Example" and reveal["entity_id"] == ref
     # Why the personal data was consulted is kept with the consultation (encrypted: a typed reason may name someone).
     assert wiring.cipher().decrypt("audit_events", "reason_enc", reveal["reason_enc"]) == "safety planning"
@@ -108,7 +102,7 @@ def test_closing_a_unit_case_frees_a_place_for_the_next_night(routed: dict[str, 
     assert bad.exit_code == 2 and "unknown outcome" in bad.output
     closed = iasu("case", "close", unit[0]["case_ref"], "--outcome", "risk_reduced", "--by", "DI Example")
     assert closed.exit_code == 0
-    assert [e["details"]["outcome"] for e in events("close")] == ["risk_reduced"]
+    assert [e["details"]["outcome"] for e in audit_events("close")] == ["risk_reduced"]
     again = iasu("case", "close", unit[0]["case_ref"], "--outcome", "risk_reduced", "--by", "DI Example")
     assert again.exit_code == 2 and "already closed" in again.output
 

@@ -13,12 +13,12 @@ from typer.testing import CliRunner
 from iasu import wiring
 from iasu.cli import app
 from iasu.policy import get_policy
-from models import Alert, AuditEvent, Case, Contact, Staff
+from models import Alert, Case, Contact, Staff
 from rules.codes import Force, Queue
 from tasks.outcomes import OutcomeReport, record_outcomes
 from tasks.schedule import schedule
 from tasks.staff import add_staff
-from tests.support import open_case
+from tests.support import audit_events, open_case
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
@@ -281,10 +281,7 @@ def test_a_closed_case_frees_its_workers_place_and_keeps_its_done_contacts(confi
     opened = date(2026, 11, 2)
     first = a_case("unit", opened)
     assert holders(first)[0] == staff_id("CH-UNI-09")
-    with wiring.engine().connect() as conn:
-        audit = AuditEvent.__table__  # type: ignore[attr-defined]
-        assigned = conn.execute(select(audit.c.entity_id).where(audit.c.action == "assign")).scalars().all()
-    assert assigned == [REF]  # who was given the case is on the record
+    assert [e["entity_id"] for e in audit_events("assign")] == [REF]  # who was given the case is on the record
     at = datetime(2026, 11, 3, 11, tzinfo=UTC)
     with wiring.engine().begin() as conn:
         report = OutcomeReport(case_ref=REF, kind="victim_first_contact", happened_at=at, outcome="completed")

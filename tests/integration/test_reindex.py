@@ -16,16 +16,15 @@ from typer.testing import CliRunner
 
 from iasu import wiring
 from iasu.cli import app
-from models import AuditEvent, Case, Person, Referral
+from models import Case, Person, Referral
 from rules.linkage import _FOLD, name_dob_key, pnc_key
 from tasks.reindex import ReindexResult, reindex_people
-from tests.support import leaks, night_without_prefect, personal_needles, write_days
+from tests.support import audit_events, leaks, night_without_prefect, personal_needles, write_days
 
 D1 = date(2026, 11, 9)
 D2 = D1 + timedelta(days=1)
 PERP_DOB = date(1980, 3, 4)
 PNC = "26/45678B"  # fictional; the other spelling below is one id
-AUDIT = AuditEvent.__table__  # type: ignore[attr-defined]
 CASES = Case.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
@@ -134,11 +133,6 @@ def new_rule_pnc_index(person: dict[str, Any]) -> str | None:
     return wiring.blind_index()("pnc", pnc_key(wiring.cipher().decrypt("people", "pnc_enc", person["pnc_enc"])))
 
 
-def reindex_events() -> list[dict[str, Any]]:
-    with wiring.engine().connect() as conn:
-        return [dict(r) for r in conn.execute(select(AUDIT).where(AUDIT.c.action == "reindex")).mappings()]
-
-
 def case_of(source_ref: str) -> dict[str, Any]:
     r = REFERRALS.c
     with wiring.engine().connect() as conn:
@@ -214,7 +208,7 @@ def test_people_stored_under_the_old_rule_are_reindexed_once_and_then_link(
     assert again.exit_code == 0, again.output
     assert again.output == f"{len(before)} people read; indexes changed: 0 name + date of birth, 0 PNC id\n"
     assert people() == after
-    events = reindex_events()
+    events = audit_events("reindex")
     assert [(e["actor"], e["entity"], e["details"]) for e in events] == [
         (
             "Ops Example",
@@ -248,7 +242,7 @@ def test_the_reindex_stops_in_one_line_without_the_keys(configured: str, monkeyp
     assert result.exit_code == 2
     assert result.stdout == "" and len(result.stderr.splitlines()) == 1
     assert "IASU_BLIND_INDEX_KEY not set" in result.stderr
-    assert reindex_events() == []
+    assert audit_events("reindex") == []
 
 
 def test_the_reindex_reads_and_writes_a_batch_at_a_time_not_a_person_at_a_time(stored_the_old_way: Path) -> None:

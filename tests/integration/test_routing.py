@@ -16,11 +16,11 @@ from sqlalchemy.exc import DBAPIError
 
 from iasu import wiring
 from iasu.policy import get_policy
-from models import AuditEvent, Case, Person, Referral
+from models import Case, Person, Referral
 from rules.triage import TIER_RANK
 from tasks.route import linked_history
 from tests.conftest import migrated_sqlite, pg_clone
-from tests.support import counts, night_without_prefect, open_case, policy_with, write_days
+from tests.support import audit_events, counts, night_without_prefect, open_case, policy_with, write_days
 
 START = date(2026, 10, 19)
 NIGHTS = 10
@@ -107,9 +107,7 @@ def test_serial_perpetrators_and_two_source_duplicates_are_linked_without_clear_
     nights = month["nights"]
     assert sum(int(n["merged"]) for n in nights) == len(referrals) - len(cases)
     # Each referral that joined another's case is on the audit record, with the case it joined.
-    audit = AuditEvent.__table__  # type: ignore[attr-defined]
-    with wiring.engine().connect() as conn:
-        merges = conn.execute(select(audit.c.entity_id, audit.c.details).where(audit.c.action == "merge")).all()
+    merges = [(e["entity_id"], e["details"]) for e in audit_events("merge")]
     joined = {str(r["id"]): r["case_id"] for r in referrals if r["id"] != origin_of(cases, r["case_id"])}
     assert joined and {entity: details["case_id"] for entity, details in merges} == joined, (len(merges), len(joined))
 
