@@ -181,6 +181,14 @@ def queue_digests(
     return queue_alert(conn, rows)
 
 
+def quarantine_alerts(policy: Policy, run_date: date, quarantined: int) -> list[dict[str, Any]]:
+    """The ops alert for a night that quarantined more rows than the policy's threshold, or none."""
+    if quarantined <= policy.alerts.quarantine_ops_threshold:
+        return []
+    payload = {"event": "quarantine_above_threshold", "date": run_date.isoformat(), "rows": quarantined}
+    return [outbox_row("ops", f"ops:quarantine:{run_date.isoformat()}", policy.ops_channel, payload)]
+
+
 @task(name="monitor-deadlines", cache_policy=NO_CACHE)
 def monitor_deadlines(run_date: date, quarantined: int) -> dict[str, Any]:
     """Find missed contacts set-based, queue their alerts at the right level, and the night's digests."""
@@ -194,22 +202,7 @@ def monitor_deadlines(run_date: date, quarantined: int) -> dict[str, Any]:
         queued = result.queued + queue_digests(
             conn, policy=policy, run_date=run_date, result=result, due_today=due_today
         )
-        if quarantined > policy.alerts.quarantine_ops_threshold:
-            queued += queue_alert(
-                conn,
-                [
-                    outbox_row(
-                        "ops",
-                        f"ops:quarantine:{run_date.isoformat()}",
-                        policy.ops_channel,
-                        {
-                            "event": "quarantine_above_threshold",
-                            "date": run_date.isoformat(),
-                            "rows": quarantined,
-                        },
-                    )
-                ],
-            )
+        queued += queue_alert(conn, quarantine_alerts(policy, run_date, quarantined))
         # Everything queued tonight counts: new high-risk cases, held files and unassigned cases as well, and
         # what the night's attempts that failed since it last completed queued (this run does not queue it
         # again). Found through the index on creation time, not by reading every night's alerts.

@@ -21,11 +21,13 @@ from prefect.client.schemas.filters import (
 
 from flows.catchup import catch_up
 from flows.nightly import ALERTS_UNDELIVERED, night_summary, nightly
+from iasu import wiring
 from iasu.errors import OperatorError
 from tasks.adapters import shown_name
-from tests.support import counts, dump_database, leaks, personal_needles, write_days
+from tests.support import counts, dump_database, leaks, personal_needles, policy_with, write_days
 
 DAY = date(2026, 11, 17)
+QUARANTINE_OPS_THRESHOLD = 5  # below the dirty night's quarantined rows (the shipped policy says 20)
 pytestmark = [pytest.mark.flow, pytest.mark.postgres]
 
 
@@ -64,7 +66,28 @@ def run_texts(flow_run_id: UUID) -> tuple[str, str, list[str]]:
     return log_text, ui_text, [t.name for t in task_runs]
 
 
-def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(pg_configured: str, tmp_path: Path) -> None:
+def quarantine_alerts(url: str) -> list[dict[str, Any]]:
+    """The payloads of the ops alerts queued for nights that quarantined too many rows."""
+    from sqlalchemy import create_engine, select
+
+    from models import Alert
+
+    alerts = Alert.__table__  # type: ignore[attr-defined]
+    engine = create_engine(url)
+    try:
+        with engine.connect() as conn:
+            stmt = select(alerts.c.payload).where(alerts.c.dedupe_key.like("ops:quarantine:%"))
+            return list(conn.execute(stmt).scalars())
+    finally:
+        engine.dispose()
+
+
+def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(
+    pg_configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    threshold = f"quarantine_ops_threshold: {QUARANTINE_OPS_THRESHOLD}"
+    monkeypatch.setenv("IASU_POLICY_FILE", str(policy_with(tmp_path, a=f"quarantine_ops_threshold: 20=>{threshold}")))
+    wiring.reset()
     inbox = tmp_path / "inbox"
     write_days(inbox, DAY, per_day=120, dirty=0.12, seed=21)
     (inbox / DAY.isoformat() / "police_rms_resend.csv").write_bytes(b"\xef\xbb\xbfURN\r\n\x81\x8d\r\n")
@@ -78,6 +101,11 @@ def test_a_dirty_night_reconciles_reruns_idempotently_and_leaks_nothing(pg_confi
     assert after_first["referrals"] == first["loaded"]
     assert sum(first["routed"].values()) == sum(first["tiers"].values()) == after_first["cases"]
     assert after_first["cases"] == first["loaded"] - first["merged"]
+    # More rows quarantined than the policy's threshold: ops are told once, with the night's count.
+    assert first["quarantined"] > QUARANTINE_OPS_THRESHOLD
+    assert quarantine_alerts(pg_configured) == [
+        {"event": "quarantine_above_threshold", "date": str(DAY), "rows": first["quarantined"]}
+    ]
 
     second, second_id = run(inbox)
     assert second["loaded"] == 0

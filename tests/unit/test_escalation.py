@@ -204,3 +204,30 @@ def test_there_is_no_dedupe_key_for_level_zero() -> None:
 def test_a_dedupe_key_needs_aware_deadlines() -> None:
     with pytest.raises(ValueError, match="due_at must be timezone-aware"):
         dedupe_key(42, 1, due_at=datetime(2026, 11, 4, 17), original_due_at=FIRST_DUE)
+
+
+@pytest.mark.parametrize(
+    ("threshold", "quarantined", "alerted"),
+    [(20, 0, False), (20, 20, False), (20, 21, True), (20, 5000, True), (0, 0, False), (0, 1, True)],
+)
+def test_ops_hear_of_a_night_that_quarantined_more_rows_than_the_threshold(
+    threshold: int, quarantined: int, alerted: bool
+) -> None:
+    from tasks.monitor import quarantine_alerts
+
+    policy = POLICY.model_copy(
+        update={"alerts": POLICY.alerts.model_copy(update={"quarantine_ops_threshold": threshold})}
+    )
+    rows = quarantine_alerts(policy, date(2026, 11, 17), quarantined)
+    assert [(r["kind"], r["channel"], r["dedupe_key"], r["payload"]) for r in rows] == (
+        [
+            (
+                "ops",
+                POLICY.ops_channel,
+                "ops:quarantine:2026-11-17",
+                {"event": "quarantine_above_threshold", "date": "2026-11-17", "rows": quarantined},
+            )
+        ]
+        if alerted
+        else []
+    )
