@@ -178,7 +178,8 @@ def hold_unread(
     return record_held(counts, engine=engine, run_date=run_date, night_run_id=night_run_id, sha256=UNREAD, actor=actor)
 
 
-def _history(conn: Connection, source: str) -> list[int]:
+def gate_history(conn: Connection, source: str) -> list[int]:
+    """Records in the source's most recent loaded files, newest first: what the row-count gate compares with."""
     rows = conn.execute(
         select(BATCHES.c.received)
         # Files with records only: each night's empty export is a batch of its own (night_key), and a few
@@ -297,7 +298,7 @@ def ingest_path(
     counts = FileCounts(file=shown_name(path), source=adapted.source.value, status="loaded", received=len(frame))
     counts.stage_seconds["parse"], clock = time.perf_counter() - clock, time.perf_counter()
     with engine.begin() as conn:
-        reason = None if released else row_count_hold_reason(len(frame), _history(conn, adapted.source.value), gate)
+        reason = None if released else row_count_hold_reason(len(frame), gate_history(conn, adapted.source.value), gate)
     if reason is not None:
         counts.status, counts.held_rows, counts.held_reason = "held", len(frame), reason
         return record_held(

@@ -222,11 +222,20 @@ def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_p
     (bad / police.name).write_bytes(b"\r\n".join([header, broken]) + b"\r\n")
     [result] = run_files([bad / police.name], tmp_path)
     assert (result.quarantined, result.failed_expectations) == (1, {"force_known": 1})
+    # Another source's entry under the same reference (the sources' formats keep that from happening
+    # today): a police referral is no answer to it.
+    quarantine = QuarantineEntry.__table__  # type: ignore[attr-defined]
+    with wiring.engine().begin() as conn:
+        entry = conn.execute(select(quarantine)).mappings().one()
+        other = {**entry, "source": "victim_service", "line_no": entry["line_no"] + 1}
+        conn.execute(quarantine.insert().values({k: v for k, v in other.items() if k != "id"}))
 
     [fixed] = run_files([police], tmp_path)
     assert fixed.quarantine_resolved == 1
     with wiring.engine().connect() as conn:
-        entry = conn.execute(select(QuarantineEntry.__table__)).mappings().one()  # type: ignore[attr-defined]
+        still = conn.execute(select(quarantine.c.status).where(quarantine.c.source == "victim_service")).scalar_one()
+        assert still == "open"
+        entry = conn.execute(select(quarantine).where(quarantine.c.source == "police_rms")).mappings().one()
         referral_id = conn.execute(
             select(Referral.__table__.c.id).where(Referral.__table__.c.source_ref == entry["source_ref"])  # type: ignore[attr-defined]
         ).scalar_one()
@@ -324,6 +333,21 @@ def test_a_row_count_far_outside_history_holds_the_file(
 ) -> None:
     _, _, results = held_surge(tmp_path, kept_states)
     assert all(r.status == "held" and "far above" in (r.held_reason or "") for r in results)
+
+
+def test_the_row_count_gate_compares_with_the_sources_most_recent_loaded_files(configured: str) -> None:
+    from tasks.ingest import GATE_HISTORY, gate_history, insert_batch
+
+    # Two big files long ago, then a quiet month; the newest file of all was held as a surge; another source
+    # is big every night. Only the quiet loaded files of this source say what its usual size is now.
+    files = [("police_rms", "loaded", 900 if n < 2 else 30 + n) for n in range(GATE_HISTORY + 2)]
+    files += [("police_rms", "held", 5000), ("nhs_trust", "loaded", 800)]
+    with wiring.engine().begin() as conn:
+        for n, (source, status, received) in enumerate(files):
+            counts = FileCounts(file=f"{source}_{n}.csv", source=source, status=status, received=received)
+            insert_batch(conn, counts, run_date=DAY + timedelta(days=n), night_run_id=None, sha256=f"{n:064x}")
+        history = gate_history(conn, "police_rms")
+    assert history == [30 + n for n in range(GATE_HISTORY + 1, 1, -1)]
 
 
 def test_nights_of_empty_exports_do_not_make_the_next_real_file_a_surge(configured: str, tmp_path: Path) -> None:
