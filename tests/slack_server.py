@@ -13,7 +13,17 @@ from types import TracebackType
 from typing import Any, Literal, get_args
 from urllib.parse import parse_qsl, urlsplit
 
-Mode = Literal["ok", "rate_limited", "server_error", "unavailable", "down", "hang", "channel_not_found", "invalid_auth"]
+Mode = Literal[
+    "ok",
+    "rate_limited",
+    "server_error",
+    "unavailable",
+    "down",
+    "hang",
+    "channel_not_found",
+    "invalid_auth",
+    "invalid_arguments",  # a refusal Slack names, neither its passing trouble nor one the product knows as lasting
+]
 MODES: tuple[str, ...] = get_args(Mode)
 # Slack refuses a message whose blocks hold more than about 12,000 characters of text in all, below
 # what 50 blocks of 3,000 would allow (answered as msg_blocks_too_long).
@@ -188,7 +198,7 @@ class FakeSlack:
             return _Reply(500, {"ok": False, "error": "internal_error"})
         if mode == "unavailable":  # Slack's own passing trouble, answered as HTTP 200
             return _Reply(200, {"ok": False, "error": "service_unavailable"})
-        if mode in ("channel_not_found", "invalid_auth"):
+        if mode in ("channel_not_found", "invalid_auth", "invalid_arguments"):
             return _Reply(200, {"ok": False, "error": mode})
         if not token:
             return _Reply(200, {"ok": False, "error": "invalid_auth"})

@@ -351,6 +351,20 @@ def test_what_slack_rejects_fails_and_tells_ops(overdue: dict[str, Any]) -> None
     assert told == {a["id"] for a in failed if a["kind"] != "ops"}  # ops is told of each, bar its own
 
 
+def test_an_alert_slack_keeps_refusing_fails_on_its_last_allowed_attempt(overdue: dict[str, Any]) -> None:
+    run_monitor(DAY + timedelta(days=5))
+    allowed = get_policy().alerts.max_attempts
+    with FakeSlack() as fake:
+        fake.mode = "invalid_arguments"
+        for attempt in range(1, allowed + 1):
+            dispatch(wiring.engine(), slack(fake), get_policy())
+            status = "pending" if attempt < allowed else "failed"
+            tried = {(a["status"], a["attempts"]) for a in outbox() if a["kind"] != "ops"}
+            assert tried == {(status, attempt)}, attempt
+    told = [a for a in outbox() if a["kind"] == "ops" and a["payload"]["event"] == "alert_failed"]
+    assert len(told) == len([a for a in outbox() if a["kind"] != "ops"])  # ops hear of each once, at the end
+
+
 def test_a_refused_token_stops_the_run_and_a_retry_sends_what_it_failed(overdue: dict[str, Any]) -> None:
     from tasks.queries import retry_failed
 

@@ -116,7 +116,7 @@ def test_a_rate_limit_retry_handler_waits_and_succeeds(slack: FakeSlack) -> None
     assert len(slack.messages) == 1
 
 
-@pytest.mark.parametrize("mode", ["channel_not_found", "invalid_auth"])
+@pytest.mark.parametrize("mode", ["channel_not_found", "invalid_auth", "invalid_arguments"])
 def test_slack_errors_answer_200_with_the_error(slack: FakeSlack, mode: Mode) -> None:
     slack.mode = mode
     with pytest.raises(SlackApiError) as raised:
