@@ -227,6 +227,12 @@ def test_the_cli_records_an_outcome_once_and_schedules_the_next(weeks: dict[str,
     assert all("+" in c["due_at"] or c["due_at"].endswith("Z") for c in mine)  # ISO 8601 with offset
     pending = json.loads(runner.invoke(app, ["contact", "list", "--status", "pending", "--json"]).stdout)
     assert all(c["status"] == "pending" for c in pending)
+    with wiring.engine().connect() as conn:
+        queue_of: dict[str, str] = dict(conn.execute(select(CASES.c.case_ref, CASES.c.queue)).all())
+    assert len(set(queue_of.values())) > 1
+    for queue in sorted(set(queue_of.values())):
+        only = json.loads(runner.invoke(app, ["contact", "list", "--queue", queue, "--json"]).stdout)
+        assert only == [c for c in listed if queue_of[c["case_ref"]] == queue], queue
 
 
 def test_an_override_to_a_higher_tier_brings_pending_contacts_forward(weeks: dict[str, Any]) -> None:
