@@ -163,14 +163,15 @@ def test_a_serial_finding_raises_only_the_linked_open_cases_below_the_serial_tie
             tier: open_case(conn, f"CH-2026-00000{n}", tier=tier, queue="police_investigation", opened_at=opened)
             for n, tier in enumerate(("standard", "medium", "high"), start=1)
         }
+        in_unit = open_case(conn, "CH-2026-000004", tier="standard", queue="unit", opened_at=opened)
         own = open_case(conn, "CH-2026-000009", tier="high", queue="unit", opened_at=opened)
         count = len(
             _raise_linked_cases(
                 conn,
                 serial={
-                    100: Linked(duplicate_of=None, earlier_cases=3, other_victims=2, earlier_referral_ids=(1, 2, 3))
+                    100: Linked(duplicate_of=None, earlier_cases=4, other_victims=3, earlier_referral_ids=(1, 2, 3, 4))
                 },
-                case_of={1: earlier["standard"], 2: earlier["medium"], 3: earlier["high"], 100: own},
+                case_of={1: earlier["standard"], 2: earlier["medium"], 3: earlier["high"], 4: in_unit, 100: own},
                 joined=set(),
                 policy=policy,
                 actor="test",
@@ -179,14 +180,22 @@ def test_a_serial_finding_raises_only_the_linked_open_cases_below_the_serial_tie
             )
         )
         cases = Case.__table__  # type: ignore[attr-defined]
-        tiers: dict[int, str] = {row.id: row.tier for row in conn.execute(select(cases.c.id, cases.c.tier))}
+        stored = {
+            row.id: row for row in conn.execute(select(cases.c.id, cases.c.tier, cases.c.turned_away_for_capacity))
+        }
         retiered = conn.execute(text("SELECT count(*) FROM audit_events WHERE action = 'retier'")).scalar_one()
-    assert count == retiered == len(raised)
+    assert count == retiered == len(raised) + ("standard" in raised)
     # Raised to the serial tier, never lowered; the new referral's own case is not its own earlier case.
-    assert {tier: tiers[case_id] for tier, case_id in earlier.items()} == {
+    assert {tier: stored[case_id].tier for tier, case_id in earlier.items()} == {
         tier: serial_tier if tier in raised else tier for tier in earlier
     }
-    assert tiers[own] == "high"
+    assert stored[in_unit].tier == (serial_tier if "standard" in raised else "standard")
+    assert stored[own].tier == "high"
+    # A partner's case raised this way is listed for the unit to pull in; one already in the unit is not.
+    assert {tier: stored[case_id].turned_away_for_capacity for tier, case_id in earlier.items()} == {
+        tier: tier in raised for tier in earlier
+    }
+    assert not stored[in_unit].turned_away_for_capacity
 
 
 def test_a_copy_that_adds_nothing_does_not_raise_a_case_lowered_by_hand(configured: str) -> None:

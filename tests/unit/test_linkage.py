@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import date
 
+import pytest
+
 from rules.linkage import LinkRow, link, name_dob_key
 
 D = date(2026, 11, 10)
@@ -111,3 +113,38 @@ def test_the_duplicate_window_counts_its_last_day_in() -> None:
     for day, joins in ((15, 1), (16, None)):  # 14 days apart: within the window; 15: a repeat
         out = link([row(2, "victim_service", "v1", {"name_dob:p"}, day=day)], existing, duplicate_window_days=14)
         assert out[2].duplicate_of == joins, day
+
+
+@pytest.mark.parametrize(
+    ("signals", "name_dob", "pnc", "keys"),
+    [
+        (("name_dob", "pnc"), "n1", "p1", {"name_dob:n1", "pnc:p1"}),
+        (("pnc",), "n1", "p1", {"pnc:p1"}),
+        (("name_dob",), "n1", "p1", {"name_dob:n1"}),
+        (("name_dob", "pnc"), None, "p1", {"pnc:p1"}),
+        (("name_dob", "pnc"), "n1", None, {"name_dob:n1"}),
+        ((), "n1", "p1", set()),
+    ],
+)
+def test_a_perpetrator_is_linked_only_by_the_policys_signals(
+    signals: tuple[str, ...], name_dob: str | None, pnc: str | None, keys: set[str]
+) -> None:
+    from types import SimpleNamespace
+
+    from iasu.policy import load_policy
+    from tasks.route import _link_rows
+
+    policy = load_policy(None)
+    policy = policy.model_copy(update={"linkage": policy.linkage.model_copy(update={"signals": signals})})
+    stored = SimpleNamespace(
+        id=1,
+        source="police_rms",
+        source_ref="CH-URN-2026-000001",
+        received_date=D,
+        victim_index="v1",
+        perp_name_dob=name_dob,
+        perp_pnc=pnc,
+        case_id=None,
+    )
+    [linked] = _link_rows([stored], policy)
+    assert linked.perp_keys == frozenset(keys)
