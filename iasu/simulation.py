@@ -22,7 +22,7 @@ from rules.codes import ContactStatus, Force, Queue
 from rules.policy import Policy
 from tasks.adapters import FEED_PREFIX
 from tasks.outcomes import FEED_COLUMNS
-from tasks.staff import add_staff
+from tasks.staff import StaffEntry, save_staff
 
 CASES = Case.__table__  # type: ignore[attr-defined]
 CONTACTS = Contact.__table__  # type: ignore[attr-defined]
@@ -76,28 +76,17 @@ def claim_for_demo(conn: Connection) -> None:
 
 def ensure_roster(conn: Connection, *, cipher: FieldCipher, actor: str) -> int:
     """Two workers per queue and force, and a supervisor and a unit lead per force (idempotent)."""
-    added = 0
+    roster = []
     for force in Force:
         prefix = force.prefix
         for queue in Queue:
             for n in range(1, WORKERS_PER_QUEUE + 1):
                 code = f"{prefix}-{queue.value[:3].upper()}-{n:02d}"
-                added += add_staff(
-                    conn, staff_code=code, queue=queue, force=force, capacity=25, cipher=cipher, actor=actor
-                ).added
-        added += add_staff(
-            conn,
-            staff_code=f"{prefix}-SUP-01",
-            queue=Queue.unit,
-            force=force,
-            role="supervisor",
-            cipher=cipher,
-            actor=actor,
-        ).added
-        added += add_staff(
-            conn, staff_code=f"{prefix}-LEAD-01", queue=Queue.unit, force=force, role="lead", cipher=cipher, actor=actor
-        ).added
-    return added
+                roster.append(StaffEntry(code, queue, force, capacity=25))
+        roster.append(StaffEntry(f"{prefix}-SUP-01", Queue.unit, force, role="supervisor"))
+        roster.append(StaffEntry(f"{prefix}-LEAD-01", Queue.unit, force, role="lead"))
+    changes = save_staff(conn, roster, cipher=cipher, actor=actor, lock_as="demo roster")
+    return sum(change.added for change in changes)
 
 
 def write_contacts_feed(

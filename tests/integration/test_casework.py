@@ -297,3 +297,48 @@ def test_a_closed_case_frees_its_workers_place_and_keeps_its_done_contacts(confi
     with wiring.engine().connect() as conn:
         kept = conn.execute(select(CONTACTS.c.kind, CONTACTS.c.status).where(CONTACTS.c.case_id == first)).all()
     assert ("victim_first_contact", "done") in kept and {s for _k, s in kept} <= {"done", "cancelled"}
+
+
+def test_a_roster_is_loaded_in_the_same_statements_whatever_its_size_and_each_change_audited(
+    configured: str, tmp_path: Path
+) -> None:
+    from sqlalchemy import event
+
+    from tasks.staff import STAFF_FILE_COLUMNS, load_staff_file
+
+    def load(first: int, count: int, queue: str) -> int:
+        """Statements sent to the database to load a roster of `count` workers from CH-T-<first>."""
+        path = tmp_path / "roster.csv"
+        rows = [f"CH-T-{n:03d},Marker {n},,{queue},cheshire,5,U{n:03d}" for n in range(first, first + count)]
+        path.write_text("\n".join([",".join(STAFF_FILE_COLUMNS), *rows]) + "\n", encoding="utf-8")
+        sent: list[str] = []
+        engine = wiring.engine()
+
+        def seen(conn: Any, cursor: Any, statement: str, *args: Any) -> None:
+            sent.append(statement)
+
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            with engine.begin() as conn:
+                assert load_staff_file(conn, path, cipher=wiring.cipher(), actor="test")[0] == count
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        return len(sent)
+
+    assert load(0, 10, "unit") == load(100, 100, "unit")  # new workers
+    assert load(0, 10, "probation") == load(100, 100, "probation")  # each one moved
+    assert load(0, 10, "probation") == load(100, 100, "probation")  # as recorded: nothing written
+    case_id = a_case("probation", date(2026, 11, 2))
+    holder = holders(case_id)[0]
+    assert holder is not None
+    load(0, 10, "unit")  # the holder is among them or among the next: moved back, they hand their case on
+    load(100, 100, "unit")
+
+    added, updated = audit_events("staff_add"), audit_events("staff_update")
+    assert len(added) == 110 and len(updated) == 220
+    with wiring.engine().connect() as conn:
+        holder_code = conn.execute(select(STAFF.c.staff_code).where(STAFF.c.id == holder)).scalar_one()
+    released = [(e["entity_id"], e["details"]["cases_released"]) for e in updated if "cases_released" in e["details"]]
+    assert released == [(holder_code, 1)]
+    assert holders(case_id) == (None, {None})  # for the next assignment to give on
+    assert "Marker" not in str(added + updated)

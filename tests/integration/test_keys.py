@@ -16,7 +16,7 @@ from iasu import wiring
 from iasu.cli import app
 from iasu.errors import OperatorError
 from iasu.keycheck import KEY_CHECKS
-from models import AuditEvent, Case, Person
+from models import AuditEvent, Case, Person, Staff
 from tests.conftest import KeptStates
 from tests.support import night_without_prefect, write_days
 
@@ -131,6 +131,10 @@ HEADER = "staff_code,name,role,queue,force,capacity,slack_user_id\n"
         ("CH-UNI-13,,worker,unit,Name Marker,,\n", "line 2: unknown force; one of: cheshire, "),
         ("CH-UNI-14,,worker,unit,cheshire,Marker,\n", "line 2: capacity is not a whole number"),
         ("CH-UNI-15,,worker,unit,cheshire,-3,\n", "line 2: capacity must be from 0 to"),
+        (  # one worker twice: which line is meant is not for the loader to guess
+            "CH-UNI-16,Name Marker,,unit,cheshire,,\nCH-UNI-16,,,probation,cheshire,,\n",
+            "line 3: the same staff id as line 2; give each worker once",
+        ),
         ("CH-UNI-10,Name Marker" + "x" * 140_000 + ",,unit,cheshire,,\n", "cannot be read as CSV (field larger"),
     ],
 )
@@ -144,6 +148,8 @@ def test_a_staff_file_with_a_bad_row_is_refused_in_one_line_without_its_cells(
 
     assert out.exit_code == 2 and said in out.output
     assert "Traceback" not in out.output and "Marker" not in out.output
+    with wiring.engine().connect() as conn:  # nothing of the file is kept, its good lines included
+        assert conn.execute(select(func.count()).select_from(Staff.__table__)).scalar_one() == 0  # type: ignore[attr-defined]
 
 
 def test_a_staff_file_saved_as_a_spreadsheets_csv_utf8_is_read_despite_its_byte_order_mark(
