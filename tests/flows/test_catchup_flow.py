@@ -12,7 +12,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from sqlalchemy import func, select
 
-from deployments.serve import scheduled_nightly
+from deployments.scheduled import scheduled_nightly
 from flows.catchup import catch_up
 from flows.dispatch import alert_dispatch
 from flows.nightly import night_summary, nightly

@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from deployments.serve import DISPATCH_CRON, NIGHTLY_CRON, deployments
+from deployments.scheduled import DISPATCH_CRON, NIGHTLY_CRON, deployments
 from flows.dispatch import alert_dispatch
 from iasu import wiring
 from models import SCHEMA_REVISION
@@ -121,10 +121,10 @@ def serve(env: dict[str, str], cwd: Path | None = None) -> subprocess.CompletedP
 
 def test_serving_from_a_terminal_sends_prefect_no_usage_data(tmp_path: Path) -> None:
     # Prefect decides at import, and on a terminal a new Prefect home announces its telemetry and reports
-    # a first import: the product's defaults must come before the serving module imports Prefect.
+    # a first import: the product's defaults must come before the served flows' module imports Prefect.
     env = {k: v for k, v in os.environ.items() if k not in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED")}
     env["PREFECT_HOME"] = str(tmp_path / "new-home")
-    probe = "import deployments.serve, os; print('tracking', os.environ.get('DO_NOT_TRACK'))"
+    probe = "import deployments.scheduled, os; print('tracking', os.environ.get('DO_NOT_TRACK'))"
     controller, terminal = pty.openpty()
     with os.fdopen(controller, "rb") as screen:
         imported = subprocess.run(
