@@ -226,3 +226,20 @@ def test_no_computed_due_date_is_ever_on_a_non_working_day(
 def test_due_times_follow_the_policys_end_of_working_day() -> None:
     cal = WorkingCalendar("ENG", end_of_day=time(16, 30))
     assert retry_after_no_answer(date(2026, 3, 4), POLICY, cal) == datetime(2026, 3, 5, 16, 30, tzinfo=UTC)
+
+
+def test_each_kind_keeps_its_own_interval_and_a_no_answer_its_own_working_days() -> None:
+    # The shipped policy gives follow-ups and check-ins the same intervals and retries after one working
+    # day; a unit's own may differ, and each must be read from its own setting.
+    contacts = POLICY.contacts.model_copy(
+        update={
+            "victim_followup_days": {Tier.high: 2, Tier.medium: 14, Tier.standard: 28},
+            "perpetrator_checkin_days": {Tier.high: 12, Tier.medium: 14, Tier.standard: 28},
+            "no_answer_retry_working_days": 3,
+        }
+    )
+    policy = POLICY.model_copy(update={"contacts": contacts})
+    done = date(2026, 3, 4)  # a Wednesday
+    assert next_after_completion(FOLLOWUP, Tier.high, Queue.unit, done, policy, CAL) == (FOLLOWUP, gmt(3, 6))
+    assert next_after_completion(CHECKIN, Tier.high, Queue.unit, done, policy, CAL) == (CHECKIN, gmt(3, 16))
+    assert retry_after_no_answer(done, policy, CAL) == gmt(3, 9)  # Thursday, Friday, Monday

@@ -144,3 +144,36 @@ def test_a_channel_gets_one_message_an_alert_up_to_the_threshold_and_grouped_one
     out = _messages(queued, policy)
     assert len(out) == messages
     assert sorted(str(a["dedupe_key"]) for _message, members in out for a in members) == keys  # each alert once
+
+
+@pytest.mark.parametrize(
+    ("extra", "says"),
+    [
+        ({"level": 1}, "level 1 (team), worker CH-UNI-01"),
+        ({"level": 2}, "level 2 (supervisors), worker CH-UNI-01"),
+        ({"level": 3, "staff_code": None, "slack_user_id": None}, "level 3 (unit lead), worker unassigned"),
+    ],
+)
+def test_a_missed_contact_names_who_is_told_at_its_level_and_its_worker(extra: dict[str, object], says: str) -> None:
+    message = render("missed_contact", missed(7, **extra), "missed:7")
+    assert says in message.text and says in json.dumps(message.blocks)
+
+
+def test_a_new_high_risk_case_says_why_in_its_text_and_its_blocks() -> None:
+    message = render("new_high_risk", announced("CH-2026-000042") | {"reasons": ["sdash_high", "marker_threats"]}, "k")
+    assert message.text == "New high-risk case CH-2026-000042: tier high; reasons sdash_high, marker_threats"
+    assert "Reasons: sdash_high, marker_threats" in json.dumps(message.blocks)
+
+
+@pytest.mark.parametrize(
+    ("cases", "ending"), [(2, "CH-2026-000001, CH-2026-000002"), (5, "CH-2026-000001, CH-2026-000002 and 3 more")]
+)
+def test_cases_without_a_worker_are_listed_and_only_the_rest_counted(cases: int, ending: str) -> None:
+    payload = {
+        "event": "cases_unassigned",
+        "date": "2026-11-17",
+        "cases": cases,
+        "case_refs": ["CH-2026-000001", "CH-2026-000002"],
+        "by_queue": {"unit/cheshire": cases},
+    }
+    assert render("ops", payload, "k").text.endswith(f": {ending}")
