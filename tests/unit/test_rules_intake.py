@@ -192,6 +192,9 @@ def test_a_pnc_id_has_one_key_however_a_system_writes_it(raw: str | None, expect
         (179, [1000] * 5, True),
         (60, [10] * 10, False),  # small feeds swing a lot
         (71, [10] * 10, True),
+        # The median, not the mean: one surge released into the history does not move the limits.
+        (521, [100, 100, 100, 100, 100, 100, 100, 100, 100, 5000], True),
+        (160, [1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 1000, 0], True),
     ],
 )
 def test_row_count_gate_holds_only_far_outliers(rows: int, history: list[int], held: bool) -> None:
