@@ -102,17 +102,19 @@ def test_the_first_use_on_a_database_written_before_the_check_tries_the_key_on_w
         assert set(conn.execute(select(KEY_CHECKS.c.name)).scalars()) == {"encryption", "blind_index"}
 
 
-def test_a_reveal_or_a_release_with_a_blank_reason_is_refused(stored: Path) -> None:
+def test_a_reveal_a_release_or_an_override_with_a_blank_reason_is_refused(stored: Path) -> None:
     case_ref = a_case_ref()
 
     reveal = runner.invoke(app, ["case", "show", case_ref, "--reveal", "--by", "DI Example", "--reason", "   "])
     release = runner.invoke(app, ["batch", "release", "1", "--by", "Ops", "--reason", " "])
+    override = runner.invoke(app, ["case", "override", case_ref, "--queue", "unit", "--by", "Ops", "--reason", "  "])
 
     assert reveal.exit_code == 2 and "--reveal needs --by and --reason" in reveal.output
     assert release.exit_code == 2 and "a release needs a reason" in release.output
+    assert override.exit_code == 2 and "an override needs a reason" in override.output
     with wiring.engine().connect() as conn:
         reveals = conn.execute(
-            select(func.count()).select_from(AUDIT).where(AUDIT.c.action.in_(["reveal", "release"]))
+            select(func.count()).select_from(AUDIT).where(AUDIT.c.action.in_(["reveal", "release", "override"]))
         ).scalar_one()
     assert reveals == 0
 
