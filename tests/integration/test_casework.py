@@ -288,6 +288,9 @@ def test_a_closed_case_frees_its_workers_place_and_keeps_its_done_contacts(confi
         assert record_outcomes(conn, [report], origin="test", actor="test", policy=get_policy(), timezone=TZ).applied
     closed = runner.invoke(app, ["case", "close", REF, "--outcome", "risk_reduced", "--by", "DI Example"])
     assert closed.exit_code == 0, closed.output
+    with wiring.engine().connect() as conn:
+        case = conn.execute(select(CASES.c.status, CASES.c.outcome, CASES.c.closed_at).where(CASES.c.id == first)).one()
+    assert (case.status, case.outcome) == ("closed", "risk_reduced") and case.closed_at is not None
     with wiring.engine().begin() as conn:
         second = open_case(conn, "CH-2026-000002", tier="high", queue="unit", opened_at=at)
         schedule(conn, policy=get_policy(), run_date=date(2026, 11, 4), actor="test", timezone=TZ)
