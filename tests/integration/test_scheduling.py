@@ -225,6 +225,8 @@ def test_the_cli_records_an_outcome_once_and_schedules_the_next(weeks: dict[str,
     assert {"victim_first_contact", "victim_followup"} <= {c["kind"] for c in mine}
     assert all(set(c) == {"case_ref", "kind", "due_at", "status", "assigned_to"} for c in mine)
     assert all("+" in c["due_at"] or c["due_at"].endswith("Z") for c in mine)  # ISO 8601 with offset
+    order = [(datetime.fromisoformat(c["due_at"]), c["case_ref"], c["kind"]) for c in listed]
+    assert order == sorted(order)  # soonest due first, as staff work them
     pending = json.loads(runner.invoke(app, ["contact", "list", "--status", "pending", "--json"]).stdout)
     assert all(c["status"] == "pending" for c in pending)
     with wiring.engine().connect() as conn:
