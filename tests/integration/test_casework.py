@@ -7,6 +7,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
@@ -345,3 +346,26 @@ def test_a_roster_is_loaded_in_the_same_statements_whatever_its_size_and_each_ch
     assert released == [(holder_code, 1)]
     assert holders(case_id) == (None, {None})  # for the next assignment to give on
     assert "Marker" not in str(added + updated)
+
+
+def test_alert_dispatch_exits_1_when_slack_stops_it_and_leaves_the_alerts_pending(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from tasks.monitor import monitor
+    from tests.slack_server import FakeSlack
+
+    staff("CH-UNI-01", "unit")
+    a_case("unit", date(2026, 11, 2))
+    with wiring.engine().begin() as conn:
+        assert monitor(conn, policy=get_policy(), run_date=date(2026, 11, 10), timezone=TZ).queued >= 1
+    with FakeSlack() as fake:
+        fake.mode = "down"
+        monkeypatch.setenv("IASU_SLACK_TOKEN", "xoxb-test")
+        monkeypatch.setenv("IASU_SLACK_BASE_URL", fake.base_url)
+        wiring.reset()
+        out = runner.invoke(app, ["alert", "dispatch"])
+
+    assert out.exit_code == 1, out.output  # for the scripts and schedulers that run it: nothing was delivered
+    assert "stopped early" in out.output
+    with wiring.engine().connect() as conn:
+        assert set(conn.execute(select(ALERTS.c.status)).scalars()) == {"pending"}
