@@ -454,6 +454,53 @@ def test_an_alert_put_back_that_fails_again_is_reported_again(overdue: dict[str,
     assert [a["status"] for a in outbox() if a["id"] == failed["id"]] == ["failed"]
 
 
+def failed_with_their_reports() -> list[dict[str, Any]]:
+    """Every channel refused, the ops channel too: the alerts failed, then the reports of their failure."""
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack() as fake:
+        fake.mode = "channel_not_found"
+        for _ in range(2):  # the reports are queued by the dispatch that fails their alerts, tried by the next
+            drain(wiring.engine(), slack(fake), get_policy())
+    alerts = outbox()
+    assert {a["status"] for a in alerts} == {"failed"}
+    return alerts
+
+
+def test_putting_back_one_alert_withdraws_the_report_of_its_failure_that_itself_failed(
+    overdue: dict[str, Any],
+) -> None:
+    from tasks.queries import retry_alert
+
+    alerts = failed_with_their_reports()
+    [alert, *_] = [a for a in alerts if a["kind"] != "ops"]
+    [report] = [a for a in alerts if a["kind"] == "ops" and a["payload"].get("alert_id") == alert["id"]]
+    with wiring.engine().begin() as conn:
+        assert retry_alert(conn, alert["id"], get_policy()) == Retried(pending_again=1, reports_withdrawn=1)
+    # Left failed, the report would reach ops with the next retry of its error, of a failure no longer standing.
+    status = {a["id"]: a["status"] for a in outbox()}
+    assert (status[alert["id"]], status[report["id"]]) == ("pending", "withdrawn")
+
+
+def test_alert_retry_counts_as_pending_again_the_alerts_only_not_the_failed_reports_it_withdraws(
+    overdue: dict[str, Any],
+) -> None:
+    from typer.testing import CliRunner
+
+    from iasu.cli import app
+
+    alerts = failed_with_their_reports()
+    reports = {a["id"] for a in alerts if a["kind"] == "ops" and a["payload"]["event"] == "alert_failed"}
+    # The reports failed with the same error as their alerts, so the retry puts them back with them.
+    assert {a["last_error"] for a in alerts} == {"channel_not_found"} and 0 < len(reports) < len(alerts)
+    out = CliRunner().invoke(app, ["alert", "retry", "--failed-with", "channel_not_found"])
+    assert out.exit_code == 0, out.output
+    again, withdrawn = len(alerts) - len(reports), len(reports)
+    said = f"{again} alert(s) failed with channel_not_found: pending again"
+    assert out.stdout.strip() == f"{said}; {withdrawn} unsent report(s) of their failure withdrawn"
+    assert {a["id"] for a in outbox() if a["status"] == "withdrawn"} == reports
+    assert len([a for a in outbox() if a["status"] == "pending"]) == again
+
+
 def test_a_failed_ops_alert_is_not_announced_by_another(overdue: dict[str, Any]) -> None:
     run_monitor(DAY + timedelta(days=5))
     with FakeSlack() as fake:
