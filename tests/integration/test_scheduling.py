@@ -286,6 +286,32 @@ def test_a_tier_raised_on_a_given_day_moves_contacts_to_the_new_cadence_from_tha
     assert (due.date() - day).days <= 9  # seven days on, moved past a weekend at most
 
 
+def test_a_tier_lowered_moves_pending_contacts_later_to_the_lower_tier_s_cadence(configured: str) -> None:
+    """A step down relaxes the schedule from the day of the change: the lower tier's deadline, even if later."""
+    from rules.codes import Tier
+    from tasks.schedule import reschedule_for_tier_change
+    from tests.support import open_case
+
+    day, policy, tz = date(2026, 11, 2), get_policy(), "Europe/London"  # a Monday
+    with wiring.engine().begin() as conn:
+        case_id = open_case(
+            conn,
+            "CH-2026-000001",
+            tier="high",
+            queue="police_investigation",
+            opened_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
+        )
+        schedule(conn, policy=policy, run_date=day, actor="test", timezone=tz)
+        moved = reschedule_for_tier_change(
+            conn, {case_id: (Tier.high, Tier.standard)}, changed_on=day, policy=policy, timezone=tz
+        )
+        due = conn.execute(
+            select(CONTACTS.c.due_at).where(CONTACTS.c.case_id == case_id, CONTACTS.c.status == "pending")
+        ).scalar_one()
+    # First contact: high risk, one working day (Tue 3 Nov); standard, five working days (Mon 9 Nov), 17:00 GMT.
+    assert (moved, due) == (1, datetime(2026, 11, 9, 17, tzinfo=UTC))
+
+
 def test_cases_nobody_can_take_are_summarised_in_one_ops_alert_a_night(configured: str, tmp_path: Any) -> None:
     """No staff at all: each night queues one ops summary of the waiting cases, a rerun none, the next night one."""
     from tasks.messages import render
