@@ -343,6 +343,30 @@ def test_cases_nobody_can_take_are_summarised_in_one_ops_alert_a_night(configure
     assert f"and {open_cases - 30} more" in message.text
 
 
+def test_a_case_found_closed_has_its_pending_contacts_cancelled_by_the_next_scheduling_pass(configured: str) -> None:
+    """Scheduling heals a case closed other than by `iasu case close` (in the database): nothing stays due on it."""
+    from tests.support import open_case
+
+    day, policy, tz = date(2026, 11, 2), get_policy(), "Europe/London"
+    with wiring.engine().begin() as conn:
+        case_id = open_case(
+            conn,
+            "CH-2026-000001",
+            tier="high",
+            queue="police_investigation",
+            opened_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
+        )
+        schedule(conn, policy=policy, run_date=day, actor="test", timezone=tz)
+        conn.execute(
+            CASES.update()
+            .where(CASES.c.id == case_id)
+            .values(status="closed", closed_at=datetime(2026, 11, 2, 15, tzinfo=UTC), outcome="risk_reduced")
+        )
+        result = schedule(conn, policy=policy, run_date=day + timedelta(days=1), actor="test", timezone=tz)
+        statuses = conn.execute(select(CONTACTS.c.status).where(CONTACTS.c.case_id == case_id)).scalars().all()
+    assert (result.cancelled, result.scheduled, statuses) == (1, 0, ["cancelled"])
+
+
 def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(configured: str) -> None:
     """Reassignment moves only what is still to do: a done contact stays with whoever did it."""
     from tasks.outcomes import OutcomeReport, record_outcomes
