@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from contextlib import ExitStack
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
@@ -365,6 +365,44 @@ def test_a_case_found_closed_has_its_pending_contacts_cancelled_by_the_next_sche
         result = schedule(conn, policy=policy, run_date=day + timedelta(days=1), actor="test", timezone=tz)
         statuses = conn.execute(select(CONTACTS.c.status).where(CONTACTS.c.case_id == case_id)).scalars().all()
     assert (result.cancelled, result.scheduled, statuses) == (1, 0, ["cancelled"])
+
+
+def test_due_today_counts_per_queue_the_pending_contacts_due_that_day_only(configured: str) -> None:
+    """Not a contact of the day done or cancelled, nor one overdue since the day before."""
+    from tasks.cases import close_case
+    from tasks.outcomes import OutcomeReport, record_outcomes
+    from tasks.schedule import due_today_by_queue
+    from tests.support import open_case
+
+    policy, tz, day = get_policy(), "Europe/London", date(2026, 11, 3)  # a Tuesday
+    police, unit = "police_investigation", "unit"
+    # High risk: each first contact falls due one working day after its case opened.
+    opened = {
+        "CH-2026-000001": (police, date(2026, 11, 2)),
+        "CH-2026-000002": (police, date(2026, 11, 2)),  # done that day
+        "CH-2026-000003": (police, date(2026, 11, 2)),  # its case closed: cancelled
+        "CH-2026-000004": (police, date(2026, 10, 30)),  # due Monday: overdue
+        "CH-2026-000005": (unit, date(2026, 11, 2)),
+    }
+    with wiring.engine().begin() as conn:
+        for ref, (queue, on) in opened.items():
+            open_case(conn, ref, tier="high", queue=queue, opened_at=datetime.combine(on, time(9), tzinfo=UTC))
+        schedule(conn, policy=policy, run_date=date(2026, 11, 2), actor="test", timezone=tz)
+        done = OutcomeReport(
+            "CH-2026-000002", "victim_first_contact", datetime(2026, 11, 3, 10, tzinfo=UTC), "completed"
+        )
+        assert record_outcomes(conn, [done], origin="test", actor="test", policy=policy, timezone=tz).applied == 1
+        close_case(
+            conn,
+            "CH-2026-000003",
+            outcome="risk_reduced",
+            by="test",
+            reason=None,
+            policy=policy,
+            cipher=wiring.cipher(),
+        )
+        due = due_today_by_queue(conn, run_date=day, timezone=tz)
+    assert due == {police: 1, unit: 1}
 
 
 def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(configured: str) -> None:
