@@ -405,6 +405,51 @@ def test_due_today_counts_per_queue_the_pending_contacts_due_that_day_only(confi
     assert due == {police: 1, unit: 1}
 
 
+def test_due_list_names_each_queue_s_soonest_contacts_up_to_its_limit(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The night's artifact lists a queue's contacts due that day soonest first, cut at the limit; no one else's."""
+    from tasks import schedule as scheduling
+    from tests.support import open_case
+
+    policy, tz, day = get_policy(), "Europe/London", date(2026, 11, 3)  # a Tuesday
+    police, unit = "police_investigation", "unit"
+    # The case references run against the due times, so a list in reference order is told apart.
+    due_hour = {"CH-2026-000001": 16, "CH-2026-000002": 11, "CH-2026-000003": 9, "CH-2026-000004": 14}
+    with wiring.engine().begin() as conn:
+        for ref in due_hour:
+            open_case(conn, ref, tier="high", queue=police, opened_at=datetime(2026, 11, 2, 9, tzinfo=UTC))
+        open_case(conn, "CH-2026-000005", tier="high", queue=unit, opened_at=datetime(2026, 11, 2, 9, tzinfo=UTC))
+        # Opened a day earlier: its first contacts fall due on Monday, not on the day listed.
+        open_case(conn, "CH-2026-000006", tier="high", queue=police, opened_at=datetime(2026, 10, 30, 9, tzinfo=UTC))
+        schedule(conn, policy=policy, run_date=date(2026, 11, 2), actor="test", timezone=tz)
+        for ref, hour in due_hour.items():
+            conn.execute(
+                CONTACTS.update()
+                .where(CONTACTS.c.case_id == select(CASES.c.id).where(CASES.c.case_ref == ref).scalar_subquery())
+                .values(due_at=datetime(2026, 11, 3, hour, tzinfo=UTC))
+            )
+        everything = scheduling.due_list(conn, run_date=day, timezone=tz)
+        monkeypatch.setattr(scheduling, "DUE_LIST_LIMIT", 2)
+        cut = scheduling.due_list(conn, run_date=day, timezone=tz)
+    first = "victim_first_contact"  # a high-risk case's one contact due the next working day
+    assert everything == {
+        police: [
+            {
+                "case_ref": ref,
+                "kind": first,
+                "due_at": f"2026-11-03T{due_hour[ref]:02d}:00:00+00:00",
+                "staff_code": None,
+            }
+            for ref in ("CH-2026-000003", "CH-2026-000002", "CH-2026-000004", "CH-2026-000001")
+        ],
+        unit: [
+            {"case_ref": "CH-2026-000005", "kind": first, "due_at": "2026-11-03T17:00:00+00:00", "staff_code": None}
+        ],
+    }
+    assert cut == {police: everything[police][:2], unit: everything[unit]}
+
+
 def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(configured: str) -> None:
     """Reassignment moves only what is still to do: a done contact stays with whoever did it."""
     from tasks.outcomes import OutcomeReport, record_outcomes
