@@ -156,6 +156,20 @@ def test_a_local_time_in_the_hour_the_clocks_go_back_is_applied(contacts: dict[s
         assert conn.execute(select(OUTCOMES.c.contact_id)).scalars().all() == [contacts[ref]]
 
 
+def test_a_no_answer_just_after_local_midnight_is_retried_from_the_local_date(contacts: dict[str, int]) -> None:
+    """00:30 on Tuesday in London (summer time) is still Monday in UTC: the retry counts from Tuesday."""
+    ref = next(iter(contacts))
+    when = parse_when("2026-10-20T00:30:00", TZ)
+    assert when is not None and when.astimezone(UTC) == datetime(2026, 10, 19, 23, 30, tzinfo=UTC)
+    assert _retry(date(2026, 10, 20)) != _retry(date(2026, 10, 19))
+    report = OutcomeReport(case_ref=ref, kind=KIND, happened_at=when, outcome="attempted_no_answer")
+    with wiring.engine().begin() as conn:
+        result = record_outcomes(conn, [report], origin="test", actor="test", policy=get_policy(), timezone=TZ)
+    assert result.applied == 1
+    contact = _contact(contacts[ref])
+    assert (contact["status"], contact["attempts"], contact["due_at"]) == ("pending", 1, _retry(date(2026, 10, 20)))
+
+
 def _row(
     ref: str, when: str = "2026-10-20T10:00", outcome: str = "completed", new_date: str = "", by: str = "X"
 ) -> str:
