@@ -16,6 +16,47 @@ def test_a_national_night_lists_the_first_references_and_counts_the_rest() -> No
     assert f"| unit | high | 40000 | {', '.join(refs)} and {40_000 - CASE_REFS_SHOWN} more |" in text
 
 
+def test_a_queue_with_exactly_as_many_cases_as_are_shown_lists_them_all_and_counts_none_more() -> None:
+    refs = [f"CH-2026-{n:06d}" for n in range(1, CASE_REFS_SHOWN + 1)]
+    text = night_markdown(SUMMARY, [], None, {"unit": {"high": refs}}, {"unit": {"high": CASE_REFS_SHOWN}})
+    assert f"| unit | high | {CASE_REFS_SHOWN} | {', '.join(refs)} |" in text
+    assert "more" not in text
+
+
+@pytest.mark.parametrize(
+    ("merged", "turned", "line"),
+    [
+        (0, 0, None),
+        (2, 0, "2 referral(s) joined an existing case"),
+        (0, 1, "1 case(s) qualified for the unit but were turned away for capacity."),
+    ],
+)
+def test_referrals_merged_or_turned_away_get_their_line_and_a_night_with_neither_none(
+    merged: int, turned: int, line: str | None
+) -> None:
+    text = night_markdown(SUMMARY | {"merged": merged, "turned_away_for_capacity": turned}, [], None, {}, {})
+    assert ("turned away for capacity" in text) == (line is not None)
+    assert line is None or line in text
+
+
+def test_the_due_list_names_each_contact_s_worker_by_staff_code_or_a_dash_when_nobody_has_it() -> None:
+    summary = SUMMARY | {"completed": 0, "scheduled": 0, "due_today": 2, "open_contacts": 2}
+    due = {
+        "unit": [
+            {"case_ref": "CH-2026-000001", "kind": "victim_first_contact", "due_at": "T1", "staff_code": "S-017"},
+            {"case_ref": "CH-2026-000002", "kind": "perpetrator_checkin", "due_at": "T2", "staff_code": None},
+        ]
+    }
+    lines = night_markdown(summary, [], None, {}, {}, due).splitlines()
+    start = lines.index("Due today in unit:")
+    assert lines[start + 2 : start + 6] == [
+        "| case | kind | due | worker |",
+        "|---|---|---|---|",
+        "| CH-2026-000001 | victim_first_contact | T1 | S-017 |",
+        "| CH-2026-000002 | perpetrator_checkin | T2 | — |",
+    ]
+
+
 def test_a_night_with_no_cases_says_so() -> None:
     assert "No new cases." in night_markdown(SUMMARY, [], None, {}, {})
 
