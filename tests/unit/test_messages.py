@@ -96,6 +96,14 @@ def test_metadata_lists_keys_that_are_not_numbered_and_reads_them_back() -> None
     assert sorted(keys_in_metadata(payload)) == sorted(set(message.dedupe_keys))
 
 
+def test_a_grouped_message_of_two_alerts_names_both_in_its_metadata() -> None:
+    """The smallest group: the second alert's key is in the metadata too, or a resend would post it again."""
+    items = [("missed_contact", missed(i), f"missed:{i}:L1") for i in (1, 2)]
+    [message] = grouped(items)
+    assert message.dedupe_keys == ["missed:1:L1", "missed:2:L1"]
+    assert keys_in_metadata(message.metadata()["event_payload"]) == ["missed:1:L1", "missed:2:L1"]
+
+
 def test_metadata_runs_outside_six_digit_case_numbers_are_not_read() -> None:
     payload = {
         "dedupe_key": "new_high_risk:CH-2026-000001",
