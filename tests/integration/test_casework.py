@@ -186,6 +186,32 @@ def test_an_outcome_dated_before_its_case_opened_is_refused_and_a_new_date_befor
     assert pending(case_id) == before
 
 
+def test_a_move_of_a_year_and_a_day_is_accepted_one_day_more_refused_and_a_time_to_come_refused(
+    configured: str,
+) -> None:
+    """366 days on (a leap year's worth) is the most a contact moves; --at is when it happened, never later than now."""
+    from datetime import timedelta
+    from zoneinfo import ZoneInfo
+
+    staff("CH-UNI-01", "unit")
+    case_id = a_case("unit", date(2026, 11, 2))
+    before = pending(case_id)
+    base = ["contact", "record", REF, "--kind", "victim_first_contact", "--by", "CH-UNI-01"]
+    at, outcome = ["--at", "2026-11-03T10:00"], ["--outcome", "rescheduled"]
+    tomorrow = (datetime.now(ZoneInfo(TZ)) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
+
+    too_far = runner.invoke(app, [*base, *at, *outcome, "--new-date", "2027-11-05"])  # 367 days on
+    to_come = runner.invoke(app, [*base, "--at", tomorrow, "--outcome", "completed"])
+    assert too_far.exit_code == 2 and "--new-date is more than 366 days after --at" in too_far.output
+    assert to_come.exit_code == 2 and "--at is in the future" in to_come.output
+    assert pending(case_id) == before and audit_events("contact_outcome") == []
+
+    furthest = runner.invoke(app, [*base, *at, *outcome, "--new-date", "2027-11-04"])  # 366 days on
+    assert furthest.exit_code == 0, furthest.output
+    assert pending(case_id)["victim_first_contact"].date() == date(2027, 11, 4)
+    assert len(audit_events("contact_outcome")) == 1
+
+
 def test_a_missed_contact_alert_still_waiting_when_its_case_closes_is_withdrawn_not_sent(
     configured: str, tmp_path: Path
 ) -> None:
