@@ -118,6 +118,26 @@ def test_read_only_commands_import_neither_prefect_nor_great_expectations(env: d
 RECORD = ["contact", "record", "CH-2026-000001", "--kind", "victim_followup", "--outcome", "completed"]
 
 
+def test_tonight_cannot_run_before_its_day_has_ended_and_nothing_of_it_is_taken_in(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """The day that has not ended yet is the nearest date refused: its inbox is left as it is, the database empty."""
+    from datetime import datetime
+    from zoneinfo import ZoneInfo
+
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    today = datetime.now(ZoneInfo("Europe/London")).date()
+    write_days(tmp_path / "inbox", today, per_day=5, dirty=0.0, seed=7)
+    night = iasu("nightly", "--date", today.isoformat(), env=env, cwd=tmp_path)
+    if datetime.now(ZoneInfo("Europe/London")).date() != today:  # London's midnight passed in between
+        pytest.skip("the day ended while the test ran")
+    assert night.returncode == 2
+    assert f"the night of {today} cannot run before that day has ended" in night.stderr
+    assert "Traceback" not in night.stderr
+    counts = json.loads(iasu("status", "--json", env=env, cwd=tmp_path).stdout)
+    assert (counts["referrals"], counts["batches"], counts["audit_events"]) == (0, 0, 0)
+
+
 @pytest.mark.parametrize(
     ("args", "changes", "message"),
     [
