@@ -276,6 +276,8 @@ BASIC_DAY = _row(SECOND, outcome="rescheduled", new_date="20261023")
 BASIC_TIME = _row(FIRST, when="20261020T1000")
 WEEK_TIME = _row(SECOND, when="2026-W43-2T10:00")
 ESCAPED_ID = _row(FIRST, when="2026-10-20T09:00", outcome="attempted_no_answer", by="CH\tUNI\\N01")  # COPY's escapes
+MOVED_BACK = _row(FIRST, outcome="rescheduled", new_date="2026-10-19")  # the day before the call
+YEAR_AGO = _row(SECOND, when="2025-10-19T10:00")  # more than 366 days before the night's end: a mistyped year
 
 # body after the header; (received, loaded, duplicates, quarantined); line -> (reasons, raw) in quarantine
 FEEDS = {
@@ -313,6 +315,11 @@ FEEDS = {
         f"{YEARS_ON}\n{_row(FIRST)}\n",
         (2, 1, 0, 1),
         {2: (["new_date_within_a_year"], YEARS_ON)},
+    ),
+    "a contact moved to a day before the call, a report over a year old": (
+        f"{MOVED_BACK}\n{YEAR_AGO}\n{_row(FIRST)}\n",
+        (3, 1, 0, 2),
+        {2: (["new_date_not_before_happened"], MOVED_BACK), 3: (["happened_at_not_too_old"], YEAR_AGO)},
     ),
     "a new day written other than YYYY-MM-DD": (
         f"{WEEK_DAY}\n{BASIC_DAY}\n{_row(FIRST)}\n",
