@@ -635,6 +635,31 @@ def test_dates_outside_a_sane_range_are_quarantined_and_routing_goes_on(configur
     assert sum(routed.routed.values()) + routed.merged == len(rows) - 1
 
 
+def test_a_duration_past_fifty_years_or_no_behaviour_at_all_is_quarantined_and_the_edges_load(
+    configured: str, tmp_path: Path
+) -> None:
+    """600 months and one behaviour are the limits: one month more, or no behaviour named, is a row to correct."""
+    police = _generated(tmp_path, "police_rms")
+    header, *rows = list(csv.reader(io.StringIO(police.read_bytes().removeprefix(b"\xef\xbb\xbf").decode("cp1252"))))
+    changes = [
+        {"DurationMonths": "601"},
+        {"DurationMonths": "600"},
+        {"Behaviours": ""},
+        {"Behaviours": "Following"},
+    ]
+    for i, change in enumerate(changes):
+        row = dict(zip(header, rows[i], strict=True)) | change
+        rows[i] = [row[name] for name in header]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([header, *rows])
+    police.write_bytes(b"\xef\xbb\xbf" + out.getvalue().encode("cp1252"))
+
+    [result] = run_files([police], tmp_path)
+    assert (result.received, result.loaded, result.quarantined) == (len(rows), len(rows) - 2, 2)
+    assert result.failed_expectations == {"duration_months_plausible": 1, "behaviours_present": 1}
+    assert _quarantined() == [(2, ["duration_months_plausible"]), (4, ["behaviours_present"])]
+
+
 def test_a_header_only_export_sent_under_its_agreed_name_and_another_repeats_on_every_rerun(
     configured: str, tmp_path: Path
 ) -> None:
