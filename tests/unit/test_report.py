@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import pytest
 
 from tasks.report import CASE_REFS_SHOWN, night_markdown
@@ -41,7 +43,7 @@ def test_referrals_merged_or_turned_away_get_their_line_and_a_night_with_neither
 
 def test_the_due_list_names_each_contact_s_worker_by_staff_code_or_a_dash_when_nobody_has_it() -> None:
     summary = SUMMARY | {"completed": 0, "scheduled": 0, "due_today": 2, "open_contacts": 2}
-    due = {
+    due: dict[str, list[dict[str, Any]]] = {
         "unit": [
             {"case_ref": "CH-2026-000001", "kind": "victim_first_contact", "due_at": "T1", "staff_code": "S-017"},
             {"case_ref": "CH-2026-000002", "kind": "perpetrator_checkin", "due_at": "T2", "staff_code": None},
