@@ -156,6 +156,17 @@ def test_a_local_time_in_the_hour_the_clocks_go_back_is_applied(contacts: dict[s
         assert conn.execute(select(OUTCOMES.c.contact_id)).scalars().all() == [contacts[ref]]
 
 
+def test_a_contact_made_on_the_day_its_case_opened_is_applied(contacts: dict[str, int]) -> None:
+    """The unit often calls a high-risk victim the day the referral comes in: that day is not before the case."""
+    ref = next(iter(contacts))
+    same_day = datetime(2026, 10, 19, 15, tzinfo=UTC)  # OPENED was 10:00 that Monday
+    report = OutcomeReport(case_ref=ref, kind=KIND, happened_at=same_day, outcome="completed")
+    with wiring.engine().begin() as conn:
+        result = record_outcomes(conn, [report], origin="test", actor="test", policy=get_policy(), timezone=TZ)
+    assert (result.applied, result.rejected, result.completed) == (1, {}, 1)
+    assert (_contact(contacts[ref])["status"], _contact(contacts[ref])["completed_at"]) == ("done", same_day)
+
+
 def test_a_no_answer_just_after_local_midnight_is_retried_from_the_local_date(contacts: dict[str, int]) -> None:
     """00:30 on Tuesday in London (summer time) is still Monday in UTC: the retry counts from Tuesday."""
     ref = next(iter(contacts))
