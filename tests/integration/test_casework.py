@@ -28,6 +28,8 @@ ALERTS = Alert.__table__  # type: ignore[attr-defined]
 TZ = "Europe/London"
 REF = "CH-2026-000001"
 runner = CliRunner()
+# `iasu contact record` of the case's first victim contact by its worker, before --at and --outcome
+RECORD_FIRST = ["contact", "record", REF, "--kind", "victim_first_contact", "--by", "CH-UNI-01"]
 
 
 def staff(code: str, queue: str, **options: Any) -> None:
@@ -171,15 +173,14 @@ def test_an_outcome_dated_before_its_case_opened_is_refused_and_a_new_date_befor
         result = record_outcomes(conn, [typo], origin="test", actor="test", policy=get_policy(), timezone=TZ)
     assert result.rejected == {0: "happened_since_opened"} and result.applied == 0
 
-    base = ["contact", "record", REF, "--kind", "victim_first_contact", "--by", "CH-UNI-01"]
-    typed = runner.invoke(app, [*base, "--at", "2025-11-03T10:00", "--outcome", "completed"])
+    typed = runner.invoke(app, [*RECORD_FIRST, "--at", "2025-11-03T10:00", "--outcome", "completed"])
     moved = runner.invoke(
-        app, [*base, "--at", "2026-11-03T10:00", "--outcome", "rescheduled", "--new-date", "2026-01-28"]
+        app, [*RECORD_FIRST, "--at", "2026-11-03T10:00", "--outcome", "rescheduled", "--new-date", "2026-01-28"]
     )
 
     assert typed.exit_code == 2 and f"--at is before case {REF} was opened" in typed.output
     parked = runner.invoke(
-        app, [*base, "--at", "2026-11-03T10:00", "--outcome", "rescheduled", "--new-date", "2030-11-03"]
+        app, [*RECORD_FIRST, "--at", "2026-11-03T10:00", "--outcome", "rescheduled", "--new-date", "2030-11-03"]
     )
     assert moved.exit_code == 2 and "--new-date is before the day of --at" in moved.output
     assert parked.exit_code == 2 and "--new-date is more than 366 days after --at" in parked.output
@@ -196,17 +197,16 @@ def test_a_move_of_a_year_and_a_day_is_accepted_one_day_more_refused_and_a_time_
     staff("CH-UNI-01", "unit")
     case_id = a_case("unit", date(2026, 11, 2))
     before = pending(case_id)
-    base = ["contact", "record", REF, "--kind", "victim_first_contact", "--by", "CH-UNI-01"]
     at, outcome = ["--at", "2026-11-03T10:00"], ["--outcome", "rescheduled"]
     tomorrow = (datetime.now(ZoneInfo(TZ)) + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M")
 
-    too_far = runner.invoke(app, [*base, *at, *outcome, "--new-date", "2027-11-05"])  # 367 days on
-    to_come = runner.invoke(app, [*base, "--at", tomorrow, "--outcome", "completed"])
+    too_far = runner.invoke(app, [*RECORD_FIRST, *at, *outcome, "--new-date", "2027-11-05"])  # 367 days on
+    to_come = runner.invoke(app, [*RECORD_FIRST, "--at", tomorrow, "--outcome", "completed"])
     assert too_far.exit_code == 2 and "--new-date is more than 366 days after --at" in too_far.output
     assert to_come.exit_code == 2 and "--at is in the future" in to_come.output
     assert pending(case_id) == before and audit_events("contact_outcome") == []
 
-    furthest = runner.invoke(app, [*base, *at, *outcome, "--new-date", "2027-11-04"])  # 366 days on
+    furthest = runner.invoke(app, [*RECORD_FIRST, *at, *outcome, "--new-date", "2027-11-04"])  # 366 days on
     assert furthest.exit_code == 0, furthest.output
     assert pending(case_id)["victim_first_contact"].date() == date(2027, 11, 4)
     assert len(audit_events("contact_outcome")) == 1

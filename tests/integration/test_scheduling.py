@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import Connection, func, select, text
 from typer.testing import CliRunner
 
 from iasu import wiring
@@ -286,22 +286,24 @@ def test_a_tier_raised_on_a_given_day_moves_contacts_to_the_new_cadence_from_tha
     assert (due.date() - day).days <= 9  # seven days on, moved past a weekend at most
 
 
+def high_case_scheduled(conn: Connection, day: date) -> int:
+    """One high-risk police case opened at 09:00 UTC on `day` and scheduled that night; its id."""
+    from tests.support import open_case
+
+    opened = datetime.combine(day, time(9), tzinfo=UTC)
+    case_id = open_case(conn, "CH-2026-000001", tier="high", queue="police_investigation", opened_at=opened)
+    schedule(conn, policy=get_policy(), run_date=day, actor="test", timezone="Europe/London")
+    return case_id
+
+
 def test_a_tier_lowered_moves_pending_contacts_later_to_the_lower_tier_s_cadence(configured: str) -> None:
     """A step down relaxes the schedule from the day of the change: the lower tier's deadline, even if later."""
     from rules.codes import Tier
     from tasks.schedule import reschedule_for_tier_change
-    from tests.support import open_case
 
     day, policy, tz = date(2026, 11, 2), get_policy(), "Europe/London"  # a Monday
     with wiring.engine().begin() as conn:
-        case_id = open_case(
-            conn,
-            "CH-2026-000001",
-            tier="high",
-            queue="police_investigation",
-            opened_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
-        )
-        schedule(conn, policy=policy, run_date=day, actor="test", timezone=tz)
+        case_id = high_case_scheduled(conn, day)
         moved = reschedule_for_tier_change(
             conn, {case_id: (Tier.high, Tier.standard)}, changed_on=day, policy=policy, timezone=tz
         )
@@ -345,18 +347,10 @@ def test_cases_nobody_can_take_are_summarised_in_one_ops_alert_a_night(configure
 
 def test_a_case_found_closed_has_its_pending_contacts_cancelled_by_the_next_scheduling_pass(configured: str) -> None:
     """Scheduling heals a case closed other than by `iasu case close` (in the database): nothing stays due on it."""
-    from tests.support import open_case
 
     day, policy, tz = date(2026, 11, 2), get_policy(), "Europe/London"
     with wiring.engine().begin() as conn:
-        case_id = open_case(
-            conn,
-            "CH-2026-000001",
-            tier="high",
-            queue="police_investigation",
-            opened_at=datetime(2026, 11, 2, 9, tzinfo=UTC),
-        )
-        schedule(conn, policy=policy, run_date=day, actor="test", timezone=tz)
+        case_id = high_case_scheduled(conn, day)
         conn.execute(
             CASES.update()
             .where(CASES.c.id == case_id)
@@ -454,7 +448,6 @@ def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(co
     """Reassignment moves only what is still to do: a done contact stays with whoever did it."""
     from tasks.outcomes import OutcomeReport, record_outcomes
     from tasks.staff import add_staff, deactivate_staff
-    from tests.support import open_case
 
     day, policy, tz = date(2026, 11, 2), get_policy(), "Europe/London"
     police = Queue("police_investigation")
@@ -471,10 +464,7 @@ def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(co
 
     first = add("CH-POL-01")
     with wiring.engine().begin() as conn:
-        open_case(
-            conn, "CH-2026-000001", tier="high", queue=police.value, opened_at=datetime(2026, 11, 2, 9, tzinfo=UTC)
-        )
-        schedule(conn, policy=policy, run_date=day, actor="test", timezone=tz)
+        high_case_scheduled(conn, day)
     pending = assignees()
     assert pending and set(pending.values()) == {first}
     done_kind = sorted(pending)[0].split("/")[0]
