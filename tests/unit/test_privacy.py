@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
+import hmac
+
 import pytest
 from cryptography.exceptions import InvalidTag
 
@@ -81,3 +84,11 @@ def test_a_column_is_indexed_as_one_value_at_a_time_would() -> None:
     values = ["ann lee|1990-01-02", None, "zoe obrienhall|2001-12-31", "ann lee|1990-01-02"]
     for purpose in ("name_dob", "pnc"):
         assert index.many(purpose, values) == [index(purpose, v) for v in values]
+
+
+def test_a_blind_index_is_the_keyed_hash_of_its_purpose_a_nul_and_the_value() -> None:
+    # Stored indexes link only while the digest is computed exactly as when they were written.
+    expected = hmac.new(KEY, b"pnc\x0026/0045678B", hashlib.sha256).hexdigest()
+    assert BlindIndex(KEY)("pnc", "26/0045678B") == expected
+    # The separator keeps a purpose from running into its value: ("pnc", "x...") is not ("pncx", "...").
+    assert BlindIndex(KEY)("pncx", "26/0045678B") != BlindIndex(KEY)("pnc", "x26/0045678B")
