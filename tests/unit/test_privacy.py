@@ -7,6 +7,7 @@ import hmac
 
 import pytest
 from cryptography.exceptions import InvalidTag
+from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from iasu.privacy import BlindIndex, FieldCipher
 
@@ -92,3 +93,14 @@ def test_a_blind_index_is_the_keyed_hash_of_its_purpose_a_nul_and_the_value() ->
     assert BlindIndex(KEY)("pnc", "26/0045678B") == expected
     # The separator keeps a purpose from running into its value: ("pnc", "x...") is not ("pncx", "...").
     assert BlindIndex(KEY)("pncx", "26/0045678B") != BlindIndex(KEY)("pnc", "x26/0045678B")
+
+
+def test_a_field_is_stored_as_version_nonce_and_aes_gcm_over_its_table_and_column(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Fields written by earlier releases open only while the stored layout and associated data stay the same.
+    nonce = bytes(range(12))
+    stored = b"\x01" + nonce + AESGCM(KEY).encrypt(nonce, "Zoë O'Brien".encode(), b"people.surname_enc")
+    assert FieldCipher(KEY).decrypt("people", "surname_enc", stored) == "Zoë O'Brien"
+    monkeypatch.setattr("iasu.privacy.os.urandom", lambda n: nonce * (n // 12))
+    assert FieldCipher(KEY).encrypt("people", "surname_enc", "Zoë O'Brien") == stored
