@@ -652,6 +652,19 @@ def test_every_canonical_column_is_present_and_integers_stay_integers(tmp_path: 
     assert set(SDASH_COLUMNS) <= set(frame.columns)
 
 
+def test_a_json_true_and_a_json_1_in_one_file_are_read_each_as_itself(tmp_path: Path) -> None:
+    # Python counts True equal to 1: a file mixing them must not answer one record's question with another's.
+    first, second = nhs_record(), nhs_record()
+    _set(("sdash", "pastViolence"), True)(first)
+    _set(("sdash", "pastViolence"), 1)(second)
+    _set(("durationMonths",), 1)(first)
+    _set(("durationMonths",), True)(second)
+    frame = adapt(write_nhs(tmp_path, [first, second])).frame
+    assert list(frame["sdash_past_violence"]) == ["yes", "1"]
+    assert list(frame["duration_months"]) == [1, None]
+    assert list(frame["duration_given"]) == [True, True]
+
+
 @pytest.mark.parametrize(
     "name",
     ["contacts_2026-03-02.csv", "police_2026-03-02.csv", "README.md", "nhs-trust_2026-03-02.jsonl"],
