@@ -275,6 +275,11 @@ def _set(path: tuple[str, ...], value: object) -> Callable[[dict[str, object]], 
         (_set(("victim", "name", "family"), "  "), {"victim_surname": None}),
         (_set(("perpetrator", "pncId"), " 26/123456A "), {"perp_pnc_id": "26/123456A"}),
         (_set(("victim", "address", "lines"), "2 Test Lane"), {"victim_address": "2 Test Lane"}),
+        (
+            _set(("victim", "address", "lines"), ["Flat 2", None, " ", "Winchester"]),
+            {"victim_address": "Flat 2, Winchester"},
+        ),
+        (_set(("victim", "address", "lines"), [None, "  "]), {"victim_address": None}),
     ],
 )
 def test_nhs_records_map_onto_canonical_values(
