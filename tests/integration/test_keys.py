@@ -102,6 +102,25 @@ def test_the_first_use_on_a_database_written_before_the_check_tries_the_key_on_w
         assert set(conn.execute(select(KEY_CHECKS.c.name)).scalars()) == {"encryption", "blind_index"}
 
 
+def test_the_first_use_on_a_database_holding_only_staff_tries_the_key_on_a_staff_name(
+    configured: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Staff are loaded before the first referral: a wrong key kept then would make their names unreadable.
+    add = ["staff", "add", "CH-UNI-09", "--queue", "unit", "--force", "cheshire", "--name", "Worker Example"]
+    assert runner.invoke(app, add).exit_code == 0
+    with wiring.engine().begin() as conn:
+        conn.execute(delete(KEY_CHECKS))  # as after upgrading a database that holds staff and no people yet
+    monkeypatch.setenv("IASU_ENCRYPTION_KEY", OTHER_KEY)
+    wiring.reset()
+
+    out = runner.invoke(app, ["staff", "add", "CH-UNI-10", "--queue", "unit", "--force", "cheshire", "--name", "N"])
+
+    assert out.exit_code == 2 and "IASU_ENCRYPTION_KEY is not the key this database" in out.output, out.output
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(func.count()).select_from(KEY_CHECKS)).scalar_one() == 0
+        assert conn.execute(select(func.count()).select_from(Staff.__table__)).scalar_one() == 1  # type: ignore[attr-defined]
+
+
 def test_a_reveal_a_release_or_an_override_with_a_blank_reason_is_refused(stored: Path) -> None:
     case_ref = a_case_ref()
 
