@@ -537,6 +537,16 @@ def test_no_reference_is_kept_from_a_complete_record_of_the_wrong_width(tmp_path
     assert adapted.cut_refs == {}
 
 
+def test_no_reference_is_kept_from_a_complete_record_missing_a_field(tmp_path: Path) -> None:
+    short = {**POLICE_ROW, "URN": "CH-URN-2026-004513"}
+    path = write_police(tmp_path, [short, POLICE_ROW, short])
+    data = path.read_bytes().replace(b"CH-URN-2026-004513,Cheshire Constabulary,", b"CH-URN-2026-004513,")
+    path.write_bytes(data)  # every line ending read, the last one too: a field lost, not a record cut off
+    adapted = adapt(path)
+    assert list(adapted.frame["parse_ok"]) == [False, True, False]
+    assert adapted.cut_refs == {}
+
+
 def test_a_reference_read_whole_from_a_cut_last_json_line_is_kept(tmp_path: Path) -> None:
     path = write_nhs(tmp_path, [nhs_record(), {**nhs_record(), "referralId": "NHS-REF-00012346"}])
     text = path.read_text(encoding="utf-8")
