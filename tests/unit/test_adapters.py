@@ -274,6 +274,7 @@ def _set(path: tuple[str, ...], value: object) -> Callable[[dict[str, object]], 
         (_set(("markers",), None), {"markers": ()}),
         (_set(("victim", "name", "family"), "  "), {"victim_surname": None}),
         (_set(("perpetrator", "pncId"), " 26/123456A "), {"perp_pnc_id": "26/123456A"}),
+        (_set(("victim", "contact", "phone"), 7700900456), {"victim_phone": "7700900456"}),
         (_set(("victim", "address", "lines"), "2 Test Lane"), {"victim_address": "2 Test Lane"}),
         (
             _set(("victim", "address", "lines"), ["Flat 2", None, " ", "Winchester"]),
