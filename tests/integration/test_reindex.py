@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import traceback
 import unicodedata
 from collections.abc import Iterable
 from datetime import date, timedelta
@@ -277,6 +278,26 @@ def test_the_reindex_reads_and_writes_a_batch_at_a_time_not_a_person_at_a_time(s
     assert {pid: p["name_dob_index"] for pid, p in people().items()} == expected
     assert {pid: p["pnc_index"] for pid, p in people().items()} == {
         pid: new_rule_pnc_index(p) for pid, p in before.items()
+    }
+
+
+def test_a_stored_date_of_birth_that_is_not_a_date_stops_the_reindex_without_quoting_it(
+    stored_the_old_way: Path,
+) -> None:
+    # A traceback is logged and mailed: it may name the person's row, never show their date of birth.
+    before = people()
+    pid = min(pid for pid, p in before.items() if p["dob_enc"] is not None)
+    engine = wiring.engine()
+    with engine.begin() as conn:
+        dob = wiring.cipher().encrypt("people", "dob_enc", "04/03/1980")
+        conn.execute(update(PEOPLE).where(PEOPLE.c.id == pid).values(dob_enc=dob))
+    with pytest.raises(ValueError) as raised, engine.begin() as conn:
+        reindex_people(conn, by="test", cipher=wiring.cipher(), index=wiring.blind_index())
+    shown = "".join(traceback.format_exception(raised.value))
+    assert f"people row {pid}: stored date of birth is not an ISO date" in shown
+    assert "04/03/1980" not in shown
+    assert {p: row["name_dob_index"] for p, row in people().items()} == {
+        p: row["name_dob_index"] for p, row in before.items()
     }
 
 
