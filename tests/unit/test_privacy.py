@@ -104,3 +104,12 @@ def test_a_field_is_stored_as_version_nonce_and_aes_gcm_over_its_table_and_colum
     assert FieldCipher(KEY).decrypt("people", "surname_enc", stored) == "Zoë O'Brien"
     monkeypatch.setattr("iasu.privacy.os.urandom", lambda n: nonce * (n // 12))
     assert FieldCipher(KEY).encrypt("people", "surname_enc", "Zoë O'Brien") == stored
+
+
+def test_a_ciphertext_of_another_version_is_refused_not_read_as_this_one() -> None:
+    # The version byte is not authenticated: only this check stops a later layout being misread as today's.
+    cipher = FieldCipher(KEY)
+    blob = cipher.encrypt("people", "surname_enc", "Lee")
+    assert blob is not None
+    with pytest.raises(ValueError, match="unknown ciphertext version"):
+        cipher.decrypt("people", "surname_enc", b"\x02" + blob[1:])
