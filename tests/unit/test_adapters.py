@@ -190,6 +190,8 @@ def only_row(path: Path) -> dict[str, object]:
         ({"SRP": " HIGH"}, {"srp": "high"}),
         ({"DurationMonths": "twelve"}, {"duration_months": None, "duration_given": True}),
         ({"DurationMonths": ""}, {"duration_months": None, "duration_given": False}),
+        ({"DurationMonths": "12345"}, {"duration_months": None, "duration_given": True}),
+        ({"DurationMonths": "9" * 5000}, {"duration_months": None, "duration_given": True}),  # past int()'s limit
         ({"CrimeRef": " ch/0012345/26 "}, {"crime_ref": "CH/0012345/26"}),
         ({"VictimSurname": "  Ó Súilleabháin "}, {"victim_surname": "Ó Súilleabháin"}),
     ],
