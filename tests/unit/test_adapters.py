@@ -399,6 +399,19 @@ def test_headers_match_regardless_of_case_and_surrounding_spaces(tmp_path: Path)
     assert only_row(path)["source_ref"] == "VS0012345"
 
 
+def test_header_cells_no_column_matches_even_by_case_are_counted_as_unexpected_never_named(
+    tmp_path: Path,
+) -> None:
+    # A damaged header row can hold a record's values: the run summary counts such cells, never shows them.
+    path = write_victim_service(tmp_path, [VICTIM_SERVICE_ROW])
+    header, row, end = path.read_text(encoding="utf-8").split("\n")
+    header = header.replace("Case No,", " CASE NO ,", 1).replace("Notes", "notes") + ",Zoë Example"
+    path.write_text("\n".join([header, row + ",", end]), encoding="utf-8")
+    adapted = adapt(path)
+    assert adapted.notes == ["unexpected columns ignored: 1"]
+    assert adapted.frame.iloc[0]["source_ref"] == "VS0012345"
+
+
 def test_nhs_file_whose_records_lack_a_required_key_is_held(tmp_path: Path) -> None:
     record = nhs_record()
     del record["perpetrator"]
