@@ -203,6 +203,24 @@ def test_a_failure_while_sealing_people_loads_nothing_of_the_file(
     assert counts(configured) == before
 
 
+def test_a_record_repeated_within_a_file_loads_once_and_its_copy_is_a_duplicate(
+    configured: str, tmp_path: Path
+) -> None:
+    """An export that repeats a record loads it once: the copy is a duplicate, the record itself is never lost."""
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
+    police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
+    header, first, second = police.read_bytes().split(b"\r\n")[:3]
+    repeated = tmp_path / "repeated" / DAY.isoformat()
+    repeated.mkdir(parents=True)
+    (repeated / police.name).write_bytes(b"\r\n".join([header, first, first, second]) + b"\r\n")
+    [result] = run_files([repeated / police.name], tmp_path)
+    assert (result.received, result.loaded, result.duplicates, result.quarantined) == (3, 2, 1, 0)
+    with wiring.engine().connect() as conn:
+        line_nos = conn.execute(select(Referral.__table__.c.line_no).order_by(Referral.__table__.c.line_no)).scalars()  # type: ignore[attr-defined]
+        assert list(line_nos) == [2, 4]  # the first copy of the repeated record, and the record after it
+
+
 def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
