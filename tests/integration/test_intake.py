@@ -260,6 +260,30 @@ def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_p
     assert entry["status"] == "resolved" and entry["resolved_by_referral_id"] == referral_id
 
 
+def test_a_bad_row_sent_again_while_its_entry_is_open_is_a_duplicate_not_a_second_entry(
+    configured: str, tmp_path: Path
+) -> None:
+    """Staff see one quarantine entry for a bad row however often the agency resends it before it is fixed."""
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
+    police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
+    header, first = police.read_bytes().split(b"\r\n")[:2]
+    broken = first
+    for force in (b"Cheshire Constabulary", b"Hampshire Constabulary", b"Metropolitan Police Service"):
+        broken = broken.replace(force, b"Narnia Police")
+    assert broken != first
+    body = b"\r\n".join([header, broken]) + b"\r\n"
+    sent, resent = tmp_path / "sent" / DAY.isoformat(), tmp_path / "resent" / DAY.isoformat()
+    for folder, data in ((sent, body), (resent, body + b"\r\n")):  # new bytes, the same bad row
+        folder.mkdir(parents=True)
+        (folder / police.name).write_bytes(data)
+    [before] = run_files([sent / police.name], tmp_path)
+    [again] = run_files([resent / police.name], tmp_path)
+    assert (before.quarantined, before.duplicates) == (1, 0)
+    assert (again.status, again.received, again.quarantined, again.duplicates) == ("loaded", 1, 0, 1)
+    assert counts(configured)["quarantine_open"] == 1
+
+
 def test_a_cut_off_upload_sent_again_complete_resolves_its_last_records_entry(configured: str, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
