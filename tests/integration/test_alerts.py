@@ -321,6 +321,43 @@ def test_a_post_slack_stored_before_the_connection_dropped_is_not_posted_again(o
     assert set(seen) == {a["dedupe_key"] for a in outbox()} and {a["status"] for a in outbox()} == {"sent"}
 
 
+def test_another_apps_message_naming_a_tried_alert_does_not_pass_for_its_delivery(overdue: dict[str, Any]) -> None:
+    """Only this app's own messages show an alert delivered: another app's metadata in the channel may name anything."""
+    from slack_sdk import WebClient
+
+    from tests.slack_server import DROPPED
+
+    class LosesFirstPost(FakeSlack):
+        lost = False
+
+        def _decide(self, mode: Any, method: str, params: dict[str, Any], token: str | None) -> _Reply:
+            if method == "chat.postMessage" and not self.lost:
+                self.lost = True  # the connection reset before Slack stored the post
+                return _Reply(DROPPED)
+            return super()._decide(mode, method, params, token)
+
+    run_monitor(DAY + timedelta(days=5))
+    with LosesFirstPost() as fake:
+        dispatch(wiring.engine(), slack(fake), get_policy())
+        tried = [a for a in outbox() if a["tried_at"] and a["status"] == "pending"]
+        assert tried
+        other_app = WebClient(token="xoxb-other-app", base_url=fake.base_url)
+        for a in tried:
+            other_app.chat_postMessage(
+                channel=a["channel"],
+                text="tracked elsewhere",
+                metadata={"event_type": "case_tracker", "event_payload": {"dedupe_key": a["dedupe_key"]}},
+            )
+        dispatch(wiring.engine(), slack(fake), get_policy())
+        ours: Counter[str] = Counter()
+        for message in fake.messages:
+            metadata = message.get("metadata") or {}
+            if metadata.get("event_type") == "iasu_alert":
+                ours.update(keys_in_metadata(metadata.get("event_payload") or {}))
+    assert {a["dedupe_key"] for a in tried} <= set(ours) and set(ours.values()) == {1}
+    assert {a["status"] for a in outbox()} == {"sent"}
+
+
 @pytest.mark.parametrize(
     ("error", "never_reached"),
     [
