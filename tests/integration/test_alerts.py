@@ -244,6 +244,19 @@ def test_a_timeout_after_delivery_does_not_produce_a_second_message(overdue: dic
     assert {a["status"] for a in outbox()} == {"sent"}
 
 
+def test_an_alert_found_delivered_in_the_channels_history_counts_as_sent(overdue: dict[str, Any]) -> None:
+    """An alert found in Slack after a timeout reached staff: the night's counts say sent, not nothing."""
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack(hang_seconds=2) as fake:
+        fake.fail_next(1, "hang")  # the first post arrives, then the client times out
+        first = dispatch(wiring.engine(), slack(fake), get_policy())
+        waiting = [a for a in outbox() if a["tried_at"] and a["status"] == "pending"]
+        assert waiting and first.pending == len(waiting)
+        second = dispatch(wiring.engine(), slack(fake), get_policy())
+    assert (second.sent, second.messages, second.pending) == (len(waiting), 0, 0)
+    assert first.sent + second.sent == len(outbox())
+
+
 @pytest.mark.parametrize(
     ("history", "failures"),
     # Nine 429s: one more than the client waits out. Slack answers its own passing trouble with HTTP 200 too.
