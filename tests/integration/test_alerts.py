@@ -257,6 +257,14 @@ def test_an_alert_found_delivered_in_the_channels_history_counts_as_sent(overdue
     assert first.sent + second.sent == len(outbox())
 
 
+def test_a_dispatch_with_nothing_to_send_is_not_taken_for_slack_unreachable(configured: str) -> None:
+    """An empty outbox is a quiet dispatch: the five-minute flow must not fail for Slack being down."""
+    with FakeSlack() as fake:
+        result = dispatch(wiring.engine(), slack(fake), get_policy())
+        assert fake.requests == []
+    assert (result.stopped_for_outage, result.stopped(), result.pending) == (False, None, 0)
+
+
 @pytest.mark.parametrize(
     ("history", "failures"),
     # Nine 429s: one more than the client waits out. Slack answers its own passing trouble with HTTP 200 too.
