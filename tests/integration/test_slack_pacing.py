@@ -158,6 +158,23 @@ def test_a_channel_whose_alerts_wait_an_hour_after_their_first_try_is_reported_o
     assert [r["status"] for r in ops_reports()] == ["sent"]
 
 
+def test_the_ops_channel_failing_is_not_reported_to_itself(configured: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """A report of the ops channel failing would only wait there with its alerts, and add one more every day."""
+    monkeypatch.setattr(notify, "CHANNEL_INTERVAL_S", 0.0)  # the dispatches' clock is simulated; pacing is not
+    policy = get_policy()
+    held = {"event": "file_held", "batch_id": 7, "file": "police_rms_2026-11-02.csv", "rows": 3, "reason": "r"}
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, [outbox_row("ops", f"ops:held:{n}", policy.ops_channel, held) for n in range(2)])
+    first_try = datetime.now(UTC)
+    with FakeSlack() as fake:
+        fake.fail_channel(policy.ops_channel)
+        notifier = SlackNotifier("xoxb-test", fake.base_url, 5)
+        for minutes in (0, 61, 66):
+            result = drain(wiring.engine(), notifier, policy, now=at(first_try + timedelta(minutes=minutes)))
+    assert (result.sent, result.pending) == (0, 2)
+    assert [r["dedupe_key"] for r in ops_reports()] == ["ops:held:0", "ops:held:1"]
+
+
 def test_a_drain_stops_after_a_refusal_rather_than_retrying_at_once(configured: str) -> None:
     with wiring.engine().begin() as conn:
         queue_alert(conn, missed_rows(("C0BROKEN", "C0FINE"), 15))
