@@ -284,6 +284,28 @@ def test_a_bad_row_sent_again_while_its_entry_is_open_is_a_duplicate_not_a_secon
     assert counts(configured)["quarantine_open"] == 1
 
 
+def test_a_bad_copy_of_a_referral_already_stored_is_quarantined_and_resolved_at_once(
+    configured: str, tmp_path: Path
+) -> None:
+    """Staff are not asked to fix a bad copy of a referral the system already holds: its entry closes as it opens."""
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
+    police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
+    header, first = police.read_bytes().split(b"\r\n")[:2]
+    broken = first
+    for force in (b"Cheshire Constabulary", b"Hampshire Constabulary", b"Metropolitan Police Service"):
+        broken = broken.replace(force, b"Narnia Police")
+    assert broken != first
+    [stored] = run_files([police], tmp_path)
+    bad = tmp_path / "bad" / DAY.isoformat()
+    bad.mkdir(parents=True)
+    (bad / police.name).write_bytes(b"\r\n".join([header, broken]) + b"\r\n")
+    [copy] = run_files([bad / police.name], tmp_path)
+    assert stored.loaded > 0
+    assert (copy.quarantined, copy.quarantine_resolved) == (1, 1)
+    assert counts(configured)["quarantine_open"] == 0
+
+
 def test_a_cut_off_upload_sent_again_complete_resolves_its_last_records_entry(configured: str, tmp_path: Path) -> None:
     inbox = tmp_path / "inbox"
     write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
