@@ -546,6 +546,41 @@ def test_each_night_an_export_job_fails_its_empty_file_is_held_and_told_but_a_re
     ]
 
 
+def test_an_empty_export_held_under_its_bare_digest_on_an_earlier_night_does_not_make_tonights_a_repeat(
+    configured: str, tmp_path: Path
+) -> None:
+    """Each night's failed export is told to ops, even after one kept as releases before night keys kept them."""
+    import hashlib
+
+    from models.types import utcnow
+
+    earlier, tonight = DAY, date(2026, 11, 17)
+    folder = tmp_path / tonight.isoformat()
+    folder.mkdir()
+    police = folder / f"police_rms_{tonight.isoformat()}.csv"
+    police.write_bytes(b"\xef\xbb\xbf")  # a BOM alone, as the night before
+    with wiring.engine().begin() as conn:
+        conn.execute(
+            IngestBatch.__table__.insert().values(  # type: ignore[attr-defined]
+                run_date=earlier,
+                file_name=f"police_rms_{earlier.isoformat()}.csv",
+                source=None,
+                sha256=hashlib.sha256(police.read_bytes()).hexdigest(),
+                status="held",
+                held_reason="no header row",
+                received=0,
+                loaded=0,
+                duplicates=0,
+                quarantined=0,
+                held_rows=0,
+                created_at=utcnow(),
+            )
+        )
+    [held] = run_files([police], tmp_path, tonight)
+    assert (held.status, held.held_reason) == ("held", "no header row")
+    assert _held_file_alerts() == [(police.name, "no header row")]
+
+
 def test_a_no_record_file_released_under_its_bare_digest_is_taken_over_once_and_then_repeats(
     configured: str, tmp_path: Path
 ) -> None:
