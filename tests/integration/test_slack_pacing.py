@@ -46,6 +46,20 @@ def test_other_channels_do_not_wait_for_each_other() -> None:
         assert len(fake.messages) == 4
 
 
+def test_a_post_that_failed_still_paces_the_next_one_to_its_channel(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A post answered with an error may still have reached Slack: the channel's next post waits its turn as usual."""
+    waits: list[float] = []
+    monkeypatch.setattr(notify, "time", SimpleNamespace(monotonic=time.monotonic, sleep=waits.append))
+    with FakeSlack() as fake:
+        notifier = SlackNotifier("xoxb-test", fake.base_url, 5)
+        fake.fail_next(1, "server_error")
+        with pytest.raises(notify.SlackRejectedError):
+            notifier.send("C0FAILED", _message(1))
+        notifier.send("C0FAILED", _message(2))
+    assert fake.requests == [("chat.postMessage", 500), ("chat.postMessage", 200)]
+    assert len(waits) == 1 and CHANNEL_INTERVAL_S / 2 < waits[0] <= CHANNEL_INTERVAL_S
+
+
 def missed_rows(channels: tuple[str, ...], per_channel: int) -> list[dict[str, object]]:
     """Outbox rows for missed contacts, per_channel of them for each channel."""
     return [
