@@ -20,7 +20,7 @@ from iasu import wiring
 from iasu.errors import OperatorError
 from models.types import utcnow
 from tasks import report
-from tasks.night import NIGHT_RUNS, last_completed, night_pulse, open_night, touch_night
+from tasks.night import NIGHT_RUNS, finish_night, last_completed, night_pulse, open_night, touch_night
 from tests.support import write_days
 
 pytestmark = pytest.mark.flow
@@ -71,6 +71,14 @@ def test_a_night_run_by_hand_past_a_gap_leaves_the_gap_to_the_catch_up(configure
     assert isinstance(ran, list) and [night["run_date"] for night in ran] == [d2.isoformat(), d4.isoformat()]
     assert watermark() == d4  # d2 closed the gap, over d3 completed before it, and d4 followed
     assert night_runs() == [(D1, "completed"), (d3, "completed"), (d2, "completed"), (d4, "completed")]
+
+
+def test_the_night_that_closes_a_gap_moves_the_watermark_over_every_night_completed_after_it(configured: str) -> None:
+    """Nights run by hand past a gap are not run again by the catch-up once the gap is closed."""
+    d2, d3, d4, d6 = (D1 + timedelta(days=n) for n in (1, 2, 3, 5))
+    for night in (D1, d3, d4, d6, d2):  # the nights after d2 run by hand, d5 not at all; then d2 closes the gap
+        finish_night.fn(open_night(night, None), night, {})
+        assert watermark() == (D1 if night != d2 else d4)
 
 
 def test_one_night_at_a_time_and_a_run_dead_or_stuck_stops_counting(configured: str) -> None:
