@@ -164,6 +164,29 @@ def _stored_people(url: str) -> list[tuple[tuple[str, str, str], list[str | None
     ]
 
 
+def test_a_referral_with_no_suspect_given_stores_its_victim_alone(configured: str, tmp_path: Path) -> None:
+    """A suspect not yet known is no person: an empty perpetrator stored would be one more record to link and keep."""
+    from tasks.adapters.police_rms import COLUMNS
+
+    inbox = tmp_path / "inbox"
+    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
+    police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
+    bom, body = police.read_bytes()[:3], police.read_bytes()[3:].decode("cp1252")
+    header, record = list(csv.reader(io.StringIO(body)))[:2]
+    suspect = {name for name, column in COLUMNS if column.startswith("perp_")}
+    record = ["" if name in suspect else value for name, value in zip(header, record, strict=True)]
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n").writerows([header, record])
+    unknown = tmp_path / "unknown" / DAY.isoformat()
+    unknown.mkdir(parents=True)
+    (unknown / police.name).write_bytes(bom + out.getvalue().encode("cp1252"))
+    [result] = run_files([unknown / police.name], tmp_path)
+    assert (result.received, result.loaded) == (1, 1)
+    with wiring.engine().connect() as conn:
+        roles = conn.execute(select(Person.__table__.c.role)).scalars().all()  # type: ignore[attr-defined]
+    assert roles == ["victim"]
+
+
 def test_people_sealed_ahead_in_small_chunks_are_stored_once_for_the_new_referrals_only(
     configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
