@@ -365,6 +365,15 @@ def test_an_unreadable_file_is_held_whole_and_the_rest_goes_on(configured: str, 
     assert statuses[broken] == "held"
 
 
+def test_a_held_file_counts_its_records_not_its_blank_lines(configured: str, tmp_path: Path) -> None:
+    """The rows ops are told are held are the file's records: blank lines are no referral waiting on anyone."""
+    folder = tmp_path / "inbox" / DAY.isoformat()
+    folder.mkdir(parents=True)
+    (folder / "mystery_export.txt").write_bytes(b"one\n\ntwo\r\n \r\nthree\n\n")
+    [held] = run_files(input_files(tmp_path / "inbox", DAY), tmp_path)
+    assert (held.status, held.received, held.held_rows) == ("held", 3, 3)
+
+
 def test_an_inbox_file_that_cannot_be_read_is_held_and_the_night_goes_on(
     configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
