@@ -11,7 +11,7 @@ import socket
 import threading
 import urllib.error
 from collections import Counter
-from datetime import UTC, date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +25,7 @@ from tasks import notify
 from tasks.messages import keys_in_metadata
 from tasks.monitor import monitor
 from tasks.notify import SlackNotifier, dispatch, drain
+from tasks.outbox import outbox_row, queue_alert
 from tasks.queries import Retried
 from tasks.schedule import schedule
 from tests.conftest import KeptStates
@@ -263,6 +264,27 @@ def test_a_dispatch_with_nothing_to_send_is_not_taken_for_slack_unreachable(conf
         result = dispatch(wiring.engine(), slack(fake), get_policy())
         assert fake.requests == []
     assert (result.stopped_for_outage, result.stopped(), result.pending) == (False, None, 0)
+
+
+def test_a_channels_history_is_searched_from_its_earliest_tried_alert(configured: str) -> None:
+    """Alerts tried minutes apart: the one delivered before the later try is found, not posted a second time."""
+    held = {"event": "file_held", "batch_id": 7, "file": "police_rms_2026-11-02.csv", "rows": 3, "reason": "r"}
+    channel = "C0TRIEDTWICE"
+    with wiring.engine().begin() as conn:
+        queue_alert(conn, [outbox_row("ops", "ops:held:1", channel, held)])
+    first_try = datetime.now(UTC)
+    with FakeSlack(hang_seconds=2) as fake:
+        notifier = SlackNotifier("xoxb-test", fake.base_url, 1)
+        fake.fail_next(1, "hang")  # the post arrives, then the client times out: pending, marked as tried
+        dispatch(wiring.engine(), notifier, get_policy(), now=lambda: first_try)
+        later = first_try + timedelta(minutes=10)
+        with wiring.engine().begin() as conn:  # another alert of the channel, tried ten minutes on, its post lost
+            queue_alert(conn, [outbox_row("ops", "ops:held:2", channel, held)])
+            conn.execute(ALERTS.update().where(ALERTS.c.dedupe_key == "ops:held:2").values(tried_at=later))
+        result = dispatch(wiring.engine(), notifier, get_policy(), now=lambda: later + timedelta(minutes=1))
+        seen = keys_at(fake)
+    assert seen == Counter({"ops:held:1": 1, "ops:held:2": 1})
+    assert result.sent == 2 and {a["status"] for a in outbox()} == {"sent"}
 
 
 @pytest.mark.parametrize(
