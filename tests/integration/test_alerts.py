@@ -287,6 +287,36 @@ def test_a_channels_history_is_searched_from_its_earliest_tried_alert(configured
     assert result.sent == 2 and {a["status"] for a in outbox()} == {"sent"}
 
 
+def test_a_missed_contact_alert_that_reached_slack_before_its_contact_was_done_stays_sent(
+    overdue: dict[str, Any],
+) -> None:
+    """Staff were told: the record says the alert was sent, though the contact was done before it was confirmed."""
+    from tasks.outcomes import OutcomeReport, record_outcomes
+
+    run_monitor(DAY + timedelta(days=5))
+    with FakeSlack(hang_seconds=2) as fake:
+        fake.fail_next(1, "hang")  # the first post arrives, then the client times out
+        dispatch(wiring.engine(), slack(fake), get_policy())
+        tried = [a for a in outbox() if a["tried_at"] and a["status"] == "pending"]
+        assert tried and {a["kind"] for a in tried} == {"missed_contact"}
+        refs = sorted({(a["payload"]["case_ref"], a["payload"]["kind"]) for a in tried})
+        done = datetime(2026, 8, 27, 10, tzinfo=UTC)
+        with wiring.engine().begin() as conn:
+            record_outcomes(
+                conn,
+                [OutcomeReport(case_ref=ref, kind=kind, happened_at=done, outcome="completed") for ref, kind in refs],
+                origin="test",
+                actor="test",
+                policy=get_policy(),
+                timezone="Europe/London",
+            )
+        result = dispatch(wiring.engine(), slack(fake), get_policy())
+        seen = keys_at(fake)
+    status = {a["id"]: a["status"] for a in outbox()}
+    assert result.withdrawn == 0 and {status[a["id"]] for a in tried} == {"sent"}
+    assert {seen[a["dedupe_key"]] for a in tried} == {1}
+
+
 @pytest.mark.parametrize(
     ("history", "failures"),
     # Nine 429s: one more than the client waits out. Slack answers its own passing trouble with HTTP 200 too.
