@@ -84,8 +84,10 @@ def test_rows_already_stored_are_duplicates_even_in_a_new_file(configured: str, 
     assert sum(f.loaded for f in again) == 0
     assert all(f.status == "loaded" for f in again)
     assert [f.received for f in again] == [f.received for f in first]
-    # Each receipt of a bad row is its own entry (file and line), so nothing is silently merged.
-    assert counts(configured)["quarantine_open"] == sum(f.quarantined for f in first + again)
+    # A bad row sent again while its entry is still open is that entry's duplicate, not a second entry.
+    assert sum(f.quarantined for f in again) == 0 < sum(f.quarantined for f in first)
+    assert sum(f.duplicates for f in again) == sum(f.received for f in first)
+    assert counts(configured)["quarantine_open"] == sum(f.quarantined for f in first)
 
 
 def test_people_are_stored_encrypted_and_indexed_as_one_at_a_time_and_never_twice(
