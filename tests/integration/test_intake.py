@@ -285,10 +285,8 @@ def test_a_corrected_resend_resolves_its_quarantine_entry(configured: str, tmp_p
     assert entry["status"] == "resolved" and entry["resolved_by_referral_id"] == referral_id
 
 
-def test_a_bad_row_sent_again_while_its_entry_is_open_is_a_duplicate_not_a_second_entry(
-    configured: str, tmp_path: Path
-) -> None:
-    """Staff see one quarantine entry for a bad row however often the agency resends it before it is fixed."""
+def police_export_and_a_bad_copy_of_its_first_row(tmp_path: Path) -> tuple[Path, bytes, bytes]:
+    """A clean police export of the day, its header line, and its first record with a force no one knows."""
     inbox = tmp_path / "inbox"
     write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
     police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
@@ -297,6 +295,14 @@ def test_a_bad_row_sent_again_while_its_entry_is_open_is_a_duplicate_not_a_secon
     for force in (b"Cheshire Constabulary", b"Hampshire Constabulary", b"Metropolitan Police Service"):
         broken = broken.replace(force, b"Narnia Police")
     assert broken != first
+    return police, header, broken
+
+
+def test_a_bad_row_sent_again_while_its_entry_is_open_is_a_duplicate_not_a_second_entry(
+    configured: str, tmp_path: Path
+) -> None:
+    """Staff see one quarantine entry for a bad row however often the agency resends it before it is fixed."""
+    police, header, broken = police_export_and_a_bad_copy_of_its_first_row(tmp_path)
     body = b"\r\n".join([header, broken]) + b"\r\n"
     sent, resent = tmp_path / "sent" / DAY.isoformat(), tmp_path / "resent" / DAY.isoformat()
     for folder, data in ((sent, body), (resent, body + b"\r\n")):  # new bytes, the same bad row
@@ -313,14 +319,7 @@ def test_a_bad_copy_of_a_referral_already_stored_is_quarantined_and_resolved_at_
     configured: str, tmp_path: Path
 ) -> None:
     """Staff are not asked to fix a bad copy of a referral the system already holds: its entry closes as it opens."""
-    inbox = tmp_path / "inbox"
-    write_days(inbox, DAY, per_day=40, dirty=0.0, seed=11)
-    police = next(p for p in input_files(inbox, DAY) if p.name.startswith("police_rms"))
-    header, first = police.read_bytes().split(b"\r\n")[:2]
-    broken = first
-    for force in (b"Cheshire Constabulary", b"Hampshire Constabulary", b"Metropolitan Police Service"):
-        broken = broken.replace(force, b"Narnia Police")
-    assert broken != first
+    police, header, broken = police_export_and_a_bad_copy_of_its_first_row(tmp_path)
     [stored] = run_files([police], tmp_path)
     bad = tmp_path / "bad" / DAY.isoformat()
     bad.mkdir(parents=True)
@@ -580,36 +579,37 @@ def test_each_night_an_export_job_fails_its_empty_file_is_held_and_told_but_a_re
     ]
 
 
-def test_an_empty_export_held_under_its_bare_digest_on_an_earlier_night_does_not_make_tonights_a_repeat(
-    configured: str, tmp_path: Path
-) -> None:
-    """Each night's failed export is told to ops, even after one kept as releases before night keys kept them."""
+def kept_under_bare_digest(file: Path, run_date: date, name: str, status: str, reason: str) -> None:
+    """A batch of no records for the file's bytes, keyed by their digest alone, as releases before night keys kept."""
     import hashlib
 
     from models.types import utcnow
 
+    with wiring.engine().begin() as conn:
+        conn.execute(
+            IngestBatch.__table__.insert().values(  # type: ignore[attr-defined]
+                run_date=run_date,
+                file_name=name,
+                source=None,
+                sha256=hashlib.sha256(file.read_bytes()).hexdigest(),
+                status=status,
+                held_reason=reason,
+                **dict.fromkeys(("received", "loaded", "duplicates", "quarantined", "held_rows"), 0),
+                created_at=utcnow(),
+            )
+        )
+
+
+def test_an_empty_export_held_under_its_bare_digest_on_an_earlier_night_does_not_make_tonights_a_repeat(
+    configured: str, tmp_path: Path
+) -> None:
+    """Each night's failed export is told to ops, even after one kept as releases before night keys kept them."""
     earlier, tonight = DAY, date(2026, 11, 17)
     folder = tmp_path / tonight.isoformat()
     folder.mkdir()
     police = folder / f"police_rms_{tonight.isoformat()}.csv"
     police.write_bytes(b"\xef\xbb\xbf")  # a BOM alone, as the night before
-    with wiring.engine().begin() as conn:
-        conn.execute(
-            IngestBatch.__table__.insert().values(  # type: ignore[attr-defined]
-                run_date=earlier,
-                file_name=f"police_rms_{earlier.isoformat()}.csv",
-                source=None,
-                sha256=hashlib.sha256(police.read_bytes()).hexdigest(),
-                status="held",
-                held_reason="no header row",
-                received=0,
-                loaded=0,
-                duplicates=0,
-                quarantined=0,
-                held_rows=0,
-                created_at=utcnow(),
-            )
-        )
+    kept_under_bare_digest(police, earlier, f"police_rms_{earlier.isoformat()}.csv", "held", "no header row")
     [held] = run_files([police], tmp_path, tonight)
     assert (held.status, held.held_reason) == ("held", "no header row")
     assert _held_file_alerts() == [(police.name, "no header row")]
@@ -618,38 +618,18 @@ def test_an_empty_export_held_under_its_bare_digest_on_an_earlier_night_does_not
 def test_a_no_record_file_released_under_its_bare_digest_is_taken_over_once_and_then_repeats(
     configured: str, tmp_path: Path
 ) -> None:
-    import hashlib
-
-    from models.types import utcnow
-
     folder = tmp_path / DAY.isoformat()
     folder.mkdir()
     police = folder / f"police_rms_{DAY.isoformat()}.csv"
     write_days(tmp_path / "inbox", DAY, per_day=30, dirty=0.0, seed=3)
     generated = next(p for p in input_files(tmp_path / "inbox", DAY) if p.name.startswith("police_rms"))
     police.write_bytes(generated.read_bytes().split(b"\r\n")[0] + b"\r\n")  # the export job died after the header
-    batches = IngestBatch.__table__  # type: ignore[attr-defined]
     # As a release before no-record files had keys of their own left it: kept under the bytes' digest alone.
-    with wiring.engine().begin() as conn:
-        conn.execute(
-            batches.insert().values(
-                run_date=DAY,
-                file_name=police.name,
-                source=None,
-                sha256=hashlib.sha256(police.read_bytes()).hexdigest(),
-                status="released",
-                held_reason="row count 0 below the lower limit",
-                received=0,
-                loaded=0,
-                duplicates=0,
-                quarantined=0,
-                held_rows=0,
-                created_at=utcnow(),
-            )
-        )
+    kept_under_bare_digest(police, DAY, police.name, "released", "row count 0 below the lower limit")
     [first] = run_files([police], tmp_path)  # its night reruns once released: taken in
     [second] = run_files([police], tmp_path)  # and again: the same batch, a repeat
     assert first.status == "loaded" and (second.status, second.batch_id) == ("repeat", first.batch_id)
+    batches = IngestBatch.__table__  # type: ignore[attr-defined]
     with wiring.engine().connect() as conn:
         assert conn.execute(select(batches.c.status)).scalars().all() == ["loaded"]  # one batch, re-keyed
 
