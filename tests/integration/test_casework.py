@@ -137,6 +137,19 @@ def test_a_worker_moved_to_another_queue_hands_on_their_cases_and_keeps_what_the
     assert "Worker Name Marker" not in moved.output
 
 
+def test_a_worker_made_supervisor_hands_on_their_open_cases(configured: str) -> None:
+    """Only workers are given cases: one who becomes a supervisor must not keep cases nobody else sees."""
+    staff("CH-UNI-01", "unit")
+    case_id = a_case("unit", date(2026, 11, 2))
+    assert holders(case_id)[0] == staff_id("CH-UNI-01")
+
+    staff("CH-UNI-01", "unit", role="supervisor")
+
+    assert holders(case_id) == (None, {None})
+    [update] = audit_events("staff_update")
+    assert update["details"]["role"] == "supervisor" and update["details"]["cases_released"] == 1
+
+
 def test_check_ins_of_a_case_that_comes_back_to_the_unit_start_again_from_that_night(configured: str) -> None:
     from tasks.cases import override_case
 
