@@ -150,6 +150,35 @@ def test_a_worker_made_supervisor_hands_on_their_open_cases(configured: str) -> 
     assert update["details"]["role"] == "supervisor" and update["details"]["cases_released"] == 1
 
 
+def test_a_worker_who_moves_keeps_their_closed_cases_and_counts_only_the_open_ones_released(
+    configured: str,
+) -> None:
+    """Who worked a closed case stays on its record; only open cases are handed on."""
+    staff("CH-UNI-09", "unit", capacity=2)
+    closed = a_case("unit", date(2026, 11, 2))
+    out = runner.invoke(app, ["case", "close", REF, "--outcome", "risk_reduced", "--by", "DI Example"])
+    assert out.exit_code == 0, out.output
+    with wiring.engine().begin() as conn:
+        still_open = open_case(
+            conn, "CH-2026-000002", tier="high", queue="unit", opened_at=datetime(2026, 11, 3, 9, tzinfo=UTC)
+        )
+        schedule(conn, policy=get_policy(), run_date=date(2026, 11, 3), actor="test", timezone=TZ)
+    worker = staff_id("CH-UNI-09")
+    assert holders(closed)[0] == holders(still_open)[0] == worker
+
+    with wiring.engine().begin() as conn:
+        change = add_staff(
+            conn, staff_code="CH-UNI-09", queue=Queue.probation, force=Force.cheshire, cipher=wiring.cipher(),
+            actor="test",
+        )  # fmt: skip
+
+    assert change.released == 1
+    assert holders(closed)[0] == worker
+    assert holders(still_open) == (None, {None})
+    [update] = audit_events("staff_update")
+    assert update["details"]["cases_released"] == 1
+
+
 def test_check_ins_of_a_case_that_comes_back_to_the_unit_start_again_from_that_night(configured: str) -> None:
     from tasks.cases import override_case
 
