@@ -179,6 +179,24 @@ def test_a_worker_who_moves_keeps_their_closed_cases_and_counts_only_the_open_on
     assert update["details"]["cases_released"] == 1
 
 
+def test_a_name_or_slack_id_given_on_an_update_is_stored_and_what_is_not_given_is_kept(configured: str) -> None:
+    """A worker's new name or Slack id, once given, is what the staff table and the audit log hold."""
+    staff("CH-UNI-01", "unit", slack_user_id="U0OLD", name="Old Name Marker")
+
+    staff("CH-UNI-01", "unit", name="New Name Marker")  # the name only
+    staff("CH-UNI-01", "unit", slack_user_id="U0NEW")  # the Slack id only
+
+    with wiring.engine().connect() as conn:
+        row = conn.execute(
+            select(STAFF.c.slack_user_id, STAFF.c.name_enc).where(STAFF.c.staff_code == "CH-UNI-01")
+        ).one()
+    assert row.slack_user_id == "U0NEW"
+    assert wiring.cipher().decrypt("staff", "name_enc", row.name_enc) == "New Name Marker"
+    updates = audit_events("staff_update")
+    assert len(updates) == 2 and updates[1]["details"]["slack_user_id"] == "U0NEW"
+    assert "Marker" not in str(updates)
+
+
 def test_check_ins_of_a_case_that_comes_back_to_the_unit_start_again_from_that_night(configured: str) -> None:
     from tasks.cases import override_case
 
