@@ -197,6 +197,21 @@ def test_a_name_or_slack_id_given_on_an_update_is_stored_and_what_is_not_given_i
     assert "Marker" not in str(updates)
 
 
+def test_a_worker_already_deactivated_is_refused_and_audited_once(configured: str) -> None:
+    """Deactivating twice is an operator's slip: the second is refused, not recorded as a second leaving."""
+    from iasu.errors import OperatorError
+    from tasks.staff import deactivate_staff
+
+    staff("CH-UNI-01", "unit")
+    with wiring.engine().begin() as conn:
+        assert deactivate_staff(conn, "CH-UNI-01", by="Ops", reason="left", cipher=wiring.cipher()) == 0
+
+    with pytest.raises(OperatorError, match="no active staff member CH-UNI-01"), wiring.engine().begin() as conn:
+        deactivate_staff(conn, "CH-UNI-01", by="Ops", reason="left", cipher=wiring.cipher())
+
+    assert len(audit_events("staff_deactivate")) == 1
+
+
 def test_check_ins_of_a_case_that_comes_back_to_the_unit_start_again_from_that_night(configured: str) -> None:
     from tasks.cases import override_case
 
