@@ -115,3 +115,26 @@ def test_a_row_copied_in_that_the_database_refuses_raises_as_any_statement_would
     # The CLI and callers handle SQLAlchemy's errors; COPY must not surface the driver's own instead.
     with pytest.raises(IntegrityError), wiring.engine().begin() as conn:
         copy_insert(conn, CONTACTS, iter([second_pending]))
+
+
+@pytest.mark.parametrize(
+    ("kind", "level", "queue_name", "force", "channel"),
+    [
+        ("ops", None, None, None, "C0IASUOPS"),
+        ("new_high_risk", None, None, None, "C0IASUUNIT"),
+        ("digest", None, "probation", None, "C0IASUPROBATION"),
+        ("missed_contact", 1, "probation", "cheshire", "C0IASUPROBATION"),
+        ("missed_contact", 2, "probation", "cheshire", "C0CHSUPER"),
+        ("digest", None, "no_such_queue", None, None),
+        ("missed_contact", 1, "probation", "no_such_force", None),
+    ],
+)
+def test_an_alert_put_back_is_sent_where_the_policy_now_sends_its_kind(
+    kind: str, level: int | None, queue_name: str | None, force: str | None, channel: str | None
+) -> None:
+    # An alert that failed for a wrong channel id must go to the mended one when put back, whatever its kind;
+    # None keeps the stored channel where the policy cannot say.
+    from iasu.policy import load_policy
+    from tasks.outbox import channel_now
+
+    assert channel_now(kind, level, queue_name, force, load_policy(None)) == channel
