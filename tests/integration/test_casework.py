@@ -212,6 +212,24 @@ def test_a_worker_already_deactivated_is_refused_and_audited_once(configured: st
     assert len(audit_events("staff_deactivate")) == 1
 
 
+def test_a_worker_may_be_given_no_room_or_the_largest_caseload_but_no_more(configured: str) -> None:
+    """Capacity 0 keeps a worker on the roster (on leave, say) without giving them cases."""
+    from iasu.errors import OperatorError
+    from tasks.staff import MAX_CAPACITY
+
+    staff("CH-UNI-01", "unit", capacity=0)
+    staff("CH-UNI-02", "probation", capacity=MAX_CAPACITY)
+    with pytest.raises(OperatorError, match="capacity must be from 0 to"):
+        staff("CH-UNI-03", "unit", capacity=MAX_CAPACITY + 1)
+
+    case_id = a_case("unit", date(2026, 11, 2))
+
+    assert holders(case_id) == (None, {None})
+    with wiring.engine().connect() as conn:
+        kept = {r.staff_code: r.capacity for r in conn.execute(select(STAFF.c.staff_code, STAFF.c.capacity))}
+    assert kept == {"CH-UNI-01": 0, "CH-UNI-02": MAX_CAPACITY}
+
+
 def test_check_ins_of_a_case_that_comes_back_to_the_unit_start_again_from_that_night(configured: str) -> None:
     from tasks.cases import override_case
 
