@@ -447,3 +447,50 @@ def test_a_perpetrator_shown_serial_later_the_same_night_makes_each_of_their_cas
         announced = set(conn.execute(text("SELECT dedupe_key FROM alerts WHERE kind = 'new_high_risk'")).scalars())
     assert "retier" not in actions
     assert {f"new_high_risk:{c['case_ref']}" for c in serial} <= announced
+
+
+def test_a_copy_of_a_referral_whose_case_has_closed_opens_a_case_of_its_own(configured: str, tmp_path: Path) -> None:
+    """Victim services send on an NHS referral after the unit closed its case: the copy is not filed in a closed
+    case nobody reads, it opens a case of its own."""
+    from dataclasses import replace
+
+    from faker import Faker
+
+    from iasu.synthetic.generate import write_file
+    from iasu.synthetic.referrals import ReferralFactory
+    from rules.codes import Source
+    from tasks.cases import close_case
+
+    day1 = date(2026, 11, 9)
+    day2 = day1 + timedelta(days=2)
+    factory = ReferralFactory(random.Random(5), Faker("en_GB"))
+    nhs = factory.referral(day1, Source.nhs_trust)
+    copy = replace(
+        nhs, source=Source.victim_service, source_ref=factory.source_ref(Source.victim_service, nhs.force, day2)
+    )
+    copy = replace(copy, received=day2)
+    inbox = tmp_path / "inbox"
+    for day, source, referral in [(day1, Source.nhs_trust, nhs), (day2, Source.victim_service, copy)]:
+        (inbox / day.isoformat()).mkdir(parents=True, exist_ok=True)
+        write_file(inbox / day.isoformat(), source, day, [referral], dirty=0.0, rng=random.Random(1))
+    night_without_prefect(inbox, day1, tmp_path / "docs")
+    (closed,) = cases_and_referrals()[0]
+    policy = get_policy()
+    with wiring.engine().begin() as conn:
+        close_case(
+            conn,
+            closed["case_ref"],
+            outcome=policy.outcomes[0],
+            by="DI Example",
+            reason=None,
+            policy=policy,
+            cipher=wiring.cipher(),
+        )
+    night = night_without_prefect(inbox, day2, tmp_path / "docs")
+
+    cases, refs = cases_and_referrals()
+    case_of = {r["source_ref"]: r["case_id"] for r in refs}
+    assert case_of[nhs.source_ref] == closed["id"]
+    assert case_of[copy.source_ref] not in (None, closed["id"])
+    assert night["merged"] == 0
+    assert {c["id"]: c["status"] for c in cases} == {closed["id"]: "closed", case_of[copy.source_ref]: "open"}
