@@ -494,3 +494,49 @@ def test_a_copy_of_a_referral_whose_case_has_closed_opens_a_case_of_its_own(conf
     assert case_of[copy.source_ref] not in (None, closed["id"])
     assert night["merged"] == 0
     assert {c["id"]: c["status"] for c in cases} == {closed["id"]: "closed", case_of[copy.source_ref]: "open"}
+
+
+def test_a_copy_received_on_the_last_day_of_the_duplicate_window_joins_its_case(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Found through the victim alone (neither copy names the perpetrator by a signal the policy links on), the
+    window counts whole days, both ends included, from each referral's own date received, even for a copy that
+    arrives late in a night that also takes newer referrals."""
+    from dataclasses import replace
+
+    from faker import Faker
+
+    from iasu.synthetic.generate import write_file
+    from iasu.synthetic.referrals import ReferralFactory
+    from rules.codes import Source
+
+    monkeypatch.setenv("IASU_POLICY_FILE", str(policy_with(tmp_path, a="signals: [name_dob, pnc]=>signals: [pnc]")))
+    wiring.reset()
+    window = get_policy().linkage.duplicate_window_days
+    day1 = date(2026, 11, 2)
+    received = day1 + timedelta(days=window)
+    night2 = received + timedelta(days=1)
+    factory = ReferralFactory(random.Random(5), Faker("en_GB"))
+    nhs = replace(factory.referral(day1, Source.nhs_trust), pnc_shown=False)
+    copy = replace(
+        nhs, source=Source.victim_service, source_ref=factory.source_ref(Source.victim_service, nhs.force, received)
+    )
+    copy = replace(copy, received=received)
+    others_factory = ReferralFactory(random.Random(99), Faker("en_GB"))
+    newer = others_factory.referral(night2, Source.police_rms)
+    inbox = tmp_path / "inbox"
+    for day, source, batch in [
+        (day1, Source.nhs_trust, [nhs]),
+        (night2, Source.victim_service, [copy]),
+        (night2, Source.police_rms, [newer]),
+    ]:
+        (inbox / day.isoformat()).mkdir(parents=True, exist_ok=True)
+        write_file(inbox / day.isoformat(), source, day, batch, dirty=0.0, rng=random.Random(1))
+    night_without_prefect(inbox, day1, tmp_path / "docs")
+    night = night_without_prefect(inbox, night2, tmp_path / "docs")
+
+    cases, refs = cases_and_referrals()
+    case_of = {r["source_ref"]: r["case_id"] for r in refs}
+    assert {r["source_ref"]: r["received_date"] for r in refs}[copy.source_ref] == received
+    assert case_of[copy.source_ref] == case_of[nhs.source_ref]
+    assert night["merged"] == 1 and len(cases) == 2
