@@ -540,3 +540,19 @@ def test_a_copy_received_on_the_last_day_of_the_duplicate_window_joins_its_case(
     assert {r["source_ref"]: r["received_date"] for r in refs}[copy.source_ref] == received
     assert case_of[copy.source_ref] == case_of[nhs.source_ref]
     assert night["merged"] == 1 and len(cases) == 2
+
+
+def test_the_units_free_places_are_its_capacity_less_its_open_cases(configured: str) -> None:
+    """A case the unit has closed frees its place, and a partner's case never took one."""
+    from rules.codes import Force
+    from tasks.route import _free_places
+
+    policy = get_policy()
+    opened = datetime(2026, 11, 2, 12, tzinfo=UTC)
+    with wiring.engine().begin() as conn:
+        for n, queue in enumerate(("unit", "unit", "unit", "police_investigation"), start=1):
+            open_case(conn, f"CH-2026-00000{n}", tier="high", queue=queue, opened_at=opened)
+        conn.execute(CASES.update().where(CASES.c.case_ref == "CH-2026-000001").values(status="closed"))
+        free = _free_places(conn, policy)
+    capacity = policy.unit.capacity
+    assert free == {force: capacity[force] - (2 if force is Force.cheshire else 0) for force in Force}
