@@ -177,6 +177,32 @@ def test_a_late_completion_stops_the_escalation(overdue: dict[str, Any]) -> None
     assert later == []
 
 
+def test_a_closed_cases_cancelled_contacts_are_never_reported_missed(overdue: dict[str, Any]) -> None:
+    """Closing a case cancels its contacts: nobody is chased for a contact that no longer has to happen."""
+    from models import Case, Contact
+    from tasks.cases import close_case
+
+    contacts, cases = Contact.__table__, Case.__table__  # type: ignore[attr-defined]
+    policy = get_policy()
+    with wiring.engine().begin() as conn:
+        first_due = (
+            select(cases.c.case_ref)
+            .join(contacts, contacts.c.case_id == cases.c.id)
+            .where(contacts.c.status == "pending")
+            .order_by(contacts.c.due_at, contacts.c.id)
+            .limit(1)
+        )
+        ref = conn.execute(first_due).scalar_one()
+        cancelled = close_case(
+            conn, ref, outcome=policy.outcomes[0], by="DI Example", reason=None, policy=policy, cipher=wiring.cipher()
+        )
+    assert cancelled
+    counted = run_monitor(DAY + timedelta(days=12))
+    missed = [a for a in outbox() if a["kind"] == "missed_contact"]
+    assert missed and sum(counted.values()) == len(missed)
+    assert ref not in {a["payload"]["case_ref"] for a in missed}
+
+
 def test_a_moved_deadline_missed_again_is_told_again_from_the_team_up(overdue: dict[str, Any]) -> None:
     from datetime import UTC, datetime
 
