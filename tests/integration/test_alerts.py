@@ -203,6 +203,52 @@ def test_a_closed_cases_cancelled_contacts_are_never_reported_missed(overdue: di
     assert ref not in {a["payload"]["case_ref"] for a in missed}
 
 
+def test_a_missed_contact_assigned_to_a_worker_no_longer_active_names_and_mentions_nobody(
+    overdue: dict[str, Any],
+) -> None:
+    """Someone who has left is neither named as the contact's worker nor mentioned in Slack for it."""
+    from models import Case, Contact, Staff
+    from rules.codes import Force, Queue
+    from tasks.staff import add_staff
+
+    contacts, cases, staff = Contact.__table__, Case.__table__, Staff.__table__  # type: ignore[attr-defined]
+    with wiring.engine().begin() as conn:
+        first = conn.execute(
+            select(contacts.c.id, cases.c.queue, cases.c.force)
+            .join(cases, cases.c.id == contacts.c.case_id)
+            .where(contacts.c.status == "pending")
+            .order_by(contacts.c.due_at, contacts.c.id)
+            .limit(1)
+        ).one()
+        for code, active in (("T-LEFT", False), ("T-HERE", True)):
+            add_staff(
+                conn,
+                staff_code=code,
+                queue=Queue(first.queue),
+                force=Force(first.force),
+                slack_user_id=f"U0{code[2:]}",
+                cipher=wiring.cipher(),
+                actor="test",
+            )
+            conn.execute(staff.update().where(staff.c.staff_code == code).values(active=active))
+        left, here = (
+            conn.execute(select(staff.c.id).where(staff.c.staff_code == code)).scalar_one()
+            for code in ("T-LEFT", "T-HERE")
+        )
+        second = conn.execute(
+            select(contacts.c.id)
+            .where(contacts.c.status == "pending", contacts.c.id != first.id)
+            .order_by(contacts.c.due_at, contacts.c.id)
+            .limit(1)
+        ).scalar_one()
+        conn.execute(contacts.update().where(contacts.c.id == first.id).values(assigned_staff_id=left))
+        conn.execute(contacts.update().where(contacts.c.id == second).values(assigned_staff_id=here))
+    assert run_monitor(DAY + timedelta(days=3))["1"] > 0  # Sunday: Friday's deadlines are missed, level 1
+    told = {a["contact_id"]: a["payload"] for a in outbox() if a["kind"] == "missed_contact"}
+    assert (told[first.id]["staff_code"], told[first.id]["slack_user_id"]) == (None, None)
+    assert (told[second]["staff_code"], told[second]["slack_user_id"]) == ("T-HERE", "U0HERE")
+
+
 def test_a_moved_deadline_missed_again_is_told_again_from_the_team_up(overdue: dict[str, Any]) -> None:
     from datetime import UTC, datetime
 
