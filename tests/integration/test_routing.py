@@ -556,3 +556,21 @@ def test_the_units_free_places_are_its_capacity_less_its_open_cases(configured: 
         free = _free_places(conn, policy)
     capacity = policy.unit.capacity
     assert free == {force: capacity[force] - (2 if force is Force.cheshire else 0) for force in Force}
+
+
+def test_case_numbers_run_to_the_last_six_digit_one_and_no_further(configured: str) -> None:
+    """CH-2026-999999 is issued; a block that would need a seventh digit is refused, not numbered past it."""
+    from collections import Counter
+
+    from models import CaseRefCounter
+    from rules.codes import Force
+    from tasks.route import _issue_case_refs, case_ref
+
+    counters = CaseRefCounter.__table__  # type: ignore[attr-defined]
+    with wiring.engine().begin() as conn:
+        conn.execute(counters.insert().values(prefix="CH", year=2026, last_value=999_997))
+        first = _issue_case_refs(conn, Counter({("CH", 2026): 2}))
+        with pytest.raises(RuntimeError, match="six-digit format is exhausted"):
+            _issue_case_refs(conn, Counter({("CH", 2026): 1}))
+    assert first == {("CH", 2026): 999_998}
+    assert case_ref(Force.cheshire, 2026, first[("CH", 2026)] + 1) == "CH-2026-999999"
