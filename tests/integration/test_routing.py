@@ -112,6 +112,20 @@ def test_serial_perpetrators_and_two_source_duplicates_are_linked_without_clear_
     assert joined and {entity: details["case_id"] for entity, details in merges} == joined, (len(merges), len(joined))
 
 
+def test_each_decision_is_audited_with_the_referral_it_decided(month: dict[str, Any]) -> None:
+    """The audit record alone says which referral opened each case, in which queue, and why."""
+    cases, _ = cases_and_referrals()
+    decided = {e["entity_id"]: e["details"] for e in audit_events("decide")}
+    assert set(decided) == {c["case_ref"] for c in cases}
+    for case in cases:
+        details = decided[case["case_ref"]]
+        assert details["referral_id"] == case["origin_referral_id"], case["case_ref"]
+        assert details["queue"] == case["queue"], case["case_ref"]
+        assert [r["rule"] for r in details["reasons"]] == [r["rule"] for r in case["reasons"]][
+            : len(details["reasons"])
+        ]
+
+
 def origin_of(cases: list[dict[str, Any]], case_id: object) -> object:
     """The referral that opened the case."""
     return next(c["origin_referral_id"] for c in cases if c["id"] == case_id)
