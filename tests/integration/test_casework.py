@@ -18,7 +18,7 @@ from models import Alert, Case, Contact, Staff
 from rules.codes import Force, Queue
 from tasks.outcomes import OutcomeReport, record_outcomes
 from tasks.schedule import schedule
-from tasks.staff import add_staff
+from tasks.staff import StaffChange, add_staff
 from tests.support import audit_events, open_case
 
 CASES = Case.__table__  # type: ignore[attr-defined]
@@ -32,9 +32,9 @@ runner = CliRunner()
 RECORD_FIRST = ["contact", "record", REF, "--kind", "victim_first_contact", "--by", "CH-UNI-01"]
 
 
-def staff(code: str, queue: str, **options: Any) -> None:
+def staff(code: str, queue: str, **options: Any) -> StaffChange:
     with wiring.engine().begin() as conn:
-        add_staff(
+        return add_staff(
             conn,
             staff_code=code,
             queue=Queue(queue),
@@ -166,11 +166,7 @@ def test_a_worker_who_moves_keeps_their_closed_cases_and_counts_only_the_open_on
     worker = staff_id("CH-UNI-09")
     assert holders(closed)[0] == holders(still_open)[0] == worker
 
-    with wiring.engine().begin() as conn:
-        change = add_staff(
-            conn, staff_code="CH-UNI-09", queue=Queue.probation, force=Force.cheshire, cipher=wiring.cipher(),
-            actor="test",
-        )  # fmt: skip
+    change = staff("CH-UNI-09", "probation")
 
     assert change.released == 1
     assert holders(closed)[0] == worker
