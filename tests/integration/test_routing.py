@@ -463,30 +463,45 @@ def test_a_perpetrator_shown_serial_later_the_same_night_makes_each_of_their_cas
     assert {f"new_high_risk:{c['case_ref']}" for c in serial} <= announced
 
 
-def test_a_copy_of_a_referral_whose_case_has_closed_opens_a_case_of_its_own(configured: str, tmp_path: Path) -> None:
-    """Victim services send on an NHS referral after the unit closed its case: the copy is not filed in a closed
-    case nobody reads, it opens a case of its own."""
+def nhs_referral_and_victim_service_copy(
+    day: date, received: date, *, pnc_shown: bool | None = None
+) -> tuple[Any, Any]:
+    """An NHS referral of `day`, and the same referral as victim services send it on, received on `received`."""
     from dataclasses import replace
 
     from faker import Faker
 
-    from iasu.synthetic.generate import write_file
     from iasu.synthetic.referrals import ReferralFactory
+    from rules.codes import Source
+
+    factory = ReferralFactory(random.Random(5), Faker("en_GB"))
+    nhs = factory.referral(day, Source.nhs_trust)
+    if pnc_shown is not None:  # whether the NHS export names the perpetrator's PNC id, if not left to chance
+        nhs = replace(nhs, pnc_shown=pnc_shown)
+    ref = factory.source_ref(Source.victim_service, nhs.force, received)
+    return nhs, replace(nhs, source=Source.victim_service, source_ref=ref, received=received)
+
+
+def write_inbox(inbox: Path, files: list[tuple[date, Any, list[Any]]]) -> None:
+    """Each (day, source, referrals) written clean as that source's export in inbox/<day>/."""
+    from iasu.synthetic.generate import write_file
+
+    for day, source, batch in files:
+        (inbox / day.isoformat()).mkdir(parents=True, exist_ok=True)
+        write_file(inbox / day.isoformat(), source, day, batch, dirty=0.0, rng=random.Random(1))
+
+
+def test_a_copy_of_a_referral_whose_case_has_closed_opens_a_case_of_its_own(configured: str, tmp_path: Path) -> None:
+    """Victim services send on an NHS referral after the unit closed its case: the copy is not filed in a closed
+    case nobody reads, it opens a case of its own."""
     from rules.codes import Source
     from tasks.cases import close_case
 
     day1 = date(2026, 11, 9)
     day2 = day1 + timedelta(days=2)
-    factory = ReferralFactory(random.Random(5), Faker("en_GB"))
-    nhs = factory.referral(day1, Source.nhs_trust)
-    copy = replace(
-        nhs, source=Source.victim_service, source_ref=factory.source_ref(Source.victim_service, nhs.force, day2)
-    )
-    copy = replace(copy, received=day2)
+    nhs, copy = nhs_referral_and_victim_service_copy(day1, day2)
     inbox = tmp_path / "inbox"
-    for day, source, referral in [(day1, Source.nhs_trust, nhs), (day2, Source.victim_service, copy)]:
-        (inbox / day.isoformat()).mkdir(parents=True, exist_ok=True)
-        write_file(inbox / day.isoformat(), source, day, [referral], dirty=0.0, rng=random.Random(1))
+    write_inbox(inbox, [(day1, Source.nhs_trust, [nhs]), (day2, Source.victim_service, [copy])])
     night_without_prefect(inbox, day1, tmp_path / "docs")
     (closed,) = cases_and_referrals()[0]
     policy = get_policy()
@@ -516,11 +531,8 @@ def test_a_copy_received_on_the_last_day_of_the_duplicate_window_joins_its_case(
     """Found through the victim alone (neither copy names the perpetrator by a signal the policy links on), the
     window counts whole days, both ends included, from each referral's own date received, even for a copy that
     arrives late in a night that also takes newer referrals."""
-    from dataclasses import replace
-
     from faker import Faker
 
-    from iasu.synthetic.generate import write_file
     from iasu.synthetic.referrals import ReferralFactory
     from rules.codes import Source
 
@@ -530,22 +542,17 @@ def test_a_copy_received_on_the_last_day_of_the_duplicate_window_joins_its_case(
     day1 = date(2026, 11, 2)
     received = day1 + timedelta(days=window)
     night2 = received + timedelta(days=1)
-    factory = ReferralFactory(random.Random(5), Faker("en_GB"))
-    nhs = replace(factory.referral(day1, Source.nhs_trust), pnc_shown=False)
-    copy = replace(
-        nhs, source=Source.victim_service, source_ref=factory.source_ref(Source.victim_service, nhs.force, received)
-    )
-    copy = replace(copy, received=received)
-    others_factory = ReferralFactory(random.Random(99), Faker("en_GB"))
-    newer = others_factory.referral(night2, Source.police_rms)
+    nhs, copy = nhs_referral_and_victim_service_copy(day1, received, pnc_shown=False)
+    newer = ReferralFactory(random.Random(99), Faker("en_GB")).referral(night2, Source.police_rms)
     inbox = tmp_path / "inbox"
-    for day, source, batch in [
-        (day1, Source.nhs_trust, [nhs]),
-        (night2, Source.victim_service, [copy]),
-        (night2, Source.police_rms, [newer]),
-    ]:
-        (inbox / day.isoformat()).mkdir(parents=True, exist_ok=True)
-        write_file(inbox / day.isoformat(), source, day, batch, dirty=0.0, rng=random.Random(1))
+    write_inbox(
+        inbox,
+        [
+            (day1, Source.nhs_trust, [nhs]),
+            (night2, Source.victim_service, [copy]),
+            (night2, Source.police_rms, [newer]),
+        ],
+    )
     night_without_prefect(inbox, day1, tmp_path / "docs")
     night = night_without_prefect(inbox, night2, tmp_path / "docs")
 
