@@ -18,7 +18,9 @@ from flows.dispatch import alert_dispatch
 from flows.nightly import night_summary, nightly
 from iasu import wiring
 from iasu.errors import OperatorError
+from iasu.settings import get_settings
 from models.types import utcnow
+from rules.clock import last_ended_day
 from tasks import report
 from tasks.night import NIGHT_RUNS, finish_night, last_completed, night_pulse, open_night, touch_night
 from tests.support import write_days
@@ -269,6 +271,22 @@ def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
         and names[1] == f"catch-up-through-{D1 + timedelta(days=60)}"
     )
     assert names[2].startswith("alert-dispatch-20") and names[2].endswith("Z")
+
+
+def test_the_scheduled_run_takes_in_the_nights_up_to_yesterday_and_is_named_for_the_last(
+    configured: str, tmp_path: Path
+) -> None:
+    # The one place the nightly path reads the wall clock: the last night it runs is the day that ended.
+    yesterday = last_ended_day(utcnow(), get_settings().timezone)
+    write_days(tmp_path / "inbox", yesterday - timedelta(days=1), days=2, per_day=5, dirty=0.0)
+    state = scheduled_nightly(since=yesterday - timedelta(days=1), return_state=True)
+    # A clean catch-up is a plain green run; only one whose alerts Slack refused is named otherwise.
+    assert state.is_completed() and state.name == "Completed", state
+    assert night_runs() == [(yesterday - timedelta(days=1), "completed"), (yesterday, "completed")]
+    with get_client(sync_client=True) as client:
+        assert state.state_details.flow_run_id is not None
+        run = client.read_flow_run(state.state_details.flow_run_id)
+    assert run.name == f"scheduled-nightly-through-{yesterday}"
 
 
 def test_a_since_after_the_last_ended_night_fails_the_run_in_one_line(configured: str, tmp_path: Path) -> None:
