@@ -273,16 +273,14 @@ def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
     assert names[2].startswith("alert-dispatch-20") and names[2].endswith("Z")
 
 
-def test_the_scheduled_run_takes_in_the_nights_up_to_yesterday_and_is_named_for_the_last(
-    configured: str, tmp_path: Path
-) -> None:
+def test_the_scheduled_run_takes_in_the_night_of_yesterday_and_is_named_for_it(configured: str, tmp_path: Path) -> None:
     # The one place the nightly path reads the wall clock: the last night it runs is the day that ended.
     yesterday = last_ended_day(utcnow(), get_settings().timezone)
-    write_days(tmp_path / "inbox", yesterday - timedelta(days=1), days=2, per_day=5, dirty=0.0)
-    state = scheduled_nightly(since=yesterday - timedelta(days=1), return_state=True)
+    write_days(tmp_path / "inbox", yesterday, per_day=5, dirty=0.0)
+    state = scheduled_nightly(since=yesterday, return_state=True)
     # A clean catch-up is a plain green run; only one whose alerts Slack refused is named otherwise.
     assert state.is_completed() and state.name == "Completed", state
-    assert night_runs() == [(yesterday - timedelta(days=1), "completed"), (yesterday, "completed")]
+    assert night_runs() == [(yesterday, "completed")]
     with get_client(sync_client=True) as client:
         assert state.state_details.flow_run_id is not None
         run = client.read_flow_run(state.state_details.flow_run_id)
