@@ -32,8 +32,10 @@ class UTCDateTime(TypeDecorator[datetime]):
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
 
 
-# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere.
-JSONType: Any = JSON().with_variant(JSONB(), "postgresql")
+# JSONB on PostgreSQL (indexable, compact), plain JSON text elsewhere. A Python None is SQL NULL, as the COPY
+# paths store it: every JSON column is NOT NULL, so a missing document is refused on every path alike rather
+# than stored as the JSON text 'null' by an INSERT alone.
+JSONType: Any = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")
 # Ciphertext of one personal field.
 Encrypted: Any = LargeBinary().with_variant(BYTEA(), "postgresql")
 

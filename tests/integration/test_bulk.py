@@ -3,6 +3,7 @@ what an INSERT would, and refuses what a column cannot hold."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, date, datetime
 from typing import Any
 
@@ -18,10 +19,12 @@ from sqlalchemy import (
     Table,
     Text,
     create_engine,
+    func,
     select,
     text,
 )
 from sqlalchemy.dialects.postgresql import TIMESTAMP
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import StatementError
 
 from iasu import wiring
@@ -29,6 +32,7 @@ from models import Case
 from models.types import Encrypted, JSONType, UTCDateTime, byte_ordered
 from tasks.bulk import copy_insert, copy_rows, one_of, update_rows
 from tasks.load import JSON_TEXT
+from tasks.outbox import ALERTS, outbox_row, queue_alert
 from tests.support import open_case
 
 CASES = Case.__table__  # type: ignore[attr-defined]
@@ -164,10 +168,13 @@ def test_binary_copy_stores_what_an_insert_stores(pg_url: str) -> None:
     try:
         with engine.begin() as conn:
             stored = []
+            nulls = []
             for write in (lambda: conn.execute(table.insert(), rows), lambda: copy_insert(conn, table, rows)):
                 table.create(conn)
                 write()
                 stored.append(conn.execute(select(table).order_by(table.c.n)).all())
+                # A None document is SQL NULL on both paths, not the JSON text 'null' (which reads back as None too).
+                nulls.append(conn.execute(select(table.c.n).where(table.c.doc.is_(None))).scalars().all())
                 table.drop(conn)
             # The referral stage's JSON arrives as text already serialised: stored as the same value.
             stage = Table("s", MetaData(), Column("doc", JSON_TEXT))
@@ -178,7 +185,23 @@ def test_binary_copy_stores_what_an_insert_stores(pg_url: str) -> None:
         engine.dispose()
     assert stored[1] == stored[0]
     assert [r._asdict() for r in stored[1]] == rows
+    assert nulls == [[2], [2]]
     assert staged == [{"a": None, "b": [1, "é"]}, None]
+
+
+@pytest.mark.parametrize("path", ["insert", "copy_insert", "queue_alert"])
+def test_a_missing_json_document_is_refused_on_every_write_path(configured: str, path: str) -> None:
+    # Every JSON column is NOT NULL: a None payload is a caller's bug, refused alike by each way rows are written.
+    row = outbox_row("ops", "ops:test:none", "C0OPS", {}) | {"payload": None}
+    writes: dict[str, Callable[[Connection], object]] = {
+        "insert": lambda conn: conn.execute(ALERTS.insert(), [row]),
+        "copy_insert": lambda conn: copy_insert(conn, ALERTS, [row]),
+        "queue_alert": lambda conn: queue_alert(conn, [row]),
+    }
+    with pytest.raises(StatementError, match="payload"), wiring.engine().begin() as conn:
+        writes[path](conn)
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ALERTS)).scalar_one() == 0
 
 
 @pytest.mark.postgres
