@@ -95,3 +95,45 @@ def test_the_burst_honours_slacks_rate_only_if_every_alert_went_and_no_429_came_
     burst = {"alerts": 5000, "sent": sent, "rate_limited": rate_limited, "seconds": 3.5}
     [*_, honoured] = verdicts({"nights": [], "alert_burst": burst})
     assert honoured["met"] is met
+
+
+def _night(size: int, rows: int, floor: float, seconds: float, rss: float, task_runs: int) -> dict[str, float]:
+    return {"size": size, "rows": rows, "copy_floor_s": floor, "without_startup_s": seconds} | {
+        "peak_rss_mb": rss,
+        "task_runs": task_runs,
+    }
+
+
+@pytest.mark.parametrize(
+    ("floor", "seconds", "rss", "small_seconds", "history_runs", "met"),
+    [
+        # At each limit: "at most" and "within" are met there, "under" is not. Rows are powers of two, so each
+        # time per referral is exact in binary and a ratio at its limit is the limit.
+        (12.0, 120.0, 1024.0, 40.0, 60, [True, False, False, True, True]),
+        # One step to the other side of each: every verdict turns.
+        (11.9, 119.9, 1023.9, 39.9, 61, [False, True, True, False, False]),
+    ],
+)
+def test_each_budget_of_the_big_nights_is_judged_under_or_at_most_as_the_issue_says(
+    floor: float, seconds: float, rss: float, small_seconds: float, history_runs: int, met: list[bool]
+) -> None:
+    from benchmarks.run import verdicts
+
+    small = _night(10_000, 65_536, 1.0, small_seconds, 300.0, 11)
+    big = _night(100_000, 131_072, floor, seconds, rss, 60)
+    history = _night(10_000, 65_536, 1.0, 41.0, 310.0, history_runs)  # its task runs count as every night's
+    judged = verdicts({"nights": [small, big], "history_night": history})
+    assert judged == [
+        {"budget": budget, "measured": measured, "limit": limit, "met": m}
+        for (budget, measured, limit), m in zip(
+            [
+                ("100k night ÷ COPY floor", round(seconds / floor, 2), 10),
+                ("100k night, s", seconds, 120),
+                ("100k peak RSS, MB", rss, 1024),
+                ("time per referral, 100k ÷ 10k", round((seconds / 131_072) / (small_seconds / 65_536), 2), 1.5),
+                ("task runs per night (most)", max(60, history_runs), 60),
+            ],
+            met,
+            strict=True,
+        )
+    ]
