@@ -12,7 +12,7 @@ KEY_VARS = ("IASU_ENCRYPTION_KEY", "IASU_BLIND_INDEX_KEY")
 
 
 def ensure_demo_keys(var_dir: Path) -> str | None:
-    """Use keys from the environment, else from var/demo-keys.json (created once); returns a warning if so."""
+    """Use keys from the environment, else from var/demo-keys.json (created once); returns a notice if so."""
     if all(os.environ.get(v) for v in KEY_VARS):
         return None
     path = var_dir / "demo-keys.json"

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from iasu.demo_keys import KEY_VARS
 from models import SCHEMA_REVISION
 from tests.support import leaks, personal_needles, write_days
 
@@ -273,6 +274,23 @@ def test_the_demo_waits_for_prefect_as_every_night_does_and_says_so_in_one_line_
         " PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS higher, or PREFECT_API_URL to a running server"
     ], demo.stderr[-800:]
     assert "Traceback" not in demo.stderr and "ERROR" not in demo.stderr
+
+
+def test_the_demo_on_its_own_keys_runs_clean_and_says_once_they_are_for_local_data(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    bare = {k: v for k, v in env.items() if k not in KEY_VARS}  # as `make demo` on a fresh machine
+    demo = iasu("demo", "--days", "1", "--start", "2026-09-01", env=bare, cwd=tmp_path)
+    assert demo.returncode == 0, demo.stderr[-800:]
+    assert_clean(demo.stderr)
+    assert "warning" not in demo.stderr.lower(), demo.stderr[-800:]
+    said = [line for line in demo.stderr.splitlines() if line.startswith("iasu: ")]
+    assert said == [
+        "iasu: demo keys from var/demo-keys.json: local only, never for real data"
+        " (set IASU_ENCRYPTION_KEY and IASU_BLIND_INDEX_KEY elsewhere)"
+    ]
+    assert "night 2026-09-01 done" in demo.stderr and "2026-09-01: received" in demo.stdout
+    assert (tmp_path / "var" / "demo-keys.json").stat().st_mode & 0o777 == 0o600  # readable by its owner only
 
 
 def test_a_held_files_line_names_its_batch_for_batch_release(capsys: pytest.CaptureFixture[str]) -> None:
