@@ -18,9 +18,7 @@ from flows.dispatch import alert_dispatch
 from flows.nightly import night_summary, nightly
 from iasu import wiring
 from iasu.errors import OperatorError
-from iasu.settings import get_settings
 from models.types import utcnow
-from rules.clock import last_ended_day
 from tasks import report
 from tasks.night import NIGHT_RUNS, finish_night, last_completed, night_pulse, open_night, touch_night
 from tests.support import write_days
@@ -273,9 +271,13 @@ def test_what_the_operator_must_fix_fails_the_scheduled_run_in_one_line(
     assert names[2].startswith("alert-dispatch-20") and names[2].endswith("Z")
 
 
-def test_the_scheduled_run_takes_in_the_night_of_yesterday_and_is_named_for_it(configured: str, tmp_path: Path) -> None:
-    # The one place the nightly path reads the wall clock: the last night it runs is the day that ended.
-    yesterday = last_ended_day(utcnow(), get_settings().timezone)
+def test_the_scheduled_run_takes_in_the_night_of_yesterday_and_is_named_for_it(
+    configured: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The one place the nightly path reads the wall clock, fixed here: 23:30 UTC on 1 July is half past midnight
+    # in London, so the last day that has ended there is the 1st (in UTC it would be 30 June).
+    monkeypatch.setattr("deployments.scheduled.utcnow", lambda: datetime(2026, 7, 1, 23, 30, tzinfo=UTC))
+    yesterday = date(2026, 7, 1)
     write_days(tmp_path / "inbox", yesterday, per_day=5, dirty=0.0)
     state = scheduled_nightly(since=yesterday, return_state=True)
     # A clean catch-up is a plain green run; only one whose alerts Slack refused is named otherwise.

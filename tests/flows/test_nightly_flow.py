@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 from typing import Any
 from uuid import UUID
@@ -24,8 +24,6 @@ from flows.catchup import catch_up
 from flows.nightly import ALERTS_UNDELIVERED, night_summary, nightly
 from iasu import wiring
 from iasu.errors import OperatorError
-from models.types import utcnow
-from rules.clock import last_ended_day
 from tasks.adapters import shown_name
 from tests.support import counts, dump_database, leaks, personal_needles, policy_with, write_days
 
@@ -152,8 +150,9 @@ def test_a_night_whose_alerts_slack_refuses_completes_under_a_name_that_says_so(
         state = nightly(run_date=DAY, inbox=tmp_path / "inbox", return_state=True)
         # The next night's catch-up meets the same refusal: its run, the one operators look at, says so too.
         caught_up = catch_up(through=DAY + timedelta(days=1), return_state=True)
-        # And so does the scheduled run that wraps the catch-up, as served at 02:00.
-        scheduled = scheduled_nightly(since=last_ended_day(utcnow(), "Europe/London"), return_state=True)
+        # And so does the scheduled run that wraps the catch-up, as served at 02:00 (on the night after).
+        monkeypatch.setattr("deployments.scheduled.utcnow", lambda: datetime(2026, 11, 20, 2, tzinfo=UTC))
+        scheduled = scheduled_nightly(since=DAY + timedelta(days=2), return_state=True)
     # The night's own work is done and not to be rerun; its alerts wait for a new token, as the UI shows.
     assert state.is_completed() and state.name == ALERTS_UNDELIVERED
     assert caught_up.is_completed() and caught_up.name == ALERTS_UNDELIVERED
