@@ -204,6 +204,13 @@ def test_a_missing_json_document_is_refused_on_every_write_path(configured: str,
         assert conn.execute(select(func.count()).select_from(ALERTS)).scalar_one() == 0
 
 
+def test_a_missing_json_document_is_refused_by_an_update_too(cases: list[int]) -> None:
+    before = _state()
+    with pytest.raises(StatementError, match="reasons"), wiring.engine().begin() as conn:
+        update_rows(conn, CASES, "id", [{"id": cases[0], "reasons": None}])
+    assert _state() == before
+
+
 @pytest.mark.postgres
 @pytest.mark.parametrize(
     ("value", "refused"),
