@@ -12,7 +12,7 @@ import pytest
 from prefect.client.orchestration import get_client
 from sqlalchemy import func, select
 
-from deployments.scheduled import scheduled_nightly
+from deployments.scheduled import _scheduled_run_name, scheduled_nightly
 from flows.catchup import catch_up
 from flows.dispatch import alert_dispatch
 from flows.nightly import night_summary, nightly
@@ -287,6 +287,24 @@ def test_the_scheduled_run_takes_in_the_night_of_yesterday_and_is_named_for_it(
         assert state.state_details.flow_run_id is not None
         run = client.read_flow_run(state.state_details.flow_run_id)
     assert run.name == f"scheduled-nightly-through-{yesterday}"
+
+
+@pytest.mark.parametrize(
+    ("now", "night"),
+    [
+        # Half past midnight in London in summer: the 1st has ended there, though not yet in UTC.
+        (datetime(2026, 7, 1, 23, 30, tzinfo=UTC), date(2026, 7, 1)),
+        # Midday: the day before, never the day still going.
+        (datetime(2026, 7, 2, 12, 0, tzinfo=UTC), date(2026, 7, 1)),
+        # Winter: London keeps UTC, and a month's last night is named as any other.
+        (datetime(2026, 12, 1, 0, 30, tzinfo=UTC), date(2026, 11, 30)),
+    ],
+)
+def test_the_scheduled_run_is_named_for_the_last_night_ended_in_london(
+    monkeypatch: pytest.MonkeyPatch, now: datetime, night: date
+) -> None:
+    monkeypatch.setattr("deployments.scheduled.utcnow", lambda: now)
+    assert _scheduled_run_name() == f"scheduled-nightly-through-{night}"
 
 
 def test_a_since_after_the_last_ended_night_fails_the_run_in_one_line(configured: str, tmp_path: Path) -> None:
