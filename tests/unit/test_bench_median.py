@@ -98,10 +98,7 @@ def test_the_burst_honours_slacks_rate_only_if_every_alert_went_and_no_429_came_
 
 
 def _night(size: int, rows: int, floor: float, seconds: float, rss: float, task_runs: int) -> dict[str, float]:
-    return {"size": size, "rows": rows, "copy_floor_s": floor, "without_startup_s": seconds} | {
-        "peak_rss_mb": rss,
-        "task_runs": task_runs,
-    }
+    return _run(floor, seconds) | {"size": size, "rows": rows, "peak_rss_mb": rss, "task_runs": task_runs}
 
 
 @pytest.mark.parametrize(
