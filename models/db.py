@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import Engine, event
+from sqlalchemy.engine import ExceptionContext
 from sqlmodel import Session, create_engine
 
 # A statement waits for a lock at most ten minutes: a night blocked behind a session left open (a LOCK TABLE
@@ -44,7 +46,62 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
 
         return engine
     connect_args = {**PG_CONNECT_ARGS, **kwargs.pop("connect_args", {})}
-    return create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args, **kwargs)
+    engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args, **kwargs)
+    event.listen(engine, "handle_error", _first_line_only)
+    return engine
+
+
+# The diagnostic fields that name the schema, never a value; the others (DETAIL, CONTEXT, the internal
+# query) quote the row or the value refused.
+_NAMING_FIELDS = (
+    "sqlstate",
+    "severity",
+    "severity_nonlocalized",
+    "schema_name",
+    "table_name",
+    "column_name",
+    "datatype_name",
+    "constraint_name",
+)
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def quote_no_values(exc: BaseException) -> None:
+    """Cut a PostgreSQL error down to its first line, in place, before anything formats it.
+
+    The server's error text quotes the data: "Failing row contains (...)", "Key (...)=(...) already exists",
+    a COPY's line. Those are ciphertexts, blind indexes, case references and staff names, and an error
+    reaches task logs, tracebacks and pickled results. The first line names the table, column and
+    constraint; a data exception's quoted value is cut from it too. An error raised on this side (a
+    connection that failed) has no server text and is left as it is.
+    """
+    import psycopg
+
+    if not isinstance(exc, psycopg.Error) or exc.diag.message_primary is None:
+        return
+    first = exc.diag.message_primary
+    if (exc.sqlstate or "").startswith("22"):  # a data exception quotes the value it refused
+        first = _QUOTED.sub('"…"', first)
+    fields = {name: getattr(exc.diag, name) for name in _NAMING_FIELDS} | {"message_primary": first}
+    # psycopg holds the server's fields in this dict once an error is unpickled; here it holds only these.
+    encoding = exc._encoding
+    exc._info = {
+        psycopg.pq.DiagnosticField[name.upper()]: value.encode(encoding)
+        for name, value in fields.items()
+        if value is not None
+    }
+    exc.args = (first,)
+
+
+def _first_line_only(context: ExceptionContext) -> None:
+    quote_no_values(context.original_exception)
+    error = context.sqlalchemy_exception
+    if error is not None and error.orig is context.original_exception:
+        # SQLAlchemy wrote the driver's text into its own message as it wrapped the error: written again.
+        orig = error.orig
+        error.args = (f"({type(orig).__module__}.{type(orig).__name__}) {orig}",)
+        # hide_parameters keeps them out of its text only: the error still holds them, and pickles them.
+        error.params = None
 
 
 @contextmanager

@@ -38,6 +38,7 @@ from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, StatementError
 
+from models.db import quote_no_values
 from models.types import UTCDateTime
 
 
@@ -282,6 +283,7 @@ def copy_rows(conn: Connection, table: Table, names: Sequence[str], rows: Iterab
                         # cannot take): raised as SQLAlchemy raises a value its column type refuses.
                         raise StatementError(str(exc), statement, None, exc, hide_parameters=True) from exc
     except psycopg.Error as exc:
+        quote_no_values(exc)  # as an engine's errors are (models.db): the row is not quoted
         # Raised as SQLAlchemy raises for the statements it runs (IntegrityError, OperationalError, ...), so
         # callers and the CLI's error handling see one kind of error whichever way the rows went in.
         raise DBAPIError.instance(
