@@ -44,6 +44,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
             cur.execute("PRAGMA journal_mode=WAL")
             cur.close()
 
+        event.listen(engine, "handle_error", _first_line_only)
         return engine
     connect_args = {**PG_CONNECT_ARGS, **kwargs.pop("connect_args", {})}
     engine = create_engine(url, pool_pre_ping=True, hide_parameters=True, connect_args=connect_args, **kwargs)
@@ -94,6 +95,7 @@ def quote_no_values(exc: BaseException) -> None:
 
 
 def _first_line_only(context: ExceptionContext) -> None:
+    """An engine's errors, as SQLAlchemy raises them: the driver's first line, and no parameter kept."""
     quote_no_values(context.original_exception)
     error = context.sqlalchemy_exception
     if error is not None and error.orig is context.original_exception:

@@ -1,4 +1,5 @@
-"""PostgreSQL's errors reach logs, tracebacks and pickled results as their first line: no row or value quoted."""
+"""Database errors reach logs, tracebacks and pickled results as the server's first line: no row, value or
+parameter of the statement in them."""
 
 from __future__ import annotations
 
@@ -6,6 +7,7 @@ import pickle
 import traceback
 import uuid
 from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Column, Engine, Integer, MetaData, Table, Text, insert, text
@@ -13,8 +15,6 @@ from sqlalchemy.exc import DataError, IntegrityError, OperationalError
 
 from models.db import make_engine
 from tasks.bulk import copy_insert
-
-pytestmark = pytest.mark.postgres
 
 MARKER = f"MARKER{uuid.uuid4().hex[:12]}"  # a value no message of the server's own could hold by chance
 TOO_BIG = str(2**45 + uuid.uuid4().int % 1000)  # written nowhere in this file, so no traceback's source line shows it
@@ -64,6 +64,7 @@ def _out_of_range(conn: object) -> None:
     conn.execute(text("SELECT CAST(:v AS integer)"), {"v": TOO_BIG})  # type: ignore[attr-defined]
 
 
+@pytest.mark.postgres
 @pytest.mark.parametrize(
     ("write", "refused", "first_line", "named"),
     [
@@ -96,6 +97,17 @@ def test_a_refused_write_is_told_by_its_first_line_without_the_row_or_value(
     assert MARKER not in repr(pickle.loads(pickle.dumps(orig)).diag.message_primary)
 
 
+def test_a_refused_write_on_sqlite_keeps_no_parameter_either(tmp_path: Path) -> None:
+    engine = make_engine(f"sqlite:///{tmp_path / 'e.db'}")
+    with engine.begin() as conn:
+        TABLE.create(conn)
+    with pytest.raises(IntegrityError) as caught, engine.begin() as conn:
+        _insert_null(conn)
+    assert MARKER not in _told(caught.value)
+    assert str(caught.value.orig) == "NOT NULL constraint failed: t.n"
+
+
+@pytest.mark.postgres
 def test_an_error_with_no_server_text_is_told_as_it_was() -> None:
     # A connection refused is raised on this side: its text names the server, which an operator needs.
     engine = make_engine("postgresql+psycopg://postgres@127.0.0.1:1/postgres", connect_args={"connect_timeout": 2})
