@@ -79,10 +79,29 @@ def pg_template() -> Iterator[str]:
 
 @pytest.fixture(scope="session")
 def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Prefect's own database, migrated once a session, for commands run as subprocesses to start from."""
+    """Prefect's own database, migrated once a run (the first worker to need it migrates it), to start from.
+
+    Commands run as subprocesses and the Prefect test harness each start from a copy: a temporary server
+    spends about half of its first start migrating a new database.
+    """
+    import fcntl
+
     from benchmarks.run import migrated_prefect_home
 
-    return migrated_prefect_home(tmp_path_factory.mktemp("prefect-home"))
+    # Under pytest-xdist each worker has its own folder under the run's; the run's is shared by them.
+    shared = tmp_path_factory.getbasetemp()
+    if os.environ.get("PYTEST_XDIST_WORKER"):
+        shared = shared.parent
+    home = shared / "prefect-home"
+    with (shared / "prefect-home.lock").open("w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released as the file closes
+        done = home / "migrated"
+        if not done.exists():
+            shutil.rmtree(home, ignore_errors=True)  # a worker stopped part way left it
+            home.mkdir()
+            database = migrated_prefect_home(home)
+            done.write_text(database.name)
+        return home / done.read_text()
 
 
 @pytest.fixture
