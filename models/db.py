@@ -64,7 +64,7 @@ _NAMING_FIELDS = (
     "datatype_name",
     "constraint_name",
 )
-_QUOTED = re.compile(r'"[^"]*"')
+_QUOTED = re.compile(r'".*"', re.DOTALL)  # from the first quote to the last: a value may hold quotes
 
 
 def quote_no_values(exc: BaseException) -> None:
@@ -73,16 +73,18 @@ def quote_no_values(exc: BaseException) -> None:
     The server's error text quotes the data: "Failing row contains (...)", "Key (...)=(...) already exists",
     a COPY's line. Those are ciphertexts, blind indexes, case references and staff names, and an error
     reaches task logs, tracebacks and pickled results. The first line names the table, column and
-    constraint; a data exception's quoted value is cut from it too. An error raised on this side (a
-    connection that failed) has no server text and is left as it is.
+    constraint; a data exception's value is cut from it too. An error raised on this side (a connection
+    that failed) has no server text and is left as it is.
     """
     import psycopg
 
     if not isinstance(exc, psycopg.Error) or exc.diag.message_primary is None:
         return
     first = exc.diag.message_primary
-    if (exc.sqlstate or "").startswith("22"):  # a data exception quotes the value it refused
-        first = _QUOTED.sub('"…"', first)
+    if (exc.sqlstate or "").startswith("22"):
+        # A data exception shows the value it refused after a colon ('…integer: "zz"', '…"UTF8": 0xe9 0x53')
+        # or in quotes it does not escape ('value "9…9" is out of range'): both go.
+        first = _QUOTED.sub('"…"', first.split(": ", 1)[0])
     fields = {name: getattr(exc.diag, name) for name in _NAMING_FIELDS} | {"message_primary": first}
     # psycopg holds the server's fields in this dict once an error is unpickled; here it holds only these.
     encoding = exc._encoding
