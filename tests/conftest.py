@@ -78,7 +78,7 @@ def pg_template() -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def prefect_database(tmp_path_factory: pytest.TempPathFactory, pytestconfig: pytest.Config) -> Path:
     """Prefect's own database, migrated once a run (the first worker to need it migrates it), to start from.
 
     Commands run as subprocesses and the Prefect test harness each start from a copy: a temporary server
@@ -88,9 +88,10 @@ def prefect_database(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
     from benchmarks.run import migrated_prefect_home
 
-    # Under pytest-xdist each worker has its own folder under the run's; the run's is shared by them.
+    # Under pytest-xdist each worker has its own folder under the run's; the run's is shared by them. (Asked of
+    # the config, not the environment: a pytest started inside a worker inherits its environment.)
     shared = tmp_path_factory.getbasetemp()
-    if os.environ.get("PYTEST_XDIST_WORKER"):
+    if hasattr(pytestconfig, "workerinput"):
         shared = shared.parent
     home = shared / "prefect-home"
     with (shared / "prefect-home.lock").open("w") as lock:
