@@ -212,7 +212,9 @@ def task_runs(flow_run_id: Any) -> tuple[int, dict[str, float]]:
 def main() -> None:
     """Generate, take in and report one night."""
     parser = argparse.ArgumentParser()
-    parser.add_argument("--url", required=True)
+    # From the environment by default: a URL in the command line shows in the process list and in a profile's
+    # flame graph, and the server's may carry a password.
+    parser.add_argument("--url", default=os.environ.get("IASU_DATABASE_URL"))
     parser.add_argument("--work", type=Path, required=True)
     parser.add_argument("--slack", default=None, help="base URL of a local fake Slack server")
     parser.add_argument("--floor-only", action="store_true", help="measure the COPY floor alone and print it")
@@ -221,6 +223,8 @@ def main() -> None:
     )
     parser.add_argument("--history-only", action="store_true", help="take in the history alone (internal)")
     args = parser.parse_args()
+    if not args.url:
+        parser.error("the night's database: --url or IASU_DATABASE_URL")
     if args.floor_only:
         rows, floors = copy_floor(args.url, args.work / "inbox")
         sys.stdout.write(json.dumps({"rows": rows} | floors) + "\n")
@@ -250,7 +254,7 @@ def main() -> None:
     if args.history_only:
         build_history(inbox, args.history_days)
         return
-    itself = [sys.executable, "-m", "benchmarks.night", "--url", args.url, "--work", str(args.work)]
+    itself = [sys.executable, "-m", "benchmarks.night", "--work", str(args.work)]  # the URL is in the environment
     # The floor in a process of its own too: holding the night's rows as one CSV would count in this RSS. It
     # comes first, while the night's folder holds its referrals alone (the history adds its contacts feed).
     measured = subprocess.run(

@@ -43,6 +43,7 @@ BUDGETS = {
     "burst_s": 60,
 }
 MONITOR_RUNS = 3  # the monitor's figure is the best of these (each rolled back)
+DEFAULT_OUT = ROOT / "benchmarks" / "results" / "latest.json"
 
 
 def connect_args(url: str) -> dict[str, Any]:
@@ -132,12 +133,14 @@ def migrated_prefect_home(home: Path) -> Path:
     return home / "prefect.db"
 
 
-def night(work: Path, prefect_db: Path, slack_url: str | None, history_days: int = 0) -> dict[str, Any]:
+def night(
+    work: Path, prefect_db: Path, slack_url: str | None, history_days: int = 0, profile_to: Path | None = None
+) -> dict[str, Any]:
     """Take in the night in work/inbox on a fresh database, in a process of its own (its peak RSS is its own).
 
     Its Prefect starts from prefect_db (see `migrated_prefect_home`). With history_days, the nights before it
     in work/inbox are taken in first, and the writes floor is left out: the database holds more than the
-    night's own rows.
+    night's own rows. With profile_to, the night's process runs under py-spy, which writes its flame graph there.
     """
     python = sys.executable
     for folder in ("var", "prefect"):  # each run starts from nothing, as its database does
@@ -145,18 +148,44 @@ def night(work: Path, prefect_db: Path, slack_url: str | None, history_days: int
     (work / "prefect").mkdir()
     shutil.copyfile(prefect_db, work / "prefect" / prefect_db.name)
     with fresh_database() as url:
-        cmd = [python, "-m", "benchmarks.night", "--url", url, "--work", str(work)]
+        cmd = [python, "-m", "benchmarks.night", "--work", str(work)]  # the URL goes in the environment
         if slack_url:
             cmd += ["--slack", slack_url]
         if history_days:
             cmd += ["--history-days", str(history_days)]
-        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=isolated_prefect(work / "prefect"))
+        if profile_to is not None:
+            cmd = profiled(cmd, profile_to)
+        env = isolated_prefect(work / "prefect") | {"IASU_DATABASE_URL": url}
+        out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
         if out.returncode != 0:
             # The night's own log says why; without it a failed run reads as a bare exit status.
             tail = "\n".join(out.stderr.strip().splitlines()[-40:])
             raise SystemExit(f"the night in {work} failed (exit {out.returncode}):\n{tail}")
-        result = dict(json.loads(out.stdout.strip().splitlines()[-1]))
+        # The night's figures are its last line of JSON (py-spy prints lines of its own around them).
+        last = [line for line in out.stdout.splitlines() if line.startswith("{")][-1]
+        result = dict(json.loads(last))
         return result if history_days else result | write_floor(url)
+
+
+PY_SPY = Path(sys.executable).with_name("py-spy")
+PROFILE_RATE = 100  # samples a second: enough to place a stage of a tenth of a second, at a cost the night bears
+
+
+def profiled(cmd: list[str], svg: Path) -> list[str]:
+    """The command run under py-spy, sampling its process (not the subprocesses it starts) into a flame graph."""
+    # Sampled from outside: the night's own code is the same as unprofiled, only slower (about a third at 100/s).
+    return [
+        str(PY_SPY),
+        "record",
+        "--rate",
+        str(PROFILE_RATE),
+        "--format",
+        "flamegraph",
+        "--output",
+        str(svg),
+        "--",
+        *cmd,
+    ]
 
 
 WRITE_FLOOR_RUNS = 3
@@ -421,7 +450,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--alerts", type=int, default=5000)
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "latest.json")
+    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
     parser.add_argument("--readme", action="store_true", help="also rewrite the README's benchmark table")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each night; the median one is reported")
     parser.add_argument(
@@ -429,6 +458,13 @@ def main() -> None:
     )
     parser.add_argument(
         "--history-size", type=int, default=10_000, help="referrals a night, in the history and the night on it"
+    )
+    parser.add_argument(
+        "--profile",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="run each night under py-spy and write its flame graph (SVG) to DIR; figures to DIR/results.json",
     )
     args = parser.parse_args()
     sizes = [int(s) for s in args.sizes.split(",") if s]
@@ -438,8 +474,24 @@ def main() -> None:
         parser.error("--history-days must not be negative")
     if args.history_days and args.history_size not in sizes:
         parser.error("--history-size must be one of --sizes: the night on a history is read against the empty one")
+    if args.profile is not None:
+        # A profiled night runs slower than it would: its figures must not pass for the published ones.
+        if args.readme:
+            parser.error("--profile and --readme do not go together: a profiled night's figures are not published")
+        if not PY_SPY.exists():
+            parser.error(f"--profile needs py-spy beside this Python ({PY_SPY.name}): run `make install`")
+        args.profile.mkdir(parents=True, exist_ok=True)
+        if args.out == DEFAULT_OUT:
+            args.out = args.profile / "results.json"
     cpu_before = cpu_check()
     nights = []
+    graphs: list[Path] = []  # this run's flame graphs, when profiled
+
+    def graph(name: str) -> Path | None:
+        if args.profile is None:
+            return None
+        graphs.append(args.profile / name)
+        return graphs[-1]
 
     # The generated inboxes (a 100k night is about 70 MB of synthetic people) go when the nights are done.
     with tempfile.TemporaryDirectory(prefix="iasu-bench-") as scratch:
@@ -449,8 +501,8 @@ def main() -> None:
         for size in sizes:
             generate_night(size, work / str(size))
             runs = []
-            for _ in range(args.repeat):
-                run = slack_night(work / str(size), prefect_db)
+            for k in range(1, args.repeat + 1):
+                run = slack_night(work / str(size), prefect_db, profile_to=graph(f"night-{size}-run{k}.svg"))
                 runs.append(run)
                 print(f"night {size}: {json.dumps(run)}", file=sys.stderr)
             # The machine's speed drifts between runs: the median run is reported, every run's multiple beside it.
@@ -464,7 +516,9 @@ def main() -> None:
         if args.history_days:
             place = work / f"{args.history_size}-history"
             generate_night(args.history_size, place, days=args.history_days + 1)
-            on_history = slack_night(place, prefect_db, args.history_days)
+            on_history = slack_night(
+                place, prefect_db, args.history_days, profile_to=graph(f"night-{args.history_size}-on-history.svg")
+            )
             print(f"night {args.history_size} on a history: {json.dumps(on_history)}", file=sys.stderr)
             empty = next(n for n in nights if n["size"] == args.history_size)
             on_history["against_empty"] = against_empty(on_history, empty)
@@ -486,13 +540,22 @@ def main() -> None:
         "versions": {
             p: version(p) for p in ("prefect", "great-expectations", "sqlalchemy", "psycopg", "slack-sdk", "pandas")
         },
+        # Under py-spy the nights run slower than they would: such a run's figures are read for where the
+        # time goes, not against the budgets.
+        "profiled": {
+            "sampler": "py-spy",
+            "rate_per_s": PROFILE_RATE,
+            "flame_graphs": [g.name for g in graphs],
+        }
+        if args.profile
+        else None,
         "nights": nights,
         "history_night": on_history,
         "monitor": monitored,
         "alert_burst": burst,
         "budgets": BUDGETS,
     }
-    report["verdicts"] = verdicts(report)
+    report["verdicts"] = [] if args.profile else verdicts(report)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
     print(table(report))
@@ -500,12 +563,12 @@ def main() -> None:
         update_readme(ROOT / "README.md", report)
 
 
-def slack_night(work: Path, prefect_db: Path, history_days: int = 0) -> dict[str, Any]:
+def slack_night(work: Path, prefect_db: Path, history_days: int = 0, profile_to: Path | None = None) -> dict[str, Any]:
     """One night (see `night`) dispatching its alerts to a local fake Slack at Slack's own per-channel rate."""
     from tests.slack_server import FakeSlack
 
     with FakeSlack(rate_limit_per_second=1.0) as fake:
-        run = night(work, prefect_db, fake.base_url, history_days)
+        run = night(work, prefect_db, fake.base_url, history_days, profile_to)
         per_channel = Counter(m["channel"] for m in fake.messages)
     run["slack_messages"] = sum(per_channel.values())
     # Slack's one message a second per channel makes the busiest channel's messages a floor too.
@@ -616,6 +679,16 @@ def _history_line(h: dict[str, Any]) -> str:
     )
 
 
+def _profiled(profiled: dict[str, Any] | None) -> str:
+    if not profiled:
+        return ""
+    return (
+        f"\nProfiled: each night ran under {profiled['sampler']} at {profiled['rate_per_s']} samples a second, so "
+        "slower than unprofiled; its figures say where the time goes, not whether a budget is met "
+        f"(flame graphs: {', '.join(profiled['flame_graphs'])})."
+    )
+
+
 def _loop(check: dict[str, float] | None) -> str:
     return f"; a fixed Python loop took {check['before']} s before, {check['after']} s after" if check else ""
 
@@ -634,7 +707,8 @@ def table(report: dict[str, Any]) -> str:
         f"Revision {report['git_revision'][:10]}, {report['machine']['cpus']} cores, {report['when'][:10]}"
         + _loop(report["machine"].get("python_loop_s"))
         + "."
-        + _server(report["machine"].get("postgresql")),
+        + _server(report["machine"].get("postgresql"))
+        + _profiled(report.get("profiled")),
         "",
         "| referrals | COPY floor s | writes floor s | end to end s | without start-up s | × floor | rows/s "
         "| peak RSS MB | task runs | " + " / ".join(stages) + " s |",

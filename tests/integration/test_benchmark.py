@@ -171,3 +171,66 @@ def test_the_copy_floor_is_timed_into_an_ordinary_table_and_the_unlogged_one_bes
     assert rows >= 300
     assert runs == {"copy_floor_runs_s": [1.0, 1.0, 1.0], "copy_floor_unlogged_runs_s": [2.0, 2.0, 2.0]}
     assert order == ["p", "u", "u", "p", "p", "u"]  # alternating, each first in turn
+
+
+@pytest.mark.postgres
+def test_a_profiled_night_writes_its_flame_graph_and_is_not_judged_against_the_budgets(
+    tmp_path: Path, pg_template: str
+) -> None:
+    profile = tmp_path / "profile"
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    published = (ROOT / "benchmarks" / "results" / "latest.json").read_bytes()
+    run = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks.run",
+            "--sizes",
+            "300",
+            "--repeat",
+            "1",
+            "--contacts",
+            "0",
+            "--alerts",
+            "0",
+            "--history-days",
+            "0",
+            "--profile",
+            str(profile),
+        ],
+        cwd=ROOT,
+        env={**os.environ, "TMPDIR": str(scratch), "PREFECT_API_URL": "http://127.0.0.1:9/api"},
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert run.returncode == 0, run.stderr[-2000:]
+    graph = (profile / "night-300-run1.svg").read_text(encoding="utf-8")
+    # The night's own stages, sampled in its process: intake, routing and dispatch each appear by their task.
+    for task_fn in ("ingest_file (tasks/ingest.py", "route_referrals (tasks/route.py", "dispatch_alerts (tasks/"):
+        assert task_fn in graph
+    # The database's URL (which may carry a password) reaches the night through its environment, so py-spy's
+    # record of the command line does not hold it.
+    assert "iasu_bench_" not in graph
+    report = json.loads((profile / "results.json").read_text())
+    assert report["profiled"] == {"sampler": "py-spy", "rate_per_s": 100, "flame_graphs": ["night-300-run1.svg"]}
+    assert report["verdicts"] == [] and "| budget |" not in run.stdout
+    assert "Profiled: each night ran under py-spy" in run.stdout
+    assert (ROOT / "benchmarks" / "results" / "latest.json").read_bytes() == published  # the published run stands
+    assert not list(scratch.glob("iasu-bench-*"))
+
+
+def test_a_profiled_run_cannot_rewrite_the_readme(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", "--profile", str(tmp_path / "p"), "--readme"],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert run.returncode == 2
+    assert "--profile and --readme do not go together" in run.stderr
+    assert not (tmp_path / "p").exists()
