@@ -28,7 +28,9 @@ def decode_key(value: str) -> bytes:
 class Settings(BaseSettings):
     """Runtime configuration, from IASU_* environment variables."""
 
-    model_config = SettingsConfigDict(env_prefix="IASU_", extra="ignore")
+    # pydantic does not repeat a refused value after its message: a mistyped key is still most of a key, and a
+    # database URL may carry a password (the time zone's own message names the zone, which is no secret).
+    model_config = SettingsConfigDict(env_prefix="IASU_", extra="ignore", hide_input_in_errors=True)
 
     database_url: str = "sqlite:///var/iasu.db"
     # Optional here so that commands which never touch personal data (status, lists) run without them;
@@ -116,8 +118,15 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process's settings, read once."""
-    return Settings()  # required fields come from the environment
+    """The process's settings, read once; refused ones raise OperatorError naming each variable, not its value."""
+    try:
+        return Settings()  # required fields come from the environment
+    except ValidationError as exc:
+        from iasu.errors import OperatorError
+
+        # Not pydantic's error itself: its details keep each refused value, and a flow that raises is logged
+        # with its traceback and pickled into Prefect's result storage.
+        raise OperatorError(bad_settings(exc)) from None
 
 
 def bad_settings(exc: ValidationError) -> str:

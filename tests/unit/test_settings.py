@@ -35,6 +35,42 @@ def test_bad_values_name_the_setting_and_the_fix(field: str, value: str, message
     assert info.value.errors()[0]["loc"] == (field,)
 
 
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("IASU_ENCRYPTION_KEY", "MARKERkeyMARKER!!"),  # not base64
+        ("IASU_BLIND_INDEX_KEY", base64.urlsafe_b64encode(b"MARKER-short-key").decode()),  # base64, too short
+        ("IASU_DATABASE_URL", "postgresql://user:MARKERpassword@db/iasu"),
+    ],
+)
+def test_a_refused_setting_is_named_and_its_value_is_not_repeated(
+    variable: str, value: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import pickle
+    import traceback
+
+    from iasu.errors import OperatorError
+    from iasu.settings import get_settings
+
+    monkeypatch.setenv(variable, value)
+    get_settings.cache_clear()
+    try:
+        with pytest.raises(OperatorError) as info:
+            get_settings()
+    finally:
+        get_settings.cache_clear()
+    # As the CLI prints it, as a flow run's log would show it (every chained cause), and as a result store keeps it.
+    printed = "".join(traceback.format_exception(info.value))
+    stored = pickle.dumps(info.value)
+    assert printed.count(variable) == 1 and str(info.value).startswith(f"bad settings: {variable}: ")
+    for shown in (value, "MARKER", "TUFSS0VS"):  # the value, its marker, and the marker as base64
+        assert shown not in printed and shown.encode() not in stored
+    # Settings built directly (not through get_settings) do not repeat the value in their message either.
+    with pytest.raises(ValidationError) as direct:
+        make(**{variable.removeprefix("IASU_").lower(): value})
+    assert "MARKER" not in str(direct.value)
+
+
 def test_keys_are_required_only_by_commands_that_handle_personal_data(monkeypatch: pytest.MonkeyPatch) -> None:
     from iasu.errors import OperatorError
 
