@@ -148,7 +148,10 @@ def night(
     (work / "prefect").mkdir()
     shutil.copyfile(prefect_db, work / "prefect" / prefect_db.name)
     with fresh_database() as url:
-        cmd = [python, "-m", "benchmarks.night", "--work", str(work)]  # the URL goes in the environment
+        result_file = work / "night-result.json"
+        result_file.unlink(missing_ok=True)
+        # The URL goes in the environment, never on a command line (see benchmarks.night).
+        cmd = [python, "-m", "benchmarks.night", "--work", str(work), "--result", str(result_file)]
         if slack_url:
             cmd += ["--slack", slack_url]
         if history_days:
@@ -157,13 +160,13 @@ def night(
             cmd = profiled(cmd, profile_to)
         env = isolated_prefect(work / "prefect") | {"IASU_DATABASE_URL": url}
         out = subprocess.run(cmd, capture_output=True, text=True, cwd=ROOT, env=env)
-        if out.returncode != 0:
+        # Its result file, written last, says it completed: under py-spy the exit status is py-spy's, always 0.
+        if out.returncode != 0 or not result_file.exists():
             # The night's own log says why; without it a failed run reads as a bare exit status.
             tail = "\n".join(out.stderr.strip().splitlines()[-40:])
-            raise SystemExit(f"the night in {work} failed (exit {out.returncode}):\n{tail}")
-        # The night's figures are its last line of JSON (py-spy prints lines of its own around them).
-        last = [line for line in out.stdout.splitlines() if line.startswith("{")][-1]
-        result = dict(json.loads(last))
+            status = f"exit {out.returncode}" if out.returncode else "no result written"
+            raise SystemExit(f"the night in {work} failed ({status}):\n{tail}")
+        result = dict(json.loads(result_file.read_text(encoding="utf-8")))
         return result if history_days else result | write_floor(url)
 
 
@@ -450,7 +453,7 @@ def main() -> None:
     parser.add_argument("--sizes", default="1000,10000,100000")
     parser.add_argument("--contacts", type=int, default=1_000_000)
     parser.add_argument("--alerts", type=int, default=5000)
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    parser.add_argument("--out", type=Path, default=None, help="results file (default: benchmarks/results/latest.json)")
     parser.add_argument("--readme", action="store_true", help="also rewrite the README's benchmark table")
     parser.add_argument("--repeat", type=int, default=3, help="runs of each night; the median one is reported")
     parser.add_argument(
@@ -480,9 +483,13 @@ def main() -> None:
             parser.error("--profile and --readme do not go together: a profiled night's figures are not published")
         if not PY_SPY.exists():
             parser.error(f"--profile needs py-spy beside this Python ({PY_SPY.name}): run `make install`")
+        # Absolute: py-spy writes the flame graphs from the nights' working directory, not this one.
+        args.profile = args.profile.resolve()
+        args.out = args.out or args.profile / "results.json"
+        if args.out.resolve() == DEFAULT_OUT:
+            parser.error("--profile does not write the published results: give --out another file, or none")
         args.profile.mkdir(parents=True, exist_ok=True)
-        if args.out == DEFAULT_OUT:
-            args.out = args.profile / "results.json"
+    args.out = args.out or DEFAULT_OUT
     cpu_before = cpu_check()
     nights = []
     graphs: list[Path] = []  # this run's flame graphs, when profiled

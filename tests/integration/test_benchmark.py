@@ -17,8 +17,25 @@ from sqlalchemy.engine import make_url
 
 import benchmarks.run
 from benchmarks.night import copy_floor
-from benchmarks.run import BUDGETS, NO_WRITE_FLOOR, ROOT, generate_night, write_floor
+from benchmarks.run import BUDGETS, NO_WRITE_FLOOR, PROFILE_RATE, ROOT, generate_night, write_floor
 from tests.conftest import PG_ADMIN_URL, _admin_conninfo, _admin_execute
+
+# The nights alone, each once: no monitor at scale, no burst, no history.
+NIGHTS_ONLY = ("--repeat", "1", "--contacts", "0", "--alerts", "0", "--history-days", "0")
+
+
+def run_benchmark(*args: str, timeout: int = 600, **env: str) -> subprocess.CompletedProcess[str]:
+    """`python -m benchmarks.run ARGS` from the repository, with env added to this environment."""
+    return subprocess.run(
+        [sys.executable, "-m", "benchmarks.run", *args],
+        cwd=ROOT,
+        # An operator's Prefect server named here must not receive the benchmark's nights (nothing listens).
+        env={**os.environ, "PREFECT_API_URL": "http://127.0.0.1:9/api", **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
 
 
 @pytest.mark.postgres
@@ -26,33 +43,10 @@ def test_a_small_benchmark_writes_a_complete_results_file(tmp_path: Path, pg_tem
     out = tmp_path / "latest.json"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.run",
-            "--sizes",
-            "1000",
-            "--contacts",
-            "30000",
-            "--alerts",
-            "200",
-            "--repeat",
-            "1",
-            "--history-days",
-            "1",
-            "--history-size",
-            "1000",
-            "--out",
-            str(out),
-        ],
-        cwd=ROOT,
-        # An operator's Prefect server named here must not receive the benchmark's nights (nothing listens).
-        env={**os.environ, "TMPDIR": str(scratch), "PREFECT_API_URL": "http://127.0.0.1:9/api"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
+    run = run_benchmark(
+        *("--sizes", "1000", "--contacts", "30000", "--alerts", "200", "--repeat", "1"),
+        *("--history-days", "1", "--history-size", "1000", "--out", str(out)),
+        TMPDIR=str(scratch),
     )
     assert run.returncode == 0, run.stderr[-2000:]
     assert not list(scratch.glob("iasu-bench-*"))  # the generated inboxes (synthetic people) are not left behind
@@ -181,31 +175,7 @@ def test_a_profiled_night_writes_its_flame_graph_and_is_not_judged_against_the_b
     scratch = tmp_path / "tmp"
     scratch.mkdir()
     published = (ROOT / "benchmarks" / "results" / "latest.json").read_bytes()
-    run = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "benchmarks.run",
-            "--sizes",
-            "300",
-            "--repeat",
-            "1",
-            "--contacts",
-            "0",
-            "--alerts",
-            "0",
-            "--history-days",
-            "0",
-            "--profile",
-            str(profile),
-        ],
-        cwd=ROOT,
-        env={**os.environ, "TMPDIR": str(scratch), "PREFECT_API_URL": "http://127.0.0.1:9/api"},
-        capture_output=True,
-        text=True,
-        timeout=600,
-        check=False,
-    )
+    run = run_benchmark("--sizes", "300", *NIGHTS_ONLY, "--profile", str(profile), TMPDIR=str(scratch))
     assert run.returncode == 0, run.stderr[-2000:]
     graph = (profile / "night-300-run1.svg").read_text(encoding="utf-8")
     # The night's own stages, sampled in its process: intake, routing and dispatch each appear by their task.
@@ -214,23 +184,46 @@ def test_a_profiled_night_writes_its_flame_graph_and_is_not_judged_against_the_b
     # The database's URL (which may carry a password) reaches the night through its environment, so py-spy's
     # record of the command line does not hold it.
     assert "iasu_bench_" not in graph
+    assert f"record --rate {PROFILE_RATE} --format flamegraph" in graph  # py-spy's own command, in its title
     report = json.loads((profile / "results.json").read_text())
-    assert report["profiled"] == {"sampler": "py-spy", "rate_per_s": 100, "flame_graphs": ["night-300-run1.svg"]}
+    assert report["profiled"] == {
+        "sampler": "py-spy",
+        "rate_per_s": PROFILE_RATE,
+        "flame_graphs": ["night-300-run1.svg"],
+    }
     assert report["verdicts"] == [] and "| budget |" not in run.stdout
     assert "Profiled: each night ran under py-spy" in run.stdout
     assert (ROOT / "benchmarks" / "results" / "latest.json").read_bytes() == published  # the published run stands
     assert not list(scratch.glob("iasu-bench-*"))
 
 
-def test_a_profiled_run_cannot_rewrite_the_readme(tmp_path: Path) -> None:
-    run = subprocess.run(
-        [sys.executable, "-m", "benchmarks.run", "--profile", str(tmp_path / "p"), "--readme"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-        check=False,
+@pytest.mark.postgres
+def test_a_profiled_night_that_fails_says_why(tmp_path: Path, pg_template: str) -> None:
+    # py-spy exits 0 whatever the program it ran did: the night's failure must still stop the run, with its log.
+    run = run_benchmark(
+        "--sizes", "100", *NIGHTS_ONLY, "--profile", str(tmp_path / "p"), IASU_ENCRYPTION_KEY="not-a-key"
     )
+    assert run.returncode == 1
+    assert "failed (no result written)" in run.stderr
+    assert "bad settings: IASU_ENCRYPTION_KEY: " in run.stderr  # the night's own error, from its log's tail
+    assert "not-a-key" not in run.stderr
+    assert not (tmp_path / "p" / "results.json").exists()
+
+
+@pytest.mark.parametrize(
+    "out",
+    ["benchmarks/results/latest.json", str(ROOT / "benchmarks" / "results" / "latest.json")],
+    ids=["relative", "absolute"],
+)
+def test_a_profiled_run_cannot_write_the_published_results(tmp_path: Path, out: str) -> None:
+    run = run_benchmark("--profile", str(tmp_path / "p"), "--out", out, timeout=120)
+    assert run.returncode == 2
+    assert "--profile does not write the published results" in run.stderr
+    assert not (tmp_path / "p").exists()
+
+
+def test_a_profiled_run_cannot_rewrite_the_readme(tmp_path: Path) -> None:
+    run = run_benchmark("--profile", str(tmp_path / "p"), "--readme", timeout=120)
     assert run.returncode == 2
     assert "--profile and --readme do not go together" in run.stderr
     assert not (tmp_path / "p").exists()
