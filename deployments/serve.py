@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from iasu import wiring
 from iasu.db import first_line
 from iasu.errors import OperatorError
-from iasu.settings import bad_settings, get_settings
+from iasu.settings import bad_prefect_setting, get_settings
 
 
 def main() -> None:
@@ -28,8 +28,8 @@ def main() -> None:
         require_prefect_server()
     except OperatorError as exc:
         _refuse(str(exc))
-    except ValidationError as exc:
-        _refuse(bad_settings(exc))
+    except ValidationError as exc:  # Prefect's own settings (ours raise OperatorError)
+        _refuse(bad_prefect_setting(exc))
     except SQLAlchemyError as exc:  # the driver's first line: never a statement
         _refuse(f"database unreachable or refused the operation ({first_line(getattr(exc, 'orig', None) or exc)})")
     from prefect import serve

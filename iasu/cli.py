@@ -63,14 +63,10 @@ def operator_errors(fn: Callable[P, R]) -> Callable[P, R]:
             return fn(*args, **kwargs)
         except OperatorError as exc:
             _fail(str(exc))
-        except ValidationError as exc:
-            from iasu.settings import Settings, bad_settings
+        except ValidationError as exc:  # Prefect's own settings, read as it starts (ours raise OperatorError)
+            from iasu.settings import bad_prefect_setting
 
-            if exc.title != Settings.__name__:  # Prefect's own settings, read as it starts
-                first = exc.errors()[0]
-                where = ".".join([exc.title, *(str(part) for part in first["loc"])])
-                _fail(f"bad Prefect setting ({where}): {first['msg']}")
-            _fail(bad_settings(exc))
+            _fail(bad_prefect_setting(exc))
         except OperationalError as exc:
             from iasu.db import first_line
 

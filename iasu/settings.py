@@ -32,7 +32,7 @@ class Settings(BaseSettings):
     # database URL may carry a password (the time zone's own message names the zone, which is no secret).
     model_config = SettingsConfigDict(env_prefix="IASU_", extra="ignore", hide_input_in_errors=True)
 
-    database_url: str = "sqlite:///var/iasu.db"
+    database_url: str = Field(default="sqlite:///var/iasu.db", repr=False)  # a URL may carry a password
     # Optional here so that commands which never touch personal data (status, lists) run without them;
     # every command that reads or writes personal data calls require_keys() before it starts.
     encryption_key: SecretStr | None = None
@@ -122,11 +122,19 @@ def get_settings() -> Settings:
     try:
         return Settings()  # required fields come from the environment
     except ValidationError as exc:
-        from iasu.errors import OperatorError
+        said = bad_settings(exc)
+    from iasu.errors import OperatorError
 
-        # Not pydantic's error itself: its details keep each refused value, and a flow that raises is logged
-        # with its traceback and pickled into Prefect's result storage.
-        raise OperatorError(bad_settings(exc)) from None
+    # Raised outside the handler, so pydantic's error is neither its cause nor its context: its details keep
+    # each refused value, and a flow that raises is logged with its traceback and pickled into result storage.
+    raise OperatorError(said)
+
+
+def bad_prefect_setting(exc: ValidationError) -> str:
+    """A Prefect setting the environment got wrong (Prefect reads its own as it starts), in one line."""
+    first = exc.errors()[0]
+    where = ".".join([exc.title, *(str(part) for part in first["loc"])])
+    return f"bad Prefect setting ({where}): {first['msg']}"
 
 
 def bad_settings(exc: ValidationError) -> str:

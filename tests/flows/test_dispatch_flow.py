@@ -179,6 +179,21 @@ def test_serving_without_a_slack_token_stops_at_start_in_one_line(tmp_path: Path
     ]
 
 
+def test_a_bad_prefect_setting_is_named_as_prefects(sqlite_url: str, tmp_path: Path) -> None:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_SLACK", "PREFECT_API"))}
+    env.update(
+        PREFECT_HOME=str(tmp_path / "prefect"), IASU_SLACK_DRY_RUN="true", PREFECT_API_URL="http://127.0.0.1:1/api"
+    )
+    env.update(IASU_DATABASE_URL=sqlite_url, IASU_INBOX=str(tmp_path), PREFECT_CLIENT_MAX_RETRIES="several")
+    served = serve(env, cwd=tmp_path)
+    assert served.returncode == 2
+    # Prefect says so itself as it loads its plugins; serving's own line, last, names Prefect's setting.
+    assert served.stderr.strip().splitlines()[-1] == (
+        "deployments.serve: bad Prefect setting (ClientSettings.max_retries): "
+        "Input should be a valid integer, unable to parse string as an integer"
+    )
+
+
 @pytest.mark.parametrize(
     ("changes", "said"),
     [

@@ -38,7 +38,7 @@ def test_bad_values_name_the_setting_and_the_fix(field: str, value: str, message
 @pytest.mark.parametrize(
     ("variable", "value"),
     [
-        ("IASU_ENCRYPTION_KEY", "MARKERkeyMARKER!!"),  # not base64
+        ("IASU_ENCRYPTION_KEY", "MARKERkeyMARKERé"),  # not base64
         ("IASU_BLIND_INDEX_KEY", base64.urlsafe_b64encode(b"MARKER-short-key").decode()),  # base64, too short
         ("IASU_DATABASE_URL", "postgresql://user:MARKERpassword@db/iasu"),
     ],
@@ -63,12 +63,19 @@ def test_a_refused_setting_is_named_and_its_value_is_not_repeated(
     printed = "".join(traceback.format_exception(info.value))
     stored = pickle.dumps(info.value)
     assert printed.count(variable) == 1 and str(info.value).startswith(f"bad settings: {variable}: ")
+    # Nothing chained: pydantic's error, kept as a cause or a context, would still hold the value.
+    assert info.value.__cause__ is None and info.value.__context__ is None
     for shown in (value, "MARKER", "TUFSS0VS"):  # the value, its marker, and the marker as base64
         assert shown not in printed and shown.encode() not in stored
     # Settings built directly (not through get_settings) do not repeat the value in their message either.
     with pytest.raises(ValidationError) as direct:
         make(**{variable.removeprefix("IASU_").lower(): value})
     assert "MARKER" not in str(direct.value)
+
+
+def test_the_settings_repr_leaves_the_database_url_out() -> None:
+    settings = make(database_url="postgresql+psycopg://iasu:MARKERpassword@db.internal/iasu")
+    assert "MARKER" not in repr(settings) and "MARKER" not in str(settings)
 
 
 def test_keys_are_required_only_by_commands_that_handle_personal_data(monkeypatch: pytest.MonkeyPatch) -> None:
