@@ -60,6 +60,21 @@ def test_the_dispatch_flow_on_a_database_without_the_schema_fails_in_one_line(
     assert "Traceback" not in err and "[SQL:" not in err, err[-600:]
 
 
+def test_a_dispatch_with_a_refused_setting_fails_in_one_line_without_its_value(
+    configured: str, monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
+) -> None:
+    # A key mistyped in the served environment: the run names the variable, never what it was set to.
+    monkeypatch.setenv("IASU_ENCRYPTION_KEY", "MARKERkeyMARKERé")
+    wiring.reset()
+    state = alert_dispatch(return_state=True)
+    monkeypatch.undo()
+    wiring.reset()
+    assert state.is_failed(), state
+    assert state.message is not None and state.message.startswith("bad settings: IASU_ENCRYPTION_KEY: is not URL-safe")
+    err = capfd.readouterr().err
+    assert "Traceback" not in err and "MARKER" not in err and "MARKER" not in state.message, err[-600:]
+
+
 @pytest.mark.parametrize(
     ("mode", "said"),
     [
