@@ -356,11 +356,12 @@ def main() -> None:
             "applied": summary["contacts_feed"]["applied"],
             "seconds": round(per_task.get("contacts", 0.0), 2),
         }
-    sys.stdout.write(json.dumps(result) + "\n")
+    line = json.dumps(result) + "\n"
+    sys.stdout.write(line)
     if args.result:
         # A night run under py-spy exits 0 whatever it did (py-spy does not pass its status on): the caller
         # takes this file, written last, as the sign that the night completed.
-        args.result.write_text(json.dumps(result) + "\n", encoding="utf-8")
+        args.result.write_text(line, encoding="utf-8")
 
 
 if __name__ == "__main__":

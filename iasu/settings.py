@@ -11,6 +11,8 @@ from typing import Any
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from iasu.errors import OperatorError
+
 KEY_BYTES = 32
 
 
@@ -79,8 +81,6 @@ class Settings(BaseSettings):
     def require_slack(self) -> None:
         """Stop at start when served alerts would silently never reach Slack: no token, and no dry run asked for."""
         if (self.slack_token is None or not self.slack_token.get_secret_value()) and not self.slack_dry_run:
-            from iasu.errors import OperatorError
-
             raise OperatorError(
                 "bad settings: IASU_SLACK_TOKEN not set, so served alerts would be marked dry_run and never "
                 "sent; set it, or IASU_SLACK_DRY_RUN=true to serve without Slack"
@@ -97,8 +97,6 @@ class Settings(BaseSettings):
             if value is None
         ]
         if missing:
-            from iasu.errors import OperatorError
-
             raise OperatorError(f"bad settings: {' and '.join(missing)} not set (generate each with `iasu keygen`)")
 
     @property
@@ -123,8 +121,6 @@ def get_settings() -> Settings:
         return Settings()  # required fields come from the environment
     except ValidationError as exc:
         said = bad_settings(exc)
-    from iasu.errors import OperatorError
-
     # Raised outside the handler, so pydantic's error is neither its cause nor its context: its details keep
     # each refused value, and a flow that raises is logged with its traceback and pickled into result storage.
     raise OperatorError(said)

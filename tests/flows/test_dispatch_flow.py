@@ -194,13 +194,18 @@ def test_serving_without_a_slack_token_stops_at_start_in_one_line(tmp_path: Path
     ]
 
 
-def test_a_bad_prefect_setting_is_named_as_prefects(sqlite_url: str, tmp_path: Path) -> None:
+def serve_ready_but(sqlite_url: str, tmp_path: Path, changes: dict[str, str]) -> subprocess.CompletedProcess[str]:
+    """Serve with everything a served night needs in place (a Prefect server that does not answer) but changes."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_SLACK", "PREFECT_API"))}
     env.update(
         PREFECT_HOME=str(tmp_path / "prefect"), IASU_SLACK_DRY_RUN="true", PREFECT_API_URL="http://127.0.0.1:1/api"
     )
-    env.update(IASU_DATABASE_URL=sqlite_url, IASU_INBOX=str(tmp_path), PREFECT_CLIENT_MAX_RETRIES="several")
-    served = serve(env, cwd=tmp_path)
+    env.update({"IASU_DATABASE_URL": sqlite_url, "IASU_INBOX": str(tmp_path)} | changes)
+    return serve(env, cwd=tmp_path)
+
+
+def test_a_bad_prefect_setting_is_named_as_prefects(sqlite_url: str, tmp_path: Path) -> None:
+    served = serve_ready_but(sqlite_url, tmp_path, {"PREFECT_CLIENT_MAX_RETRIES": "several"})
     assert served.returncode == 2
     # Prefect says so itself as it loads its plugins; serving's own line, last, names Prefect's setting.
     assert served.stderr.strip().splitlines()[-1] == (
@@ -225,12 +230,7 @@ def test_a_bad_prefect_setting_is_named_as_prefects(sqlite_url: str, tmp_path: P
 def test_what_a_served_night_would_fail_on_at_2am_stops_serving_at_start_in_one_line(
     sqlite_url: str, tmp_path: Path, changes: dict[str, str], said: str
 ) -> None:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("IASU_SLACK", "PREFECT_API"))}
-    env.update(
-        PREFECT_HOME=str(tmp_path / "prefect"), IASU_SLACK_DRY_RUN="true", PREFECT_API_URL="http://127.0.0.1:1/api"
-    )
-    env.update({"IASU_DATABASE_URL": sqlite_url, "IASU_INBOX": str(tmp_path)} | changes)
-    served = serve(env, cwd=tmp_path)
+    served = serve_ready_but(sqlite_url, tmp_path, changes)
     assert served.returncode == 2
     [line] = served.stderr.strip().splitlines()
     assert line.startswith(f"deployments.serve: {said}"), served.stderr

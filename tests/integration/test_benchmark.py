@@ -17,7 +17,7 @@ from sqlalchemy.engine import make_url
 
 import benchmarks.run
 from benchmarks.night import copy_floor
-from benchmarks.run import BUDGETS, NO_WRITE_FLOOR, PROFILE_RATE, ROOT, generate_night, write_floor
+from benchmarks.run import BUDGETS, DEFAULT_OUT, NO_WRITE_FLOOR, PROFILE_RATE, ROOT, generate_night, write_floor
 from tests.conftest import PG_ADMIN_URL, _admin_conninfo, _admin_execute
 
 # The nights alone, each once: no monitor at scale, no burst, no history.
@@ -174,7 +174,7 @@ def test_a_profiled_night_writes_its_flame_graph_and_is_not_judged_against_the_b
     profile = tmp_path / "profile"
     scratch = tmp_path / "tmp"
     scratch.mkdir()
-    published = (ROOT / "benchmarks" / "results" / "latest.json").read_bytes()
+    published = DEFAULT_OUT.read_bytes()
     run = run_benchmark("--sizes", "300", *NIGHTS_ONLY, "--profile", str(profile), TMPDIR=str(scratch))
     assert run.returncode == 0, run.stderr[-2000:]
     graph = (profile / "night-300-run1.svg").read_text(encoding="utf-8")
@@ -193,7 +193,7 @@ def test_a_profiled_night_writes_its_flame_graph_and_is_not_judged_against_the_b
     }
     assert report["verdicts"] == [] and "| budget |" not in run.stdout
     assert "Profiled: each night ran under py-spy" in run.stdout
-    assert (ROOT / "benchmarks" / "results" / "latest.json").read_bytes() == published  # the published run stands
+    assert DEFAULT_OUT.read_bytes() == published  # the published run stands
     assert not list(scratch.glob("iasu-bench-*"))
 
 
@@ -212,7 +212,7 @@ def test_a_profiled_night_that_fails_says_why(tmp_path: Path, pg_template: str) 
 
 @pytest.mark.parametrize(
     "out",
-    ["benchmarks/results/latest.json", str(ROOT / "benchmarks" / "results" / "latest.json")],
+    ["benchmarks/results/latest.json", str(DEFAULT_OUT)],
     ids=["relative", "absolute"],
 )
 def test_a_profiled_run_cannot_write_the_published_results(tmp_path: Path, out: str) -> None:
