@@ -98,8 +98,12 @@ def refuse_newer(current: str | None) -> None:
 
 
 def describe(engine: Engine) -> str:
-    """The database's URL with any password hidden."""
-    return engine.url.render_as_string(hide_password=True)
+    """The database's URL with any password hidden, in its user part or in its query string."""
+    url = engine.url
+    # psycopg also takes the password as a query parameter, which hide_password leaves in the clear.
+    if "password" in url.query:
+        url = url.update_query_dict({"password": "***"})
+    return url.render_as_string(hide_password=True)
 
 
 def first_line(exc: BaseException | None) -> str:

@@ -7,6 +7,7 @@ import binascii
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -67,6 +68,15 @@ class Settings(BaseSettings):
             ZoneInfo(value)
         except (ZoneInfoNotFoundError, ValueError, OSError):  # OSError: a folder name such as Europe
             raise ValueError(f"no time zone {value!r} (an IANA name such as Europe/London)") from None
+        return value
+
+    @field_validator("slack_base_url")
+    @classmethod
+    def _web_address(cls, value: str) -> str:
+        # Checked here, not at the first post: a dispatch that met it there would stop with its alerts claimed.
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an http:// or https:// address, such as https://slack.com/api/")
         return value
 
     @field_validator("database_url")

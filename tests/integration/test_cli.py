@@ -156,6 +156,8 @@ def test_tonight_cannot_run_before_its_day_has_ended_and_nothing_of_it_is_taken_
         ),
         (["status"], {"IASU_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "database unreachable"),
         (["status"], {"IASU_DATABASE_URL": "sqlite:///empty.db"}, "iasu db upgrade"),
+        (["status"], {"IASU_SLACK_BASE_URL": "not-a-url"}, "IASU_SLACK_BASE_URL: must be an http"),
+        (["alert", "dispatch"], {"IASU_SLACK_BASE_URL": "slack.com/api/"}, "IASU_SLACK_BASE_URL: must be an http"),
         (
             ["nightly", "--date", "2026-11-18", "--inbox", "."],
             {"IASU_DATABASE_URL": "sqlite:///empty.db"},
@@ -204,6 +206,20 @@ def test_a_command_that_cannot_run_says_why_in_one_line(
     lines = result.stderr.strip().splitlines()
     assert len(lines) == 1 and message in lines[0], result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_an_unreachable_database_is_named_without_its_password_wherever_the_url_carries_it(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # psycopg takes the password in the user part or as a query parameter; neither may be printed.
+    for url in (
+        "postgresql+psycopg://nobody:Pw-in-user-part-7431@127.0.0.1:1/none",
+        "postgresql+psycopg://nobody@127.0.0.1:1/none?password=Pw-in-query-7431&connect_timeout=2",
+    ):
+        result = iasu("status", env={**env, "IASU_DATABASE_URL": url}, cwd=tmp_path)
+        assert result.returncode == 2
+        assert result.stderr.count("\n") == 1 and "database unreachable: postgresql+psycopg://nobody" in result.stderr
+        assert "7431" not in result.stdout + result.stderr, result.stderr
 
 
 @pytest.mark.parametrize(
