@@ -127,7 +127,10 @@ def generate(
     """Write synthetic daily exports of the three sources (no real person in them)."""
     from iasu.synthetic import generate as write_feeds
 
-    summary = write_feeds(start=_parse_date(start), days=days, per_day=per_day, seed=seed, dirty=dirty, out=out)
+    try:
+        summary = write_feeds(start=_parse_date(start), days=days, per_day=per_day, seed=seed, dirty=dirty, out=out)
+    except OSError as exc:
+        _fail(f"cannot write the inbox under {out} ({exc.strerror})")
     typer.echo(json.dumps(summary.as_dict() if hasattr(summary, "as_dict") else str(summary), indent=2))
 
 

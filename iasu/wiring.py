@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from functools import lru_cache
 from pathlib import Path
 
@@ -71,6 +72,7 @@ def ready_for_nights(inbox: Path | None) -> Path:
     settings = get_settings()
     settings.require_keys()
     get_policy()
+    _writable(settings.var_dir)
     inbox_dir = inbox or settings.inbox
     if not inbox_dir.is_dir():
         raise OperatorError(f"inbox folder {inbox_dir} does not exist")
@@ -78,6 +80,18 @@ def ready_for_nights(inbox: Path | None) -> Path:
     with engine().begin() as conn:
         checked_keys(conn)
     return inbox_dir
+
+
+def _writable(var_dir: Path) -> None:
+    """The night writes its Data Docs (and the demo its outbox) under IASU_VAR_DIR: made now or refused in one line."""
+    from iasu.errors import OperatorError
+
+    try:
+        var_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OperatorError(f"IASU_VAR_DIR {var_dir} cannot be made ({exc.strerror})") from None
+    if not os.access(var_dir, os.W_OK | os.X_OK):
+        raise OperatorError(f"IASU_VAR_DIR {var_dir} cannot be written")
 
 
 def reset() -> None:

@@ -157,6 +157,16 @@ def test_tonight_cannot_run_before_its_day_has_ended_and_nothing_of_it_is_taken_
         (["status"], {"IASU_DATABASE_URL": "postgresql+psycopg://nobody@127.0.0.1:1/none"}, "database unreachable"),
         (["status"], {"IASU_DATABASE_URL": "sqlite:///empty.db"}, "iasu db upgrade"),
         (["status"], {"IASU_SLACK_BASE_URL": "not-a-url"}, "IASU_SLACK_BASE_URL: must be an http"),
+        (
+            ["nightly", "--date", "2026-11-18"],
+            {"IASU_VAR_DIR": "/dev/null/var"},
+            "IASU_VAR_DIR /dev/null/var cannot be",
+        ),
+        (
+            ["generate", "--start", "2026-11-18", "--out", "/dev/null/inbox"],
+            {},
+            "cannot write the inbox under /dev/null",
+        ),
         (["alert", "dispatch"], {"IASU_SLACK_BASE_URL": "slack.com/api/"}, "IASU_SLACK_BASE_URL: must be an http"),
         (
             ["nightly", "--date", "2026-11-18", "--inbox", "."],
