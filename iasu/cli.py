@@ -557,6 +557,8 @@ def contact_record(
     moved_to = _parse_date(new_date) if new_date else None
     if outcome == "rescheduled" and moved_to is None:
         _fail("a rescheduled contact needs --new-date")
+    if outcome != "rescheduled" and moved_to is not None:  # it would be dropped unsaid
+        _fail("--new-date is only for a rescheduled contact")
     if moved_to is not None:  # as the contacts feed quarantines them
         days_on = (moved_to - _local_day(happened, tz)).days
         if days_on < 0:

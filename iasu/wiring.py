@@ -75,7 +75,8 @@ def ready_for_nights(inbox: Path | None) -> Path:
     _writable(settings.var_dir)
     inbox_dir = inbox or settings.inbox
     if not inbox_dir.is_dir():
-        raise OperatorError(f"inbox folder {inbox_dir} does not exist")
+        state = "is not a folder" if inbox_dir.exists() else "does not exist"
+        raise OperatorError(f"inbox folder {inbox_dir} {state}")
     ensure_current(engine())  # a missing or old schema is said in one line, not a failed task's traceback
     with engine().begin() as conn:
         checked_keys(conn)

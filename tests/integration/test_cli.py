@@ -181,6 +181,8 @@ def test_tonight_cannot_run_before_its_day_has_ended_and_nothing_of_it_is_taken_
         (["nightly", "--date", "2026-11-18"], {"IASU_TIMEZONE": "Europe/Londn"}, "IASU_TIMEZONE: no time zone"),
         (["nightly", "--date", "2026-11-18"], {"IASU_TIMEZONE": "Europe"}, "IASU_TIMEZONE: no time zone"),
         ([*RECORD, "--at", "20261118T1000"], {}, "not a date and time"),
+        ([*RECORD, "--at", "2026-11-18T10:00", "--new-date", "2026-11-20"], {}, "--new-date is only for a rescheduled"),
+        (["nightly", "--date", "2026-11-18", "--inbox", "/dev/null"], {}, "inbox folder /dev/null is not a folder"),
         (["batch", "release", "7", "--by", "x" * 129, "--reason", "r"], {}, "--by takes at most 128 characters"),
         (["case", "close", "CH-2026-000001", "--outcome", "x", "--by", "  ", "--reason", "r"], {}, "not be blank"),
         (
