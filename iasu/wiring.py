@@ -8,6 +8,7 @@ from pathlib import Path
 
 from sqlalchemy import Connection, Engine
 
+from iasu.errors import OperatorError
 from iasu.privacy import BlindIndex, FieldCipher
 from iasu.settings import get_settings
 from models.db import make_engine
@@ -50,7 +51,6 @@ def checked_keys(conn: Connection) -> tuple[FieldCipher, BlindIndex]:
 def ready_for_night(inbox: Path | None) -> Path:
     """Everything a night needs, checked before it starts (keys and that they are this database's, policy,
     inbox, schema, no night running)."""
-    from iasu.errors import OperatorError
     from models.types import utcnow
     from tasks.night import night_running
 
@@ -66,7 +66,6 @@ def ready_for_nights(inbox: Path | None) -> Path:
     """What every night needs and only an operator can mend (keys and that they are this database's, policy,
     inbox, schema): checked before a night and before serving nights, not found wrong at 02:00."""
     from iasu.db import ensure_current
-    from iasu.errors import OperatorError
     from iasu.policy import get_policy
 
     settings = get_settings()
@@ -85,7 +84,6 @@ def ready_for_nights(inbox: Path | None) -> Path:
 
 def _writable(var_dir: Path) -> None:
     """The night writes its Data Docs (and the demo its outbox) under IASU_VAR_DIR: made now or refused in one line."""
-    from iasu.errors import OperatorError
 
     try:
         var_dir.mkdir(parents=True, exist_ok=True)
