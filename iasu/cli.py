@@ -509,6 +509,7 @@ def queue_list(
         for row in rows:
             typer.echo(
                 f"  {row['case_ref']}  {row['tier']:8}  {row['queue']:20}  {row['force']:9}  opened {row['opened_on']}"
+                f"  {row['assigned_to'] or 'unassigned'}"
             )
 
 

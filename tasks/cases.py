@@ -271,8 +271,19 @@ def close_case(
 def queue_list(conn: Connection, *, queue: Queue | None, force: str | None) -> dict[str, list[dict[str, Any]]]:
     """Open cases in priority order; for the unit, also the partner cases its capacity turned away."""
     c = CASES.c
-    columns = (c.case_ref, c.force, c.tier, c.queue, c.opened_on, c.turned_away_for_capacity, c.assigned_staff_id)
-    stmt = select(*columns).where(c.status == CaseStatus.open).order_by(*MOST_URGENT_FIRST)
+    # A worker is named by the staff code people see in alerts and `contact list`, not only by its internal id.
+    columns = (
+        c.case_ref,
+        c.force,
+        c.tier,
+        c.queue,
+        c.opened_on,
+        c.turned_away_for_capacity,
+        c.assigned_staff_id,
+        STAFF.c.staff_code,
+    )
+    assigned = CASES.outerjoin(STAFF, STAFF.c.id == c.assigned_staff_id)
+    stmt = select(*columns).select_from(assigned).where(c.status == CaseStatus.open).order_by(*MOST_URGENT_FIRST)
     if queue is not None:
         stmt = stmt.where(c.queue == queue.value)
     if force is not None:
@@ -281,6 +292,7 @@ def queue_list(conn: Connection, *, queue: Queue | None, force: str | None) -> d
     if queue is Queue.unit:
         turned = (
             select(*columns)
+            .select_from(assigned)
             # Every case the unit's criteria took and its capacity turned away, whatever its tier: the policy
             # may take medium cases with some markers (take_markers_at_medium), and those are pulled in too.
             .where(c.status == CaseStatus.open, c.turned_away_for_capacity, c.queue != Queue.unit.value)
@@ -301,4 +313,5 @@ def _listed(row: Any) -> dict[str, Any]:
         "opened_on": row.opened_on.isoformat(),
         "turned_away_for_capacity": row.turned_away_for_capacity,
         "assigned_staff_id": row.assigned_staff_id,
+        "assigned_to": row.staff_code,
     }
