@@ -72,6 +72,9 @@ def ensure_current(engine: Engine) -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database records, None when it has no schema yet."""
+    database = engine.url.database
+    if engine.dialect.name == "sqlite" and database not in (None, "", ":memory:") and not Path(database).exists():
+        return None  # connecting would create the file: a command refused for want of a schema leaves none
     try:
         with engine.connect() as conn:
             return conn.execute(text("SELECT version_num FROM alembic_version")).scalar_one_or_none()

@@ -31,11 +31,16 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """
     if url.startswith("sqlite:///"):
         path = Path(url.removeprefix("sqlite:///"))
-        if str(path) != ":memory:":
-            path.parent.mkdir(parents=True, exist_ok=True)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True, **kwargs
         )
+
+        # The folder is made when a connection is first opened, not with the engine: a command that finds no
+        # database refuses before connecting, and so leaves nothing behind.
+        @event.listens_for(engine, "do_connect")
+        def _sqlite_folder(*_args: Any) -> None:
+            if str(path) != ":memory:":
+                path.parent.mkdir(parents=True, exist_ok=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -220,6 +220,20 @@ def test_a_command_that_cannot_run_says_why_in_one_line(
     assert "Traceback" not in result.stderr
 
 
+def test_a_command_refused_for_want_of_a_sqlite_database_leaves_no_file_or_folder_behind(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    # A mistyped path must not become an empty database that a later `db upgrade` would be run on.
+    missing = tmp_path / "mistyped" / "folder" / "iasu.db"
+    changed = {**env, "IASU_DATABASE_URL": f"sqlite:///{missing}"}
+    for args in (["status"], ["queue", "list"], ["contact", "list"], ["alert", "list"], ["alert", "dispatch"]):
+        result = iasu(*args, env=changed, cwd=tmp_path)
+        assert result.returncode == 2 and "run `iasu db upgrade`" in result.stderr, (args, result.stderr)
+        assert not (tmp_path / "mistyped").exists(), args
+    assert iasu("db", "upgrade", env=changed, cwd=tmp_path).returncode == 0
+    assert missing.is_file() and iasu("status", env=changed, cwd=tmp_path).returncode == 0
+
+
 def test_an_unreachable_database_is_named_without_its_password_wherever_the_url_carries_it(
     env: dict[str, str], tmp_path: Path
 ) -> None:
