@@ -18,13 +18,19 @@ def _cell(value: object) -> str:
 CASE_REFS_SHOWN = 30  # per queue and tier; the rest are counted, so a national-scale night stays readable
 
 
+def _first_of(refs: list[str], count: int) -> str:
+    """The first references of `count`, and how many more there are: a cut list never passes for a whole one."""
+    shown = refs[:CASE_REFS_SHOWN]
+    return ", ".join(shown) + (f" and {count - len(shown)} more" if count > len(shown) else "")
+
+
 def night_markdown(
     summary: dict[str, Any],
     files: list[dict[str, Any]],
     docs_index: Path | None,
     case_refs: dict[str, dict[str, list[str]]] | None = None,
     opened: dict[str, dict[str, int]] | None = None,
-    due: dict[str, list[dict[str, Any]]] | None = None,
+    due: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """Markdown for one night: totals, per file what became of its rows and why, cases, contacts due."""
     lines = [
@@ -69,9 +75,8 @@ def night_markdown(
             for tier in ("high", "medium", "standard"):
                 count = opened[queue].get(tier, 0)
                 if count:
-                    refs = (case_refs or {}).get(queue, {}).get(tier, [])[:CASE_REFS_SHOWN]
-                    shown = ", ".join(refs) + (f" and {count - len(refs)} more" if count > len(refs) else "")
-                    lines.append(f"| {queue} | {tier} | {count} | {shown} |")
+                    refs = (case_refs or {}).get(queue, {}).get(tier, [])
+                    lines.append(f"| {queue} | {tier} | {count} | {_first_of(refs, count)} |")
     merged, turned = summary.get("merged", 0), summary.get("turned_away_for_capacity", 0)
     if merged or turned:
         lines += [
@@ -90,12 +95,17 @@ def night_markdown(
         if summary.get("unassigned_count"):
             lines.append(
                 f"No eligible worker for {summary['unassigned_count']} case(s): "
-                + ", ".join(summary["unassigned"][:CASE_REFS_SHOWN])
+                + _first_of(summary["unassigned"], summary["unassigned_count"])
                 + " (counted in one ops alert queued tonight)."
             )
-        for queue, rows in sorted((due or {}).items()):
-            lines += ["", f"Due today in {queue}:", "", "| case | kind | due | worker |", "|---|---|---|---|"]
-            lines += [f"| {r['case_ref']} | {r['kind']} | {r['due_at']} | {r['staff_code'] or '—'} |" for r in rows]
+        for queue, listed in sorted((due or {}).items()):
+            lines += ["", f"Due today in {queue} ({listed['due']}, soonest first):", ""]
+            lines += ["| case | kind | due | worker |", "|---|---|---|---|"]
+            lines += [
+                f"| {r['case_ref']} | {r['kind']} | {r['due_at']} | {r['staff_code'] or '—'} |" for r in listed["first"]
+            ]
+            if listed["due"] > len(listed["first"]):
+                lines += ["", f"and {listed['due'] - len(listed['first'])} more due today in {queue}."]
     if "overdue" in summary:
         alerts = summary["alerts"]
         lines += [
@@ -121,7 +131,7 @@ def publish_report(
     docs_index: Path | None,
     case_refs: dict[str, dict[str, list[str]]] | None = None,
     opened: dict[str, dict[str, int]] | None = None,
-    due: dict[str, list[dict[str, Any]]] | None = None,
+    due: dict[str, dict[str, Any]] | None = None,
 ) -> str:
     """Publish the night's summary as a keyed markdown artifact (kept as a history across runs)."""
     markdown = night_markdown(summary, files, docs_index, case_refs, opened, due)

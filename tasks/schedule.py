@@ -14,6 +14,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -415,27 +416,40 @@ def due_today_by_queue(conn: Connection, *, run_date: date, timezone: str) -> di
     return {queue: int(n) for queue, n in rows}
 
 
-DUE_LIST_LIMIT = 50  # per queue in the night's artifact
+DUE_LIST_LIMIT = 50  # per queue in the night's artifact; the rest are counted
 
 
-def due_list(conn: Connection, *, run_date: date, timezone: str) -> dict[str, list[dict[str, Any]]]:
-    """Contacts due on the run date, per queue: case reference, kind, due time, worker's staff code."""
+def due_list(conn: Connection, *, run_date: date, timezone: str) -> dict[str, dict[str, Any]]:
+    """Contacts due on the run date, per queue: how many, and the soonest with local due time and worker's code."""
     c, k, s = CONTACTS.c, CASES.c, STAFF.c
     start, end = _run_day(run_date, timezone)
-    rows = conn.execute(
-        select(k.queue, k.case_ref, c.kind, c.due_at, s.staff_code)
+    soonest = (c.due_at, k.case_ref, c.kind)
+    ranked = (
+        select(
+            *(k.queue, k.case_ref, c.kind, c.due_at, s.staff_code),
+            func.row_number().over(partition_by=k.queue, order_by=soonest).label("place"),
+            func.count().over(partition_by=k.queue).label("due"),
+        )
         .join(CASES, k.id == c.case_id)
         .outerjoin(STAFF, s.id == c.assigned_staff_id)
         .where(c.status == ContactStatus.pending, c.due_at > start, c.due_at <= end)
-        .order_by(k.queue, c.due_at, k.case_ref)
+        .subquery()
     )
-    out: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    rows = conn.execute(select(ranked).where(ranked.c.place <= DUE_LIST_LIMIT).order_by(ranked.c.queue, ranked.c.place))
+    # Staff read the list in the unit's own time: a 17:00 deadline in summer is 16:00 in UTC.
+    zone = ZoneInfo(timezone)
+    out: dict[str, dict[str, Any]] = {}
     for r in rows:
-        if len(out[r.queue]) < DUE_LIST_LIMIT:
-            out[r.queue].append(
-                {"case_ref": r.case_ref, "kind": r.kind, "due_at": r.due_at.isoformat(), "staff_code": r.staff_code}
-            )
-    return dict(out)
+        listed = out.setdefault(r.queue, {"due": int(r.due), "first": []})
+        listed["first"].append(
+            {
+                "case_ref": r.case_ref,
+                "kind": r.kind,
+                "due_at": r.due_at.astimezone(zone).isoformat(),
+                "staff_code": r.staff_code,
+            }
+        )
+    return out
 
 
 @task(name="schedule-contacts", cache_policy=NO_CACHE)

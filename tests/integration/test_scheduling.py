@@ -450,20 +450,41 @@ def test_due_list_names_each_queue_s_soonest_contacts_up_to_its_limit(
         cut = scheduling.due_list(conn, run_date=day, timezone=tz)
     first = "victim_first_contact"  # a high-risk case's one contact due the next working day
     assert everything == {
-        police: [
-            {
-                "case_ref": ref,
-                "kind": first,
-                "due_at": f"2026-11-03T{due_hour[ref]:02d}:00:00+00:00",
-                "staff_code": None,
-            }
-            for ref in ("CH-2026-000003", "CH-2026-000002", "CH-2026-000004", "CH-2026-000001")
-        ],
-        unit: [
-            {"case_ref": "CH-2026-000005", "kind": first, "due_at": "2026-11-03T17:00:00+00:00", "staff_code": None}
-        ],
+        police: {
+            "due": 4,
+            "first": [
+                {
+                    "case_ref": ref,
+                    "kind": first,
+                    "due_at": f"2026-11-03T{due_hour[ref]:02d}:00:00+00:00",
+                    "staff_code": None,
+                }
+                for ref in ("CH-2026-000003", "CH-2026-000002", "CH-2026-000004", "CH-2026-000001")
+            ],
+        },
+        unit: {
+            "due": 1,
+            "first": [
+                {"case_ref": "CH-2026-000005", "kind": first, "due_at": "2026-11-03T17:00:00+00:00", "staff_code": None}
+            ],
+        },
     }
-    assert cut == {police: everything[police][:2], unit: everything[unit]}
+    # Cut at the limit, a queue still says how many are due.
+    assert cut == {police: {"due": 4, "first": everything[police]["first"][:2]}, unit: everything[unit]}
+
+
+def test_the_due_list_gives_due_times_in_the_unit_s_own_time(configured: str) -> None:
+    from tasks import schedule as scheduling
+    from tests.support import open_case
+
+    tz = "Europe/London"
+    with wiring.engine().begin() as conn:
+        # Opened on Tuesday 14 July 2026 (British Summer Time): its first contact is due by 17:00 on Wednesday.
+        open_case(conn, "CH-2026-000001", tier="high", queue="unit", opened_at=datetime(2026, 7, 14, 9, tzinfo=UTC))
+        schedule(conn, policy=get_policy(), run_date=date(2026, 7, 14), actor="test", timezone=tz)
+        listed = scheduling.due_list(conn, run_date=date(2026, 7, 15), timezone=tz)
+    [contact] = listed["unit"]["first"]
+    assert contact["due_at"] == "2026-07-15T17:00:00+01:00"  # not 16:00 UTC, which staff would misread
 
 
 def test_a_case_handed_on_takes_its_pending_contacts_and_leaves_its_done_ones(configured: str) -> None:

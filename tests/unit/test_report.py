@@ -43,20 +43,34 @@ def test_referrals_merged_or_turned_away_get_their_line_and_a_night_with_neither
 
 def test_the_due_list_names_each_contact_s_worker_by_staff_code_or_a_dash_when_nobody_has_it() -> None:
     summary = SUMMARY | {"completed": 0, "scheduled": 0, "due_today": 2, "open_contacts": 2}
-    due: dict[str, list[dict[str, Any]]] = {
-        "unit": [
-            {"case_ref": "CH-2026-000001", "kind": "victim_first_contact", "due_at": "T1", "staff_code": "S-017"},
-            {"case_ref": "CH-2026-000002", "kind": "perpetrator_checkin", "due_at": "T2", "staff_code": None},
-        ]
+    due: dict[str, dict[str, Any]] = {
+        "unit": {
+            "due": 2,
+            "first": [
+                {"case_ref": "CH-2026-000001", "kind": "victim_first_contact", "due_at": "T1", "staff_code": "S-017"},
+                {"case_ref": "CH-2026-000002", "kind": "perpetrator_checkin", "due_at": "T2", "staff_code": None},
+            ],
+        }
     }
     lines = night_markdown(summary, [], None, {}, {}, due).splitlines()
-    start = lines.index("Due today in unit:")
-    assert lines[start + 2 : start + 6] == [
+    start = lines.index("Due today in unit (2, soonest first):")
+    assert lines[start + 2 :] == [
         "| case | kind | due | worker |",
         "|---|---|---|---|",
         "| CH-2026-000001 | victim_first_contact | T1 | S-017 |",
         "| CH-2026-000002 | perpetrator_checkin | T2 | — |",
     ]
+    assert "more due today" not in "\n".join(lines)
+
+
+def test_a_due_list_cut_short_says_how_many_more_are_due() -> None:
+    summary = SUMMARY | {"completed": 0, "scheduled": 0, "due_today": 75, "open_contacts": 90}
+    first = [
+        {"case_ref": f"CH-2026-{n:06d}", "kind": "victim_followup", "due_at": "T", "staff_code": None} for n in (1, 2)
+    ]
+    text = night_markdown(summary, [], None, {}, {}, {"unit": {"due": 75, "first": first}})
+    assert "Due today in unit (75, soonest first):" in text
+    assert "| CH-2026-000002 | victim_followup | T | — |\n\nand 73 more due today in unit.\n" in text
 
 
 def test_a_night_with_no_cases_says_so() -> None:
@@ -119,6 +133,13 @@ def test_cases_no_worker_could_take_are_said_to_be_counted_in_one_ops_alert() ->
         "No eligible worker for 2 case(s): CH-2026-000001, CH-2026-000002 (counted in one ops alert queued tonight)."
         in text
     )
+
+
+def test_cases_no_worker_could_take_beyond_those_listed_are_counted() -> None:
+    refs = [f"CH-2026-{n:06d}" for n in range(1, CASE_REFS_SHOWN + 1)]
+    summary = SUMMARY | {"completed": 0, "scheduled": 0, "due_today": 0, "open_contacts": 98}
+    text = night_markdown(summary | {"unassigned_count": 98, "unassigned": refs}, [], None, {}, {})
+    assert f"No eligible worker for 98 case(s): {', '.join(refs)} and {98 - CASE_REFS_SHOWN} more (counted" in text
 
 
 def test_the_report_gives_missed_deadlines_by_level_and_what_became_of_the_alerts() -> None:
