@@ -80,6 +80,26 @@ def test_an_override_of_the_tier_alone_confirms_and_ends_the_unit_s_offer(routed
     assert "high risk" not in iasu("queue", "list", "--queue", "unit").stdout
 
 
+def test_the_queue_list_names_each_case_s_worker_by_staff_code(routed: dict[str, Any]) -> None:
+    # No roster yet: every case waits for a worker. One added to the unit takes the case pulled in by override.
+    assert iasu("staff", "add", "CH-UNI-07", "--queue", "unit", "--force", "cheshire").exit_code == 0
+    turned = json.loads(iasu("queue", "list", "--queue", "unit", "--json").stdout)["turned_away_for_capacity"]
+    ref = next(c["case_ref"] for c in turned if c["case_ref"].startswith("CH-"))
+    assert iasu("case", "override", ref, "--queue", "unit", "--by", "DS Example", "--reason", "x").exit_code == 0
+    listed = json.loads(iasu("queue", "list", "--json").stdout)["cases"]
+    with wiring.engine().connect() as conn:
+        internal: dict[str, int | None] = dict(conn.execute(select(CASES.c.case_ref, CASES.c.assigned_staff_id)).all())
+    assigned = {c["case_ref"]: c["assigned_to"] for c in listed if c["assigned_to"]}
+    # The unit's waiting Cheshire cases went to the new worker too; every other case still waits.
+    assert ref in assigned and set(assigned.values()) == {"CH-UNI-07"} and len(assigned) < len(listed)
+    assert {c["case_ref"] for c in listed if c["assigned_staff_id"]} == set(assigned)
+    assert all(c["assigned_staff_id"] == internal[c["case_ref"]] for c in listed)
+    shown = iasu("queue", "list").stdout.splitlines()
+    for case in listed:
+        [line] = [line for line in shown if f"  {case['case_ref']}  " in line]
+        assert line.endswith(f"  {case['assigned_to'] or 'unassigned'}")
+
+
 def test_reveal_shows_personal_fields_and_records_the_consultation(routed: dict[str, Any]) -> None:
     ref = json.loads(iasu("queue", "list", "--json").stdout)["cases"][0]["case_ref"]
     plain = iasu("case", "show", ref)

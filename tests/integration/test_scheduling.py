@@ -9,7 +9,7 @@ from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import Connection, func, select, text, update
+from sqlalchemy import Connection, func, select, text
 from typer.testing import CliRunner
 
 from iasu import wiring
@@ -235,28 +235,6 @@ def test_the_cli_records_an_outcome_once_and_schedules_the_next(weeks: dict[str,
     for queue in sorted(set(queue_of.values())):
         only = json.loads(runner.invoke(app, ["contact", "list", "--queue", queue, "--json"]).stdout)
         assert only == [c for c in listed if queue_of[c["case_ref"]] == queue], queue
-
-
-def test_the_queue_list_names_each_case_s_worker_by_staff_code(weeks: dict[str, Any]) -> None:
-    with wiring.engine().begin() as conn:
-        # One case waiting for a worker, as when its queue's staff are all full.
-        first = conn.execute(select(func.min(CASES.c.case_ref)).where(CASES.c.status == "open")).scalar_one()
-        conn.execute(update(CASES).where(CASES.c.case_ref == first).values(assigned_staff_id=None))
-        worker: dict[str, str | None] = dict(
-            conn.execute(
-                text(
-                    "SELECT c.case_ref, s.staff_code FROM cases c LEFT JOIN staff s ON s.id = c.assigned_staff_id "
-                    "WHERE c.status = 'open'"
-                )
-            ).all()
-        )
-    listed = json.loads(runner.invoke(app, ["queue", "list", "--json"]).stdout)["cases"]
-    assert {c["case_ref"]: c["assigned_to"] for c in listed} == worker
-    assert worker[first] is None and all(w for ref, w in worker.items() if ref != first)
-    shown = runner.invoke(app, ["queue", "list"]).stdout.splitlines()
-    for case in listed:
-        [line] = [line for line in shown if case["case_ref"] in line]
-        assert line.endswith(f"  {case['assigned_to'] or 'unassigned'}")
 
 
 def test_an_override_to_a_higher_tier_brings_pending_contacts_forward(weeks: dict[str, Any]) -> None:
