@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+from datetime import UTC
 from typing import Any
 
 from prefect import State, flow, get_run_logger
+from prefect.runtime import flow_run as this_run
 from prefect.states import Failed
 
 from iasu import wiring
 from iasu.db import ensure_current
 from iasu.errors import OperatorError
 from iasu.policy import get_policy
-from models.types import utcnow
 from tasks.notify import dispatch_alerts
 
 
 def _dispatch_run_name() -> str:
-    """A dispatch run's name in the UI: when it ran (UTC, as its schedule), not a generated word pair."""
-    return f"alert-dispatch-{utcnow():%Y-%m-%dT%H:%MZ}"
+    """A dispatch run's name in the UI: the slot it was scheduled for (UTC, as its schedule), not a word pair."""
+    # The schedule's slot, not the clock: a run the worker starts a moment early would be named for the minute
+    # before. A run started by hand is scheduled for the moment it was asked for.
+    slot = this_run.scheduled_start_time
+    return f"alert-dispatch-{slot.astimezone(UTC):%Y-%m-%dT%H:%MZ}"
 
 
 # A dispatch hung past its lease twice over (a connection that never answers) ends, so the next, every five

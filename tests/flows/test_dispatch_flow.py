@@ -234,3 +234,20 @@ def test_what_a_served_night_would_fail_on_at_2am_stops_serving_at_start_in_one_
     assert served.returncode == 2
     [line] = served.stderr.strip().splitlines()
     assert line.startswith(f"deployments.serve: {said}"), served.stderr
+
+
+def test_a_scheduled_dispatch_is_named_for_its_slot_not_the_minute_it_starts(configured: str) -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from prefect import get_client
+    from prefect.flow_engine import run_flow
+    from prefect.states import Scheduled
+
+    # A worker starts a run near its slot, often a fraction of a second before it: the UI names the slot. A slot
+    # five minutes gone tells the two apart (a future one would make the engine wait for it).
+    slot = datetime.now(UTC).replace(second=0, microsecond=0) - timedelta(minutes=5)
+    with get_client(sync_client=True) as client:
+        run = client.create_flow_run(alert_dispatch, state=Scheduled(scheduled_time=slot))
+        state = run_flow(alert_dispatch, flow_run=run, return_type="state")
+        assert state.is_completed(), state
+        assert client.read_flow_run(run.id).name == f"alert-dispatch-{slot:%Y-%m-%dT%H:%M}Z"
