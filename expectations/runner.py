@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,6 +20,7 @@ if TYPE_CHECKING:
 
 SUITE_DIR = Path(__file__).resolve().parent
 READABLE = "record_readable"
+RESULTS_DIR = "results"  # in a night's Data Docs folder: its validation results, the pages' source
 
 
 class ValidationError(RuntimeError):
@@ -150,12 +150,18 @@ def _ephemeral_context(docs_dir: Path) -> AbstractDataContext:
         ProgressBarsConfig,
     )
 
-    # Data Docs hold this night only: rebuilding a growing store every night would cost more each night.
-    shutil.rmtree(docs_dir, ignore_errors=True)
+    # Data Docs hold this night only (a store growing every night would cost more each night), but every
+    # file of it: the results are kept beside the night's pages, so a rerun that validates only a changed
+    # file still shows the files it took in before.
     docs_dir.mkdir(parents=True, exist_ok=True)
+    defaults = InMemoryStoreBackendDefaults(init_temp_docs_sites=False)
+    defaults.stores[defaults.validation_results_store_name]["store_backend"] = {
+        "class_name": "TupleFilesystemStoreBackend",
+        "base_directory": str(docs_dir / RESULTS_DIR),
+    }
     # No progress bars on stderr.
     config = DataContextConfig(
-        store_backend_defaults=InMemoryStoreBackendDefaults(init_temp_docs_sites=False),
+        store_backend_defaults=defaults,
         analytics_enabled=False,
         progress_bars=ProgressBarsConfig(globally=False, metric_calculations=False),
         data_docs_sites={

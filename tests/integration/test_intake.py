@@ -665,6 +665,22 @@ def test_the_database_holds_no_clear_personal_data(configured: str, inbox: Path,
     assert leaks(docs, needles) == []
 
 
+def test_a_rerun_validating_one_changed_file_keeps_the_night_s_other_files_in_its_data_docs(
+    configured: str, inbox: Path, tmp_path: Path
+) -> None:
+    files = input_files(inbox, DAY)
+    run_files(files, tmp_path, data_docs=True)
+    index = tmp_path / "docs" / DAY.isoformat() / "index.html"
+    assert all(f.name in index.read_text() for f in files)
+    # A corrected export of one source comes in again; the others are the same bytes and are not validated again.
+    police = next(f for f in files if f.name.startswith("police_rms"))
+    police.write_bytes(police.read_bytes().rstrip(b"\r\n").rsplit(b"\r\n", 1)[0] + b"\r\n")
+    statuses = {c.file: c.status for c in run_files(files, tmp_path, data_docs=True)}  # as a new process would
+    assert statuses[police.name] == "loaded" and {s for f, s in statuses.items() if f != police.name} == {"repeat"}
+    shown = index.read_text()
+    assert all(f.name in shown for f in files), [f.name for f in files if f.name not in shown]
+
+
 def _generated(tmp_path: Path, prefix: str) -> Path:
     """One clean generated export of the day, by source prefix."""
     inbox = tmp_path / "inbox"
