@@ -239,7 +239,7 @@ def test_what_a_served_night_would_fail_on_at_2am_stops_serving_at_start_in_one_
 def test_a_scheduled_dispatch_is_named_for_its_slot_not_the_minute_it_starts(configured: str) -> None:
     from datetime import UTC, datetime, timedelta
 
-    from prefect import get_client
+    from prefect import State, get_client
     from prefect.flow_engine import run_flow
     from prefect.states import Scheduled
 
@@ -249,5 +249,5 @@ def test_a_scheduled_dispatch_is_named_for_its_slot_not_the_minute_it_starts(con
     with get_client(sync_client=True) as client:
         run = client.create_flow_run(alert_dispatch, state=Scheduled(scheduled_time=slot))
         state = run_flow(alert_dispatch, flow_run=run, return_type="state")
-        assert state.is_completed(), state
+        assert isinstance(state, State) and state.is_completed(), state
         assert client.read_flow_run(run.id).name == f"alert-dispatch-{slot:%Y-%m-%dT%H:%M}Z"
