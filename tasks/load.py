@@ -371,10 +371,11 @@ def quarantine(
     index: BlindIndex,
     now: datetime,
 ) -> tuple[int, int]:
-    """Store failed rows with their reasons (raw content encrypted); returns (quarantined, already open).
+    """Store failed rows with their reasons (raw content encrypted); returns (quarantined, already there).
 
-    A row identical to one already waiting in quarantine (a resent file) is a
-    duplicate, found by a keyed hash of its text, not a second entry.
+    A row identical to one already in quarantine (a resent file) is a duplicate,
+    found by a keyed hash of its text, not a second entry: whether its entry still
+    waits or was settled, by a corrected row or by hand, a resend must not reopen it.
     """
     values = [
         {
@@ -396,7 +397,6 @@ def quarantine(
     known = set(
         conn.execute(
             select(q.raw_index).where(
-                q.status == QuarantineStatus.open,
                 q.source == source,
                 one_of(conn, q.raw_index, [v["raw_index"] for v in values]),
             )

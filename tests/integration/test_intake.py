@@ -315,6 +315,24 @@ def test_a_bad_row_sent_again_while_its_entry_is_open_is_a_duplicate_not_a_secon
     assert counts(configured)["quarantine_open"] == 1
 
 
+def test_a_bad_row_sent_again_after_its_entry_was_settled_is_a_duplicate_not_a_new_entry(
+    configured: str, tmp_path: Path
+) -> None:
+    """Once its corrected referral came, the same bad row resent (with another line changed) reopens nothing."""
+    police, header, broken = police_export_and_a_bad_copy_of_its_first_row(tmp_path)
+    sent, resent = tmp_path / "sent" / DAY.isoformat(), tmp_path / "resent" / DAY.isoformat()
+    for folder, data in ((sent, [header, broken]), (resent, [header, broken, b""])):  # new bytes, same bad row
+        folder.mkdir(parents=True)
+        (folder / police.name).write_bytes(b"\r\n".join(data) + b"\r\n")
+    assert run_files([sent / police.name], tmp_path)[0].quarantined == 1
+    assert run_files([police], tmp_path)[0].quarantine_resolved == 1  # the agency's corrected export
+    [again] = run_files([resent / police.name], tmp_path)
+    assert (again.status, again.quarantined, again.duplicates, again.quarantine_resolved) == ("loaded", 0, 1, 0)
+    with wiring.engine().connect() as conn:
+        statuses = conn.execute(select(QuarantineEntry.__table__.c.status)).scalars().all()  # type: ignore[attr-defined]
+    assert statuses == ["resolved"]
+
+
 def test_a_bad_copy_of_a_referral_already_stored_is_quarantined_and_resolved_at_once(
     configured: str, tmp_path: Path
 ) -> None:

@@ -240,6 +240,12 @@ def test_an_entry_is_resolved_when_staff_record_its_outcome_by_hand(contacts: di
     assert "1 quarantined contacts-feed row(s) resolved" in out.stdout
     with wiring.engine().connect() as conn:
         assert conn.execute(select(QUARANTINE.c.status)).scalars().all() == ["resolved"]
+    # The feed sent again with another line changed: its settled row is the same row, not a new entry to settle.
+    feed.write_text(HEADER + _row(FIRST, outcome="complete") + "\n" + _row(SECOND) + "\n", encoding="utf-8")
+    again = _ingest(feed, NightValidator(tmp_path / "docs"))
+    assert (again.received, again.loaded, again.duplicates, again.quarantined) == (2, 1, 1, 0)
+    with wiring.engine().connect() as conn:
+        assert conn.execute(select(QUARANTINE.c.status)).scalars().all() == ["resolved"]
 
 
 def test_an_entry_whose_kind_did_not_read_is_left_to_staff_not_closed_by_another_contact_s_outcome(
