@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 import textwrap
+from collections import Counter
 from dataclasses import dataclass
 from typing import Any
 
@@ -16,6 +17,8 @@ MAX_SECTION_CHARS = 3000  # Block Kit's limit per section text
 # chat.postMessage refuses blocks holding more than about 12,000 characters of text in all
 # (msg_blocks_too_long), whatever the per-block limits allow: a grouped message stays below with margin.
 MAX_MESSAGE_CHARS = 11_000
+# A grouped message's kinds of alert, named in this order in its header and its plain text.
+GROUPED_KINDS = {"new_high_risk": "new high-risk", "missed_contact": "missed contact", "digest": "digest", "ops": "ops"}
 GROUPED_OPS_CHARS = 1000  # an ops event in a grouped message: its summary, cut where it would crowd the rest
 # Dedupe keys ending in a case number (new_high_risk:CH-2026-000123) run on across a night's new cases.
 NUMBERED_KEY = re.compile(r"^(.*-)(\d{6})$")
@@ -171,6 +174,7 @@ def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
     current: list[str] = []
     keys: list[str] = []
     refs: list[str] = []
+    kinds: Counter[str] = Counter()  # alerts of each kind in the message being built
     chars = 0  # text characters in the message being built
 
     def close_section() -> None:
@@ -182,14 +186,16 @@ def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
         nonlocal chars
         close_section()
         if keys:
-            header = _section(f":warning: {len(keys)} alerts for this channel")
-            text = f"{len(keys)} alerts{': ' if refs else ''}{', '.join(refs)}"[:MAX_SECTION_CHARS]
+            # The plain text is what a notification shows: it says what the alerts are, not only how many.
+            what = ", ".join(f"{kinds[k]} {label}" for k, label in GROUPED_KINDS.items() if kinds[k])
+            header = _section(f":warning: {len(keys)} alerts for this channel: {what}")
+            text = f"{len(keys)} alerts ({what}){': ' if refs else ''}{', '.join(refs)}"[:MAX_SECTION_CHARS]
             messages.append(Message(text=text, blocks=[header, *map(_section, sections)], dedupe_keys=list(keys)))
-        for bucket in (sections, keys, refs):
+        for bucket in (sections, keys, refs, kinds):
             bucket.clear()
         chars = 0
 
-    for line, line_keys, line_refs in _group_lines(items):
+    for line, kind, line_keys, line_refs in _group_lines(items):
         if keys and chars + len(line) + 1 > MAX_MESSAGE_CHARS - 100:  # room for the header line
             close_message()
         if current and sum(len(x) + 1 for x in current) + len(line) > MAX_SECTION_CHARS:
@@ -199,14 +205,15 @@ def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
         current.append(line)
         keys.extend(line_keys)
         refs.extend(line_refs)
+        kinds[kind] += len(line_keys)
         chars += len(line) + 1
     close_message()
     return messages
 
 
-def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str, list[str], list[str]]]:
+def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str, str, list[str], list[str]]]:
     """One line per alert, except new high-risk cases: consecutive references as one line (a night's are)."""
-    lines: list[tuple[str, list[str], list[str]]] = []
+    lines: list[tuple[str, str, list[str], list[str]]] = []
     announced: list[tuple[str, int, str, str]] = []  # (prefix and year, number, reference, dedupe key)
     for kind, payload, key in items:
         prefix, _, number = str(payload.get("case_ref", "")).rpartition("-")
@@ -214,14 +221,14 @@ def _group_lines(items: list[tuple[str, dict[str, Any], str]]) -> list[tuple[str
             announced.append((prefix, int(number), payload["case_ref"], key))
         else:
             refs = [str(payload["case_ref"])] if payload.get("case_ref") else []  # digests and ops name no case
-            lines.append((_group_line(kind, payload, key), [key], refs))
+            lines.append((_group_line(kind, payload, key), kind, [key], refs))
     run: list[tuple[str, int, str, str]] = []
 
     def close_run() -> None:
         if run:
             first, last = run[0][2], run[-1][2]
             span = f"*{first}*" if len(run) == 1 else f"*{first}* to *{last}* ({len(run)} cases)"
-            lines.append((f"• new high-risk: {span}", [r[3] for r in run], [r[2] for r in run]))
+            lines.append((f"• new high-risk: {span}", "new_high_risk", [r[3] for r in run], [r[2] for r in run]))
             run.clear()
 
     for entry in sorted(announced):

@@ -130,6 +130,17 @@ def test_a_digest_or_ops_event_grouped_with_other_alerts_still_says_what_it_is()
     assert "*-*" not in listed and " -," not in message.text  # no stand-in for a reference that is not there
 
 
+def test_a_grouped_message_s_notification_text_says_what_kinds_of_alert_it_holds() -> None:
+    digest = {"date": "2026-11-02", "overdue_by_level": {"1": 9}, "overdue_by_queue": {"unit": 4}, "due_today": 3}
+    items = [("new_high_risk", announced(f"CH-2026-{n:06d}"), f"new_high_risk:CH-2026-{n:06d}") for n in range(1, 16)]
+    items += [("missed_contact", missed(n), f"missed:{n}:L2") for n in (40, 41)]
+    items += [("digest", digest, "digest:C0UNIT:2026-11-02")]
+    [message] = grouped(items)
+    assert message.text.startswith("18 alerts (15 new high-risk, 2 missed contact, 1 digest): CH-2026-000040, ")
+    header = message.blocks[0]["text"]["text"]
+    assert header == ":warning: 18 alerts for this channel: 15 new high-risk, 2 missed contact, 1 digest"
+
+
 def test_an_ops_alert_shows_outside_text_as_text_never_as_a_mention_or_a_link() -> None:
     payload = {"event": "file_held", "file": "x_<!channel>_<https://example.org|see> & co.csv", "reason": "a < b"}
     message = render("ops", payload, "ops:file_held:x")
