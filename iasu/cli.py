@@ -245,14 +245,14 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     typer.echo(
         f"{summary['run_date']}: received {summary['received']}, loaded {summary['loaded']}, "
         f"duplicates {summary['duplicates']}, quarantined {summary['quarantined']}, "
-        f"held {summary['held_rows']} in {summary['held_files']} file(s)"
+        f"held {summary['held_rows']} (in {summary['held_files']} held file(s))"
     )
     feed = summary.get("contacts_feed")
     if feed and feed["files"]:  # the feed's own totals: the line above counts the referral files alone
         typer.echo(
             f"  contacts feed: received {feed['received']}, applied {feed['applied']}, "
             f"duplicates {feed['duplicates']}, quarantined {feed['quarantined']}, "
-            f"held {feed['held_rows']} in {feed['held_files']} file(s)"
+            f"held {feed['held_rows']} (in {feed['held_files']} held file(s))"
         )
     for f in summary.get("file_counts", []):
         typer.echo(

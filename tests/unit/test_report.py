@@ -160,5 +160,5 @@ def test_the_command_line_summary_gives_the_contacts_feed_its_own_line(capsys: p
     feed = {"files": 1, "received": 1, "applied": 0, "duplicates": 0, "quarantined": 0, "held_rows": 1}
     _print_summary(SUMMARY | {"contacts_feed": feed | {"held_files": 1}}, as_json=False)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "2026-11-02: received 0, loaded 0, duplicates 0, quarantined 0, held 0 in 0 file(s)"
-    assert lines[1] == "  contacts feed: received 1, applied 0, duplicates 0, quarantined 0, held 1 in 1 file(s)"
+    assert lines[0] == "2026-11-02: received 0, loaded 0, duplicates 0, quarantined 0, held 0 (in 0 held file(s))"
+    assert lines[1] == "  contacts feed: received 1, applied 0, duplicates 0, quarantined 0, held 1 (in 1 held file(s))"
