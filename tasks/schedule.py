@@ -426,7 +426,11 @@ def due_list(conn: Connection, *, run_date: date, timezone: str) -> dict[str, di
     soonest = (c.due_at, k.case_ref, c.kind)
     ranked = (
         select(
-            *(k.queue, k.case_ref, c.kind, c.due_at, s.staff_code),
+            k.queue,
+            k.case_ref,
+            c.kind,
+            c.due_at,
+            s.staff_code,
             func.row_number().over(partition_by=k.queue, order_by=soonest).label("place"),
             func.count().over(partition_by=k.queue).label("due"),
         )
