@@ -39,7 +39,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.dialects.postgresql import JSONB
 
 from iasu.privacy import BlindIndex, FieldCipher
-from models import Person, QuarantineEntry, QuarantineStatus, Referral
+from models import IngestBatch, Person, QuarantineEntry, QuarantineStatus, Referral
 from models.referrals import PERSON_FIELDS
 from models.types import UTCDateTime
 from rules.codes import SDASH_COLUMNS, PersonRole
@@ -49,6 +49,7 @@ from tasks.bulk import copy_insert, copy_rows, one_of
 REFERRALS = Referral.__table__  # type: ignore[attr-defined]
 PEOPLE = Person.__table__  # type: ignore[attr-defined]
 QUARANTINE = QuarantineEntry.__table__  # type: ignore[attr-defined]
+BATCHES = IngestBatch.__table__  # type: ignore[attr-defined]
 
 PREFIX = {PersonRole.victim: "victim", PersonRole.perpetrator: "perp"}
 REFERRAL_COLUMNS = (
@@ -373,9 +374,11 @@ def quarantine(
 ) -> tuple[int, int]:
     """Store failed rows with their reasons (raw content encrypted); returns (quarantined, already there).
 
-    A row identical to one already in quarantine (a resent file) is a duplicate,
-    found by a keyed hash of its text, not a second entry: whether its entry still
-    waits or was settled, by a corrected row or by hand, a resend must not reopen it.
+    A row identical to one waiting in quarantine (a resent file) is a duplicate,
+    found by a keyed hash of its text, not a second entry; so is one identical to an
+    entry of the same night already settled (by a corrected row or by hand), which a
+    rerun of that night must not reopen. Another night's identical row is new: a
+    contacts-feed row that fails the same way each week reads the same each time.
     """
     values = [
         {
@@ -393,12 +396,15 @@ def quarantine(
     ]
     if not values:
         return 0, 0
-    q = QUARANTINE.c
+    q, b = QUARANTINE.c, BATCHES.c
+    this_night = select(b.run_date).where(b.id == batch_id).scalar_subquery()
+    settled_tonight = q.batch_id.in_(select(b.id).where(b.run_date == this_night))
     known = set(
         conn.execute(
             select(q.raw_index).where(
                 q.source == source,
                 one_of(conn, q.raw_index, [v["raw_index"] for v in values]),
+                or_(q.status == QuarantineStatus.open, settled_tonight),
             )
         ).scalars()
     )

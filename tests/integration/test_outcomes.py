@@ -187,10 +187,10 @@ def _row(
     return f"{ref},{KIND},{when},{outcome},{new_date},{by}"
 
 
-def _ingest(path: Path, validator: NightValidator) -> FileCounts:
+def _ingest(path: Path, validator: NightValidator, run_date: date = RUN) -> FileCounts:
     return ingest_contacts_path(
         path,
-        run_date=RUN,
+        run_date=run_date,
         night_run_id=None,
         actor="test",
         engine=wiring.engine(),
@@ -246,6 +246,16 @@ def test_an_entry_is_resolved_when_staff_record_its_outcome_by_hand(contacts: di
     assert (again.received, again.loaded, again.duplicates, again.quarantined) == (2, 1, 1, 0)
     with wiring.engine().connect() as conn:
         assert conn.execute(select(QUARANTINE.c.status)).scalars().all() == ["resolved"]
+    # The same text on a later night's feed is a new report failing the same way (a contact recorded each week
+    # with the same slip reads the same each time): staff see it.
+    later = tmp_path / "later" / f"contacts_{RUN.isoformat()}.csv"
+    later.parent.mkdir()
+    later.write_text(HEADER + _row(FIRST, outcome="complete") + "\n" + _row(SECOND, by="Y") + "\n", encoding="utf-8")
+    next_week = _ingest(later, NightValidator(tmp_path / "docs"), run_date=date(2026, 10, 27))
+    assert (next_week.status, next_week.quarantined) == ("loaded", 1)
+    with wiring.engine().connect() as conn:
+        statuses = conn.execute(select(QUARANTINE.c.status).order_by(QUARANTINE.c.id)).scalars().all()
+    assert statuses == ["resolved", "open"]
 
 
 def test_an_entry_whose_kind_did_not_read_is_left_to_staff_not_closed_by_another_contact_s_outcome(
