@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 SUITE_DIR = Path(__file__).resolve().parent
 READABLE = "record_readable"
+ATTEMPT = re.compile(r" \(attempt \d+\)$")  # a file validated again in one night: "name (attempt 2)"
 RESULTS_DIR = "results"  # in a night's Data Docs folder: its validation results, the pages' source
 
 
@@ -57,6 +59,14 @@ class NightValidator:
     def _ctx(self) -> AbstractDataContext:
         if self._context is None:
             self._context = _ephemeral_context(self.docs_dir)
+            # A rerun of the night in another process finds the earlier runs' results: their names go on
+            # counting, so the night's index tells each run of a file apart by name, not by its time alone.
+            from great_expectations.data_context.types.resource_identifiers import ValidationResultIdentifier
+
+            for key in self._context.validation_results_store.list_keys():
+                if isinstance(key, ValidationResultIdentifier):
+                    asset = ATTEMPT.sub("", key.expectation_suite_identifier.name.partition(":")[2])
+                    self._used[asset] = self._used.get(asset, 0) + 1
         return self._context
 
     def validate(

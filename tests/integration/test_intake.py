@@ -697,6 +697,8 @@ def test_a_rerun_validating_one_changed_file_keeps_the_night_s_other_files_in_it
     assert statuses[police.name] == "loaded" and {s for f, s in statuses.items() if f != police.name} == {"repeat"}
     shown = index.read_text()
     assert all(f.name in shown for f in files), [f.name for f in files if f.name not in shown]
+    # The corrected file's second run is told apart by name, though each run had a process of its own.
+    assert f"{police.name} (attempt 2)" in shown and f"{police.name} (attempt 3)" not in shown
 
 
 def _generated(tmp_path: Path, prefix: str) -> Path:
