@@ -187,7 +187,8 @@ def grouped(items: list[tuple[str, dict[str, Any], str]]) -> list[Message]:
         close_section()
         if keys:
             # The plain text is what a notification shows: it says what the alerts are, not only how many.
-            what = ", ".join(f"{kinds[k]} {label}" for k, label in GROUPED_KINDS.items() if kinds[k])
+            named = [*GROUPED_KINDS, *sorted(set(kinds) - set(GROUPED_KINDS))]  # a kind not named: its code
+            what = ", ".join(f"{kinds[k]} {GROUPED_KINDS.get(k, k)}" for k in named if kinds[k])
             header = _section(f":warning: {len(keys)} alerts for this channel: {what}")
             text = f"{len(keys)} alerts ({what}){': ' if refs else ''}{', '.join(refs)}"[:MAX_SECTION_CHARS]
             messages.append(Message(text=text, blocks=[header, *map(_section, sections)], dedupe_keys=list(keys)))
