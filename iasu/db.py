@@ -10,6 +10,7 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from iasu.errors import OperatorError
 from models import SCHEMA_REVISION
+from models.db import sqlite_file
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -72,8 +73,8 @@ def ensure_current(engine: Engine) -> None:
 
 def current_revision(engine: Engine) -> str | None:
     """The revision the database records, None when it has no schema yet."""
-    database = engine.url.database
-    if engine.dialect.name == "sqlite" and database not in (None, "", ":memory:") and not Path(database).exists():
+    database = sqlite_file(engine.url) if engine.dialect.name == "sqlite" else None
+    if database is not None and not Path(database).exists():
         return None  # connecting would create the file: a command refused for want of a schema leaves none
     try:
         with engine.connect() as conn:

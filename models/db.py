@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import Engine, event
+from sqlalchemy import URL, Engine, event, make_url
 from sqlalchemy.engine import ExceptionContext
 from sqlmodel import Session, create_engine
 
@@ -24,13 +24,21 @@ PG_CONNECT_ARGS: dict[str, Any] = {
 }
 
 
+def sqlite_file(url: URL) -> str | None:
+    """The file a SQLite URL names; None for an in-memory database or a URI filename (`?uri=true`), left to SQLite."""
+    if url.database in (None, "", ":memory:") or url.query.get("uri"):
+        return None
+    return url.database
+
+
 def make_engine(url: str, **kwargs: Any) -> Engine:
     """Create an engine; SQLite gets foreign keys, WAL and a busy timeout, as PostgreSQL has by nature.
 
     Parameters are hidden from error messages: they can hold personal values, and errors reach logs.
     """
-    if url.startswith("sqlite:///"):
-        path = Path(url.removeprefix("sqlite:///"))
+    parsed = make_url(url)
+    if parsed.get_backend_name() == "sqlite":
+        path = Path(sqlite_file(parsed) or ":memory:")
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True, **kwargs
         )

@@ -232,6 +232,9 @@ def test_a_command_refused_for_want_of_a_sqlite_database_leaves_no_file_or_folde
         assert not (tmp_path / "mistyped").exists(), args
     assert iasu("db", "upgrade", env=changed, cwd=tmp_path).returncode == 0
     assert missing.is_file() and iasu("status", env=changed, cwd=tmp_path).returncode == 0
+    # The same database named as a URI filename is SQLite's to open, not a missing file.
+    as_uri = {**env, "IASU_DATABASE_URL": f"sqlite:///file:{missing}?uri=true"}
+    assert iasu("status", env=as_uri, cwd=tmp_path).returncode == 0
 
 
 def test_an_unreachable_database_is_named_without_its_password_wherever_the_url_carries_it(
