@@ -84,7 +84,6 @@ def ready_for_nights(inbox: Path | None) -> Path:
 
 def _writable(var_dir: Path) -> None:
     """The night writes its Data Docs (and the demo its outbox) under IASU_VAR_DIR: made now or refused in one line."""
-
     try:
         var_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:

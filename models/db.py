@@ -38,7 +38,7 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
     """
     parsed = make_url(url)
     if parsed.get_backend_name() == "sqlite":
-        path = Path(sqlite_file(parsed) or ":memory:")
+        database = sqlite_file(parsed)
         engine = create_engine(
             url, connect_args={"check_same_thread": False, "timeout": 30}, hide_parameters=True, **kwargs
         )
@@ -47,8 +47,8 @@ def make_engine(url: str, **kwargs: Any) -> Engine:
         # database refuses before connecting, and so leaves nothing behind.
         @event.listens_for(engine, "do_connect")
         def _sqlite_folder(*_args: Any) -> None:
-            if str(path) != ":memory:":
-                path.parent.mkdir(parents=True, exist_ok=True)
+            if database is not None:
+                Path(database).parent.mkdir(parents=True, exist_ok=True)
 
         @event.listens_for(engine, "connect")
         def _sqlite_pragmas(dbapi_conn: Any, _record: Any) -> None:

@@ -21,17 +21,16 @@ from expectations.runner import NightValidator
 from iasu import wiring
 from iasu.policy import get_policy
 from iasu.privacy import BlindIndex, FieldCipher
-from models import BatchStatus, IngestBatch
+from models import BatchStatus
 from models.types import utcnow
 from rules.gate import RowCountGate, is_size_hold, row_count_hold_reason
 from tasks import audit
 from tasks.adapters import NO_ADAPTER, adapt, run_name, shown_name
 from tasks.adapters.canonical import FileHeld, read_bytes
 from tasks.collector import gc_paused
-from tasks.load import QuarantinedRow, load_accepted, quarantine, stage_rows
+from tasks.load import BATCHES, QuarantinedRow, load_accepted, quarantine, stage_rows
 from tasks.outbox import outbox_row, queue_alert
 
-BATCHES = IngestBatch.__table__  # type: ignore[attr-defined]
 UNREAD = ""  # the digest of a file that could not be read: its batch is kept under its night and name alone
 GATE_HISTORY = 10  # recent files of the same source the row-count gate compares against
 

@@ -33,8 +33,8 @@ from tasks import audit
 from tasks.adapters import run_name, shown_name
 from tasks.audit import AUDIT
 from tasks.bulk import copy_insert, copy_insert_returning, one_of, update_rows
-from tasks.ingest import BATCHES, FileCounts, hold_unread, insert_batch, record_held, seen_before
-from tasks.load import QuarantinedRow, quarantine, resolve_quarantined_keys
+from tasks.ingest import FileCounts, hold_unread, insert_batch, record_held, seen_before
+from tasks.load import BATCHES, QuarantinedRow, quarantine, resolve_quarantined_keys
 from tasks.locks import casework_lock
 
 CASES = Case.__table__  # type: ignore[attr-defined]

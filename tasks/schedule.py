@@ -390,14 +390,20 @@ def _run_day(run_date: date, timezone: str) -> tuple[datetime, datetime]:
     return end_of_day(date.fromordinal(run_date.toordinal() - 1), timezone), end_of_day(run_date, timezone)
 
 
+def _due_on(run_date: date, timezone: str) -> ColumnElement[bool]:
+    """A contact still pending and due on the run date (local): the night's counts and lists all mean this."""
+    c = CONTACTS.c
+    start, end = _run_day(run_date, timezone)
+    return and_(c.status == ContactStatus.pending, c.due_at > start, c.due_at <= end)
+
+
 def contact_counts(conn: Connection, *, run_date: date, timezone: str) -> dict[str, int]:
     """Pending contacts in all, and those due on the run date (local)."""
     c = CONTACTS.c
-    start, end = _run_day(run_date, timezone)
     row = conn.execute(
         select(
             func.count().filter(c.status == ContactStatus.pending),
-            func.count().filter(and_(c.status == ContactStatus.pending, c.due_at > start, c.due_at <= end)),
+            func.count().filter(_due_on(run_date, timezone)),
         )
     ).one()
     return {"open_contacts": int(row[0]), "due_today": int(row[1])}
@@ -406,11 +412,10 @@ def contact_counts(conn: Connection, *, run_date: date, timezone: str) -> dict[s
 def due_today_by_queue(conn: Connection, *, run_date: date, timezone: str) -> dict[str, int]:
     """Pending contacts due on the run date (local), per queue of their case: each queue's digest says its own."""
     c, k = CONTACTS.c, CASES.c
-    start, end = _run_day(run_date, timezone)
     rows = conn.execute(
         select(k.queue, func.count())
         .join(CASES, k.id == c.case_id)
-        .where(c.status == ContactStatus.pending, c.due_at > start, c.due_at <= end)
+        .where(_due_on(run_date, timezone))
         .group_by(k.queue)
     )
     return {queue: int(n) for queue, n in rows}
@@ -422,7 +427,6 @@ DUE_LIST_LIMIT = 50  # per queue in the night's artifact; the rest are counted
 def due_list(conn: Connection, *, run_date: date, timezone: str) -> dict[str, dict[str, Any]]:
     """Contacts due on the run date, per queue: how many, and the soonest with local due time and worker's code."""
     c, k, s = CONTACTS.c, CASES.c, STAFF.c
-    start, end = _run_day(run_date, timezone)
     soonest = (c.due_at, k.case_ref, c.kind)
     ranked = (
         select(
@@ -436,7 +440,7 @@ def due_list(conn: Connection, *, run_date: date, timezone: str) -> dict[str, di
         )
         .join(CASES, k.id == c.case_id)
         .outerjoin(STAFF, s.id == c.assigned_staff_id)
-        .where(c.status == ContactStatus.pending, c.due_at > start, c.due_at <= end)
+        .where(_due_on(run_date, timezone))
         .subquery()
     )
     rows = conn.execute(select(ranked).where(ranked.c.place <= DUE_LIST_LIMIT).order_by(ranked.c.queue, ranked.c.place))
