@@ -405,7 +405,9 @@ def case_show(
         )
     typer.echo("  history:")
     for event in shown["history"]:
-        typer.echo(f"    - {event['at']} {event['action']} by {event['actor']}")
+        details = event["details"]
+        what = f" ({details['kind']}: {details['outcome']})" if event["action"] == "contact_outcome" else ""
+        typer.echo(f"    - {event['at']} {event['action']}{what} by {event['actor']}")
     if reveal:
         typer.echo("  personal fields (this consultation is recorded in the audit log):")
         for person in shown["revealed"]["people"]:

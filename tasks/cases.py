@@ -60,22 +60,26 @@ def show_case(conn: Connection, case_ref: str) -> dict[str, Any]:
         .where(r.case_id == row["id"])
         .order_by(r.received_date, r.id)
     ).all()
+    c, s = CONTACTS.c, STAFF.c
+    contacts = conn.execute(
+        select(c.id, c.kind, c.due_at, c.original_due_at, c.status, c.attempts, c.outcome, c.completed_at, s.staff_code)
+        .outerjoin(STAFF, s.id == c.assigned_staff_id)
+        .where(c.case_id == row["id"])
+        .order_by(c.original_due_at, c.id)
+    ).all()
     referral_ids = [str(ref.id) for ref in referrals]
+    # A contact's outcomes are audited against the contact: a supervisor asking "was the victim contacted?"
+    # sees each attempt, who recorded it and from which feed, not only where the contact ended.
+    contact_ids = [str(k.id) for k in contacts]
     a = AUDIT_EVENTS.c
     history = conn.execute(
         select(a.at, a.actor, a.os_user, a.action, a.details)
         .where(
             ((a.entity == "cases") & (a.entity_id == case_ref))
             | ((a.entity == "referrals") & a.entity_id.in_(referral_ids))
+            | ((a.entity == "contacts") & a.entity_id.in_(contact_ids))
         )
         .order_by(a.at, a.id)
-    ).all()
-    c, s = CONTACTS.c, STAFF.c
-    contacts = conn.execute(
-        select(c.kind, c.due_at, c.original_due_at, c.status, c.attempts, c.outcome, c.completed_at, s.staff_code)
-        .outerjoin(STAFF, s.id == c.assigned_staff_id)
-        .where(c.case_id == row["id"])
-        .order_by(c.original_due_at, c.id)
     ).all()
     return {
         "case_ref": row["case_ref"],

@@ -657,3 +657,27 @@ def test_case_show_says_what_became_of_each_contact(weeks: dict[str, Any]) -> No
     assert done and all(c["outcome"] and c["completed_at"] and c["attempts"] >= 1 for c in done)
     plain = runner.invoke(app, ["case", "show", ref]).stdout
     assert "  contacts:\n" in plain and f"{done[0]['kind']} due {done[0]['due_at']} done (" in plain
+
+
+def test_case_show_history_lists_each_outcome_recorded_against_the_case_s_contacts(weeks: dict[str, Any]) -> None:
+    """Not only where each contact ended: every attempt recorded, by whom and from where, in the case's history."""
+    with wiring.engine().connect() as conn:
+        ref, recorded = conn.execute(
+            text(
+                "SELECT k.case_ref, count(*) FROM audit_events a"
+                " JOIN contacts c ON a.entity = 'contacts' AND a.entity_id = CAST(c.id AS TEXT)"
+                " JOIN cases k ON k.id = c.case_id WHERE a.action = 'contact_outcome'"
+                " GROUP BY k.case_ref ORDER BY count(*) DESC, k.case_ref LIMIT 1"
+            )
+        ).one()
+    assert recorded >= 2  # the simulated weeks record several outcomes for some case (a no answer, then done)
+    shown = json.loads(runner.invoke(app, ["case", "show", ref, "--json"]).stdout)
+    outcomes = [h for h in shown["history"] if h["action"] == "contact_outcome"]
+    assert len(outcomes) == recorded
+    kinds = {c["kind"] for c in shown["contacts"]}
+    assert all(h["details"]["case_ref"] == ref and h["details"]["kind"] in kinds for h in outcomes)
+    assert [h["at"] for h in shown["history"]] == sorted(h["at"] for h in shown["history"])  # one timeline
+    assert shown["history"][0]["action"] == "decide"  # the case's own events are still there, first
+    plain = runner.invoke(app, ["case", "show", ref]).stdout
+    first, details = outcomes[0], outcomes[0]["details"]
+    assert f"{first['at']} contact_outcome ({details['kind']}: {details['outcome']}) by {first['actor']}" in plain
