@@ -231,6 +231,14 @@ def _batch(counts: dict[str, Any]) -> str:
 SUMMARY_KEYS = ("run_date", "received", "loaded", "duplicates", "quarantined", "held_files", "held_rows")
 
 
+def _set_aside(counts: dict[str, Any]) -> str:
+    """The rows a night's files (or its contacts feed) did not take in, and why, as the summary line ends."""
+    return (
+        f"duplicates {counts['duplicates']}, quarantined {counts['quarantined']}, "
+        f"held {counts['held_rows']} (in {counts['held_files']} held file(s))"
+    )
+
+
 def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
     # Held files with the batch id `iasu batch release` takes: found here, not only in the ops alert on Slack.
     held = [
@@ -243,17 +251,11 @@ def _print_summary(summary: dict[str, Any], as_json: bool) -> None:
         typer.echo(json.dumps(shown | {"held_batches": held}, sort_keys=False))
         return
     typer.echo(
-        f"{summary['run_date']}: received {summary['received']}, loaded {summary['loaded']}, "
-        f"duplicates {summary['duplicates']}, quarantined {summary['quarantined']}, "
-        f"held {summary['held_rows']} (in {summary['held_files']} held file(s))"
+        f"{summary['run_date']}: received {summary['received']}, loaded {summary['loaded']}, {_set_aside(summary)}"
     )
     feed = summary.get("contacts_feed")
     if feed and feed["files"]:  # the feed's own totals: the line above counts the referral files alone
-        typer.echo(
-            f"  contacts feed: received {feed['received']}, applied {feed['applied']}, "
-            f"duplicates {feed['duplicates']}, quarantined {feed['quarantined']}, "
-            f"held {feed['held_rows']} (in {feed['held_files']} held file(s))"
-        )
+        typer.echo(f"  contacts feed: received {feed['received']}, applied {feed['applied']}, {_set_aside(feed)}")
     for f in summary.get("file_counts", []):
         typer.echo(
             f"  {f['file']}: {f['status']}, received {f['received']}, loaded {f['loaded']}, "
