@@ -51,16 +51,23 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any] | State
     get_policy()  # an invalid policy stops the night before anything is read or written
     inbox_dir = inbox or settings.inbox
     paths = input_files(inbox_dir, run_date)
+    docs_dir = settings.var_dir / "data_docs" / run_date.isoformat()
+    try:
+        # Made before the night starts, if it has files to validate: a path that cannot be its folder (a file
+        # left there, a folder of another owner) is refused in one line, not found by the first validation.
+        if paths:
+            docs_dir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        return _refused(run_date, f"Data Docs folder {docs_dir} cannot be made ({exc.strerror})")
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     started = start_night(run_date, flow_run_id)
     if started.night_run_id is None:
-        # Another night running, or the schema not current: one line in the run's log and its state.
-        get_run_logger().error("the night of %s cannot run: %s", run_date, started.refused)
-        return Failed(message=started.refused)
+        assert started.refused is not None  # another night running, or the schema not current
+        return _refused(run_date, started.refused)
     night_run_id = started.night_run_id
     try:
         with night_pulse(night_run_id):  # a night killed outright frees the next in minutes
-            return _night(run_date, paths, night_run_id, f"flow:nightly/{flow_run_id or night_run_id}")
+            return _night(run_date, paths, night_run_id, docs_dir, f"flow:nightly/{flow_run_id or night_run_id}")
     except SQLAlchemyError as exc:
         # The database lost or refusing mid-night: one line for the run's state and log, the driver's words
         # without the statement, rather than the error raised on (which Prefect would also keep pickled).
@@ -74,6 +81,13 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any] | State
     except BaseException:
         _mark_failed(night_run_id)
         raise
+
+
+def _refused(run_date: date, reason: str) -> State:
+    # Refused before it started: one line in the run's log and its state (which the CLI prints), rather than
+    # an error raised with its traceback.
+    get_run_logger().error("the night of %s cannot run: %s", run_date, reason)
+    return Failed(message=reason)
 
 
 def _mark_failed(night_run_id: int) -> None:
@@ -95,8 +109,7 @@ def night_summary(state: State) -> dict[str, Any]:
     return summary
 
 
-def _night(run_date: date, paths: list[Path], night_run_id: int, actor: str) -> dict[str, Any] | State:
-    docs_dir = get_settings().var_dir / "data_docs" / run_date.isoformat()
+def _night(run_date: date, paths: list[Path], night_run_id: int, docs_dir: Path, actor: str) -> dict[str, Any] | State:
     # One file after another: a night has a handful of files, and concurrent writers
     # would contend on SQLite; each file is still its own task run in the UI.
     feeds = [p for p in paths if p.name.startswith(FEED_PREFIX)]

@@ -139,6 +139,25 @@ def test_tonight_cannot_run_before_its_day_has_ended_and_nothing_of_it_is_taken_
     assert (counts["referrals"], counts["batches"], counts["audit_events"]) == (0, 0, 0)
 
 
+def test_a_night_whose_data_docs_folder_cannot_be_made_is_refused_in_one_line_before_it_starts(
+    env: dict[str, str], tmp_path: Path
+) -> None:
+    """A file left where the night's Data Docs folder goes stops the night before it reads anything, in one line."""
+    assert iasu("db", "upgrade", env=env, cwd=tmp_path).returncode == 0
+    write_days(tmp_path / "inbox", DAY, per_day=5, dirty=0.0, seed=7)
+    in_the_way = Path("var") / "data_docs" / DAY.isoformat()
+    (tmp_path / in_the_way).parent.mkdir(parents=True)
+    (tmp_path / in_the_way).write_text("not a folder\n")
+
+    night = iasu("nightly", "--date", DAY.isoformat(), env=env, cwd=tmp_path)
+    assert night.returncode == 2
+    said = f"Data Docs folder {in_the_way} cannot be made (File exists)"
+    assert f"iasu: {said}" in night.stderr.splitlines(), night.stderr
+    assert "Traceback" not in night.stderr and "FileExistsError" not in night.stderr
+    counts = json.loads(iasu("status", "--json", env=env, cwd=tmp_path).stdout)
+    assert (counts["referrals"], counts["batches"], counts["audit_events"]) == (0, 0, 0)
+
+
 @pytest.mark.parametrize(
     ("args", "changes", "message"),
     [
