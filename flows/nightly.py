@@ -54,7 +54,7 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any] | State
     docs_dir = settings.var_dir / "data_docs" / run_date.isoformat()
     try:
         # Made before the night starts, if it has files to validate: a path that cannot be its folder (a file
-        # left there, a folder of another owner) is refused in one line, not found by the first validation.
+        # left there, a parent folder it may not write in) is refused in one line, not met in the first validation.
         if paths:
             docs_dir.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
