@@ -52,13 +52,13 @@ def nightly(run_date: date, inbox: Path | None = None) -> dict[str, Any] | State
     inbox_dir = inbox or settings.inbox
     paths = input_files(inbox_dir, run_date)
     docs_dir = settings.var_dir / "data_docs" / run_date.isoformat()
-    try:
-        # Made before the night starts, if it has files to validate: a path that cannot be its folder (a file
-        # left there, a parent folder it may not write in) is refused in one line, not met in the first validation.
-        if paths:
+    # Made before the night starts, if it has files to validate: a path that cannot be its folder (a file left
+    # there, a parent folder it may not write in) is refused in one line, not met in the first validation.
+    if paths:
+        try:
             docs_dir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        return _refused(run_date, f"Data Docs folder {docs_dir} cannot be made ({exc.strerror})")
+        except OSError as exc:
+            return _refused(run_date, f"Data Docs folder {docs_dir} cannot be made ({exc.strerror})")
     flow_run_id = str(runtime.flow_run.id) if runtime.flow_run.id else None
     started = start_night(run_date, flow_run_id)
     if started.night_run_id is None:
